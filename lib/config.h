@@ -1,0 +1,84 @@
+/* The config file (INI, parsed with inih) and its validated model. */
+#pragma once
+#include <stdbool.h>
+#include "quote.h"
+#include "util.h"
+
+struct tether_driver;
+
+enum ready_kind {
+    READY_NONE,   /* ready once exec() succeeded */
+    READY_TCP,    /* connect() to 127.0.0.1:port succeeds */
+    READY_UNIX,   /* connect() to a unix socket path succeeds (ready_arg) */
+    READY_LOG,    /* the log matches an extended regex (ready_arg) */
+    READY_EXEC,   /* a command exits 0 (ready_arg, split into words) */
+    READY_NOTIFY, /* sd_notify READY=1 on $NOTIFY_SOCKET */
+    READY_FD,     /* s6-style: a line written to inherited fd ready_fd */
+    READY_DRIVER, /* the driver's own probe */
+};
+
+struct conf_kv {
+    char *key;
+    char *value;
+    int line;
+};
+
+struct svc_conf {
+    char *label;  /* section name as written: [a-z0-9_-]+ (case kept) */
+    char *ulabel; /* LABEL for variable names: upper case, '-' -> '_' */
+    const struct tether_driver *driver;
+    int line; /* line of the [section] header */
+
+    char *command; /* raw template, NULL for drivers that build their argv */
+    int command_line;
+    int port;       /* -1: none, 0: auto, >0: fixed */
+    int port_line;
+    char *socket;   /* socket = auto -> "sock" in ${dir}, or a name relative to ${dir} */
+    enum ready_kind ready;
+    char *ready_arg; /* unix path / regex / command template */
+    int ready_fd;
+    int ready_line;
+    char *reset; /* command template, NULL if none */
+    bool reset_restart;
+    int reset_line;
+    strv after;
+    int after_line;
+    long long timeout_ns;      /* default 30 s */
+    int stop_signal;           /* default SIGTERM */
+    long long stop_timeout_ns; /* default 5 s */
+
+    struct conf_kv *exports; /* export.NAME = template */
+    size_t n_exports;
+    struct conf_kv *env; /* env.NAME = template, set in the command's environment */
+    size_t n_env;
+    struct conf_kv *opts; /* any other key, for the driver to validate */
+    size_t n_opts;
+};
+
+struct tether_config {
+    char *path;   /* absolute path of the file, NULL for built-in defaults */
+    char *prefix; /* default TETHER */
+    struct svc_conf **svcs; /* in file order */
+    size_t n_svcs;
+};
+
+/* Parse and validate a config file.  Errors are "FILE:LINE: message"
+ * (return -EINVAL); a file that cannot be read gives -errno. */
+int config_load(const char *path, struct tether_config **out, terr *e);
+/* A config with no file: one default section for each named built-in
+ * driver (e.g. "postgresql", "redis"). */
+int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e);
+void config_free(struct tether_config *c);
+
+/* Pick the services named (all if n == 0), add what they depend on, and
+ * order them so that each comes after its `after` services.  Returns a
+ * newly allocated array of borrowed pointers. */
+int config_select(const struct tether_config *c, const char *const *names, size_t n,
+                  struct svc_conf ***out, size_t *nout, terr *e);
+
+struct svc_conf *config_find(const struct tether_config *c, const char *label);
+/* The value of a driver-specific key, or NULL. */
+const char *svc_opt(const struct svc_conf *s, const char *key);
+/* Find the config file: -f value, else $TETHER_CONFIG, else ./tether.ini.
+ * Returns NULL when none was given and ./tether.ini does not exist. */
+const char *config_locate(const char *flag);

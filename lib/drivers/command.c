@@ -1,0 +1,21 @@
+/* The `command` driver: any user-defined server, described in the config. */
+#include <errno.h>
+#include "driver.h"
+
+static int command_configure(struct svc_conf *c, const char *file, terr *e)
+{
+    if (!c->command)
+        return terr_set(e, EINVAL,
+                        "%s:%d: [%s] has no command = ...: say what to run, e.g. "
+                        "command = python3 -m http.server ${port}",
+                        file, c->line, c->label);
+    if (c->n_opts)
+        return terr_set(e, EINVAL, "%s:%d: [%s] unknown key '%s'", file, c->opts[0].line,
+                        c->label, c->opts[0].key);
+    return 0;
+}
+
+const struct tether_driver driver_command = {
+    .name = "command",
+    .configure = command_configure,
+};

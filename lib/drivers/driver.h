@@ -1,0 +1,38 @@
+/* The service driver interface: one small vtable per kind of server.
+ * The core (helper.c) owns processes, readiness waiting, logs and cleanup;
+ * a driver only says how its server is configured, started, probed, reset
+ * and what it hands back. */
+#pragma once
+#include "../config.h"
+#include "../util.h"
+
+struct svc;
+
+struct tether_driver {
+    const char *name;    /* the config's driver = NAME */
+    const char *package; /* Debian package that provides the server, for errors */
+
+    /* Load time: validate driver-specific keys (svc_conf->opts) and fill
+     * defaults (ready kind, stop signal...).  Errors as "FILE:LINE: msg";
+     * `file` is the config path ("(built-in)" without one). */
+    int (*configure)(struct svc_conf *c, const char *file, terr *e);
+    /* Before each spawn: write config files into s->dir, etc. May be NULL. */
+    int (*prepare)(struct svc *s, terr *e);
+    /* The argv (and extra "NAME=value" environment) to exec. */
+    int (*argv)(struct svc *s, strv *argv, strv *env, terr *e);
+    /* One readiness/health probe for READY_DRIVER: 0 ready, -EAGAIN not yet,
+     * anything else a hard failure.  May be NULL. */
+    int (*probe)(struct svc *s, terr *e);
+    /* Native reset (e.g. FLUSHALL).  NULL: the config's reset command or
+     * restart. */
+    int (*reset)(struct svc *s, terr *e);
+    /* Add the driver's variables with svc_setvar(). May be NULL. */
+    int (*variables)(struct svc *s, terr *e);
+    /* After all processes are gone: drop external state (databases, shared
+     * memory).  May be NULL. */
+    int (*cleanup)(struct svc *s, terr *e);
+};
+
+const struct tether_driver *driver_find(const char *name);
+
+extern const struct tether_driver driver_command;

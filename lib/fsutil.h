@@ -1,0 +1,21 @@
+/* File-system helpers for the state directory: safe removal and ownership
+ * checks. */
+#pragma once
+#include <sys/types.h>
+#include "util.h"
+
+/* Remove dirfd/name recursively, using only *at() calls: never follows a
+ * symlink (a planted link is unlinked, never followed), never crosses a
+ * mount point (entries on another device are left and reported with
+ * -EXDEV), and copes with entries vanishing underneath.  A missing name
+ * is success. */
+int rm_rf_at(int dirfd, const char *name, terr *e);
+
+/* Make sure `path` is a directory owned by uid with mode 0700, creating it
+ * (and only the last component) if missing.  Refuses symlinks, other
+ * owners and group/world access with a message that says what to do.
+ * Returns an O_DIRECTORY|O_CLOEXEC fd on success (>= 0). */
+int ensure_private_dir(const char *path, uid_t uid, terr *e);
+
+/* mkdir -p with mode for each created component. */
+int mkdir_p(const char *path, int mode);

@@ -1,0 +1,29 @@
+/* /proc parsing: identify a process beyond its pid (pid + start time +
+ * boot id), so that nothing ever kills an unrelated process that reused a
+ * recorded pid. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+#include "util.h"
+
+struct proc_id {
+    pid_t pid;
+    unsigned long long starttime; /* field 22 of /proc/PID/stat, clock ticks since boot */
+};
+
+/* Parse the contents of a /proc/PID/stat file; the comm field may contain
+ * spaces and parentheses.  Fills starttime, ppid and state. */
+int proc_parse_stat(const char *stat, unsigned long long *starttime, pid_t *ppid, char *state);
+/* Read /proc/PID/stat. -ESRCH if the process does not exist. */
+int proc_starttime(pid_t pid, unsigned long long *starttime);
+/* True if pid is alive (not a zombie) and has the recorded start time. */
+bool proc_same(const struct proc_id *id);
+/* The kernel's boot id (/proc/sys/kernel/random/boot_id), 36 chars + NUL. */
+int proc_boot_id(char out[64]);
+/* True if /proc/PID/environ contains the exact entry "name=value". */
+bool proc_has_env(pid_t pid, const char *entry);
+/* Call fn for every pid in /proc (numeric entries). Stops early if fn
+ * returns non-zero and returns that value. */
+int proc_foreach(int (*fn)(pid_t pid, void *ud), void *ud);
+/* Append the pids of the direct children of pid (all its threads) to out. */
+int proc_children(pid_t pid, pid_t **out, size_t *n);

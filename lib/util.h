@@ -1,0 +1,87 @@
+/* Small shared helpers: error buffers, growable strings and string vectors,
+ * cleanup attributes.  Everything in lib/ returns 0 or -errno and, on error,
+ * fills a terr with a message that names the service/file, the cause and
+ * the fix. */
+#pragma once
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define TERR_MAX 4096
+
+typedef struct terr {
+    char msg[TERR_MAX];
+} terr;
+
+/* Format msg into e (if non-NULL) and return -abs(err) (err 0 -> -EINVAL). */
+int terr_set(terr *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Prepend "prefix: " to the message already in e; returns err unchanged. */
+int terr_prefix(terr *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Growable NUL-terminated byte string.  Allocation failure aborts: a test
+ * harness that runs out of memory has no better option. */
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+void sb_grow(strbuf *b, size_t extra);
+void sb_addn(strbuf *b, const char *s, size_t n);
+void sb_add(strbuf *b, const char *s);
+void sb_addc(strbuf *b, char c);
+void sb_addf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_vaddf(strbuf *b, const char *fmt, va_list ap);
+char *sb_steal(strbuf *b); /* returns the string ("" if empty), resets b */
+void sb_free(strbuf *b);
+
+/* NULL-terminated vector of owned strings. */
+typedef struct strv {
+    char **v;
+    size_t n, cap;
+} strv;
+
+void strv_push(strv *sv, const char *s);      /* copies s */
+void strv_push_own(strv *sv, char *s);        /* takes ownership */
+void strv_pushf(strv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool strv_contains(const strv *sv, const char *s);
+void strv_free(strv *sv);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Cleanup attributes for single-exit unwinding. */
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+static inline void sb_freep(strbuf *b) { sb_free(b); }
+static inline void strv_freep(strv *v) { strv_free(v); }
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_sb_ _cleanup_(sb_freep)
+#define _cleanup_strv_ _cleanup_(strv_freep)
+
+static inline int take_fd(int *fd) { int r = *fd; *fd = -1; return r; }
+static inline void *take_ptr(void *pp) { void **p = pp; void *r = *p; *p = NULL; return r; }
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* Read a whole (small) file; returns 0 or -errno. *out is NUL-terminated. */
+int read_file_at(int dirfd, const char *path, char **out, size_t *len);
+/* Write data to dir/name atomically (tmp file + rename), with mode. */
+int write_file_atomic(int dirfd, const char *name, const char *data, size_t len, int mode);
+/* Monotonic clock in nanoseconds. */
+long long now_ns(void);
+/* Parse "30", "1.5", "500ms", "2m", "1h", "1d" into nanoseconds. */
+int parse_duration(const char *s, long long *ns);
+/* Random lowercase hex string of n chars (n < 64). */
+int random_hex(char *out, size_t n);
+/* Signal name ("TERM", "SIGTERM", "15") to number; -EINVAL if unknown. */
+int parse_signal(const char *s);
+const char *signal_name(int sig);
