@@ -1,1 +1,107 @@
-int main(void){return 0;}
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "tether-build.h"
+
+static const char usage[] =
+    "usage: tether [-f FILE] COMMAND [ARGS]\n"
+    "\n"
+    "Private, disposable servers for test suites.\n"
+    "\n"
+    "  run [SERVICE...]            start, wait for Ctrl-C (SIGINT/SIGTERM), stop and clean up\n"
+    "  run [SERVICE...] -- CMD...  start, run CMD with the variables set, clean up, exit with "
+    "CMD's status\n"
+    "  start [SERVICE...]          start in the background; print variables for eval\n"
+    "  stop [--all | ID...]        stop what the environment names; print unset lines for eval\n"
+    "  status                      exit 0 if every service the environment names is alive\n"
+    "  reset [SERVICE...]          health check, then discard what the last test did\n"
+    "  logs SERVICE [-f]           show (or follow) a service's log\n"
+    "  list                        this user's instances\n"
+    "  gc                          reap stale instances\n"
+    "\n"
+    "Options: -f FILE (else $TETHER_CONFIG, else ./tether.ini), -s|-c|--fish|--json output,\n"
+    "         -q quiet.  `man tether` for the rest.\n";
+
+void cli_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tether: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void cli_note(const struct cli *c, const char *fmt, ...)
+{
+    if (c->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tether: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {.fmt = OUT_SH};
+    static const struct option opts[] = {
+        {"file", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},    {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "+f:hVq", opts, NULL)) != -1) {
+        switch (o) {
+        case 'f':
+            c.config_flag = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("tether %s\n", TETHER_VERSION);
+            return EXIT_OK;
+        case 'q':
+            c.quiet = true;
+            break;
+        default:
+            fputs(usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[optind];
+    int sub_argc = argc - optind;
+    char **sub_argv = argv + optind;
+    optind = 0; /* reset getopt for the subcommand */
+    if (streq(cmd, "run"))
+        return cmd_run(&c, sub_argc, sub_argv, false);
+    if (streq(cmd, "start"))
+        return cmd_run(&c, sub_argc, sub_argv, true);
+    if (streq(cmd, "stop"))
+        return cmd_stop(&c, sub_argc, sub_argv);
+    if (streq(cmd, "status"))
+        return cmd_status(&c, sub_argc, sub_argv);
+    if (streq(cmd, "reset"))
+        return cmd_reset(&c, sub_argc, sub_argv);
+    if (streq(cmd, "logs"))
+        return cmd_logs(&c, sub_argc, sub_argv);
+    if (streq(cmd, "list"))
+        return cmd_list(&c, sub_argc, sub_argv);
+    if (streq(cmd, "gc"))
+        return cmd_gc(&c, sub_argc, sub_argv);
+    if (streq(cmd, "help")) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    cli_err("unknown command '%s' (try tether --help)", cmd);
+    return EXIT_USAGE;
+}

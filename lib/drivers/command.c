@@ -1,6 +1,7 @@
 /* The `command` driver: any user-defined server, described in the config. */
 #include <errno.h>
 #include "driver.h"
+#include "../service.h"
 
 static int command_configure(struct svc_conf *c, const char *file, terr *e)
 {
@@ -15,7 +16,13 @@ static int command_configure(struct svc_conf *c, const char *file, terr *e)
     return 0;
 }
 
+static int command_argv(struct svc *s, strv *argv, strv *env, terr *e)
+{
+    return svc_argv(s, s->conf->command, argv, e);
+}
+
 const struct tether_driver driver_command = {
     .name = "command",
     .configure = command_configure,
+    .argv = command_argv,
 };

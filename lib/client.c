@@ -1,0 +1,182 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#include "client.h"
+#include "instance.h"
+
+static const char *env_get(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (char **p = envp; p && *p; p++)
+        if (strncmp(*p, name, n) == 0 && (*p)[n] == '=')
+            return *p + n + 1;
+    return NULL;
+}
+
+size_t env_services(char **envp, struct env_svc **out)
+{
+    size_t n = 0;
+    *out = NULL;
+    for (char **p = envp; p && *p; p++) {
+        const char *eq = strchr(*p, '=');
+        static const char suffix[] = "_CONTROL_PID";
+        size_t sl = sizeof(suffix) - 1;
+        if (!eq || (size_t)(eq - *p) <= sl || strncmp(eq - sl, suffix, sl) != 0)
+            continue;
+        _cleanup_free_ char *stem = xstrndup(*p, (size_t)(eq - *p) - sl);
+        _cleanup_free_ char *cfname = xasprintf("%s_CONFIGFILE", stem);
+        const char *cf = env_get(envp, cfname);
+        char *end;
+        long pid = strtol(eq + 1, &end, 10);
+        if (!cf || *end || pid <= 0)
+            continue;
+        _cleanup_free_ char *c1 = xstrdup(cf), *c2 = xstrdup(cf);
+        const char *base = basename(c1);
+        size_t bl = strlen(base);
+        if (bl < 5 || strcmp(base + bl - 4, ".env") != 0)
+            continue;
+        *out = xrealloc(*out, (n + 1) * sizeof(**out));
+        (*out)[n].stem = take_ptr(&stem);
+        (*out)[n].label = xstrndup(base, bl - 4);
+        (*out)[n].instdir = xstrdup(dirname(c2));
+        (*out)[n].pid = (pid_t)pid;
+        n++;
+    }
+    return n;
+}
+
+void env_services_free(struct env_svc *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].stem);
+        free(v[i].label);
+        free(v[i].instdir);
+    }
+    free(v);
+}
+
+static int read_state(const char *instdir, struct state_info *st)
+{
+    _cleanup_close_ int fd = open(instdir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    return state_read(fd, st);
+}
+
+bool instance_alive(const char *instdir, pid_t pid)
+{
+    struct state_info st;
+    if (read_state(instdir, &st) < 0 || st.helper.pid != pid)
+        return false;
+    return proc_same(&st.helper);
+}
+
+int control_request(const char *instdir, const char *req, char **reply, terr *e)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control", instdir) >=
+        (int)sizeof(sa.sun_path))
+        return terr_set(e, ENAMETOOLONG, "%s/control: path too long", instdir);
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return terr_set(e, errno, "socket: %m");
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return terr_set(e, errno, "cannot reach the helper at %s: %m", sa.sun_path);
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
+        return terr_set(e, errno, "cannot talk to the helper at %s: %m", sa.sun_path);
+    char *buf = xmalloc(65536);
+    ssize_t n;
+    do
+        n = recv(fd, buf, 65535, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        free(buf);
+        return terr_set(e, EPIPE, "the helper at %s closed the connection without an answer "
+                        "(did it die?)", instdir);
+    }
+    buf[n] = '\0';
+    *reply = buf;
+    return 0;
+}
+
+int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
+{
+    struct state_info st;
+    int r = read_state(instdir, &st);
+    if (r == -ENOENT)
+        return 0; /* already gone */
+    if (r < 0)
+        return terr_set(e, r, "cannot read %s/state: %s", instdir, strerror(-r));
+    if (st.helper.pid == pid) {
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pfd >= 0 && proc_same(&st.helper)) {
+            syscall(SYS_pidfd_send_signal, pfd, SIGTERM, NULL, 0);
+            struct pollfd p = {.fd = pfd, .events = POLLIN};
+            long long deadline = now_ns() + timeout_ns;
+            int pr;
+            do {
+                long long left = deadline - now_ns();
+                pr = poll(&p, 1, left > 0 ? (int)(left / 1000000 + 1) : 0);
+            } while (pr < 0 && errno == EINTR);
+            if (pr == 0) {
+                close(pfd);
+                return terr_set(e, ETIMEDOUT,
+                                "the helper (pid %d) did not finish cleaning up in time; "
+                                "try again, or kill -9 %d and run `tether gc`",
+                                (int)pid, (int)pid);
+            }
+        }
+        if (pfd >= 0)
+            close(pfd);
+    }
+    /* Whatever is left (the helper was SIGKILLed, or died mid-cleanup):
+     * reap it like gc would, under the instance's lock. */
+    _cleanup_free_ char *c1 = xstrdup(instdir), *c2 = xstrdup(instdir);
+    const char *root = dirname(c1), *id = basename(c2);
+    _cleanup_close_ int rfd = open(root, O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0)
+        return 0;
+    _cleanup_free_ char *lockpath = xasprintf("%s/lock", instdir);
+    _cleanup_close_ int lfd = open(lockpath, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (lfd < 0)
+        return 0;
+    if (flock(lfd, LOCK_EX | LOCK_NB) < 0)
+        return terr_set(e, EBUSY, "instance %s is still locked by a live helper", instdir);
+    return gc_reap_instance(rfd, id, e);
+}
+
+int configfile_names(const char *path, strv *names)
+{
+    _cleanup_free_ char *text = NULL;
+    int r = read_file_at(AT_FDCWD, path, &text, NULL);
+    if (r < 0)
+        return r;
+    const char *p = text;
+    while (*p) {
+        const char *eq = strchr(p, '=');
+        if (!eq)
+            break;
+        _cleanup_free_ char *name = xstrndup(p, (size_t)(eq - p));
+        if (valid_var_name(name))
+            strv_push(names, name);
+        p = eq + 1;
+        strbuf v = {0};
+        if (unquote_sh(&p, &v) < 0) {
+            sb_free(&v);
+            break;
+        }
+        sb_free(&v);
+        while (*p == '\n')
+            p++;
+    }
+    return 0;
+}

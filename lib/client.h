@@ -1,0 +1,31 @@
+/* Talking to running instances: finding them from the environment,
+ * control requests, stopping. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+#include "util.h"
+
+/* A service named by <STEM>_CONTROL_PID and <STEM>_CONFIGFILE variables. */
+struct env_svc {
+    char *stem;    /* LP_LIBRARIAN */
+    char *label;   /* librarian (from the CONFIGFILE's name) */
+    char *instdir; /* the instance directory */
+    pid_t pid;     /* CONTROL_PID */
+};
+
+/* Every service the environment (envp) names.  Returns the count. */
+size_t env_services(char **envp, struct env_svc **out);
+void env_services_free(struct env_svc *v, size_t n);
+
+/* Is the helper recorded in instdir/state alive (pid and start time)? */
+bool instance_alive(const char *instdir, pid_t pid);
+
+/* Send one request on instdir/control, wait for the reply (malloc'd). */
+int control_request(const char *instdir, const char *req, char **reply, terr *e);
+
+/* SIGTERM the helper (verified by pid and start time) and wait until it
+ * has cleaned up; if it is already dead, reap what it left (gc). */
+int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e);
+
+/* Names of the variables a CONFIGFILE defines (for unset lines). */
+int configfile_names(const char *path, strv *names);

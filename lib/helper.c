@@ -1,0 +1,843 @@
+/* The helper's event loop.  Single-threaded: one epoll over a signalfd,
+ * a timerfd, the readiness sources, the control socket, the owner's lease
+ * and the watched pid.  It is a child subreaper, so whatever a service
+ * forks, however it detaches, comes back to us to be killed and reaped.
+ *
+ * Status protocol (start-up outcome, on status_fd): "O" followed by
+ * NAME\0VALUE\0 pairs, or "E" followed by the error message; then EOF. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "drivers/driver.h"
+#include "fsutil.h"
+#include "helper.h"
+#include "service.h"
+
+enum tag { T_SIGNAL = 1, T_TIMER, T_LEASE, T_WATCH, T_CONTROL, T_CLIENT, T_READY, T_STATUS };
+#define EV(tag, idx) (((uint64_t)(tag) << 32) | (uint32_t)(idx))
+
+enum phase { PH_STARTING, PH_RUNNING, PH_STOPPING };
+
+static struct {
+    struct instance in;
+    struct helper_opts *o;
+    int ep, sigfd, timerfd, ctlfd, watchfd;
+    enum phase phase;
+    bool start_failed;
+    terr err;
+    const char *why_stop;
+} H;
+
+static void ep_add(int fd, uint32_t events, uint64_t data)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = data};
+    epoll_ctl(H.ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void ep_del(int fd)
+{
+    if (fd >= 0)
+        epoll_ctl(H.ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static struct svc *svc_by_label(const char *label)
+{
+    for (size_t i = 0; i < H.in.n_svcs; i++)
+        if (strcasecmp(H.in.svcs[i].conf->label, label) == 0)
+            return &H.in.svcs[i];
+    return NULL;
+}
+
+/* ---- replies to control clients ---- */
+
+static void reply(int *client, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(int *client, const char *fmt, ...)
+{
+    if (*client < 0)
+        return;
+    strbuf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vaddf(&b, fmt, ap);
+    va_end(ap);
+    ssize_t n = send(*client, b.s, b.len, MSG_NOSIGNAL);
+    (void)n;
+    sb_free(&b);
+    ep_del(*client);
+    close(*client);
+    *client = -1;
+}
+
+/* ---- starting ---- */
+
+static void fail_start(struct svc *s)
+{
+    if (H.phase == PH_STARTING && !H.start_failed) {
+        H.start_failed = true;
+        H.err = s->err;
+        H.why_stop = "start failed";
+    }
+}
+
+static bool deps_ready(struct svc *s)
+{
+    for (size_t i = 0; i < s->conf->after.n; i++) {
+        struct svc *d = svc_by_label(s->conf->after.v[i]);
+        if (d && d->state != SVC_READY)
+            return false;
+    }
+    return true;
+}
+
+static void mark_ready(struct svc *s)
+{
+    s->state = SVC_READY;
+    s->deadline_ns = 0;
+    if (s->ready_fd >= 0) {
+        ep_del(s->ready_fd);
+        ready_teardown(s);
+    }
+    terr e;
+    if (svc_write_files(s, &e) < 0) {
+        s->err = e;
+        fail_start(s);
+    }
+    instance_write_state(&H.in, NULL);
+    if (s->restarting) {
+        s->restarting = false;
+        reply(&s->pending_client, "OK restarted");
+    }
+}
+
+static int start_svc(struct svc *s)
+{
+    terr e;
+    int r = svc_compute_vars(s, &e);
+    if (r == 0)
+        r = svc_spawn(s, &e);
+    if (r < 0) {
+        s->err = e;
+        s->state = SVC_EXITED;
+        return r;
+    }
+    s->state = SVC_STARTING;
+    s->deadline_ns = now_ns() + s->conf->timeout_ns;
+    if (s->ready_fd >= 0)
+        ep_add(s->ready_fd, EPOLLIN, EV(T_READY, s - H.in.svcs));
+    instance_write_state(&H.in, NULL);
+    if (s->conf->ready == READY_NONE)
+        mark_ready(s);
+    return 0;
+}
+
+static void start_ready_ones(void)
+{
+    for (size_t i = 0; i < H.in.n_svcs && !H.start_failed; i++) {
+        struct svc *s = &H.in.svcs[i];
+        if (s->state == SVC_PENDING && deps_ready(s) && start_svc(s) < 0)
+            fail_start(s);
+    }
+}
+
+static bool all_ready(void)
+{
+    for (size_t i = 0; i < H.in.n_svcs; i++)
+        if (H.in.svcs[i].state != SVC_READY)
+            return false;
+    return true;
+}
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void send_status(void)
+{
+    int fd = H.o->status_fd;
+    if (fd < 0)
+        return;
+    strbuf b = {0};
+    if (H.start_failed) {
+        sb_addc(&b, 'E');
+        sb_add(&b, H.err.msg);
+    } else {
+        sb_addc(&b, 'O');
+        for (size_t i = 0; i < H.in.n_svcs; i++) {
+            struct svc *s = &H.in.svcs[i];
+            for (size_t k = 0; k < s->n_vars; k++) {
+                _cleanup_free_ char *n = svc_varname(s, s->vars[k].name);
+                sb_addn(&b, n, strlen(n) + 1);
+                sb_addn(&b, s->vars[k].value, strlen(s->vars[k].value) + 1);
+            }
+        }
+    }
+    write_all(fd, b.s, b.len);
+    sb_free(&b);
+    ep_del(fd);
+    close(fd);
+    H.o->status_fd = -1;
+}
+
+/* ---- process exits ---- */
+
+static bool addr_in_use(struct svc *s)
+{
+    _cleanup_free_ char *tail = NULL;
+    int fd = open(s->logpath, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[8192];
+    struct stat st;
+    off_t off = fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(buf) - 1
+                    ? st.st_size - (off_t)sizeof(buf) + 1
+                    : 0;
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, off);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    for (char *p = buf; p < buf + n; p++)
+        if (*p == '\0')
+            *p = ' ';
+    return strcasestr(buf, "address already in use") || strcasestr(buf, "EADDRINUSE") ||
+           strcasestr(buf, "address in use");
+}
+
+static void describe_status(strbuf *b, int status)
+{
+    if (WIFEXITED(status))
+        sb_addf(b, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        sb_addf(b, "was killed by signal %s", signal_name(WTERMSIG(status)));
+    else
+        sb_add(b, "stopped");
+}
+
+static void main_exited(struct svc *s, int status)
+{
+    s->exit_status = status;
+    enum svc_state was = s->state;
+    s->state = SVC_EXITED;
+    if (s->ready_fd >= 0) {
+        ep_del(s->ready_fd);
+        ready_teardown(s);
+    }
+    instance_write_state(&H.in, NULL);
+    if (was != SVC_STARTING)
+        return; /* a crash after ready: status and reset report it */
+    /* "address in use" or an early exit on an auto port: another port */
+    if (s->conf->port == 0 && s->port_tries < 3 && (addr_in_use(s) || H.phase == PH_STARTING)) {
+        terr e;
+        if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
+            return;
+    }
+    _cleanup_sb_ strbuf why = {0};
+    describe_status(&why, status);
+    svc_fail(s, "%s before it was ready", why.s);
+    if (s->restarting) {
+        s->restarting = false;
+        reply(&s->pending_client, "ERR %s", s->err.msg);
+    }
+    fail_start(s);
+}
+
+static void reset_done(struct svc *s, int status)
+{
+    s->reset_pid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        reply(&s->pending_client, "OK reset");
+        return;
+    }
+    _cleanup_sb_ strbuf why = {0};
+    describe_status(&why, status);
+    svc_fail(s, "reset command (%s) %s", s->conf->reset, why.s);
+    reply(&s->pending_client, "ERR %s", s->err.msg);
+}
+
+static void reap(void)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        for (size_t i = 0; i < H.in.n_svcs; i++) {
+            struct svc *s = &H.in.svcs[i];
+            if (pid == s->pid) {
+                s->pid = 0;
+                if (s->state != SVC_STOPPING)
+                    main_exited(s, status);
+                else
+                    s->state = SVC_EXITED;
+            } else if (pid == s->probe_pid) {
+                if (s->state == SVC_STARTING && ready_exec_done(s, status) == 0)
+                    mark_ready(s);
+                s->probe_pid = 0;
+            } else if (pid == s->reset_pid) {
+                reset_done(s, status);
+            }
+        }
+        /* anything else: an adopted orphan, now reaped */
+    }
+}
+
+/* ---- stopping ---- */
+
+/* Wait for the child pid to exit, up to deadline; reap it. */
+static bool wait_child(pid_t pid, long long deadline)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD)) {
+            if (pfd >= 0)
+                close(pfd);
+            return true;
+        }
+        long long left = deadline - now_ns();
+        if (left <= 0 || pfd < 0) {
+            if (pfd >= 0)
+                close(pfd);
+            return false;
+        }
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        poll(&p, 1, (int)(left / 1000000 + 1));
+    }
+}
+
+static void stop_svc(struct svc *s)
+{
+    if (s->pid <= 0)
+        return;
+    pid_t pid = s->pid;
+    s->state = SVC_STOPPING;
+    int sig = s->conf->stop_signal;
+    /* the whole process group: workers die with their master */
+    if (kill(-pid, sig) < 0)
+        kill(pid, sig);
+    if (sig == SIGKILL || !wait_child(pid, now_ns() + s->conf->stop_timeout_ns)) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        wait_child(pid, now_ns() + 10LL * 1000000000LL);
+    }
+    kill(-pid, SIGKILL); /* stragglers of the group */
+    s->pid = 0;
+    s->state = SVC_EXITED;
+}
+
+static void kill_descendants(void)
+{
+    for (int round = 0; round < 100; round++) {
+        pid_t *kids = NULL;
+        size_t n = 0;
+        proc_children(getpid(), &kids, &n);
+        for (size_t i = 0; i < n; i++)
+            kill(kids[i], SIGKILL);
+        free(kids);
+        int cookies = kill_cookie_processes(H.in.cookie);
+        if (n == 0 && cookies == 0)
+            break;
+        /* reap what we killed (blocking: they are dying) */
+        while (n > 0) {
+            int st;
+            pid_t p = waitpid(-1, &st, 0);
+            if (p < 0)
+                break;
+            n--;
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+    }
+}
+
+static int shutdown_all(void)
+{
+    int ret = 0;
+    H.phase = PH_STOPPING;
+    for (size_t i = H.in.n_svcs; i-- > 0;) {
+        struct svc *s = &H.in.svcs[i];
+        if (s->probe_pid > 0)
+            kill(-s->probe_pid, SIGKILL);
+        if (s->reset_pid > 0)
+            kill(-s->reset_pid, SIGKILL);
+        stop_svc(s);
+        reply(&s->pending_client, "ERR the instance is shutting down (%s)",
+              H.why_stop ? H.why_stop : "stopped");
+    }
+    kill_descendants();
+    for (size_t i = 0; i < H.in.n_svcs; i++) {
+        struct svc *s = &H.in.svcs[i];
+        terr e;
+        if (s->conf->driver->cleanup && s->conf->driver->cleanup(s, &e) < 0)
+            ret = 2;
+    }
+    return ret;
+}
+
+static int remove_instance(void)
+{
+    if (!H.in.dir)
+        return 0;
+    int root = open(H.in.state_dir, O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return 2;
+    terr e;
+    int r = rm_rf_at(root, H.in.id, &e);
+    close(root);
+    return r < 0 ? 2 : 0;
+}
+
+/* ---- control socket ---- */
+
+static void handle_request(int client, char *req)
+{
+    char *nl = strchr(req, '\n');
+    if (nl)
+        *nl = '\0';
+    if (streq(req, "status")) {
+        strbuf b = {0};
+        sb_add(&b, "OK\n");
+        for (size_t i = 0; i < H.in.n_svcs; i++) {
+            struct svc *s = &H.in.svcs[i];
+            terr e;
+            if (s->state == SVC_READY && svc_health(s, &e) == 0) {
+                sb_addf(&b, "%s ready %d\n", s->conf->label, (int)s->pid);
+            } else if (s->state == SVC_EXITED) {
+                sb_addf(&b, "%s dead ", s->conf->label);
+                describe_status(&b, s->exit_status);
+                sb_addc(&b, '\n');
+            } else if (s->state == SVC_READY) {
+                sb_addf(&b, "%s unhealthy %s\n", s->conf->label, e.msg);
+            } else {
+                sb_addf(&b, "%s starting %d\n", s->conf->label, (int)s->pid);
+            }
+        }
+        int c = client;
+        reply(&c, "%s", b.s);
+        sb_free(&b);
+        return;
+    }
+    if (strncmp(req, "reset ", 6) == 0) {
+        struct svc *s = svc_by_label(req + 6);
+        int c = client;
+        if (!s) {
+            reply(&c, "ERR no service '%s' in this instance", req + 6);
+            return;
+        }
+        terr e;
+        if (s->state == SVC_EXITED) {
+            _cleanup_sb_ strbuf why = {0};
+            describe_status(&why, s->exit_status);
+            svc_fail(s, "is not running: it %s (it crashed; this instance will not restart "
+                     "it silently: stop it and start a new one)",
+                     why.s);
+            reply(&c, "ERR %s", s->err.msg);
+            return;
+        }
+        if (s->pending_client >= 0 || s->state != SVC_READY) {
+            reply(&c, "ERR service '%s' is busy (starting or being reset)", s->conf->label);
+            return;
+        }
+        if (svc_health(s, &e) < 0) {
+            reply(&c, "ERR %s", e.msg);
+            return;
+        }
+        const struct tether_driver *d = s->conf->driver;
+        if (d->reset && !s->conf->reset && !s->conf->reset_restart) {
+            if (d->reset(s, &e) < 0)
+                reply(&c, "ERR %s", e.msg);
+            else
+                reply(&c, "OK reset");
+            return;
+        }
+        if (s->conf->reset_restart) {
+            s->pending_client = client;
+            s->restarting = true;
+            stop_svc(s);
+            s->state = SVC_PENDING;
+            if (start_svc(s) < 0) {
+                s->restarting = false;
+                reply(&s->pending_client, "ERR %s", s->err.msg);
+            }
+            return;
+        }
+        if (s->conf->reset) {
+            if (svc_run_command(s, s->conf->reset, &s->reset_pid, &e) < 0) {
+                reply(&c, "ERR %s", e.msg);
+                return;
+            }
+            s->pending_client = client;
+            return;
+        }
+        reply(&c, "OK nothing to reset");
+        return;
+    }
+    int c = client;
+    reply(&c, "ERR unknown request");
+}
+
+static void on_client(int fd)
+{
+    char buf[1024];
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n <= 0) {
+        /* client went away: forget it wherever it waits */
+        for (size_t i = 0; i < H.in.n_svcs; i++)
+            if (H.in.svcs[i].pending_client == fd)
+                H.in.svcs[i].pending_client = -1;
+        ep_del(fd);
+        close(fd);
+        return;
+    }
+    buf[n] = '\0';
+    ep_del(fd); /* one request per connection */
+    handle_request(fd, buf);
+}
+
+static int open_control(terr *e)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control", H.in.dir);
+    if (n >= (int)sizeof(sa.sun_path))
+        return terr_set(e, ENAMETOOLONG,
+                        "the instance directory %s is too long for a unix socket: set "
+                        "TETHER_DIR to a shorter directory",
+                        H.in.dir);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+        int r = terr_set(e, errno, "cannot listen on %s: %m", sa.sun_path);
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    return fd;
+}
+
+/* ---- the loop ---- */
+
+static void arm_timer(void)
+{
+    long long next = 0;
+    for (size_t i = 0; i < H.in.n_svcs; i++) {
+        struct svc *s = &H.in.svcs[i];
+        if (s->state != SVC_STARTING)
+            continue;
+        if (s->deadline_ns && (!next || s->deadline_ns < next))
+            next = s->deadline_ns;
+        bool timed = s->conf->ready == READY_TCP || s->conf->ready == READY_UNIX ||
+                     s->conf->ready == READY_DRIVER ||
+                     (s->conf->ready == READY_EXEC && s->probe_pid == 0);
+        if (timed && s->next_probe_ns && (!next || s->next_probe_ns < next))
+            next = s->next_probe_ns;
+    }
+    struct itimerspec its = {0};
+    if (next) {
+        long long now = now_ns();
+        long long d = next > now ? next - now : 1;
+        its.it_value.tv_sec = d / 1000000000LL;
+        its.it_value.tv_nsec = d % 1000000000LL;
+    }
+    timerfd_settime(H.timerfd, 0, &its, NULL);
+}
+
+static void on_timer(void)
+{
+    uint64_t x;
+    ssize_t n = read(H.timerfd, &x, sizeof(x));
+    (void)n;
+    long long now = now_ns();
+    for (size_t i = 0; i < H.in.n_svcs; i++) {
+        struct svc *s = &H.in.svcs[i];
+        if (s->state != SVC_STARTING)
+            continue;
+        if (s->next_probe_ns && now >= s->next_probe_ns) {
+            int r = ready_probe(s);
+            if (r == 0) {
+                mark_ready(s);
+                continue;
+            }
+            if (r != -EAGAIN) {
+                fail_start(s);
+                continue;
+            }
+        }
+        if (s->deadline_ns && now >= s->deadline_ns) {
+            _cleanup_free_ char *how = ready_describe(s);
+            double secs = (double)s->conf->timeout_ns / 1e9;
+            svc_fail(s, "did not become ready within %g s (ready = %s); raise timeout = or fix "
+                     "its readiness check",
+                     secs, how);
+            if (s->restarting) {
+                s->restarting = false;
+                reply(&s->pending_client, "ERR %s", s->err.msg);
+            }
+            stop_svc(s);
+            fail_start(s);
+        }
+    }
+}
+
+static bool on_signal(void)
+{
+    struct signalfd_siginfo si;
+    bool stop = false;
+    while (read(H.sigfd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGCHLD)
+            reap();
+        else {
+            stop = true;
+            H.why_stop = si.ssi_signo == SIGTERM ? "SIGTERM"
+                         : si.ssi_signo == SIGINT ? "SIGINT"
+                                                  : "SIGHUP";
+        }
+    }
+    return stop;
+}
+
+static int setup(terr *e)
+{
+    struct helper_opts *o = H.o;
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    prctl(PR_SET_NAME, "tether-helper");
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    H.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    H.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    H.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (H.sigfd < 0 || H.timerfd < 0 || H.ep < 0)
+        return terr_set(e, errno, "helper set-up: %m");
+    ep_add(H.sigfd, EPOLLIN, EV(T_SIGNAL, 0));
+    ep_add(H.timerfd, EPOLLIN, EV(T_TIMER, 0));
+    if (o->lease_fd >= 0)
+        ep_add(o->lease_fd, EPOLLIN | EPOLLRDHUP, EV(T_LEASE, 0));
+    if (o->status_fd >= 0)
+        ep_add(o->status_fd, 0, EV(T_STATUS, 0)); /* EPOLLERR: the reader is gone */
+    if (o->watch_pid > 0) {
+        H.watchfd = (int)syscall(SYS_pidfd_open, o->watch_pid, 0);
+        if (H.watchfd < 0)
+            return terr_set(e, errno, "--watch-pid %d: %m", (int)o->watch_pid);
+        ep_add(H.watchfd, EPOLLIN, EV(T_WATCH, 0));
+    }
+    H.in.cfg = o->cfg;
+    H.in.prefix = o->cfg->prefix;
+    H.in.lock_fd = -1;
+    H.in.dirfd = -1;
+    int r = instance_create(&H.in, e);
+    if (r < 0)
+        return r;
+    /* our own diagnostics go to a file in the instance, never a console */
+    int log = openat(H.in.dirfd, "helper.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log >= 0) {
+        dup2(log, 2);
+        close(log);
+    }
+    H.ctlfd = open_control(e);
+    if (H.ctlfd < 0)
+        return H.ctlfd;
+    ep_add(H.ctlfd, EPOLLIN, EV(T_CONTROL, 0));
+    H.in.svcs = xcalloc(o->nsel, sizeof(struct svc));
+    for (size_t i = 0; i < o->nsel; i++) {
+        H.in.n_svcs = i + 1;
+        if ((r = svc_init(&H.in.svcs[i], &H.in, o->sel[i], e)) < 0)
+            return r;
+    }
+    instance_write_state(&H.in, NULL);
+    return 0;
+}
+
+int helper_main(struct helper_opts *o)
+{
+    memset(&H, 0, sizeof(H));
+    H.o = o;
+    H.ctlfd = H.watchfd = -1;
+    H.phase = PH_STARTING;
+    int ret = 0;
+    if (setup(&H.err) < 0) {
+        H.start_failed = true;
+        goto out;
+    }
+    if (o->expire_ns > 0) {
+        /* expiry is a second timer: the first follows readiness deadlines */
+        int t = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        struct itimerspec its = {.it_value = {.tv_sec = o->expire_ns / 1000000000LL,
+                                              .tv_nsec = o->expire_ns % 1000000000LL}};
+        if (t >= 0 && timerfd_settime(t, 0, &its, NULL) == 0)
+            ep_add(t, EPOLLIN, EV(T_WATCH, 1));
+    }
+    start_ready_ones();
+    for (;;) {
+        if (H.start_failed)
+            break;
+        if (H.phase == PH_STARTING && all_ready()) {
+            H.phase = PH_RUNNING;
+            send_status();
+        }
+        if (H.phase == PH_STARTING)
+            start_ready_ones();
+        arm_timer();
+        struct epoll_event evs[16];
+        int n = epoll_wait(H.ep, evs, 16, -1);
+        if (n < 0 && errno != EINTR)
+            break;
+        bool stop = false;
+        for (int i = 0; i < n && !stop; i++) {
+            uint32_t tag = (uint32_t)(evs[i].data.u64 >> 32);
+            uint32_t idx = (uint32_t)evs[i].data.u64;
+            switch (tag) {
+            case T_SIGNAL:
+                stop = on_signal();
+                break;
+            case T_TIMER:
+                on_timer();
+                break;
+            case T_LEASE: {
+                char buf[64];
+                ssize_t r = read(o->lease_fd, buf, sizeof(buf));
+                if (r == 0 || (r < 0 && errno != EAGAIN)) {
+                    stop = true;
+                    H.why_stop = "the owner went away";
+                }
+                break;
+            }
+            case T_WATCH:
+                stop = true;
+                H.why_stop = idx ? "expired" : "the watched process exited";
+                break;
+            case T_STATUS:
+                stop = true;
+                H.why_stop = "the starting command went away";
+                break;
+            case T_CONTROL: {
+                int c = accept4(H.ctlfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (c >= 0)
+                    ep_add(c, EPOLLIN, EV(T_CLIENT, c));
+                break;
+            }
+            case T_CLIENT:
+                on_client((int)idx);
+                break;
+            case T_READY: {
+                struct svc *s = &H.in.svcs[idx];
+                if (s->state != SVC_STARTING || s->ready_fd < 0)
+                    break;
+                int r = ready_on_event(s);
+                if (r == 0)
+                    mark_ready(s);
+                else if (r != -EAGAIN)
+                    fail_start(s);
+                break;
+            }
+            }
+        }
+        if (stop || H.start_failed)
+            break;
+    }
+out:
+    if (H.phase == PH_STARTING && !H.start_failed) {
+        H.start_failed = true;
+        terr_set(&H.err, EINTR, "the start was interrupted (%s) before every service was ready",
+                 H.why_stop ? H.why_stop : "stopped");
+    }
+    if (H.start_failed)
+        ret = 1;
+    int r = shutdown_all();
+    if (r)
+        ret = r > ret ? r : ret;
+    /* the status goes out only when nothing is left: a failed start must
+     * not return before its debris is gone */
+    if (remove_instance() != 0 && !ret)
+        ret = 2;
+    send_status();
+    for (size_t i = 0; i < H.in.n_svcs; i++)
+        svc_free(&H.in.svcs[i]);
+    free(H.in.svcs);
+    free(H.in.dir);
+    free(H.in.state_dir);
+    if (H.in.lock_fd >= 0)
+        close(H.in.lock_fd);
+    return ret;
+}
+
+/* ---- the reading side of the status pipe ---- */
+
+void vars_free(struct var *vars, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(vars[i].name);
+        free(vars[i].value);
+    }
+    free(vars);
+}
+
+int helper_read_status(int fd, struct var **vars, size_t *n, terr *e)
+{
+    strbuf b = {0};
+    char buf[8192];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        sb_addn(&b, buf, (size_t)r);
+    }
+    *vars = NULL;
+    *n = 0;
+    if (b.len == 0) {
+        sb_free(&b);
+        return terr_set(e, EPIPE, "the helper died before it said whether the start worked "
+                        "(run `tether gc`; see the system log for an OOM kill)");
+    }
+    if (b.s[0] == 'E') {
+        terr_set(e, EIO, "%s", b.s + 1);
+        sb_free(&b);
+        return -EIO;
+    }
+    size_t off = 1;
+    while (off < b.len) {
+        const char *name = b.s + off;
+        size_t nl = strlen(name);
+        if (off + nl + 1 >= b.len)
+            break;
+        const char *val = name + nl + 1;
+        *vars = xrealloc(*vars, (*n + 1) * sizeof(**vars));
+        (*vars)[*n].name = xstrdup(name);
+        (*vars)[*n].value = xstrdup(val);
+        (*n)++;
+        off += nl + 1 + strlen(val) + 1;
+    }
+    sb_free(&b);
+    return 0;
+}

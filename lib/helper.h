@@ -1,0 +1,23 @@
+/* The helper: one process that owns one instance. */
+#pragma once
+#include "config.h"
+
+struct helper_opts {
+    struct tether_config *cfg;
+    struct svc_conf **sel; /* services to run, in start order */
+    size_t nsel;
+    int status_fd;   /* gets the outcome of the start (see helper.c); -1: none */
+    int lease_fd;    /* EOF on it means the owner is gone: clean up; -1: none */
+    pid_t watch_pid; /* clean up when this process exits; 0: none */
+    long long expire_ns; /* clean up after this long; 0: never */
+};
+
+/* Run the helper until it is told to stop, its owner goes, or the start
+ * fails.  Returns the process exit status (0: clean shutdown after a good
+ * start, 1: the start failed, 2: cleanup left something). */
+int helper_main(struct helper_opts *o);
+
+/* Read the helper's answer from the status pipe: 0 and the variables
+ * (fully named) on success, -errno and the message in e on failure. */
+int helper_read_status(int fd, struct var **vars, size_t *n, terr *e);
+void vars_free(struct var *vars, size_t n);

@@ -1,0 +1,109 @@
+/* An instance: one helper, its state directory and the services it owns. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+#include "config.h"
+#include "proc.h"
+#include "quote.h"
+#include "util.h"
+
+#define COOKIE_VAR "TETHER_COOKIE"
+#define INSTANCE_ID_LEN 16
+
+enum svc_state { SVC_PENDING, SVC_STARTING, SVC_READY, SVC_STOPPING, SVC_EXITED };
+
+struct instance;
+
+/* A service at run time (the helper's view). */
+struct svc {
+    struct svc_conf *conf;
+    struct instance *inst;
+    enum svc_state state;
+    char *dir;      /* ${dir}: <instance>/<label> */
+    char *logpath;  /* <instance>/<label>.log */
+    char *sockpath; /* ${socket} or NULL */
+    int port;       /* allocated port, 0 if none */
+    int port_lock;  /* fd holding the port reservation */
+    int port_tries;
+    struct var *vars; /* short names: "PORT", "URL"... */
+    size_t n_vars;
+    pid_t pid;
+    unsigned long long starttime;
+    int exit_status; /* wait status once exited */
+    long long deadline_ns;  /* readiness or stop deadline, 0 = none */
+    long long next_probe_ns;
+    long long probe_delay_ns;
+    pid_t probe_pid; /* exec readiness probe in flight */
+    pid_t reset_pid; /* reset command in flight */
+    int ready_fd;    /* notify socket, fd pipe, or inotify fd */
+    size_t log_off;  /* log: bytes of the log already scanned */
+    strbuf line;     /* partial line for log/fd readiness */
+    int pending_client;     /* control client waiting for a reset/restart */
+    bool restarting;
+    terr err;
+    void *ready_re; /* compiled regex for READY_LOG */
+    void *driver_data;
+};
+
+struct instance {
+    char id[INSTANCE_ID_LEN + 1];
+    char *state_dir; /* per-user root */
+    char *dir;       /* <state_dir>/<id> */
+    int dirfd;
+    int lock_fd;
+    char cookie[64]; /* value of TETHER_COOKIE for everything we start */
+    char boot_id[64];
+    char *prefix;
+    struct tether_config *cfg;
+    struct svc *svcs; /* in start order */
+    size_t n_svcs;
+    long long created; /* unix time */
+};
+
+/* Set a service variable (short name) — replaces an existing one. */
+void svc_setvar(struct svc *s, const char *name, const char *value);
+const char *svc_getvar(const struct svc *s, const char *name);
+/* Full variable name: PREFIX_LABEL_NAME (malloc'd). */
+char *svc_varname(const struct svc *s, const char *name);
+
+/* --- state directory (state.c) --- */
+/* The per-user root: $TETHER_DIR, else $XDG_RUNTIME_DIR/tether, else
+ * /dev/shm/tether-$UID; created 0700 and checked.  Returns a dirfd. */
+int state_root(char **path, terr *e);
+/* Create a fresh locked instance directory (atomically: gc never sees a
+ * half-made one). */
+int instance_create(struct instance *in, terr *e);
+/* (Re)write <instance>/state from the instance's current processes. */
+int instance_write_state(struct instance *in, terr *e);
+
+/* What a state file says; used by gc, stop, list and status. */
+struct state_svc {
+    char label[128];
+    struct proc_id proc;
+    char state[16];
+};
+struct state_info {
+    char id[INSTANCE_ID_LEN + 1];
+    char boot_id[64];
+    char cookie[64];
+    char prefix[64];
+    char config[4096];
+    long long created;
+    struct proc_id helper;
+    struct state_svc svcs[64];
+    size_t n_svcs;
+};
+int state_parse(const char *text, struct state_info *st);
+void state_format(strbuf *b, const struct state_info *st);
+int state_read(int instfd, struct state_info *st);
+
+/* --- gc (gc.c) --- */
+/* Reap every stale instance of this user: kill its verified processes and
+ * everything carrying its cookie, then remove its directory.  Returns the
+ * number reaped (>= 0) or -errno. */
+int gc_run(strbuf *report, terr *e);
+/* Kill and reap one instance whose lock we hold. */
+int gc_reap_instance(int rootfd, const char *id, terr *e);
+/* SIGKILL every process whose environment carries COOKIE_VAR=cookie, until
+ * none is left (waits for them to die). */
+int kill_cookie_processes(const char *cookie);

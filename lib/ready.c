@@ -1,0 +1,337 @@
+/* Readiness, event-driven: a notify socket, an fd the service writes a
+ * line to, inotify on the log, or connect attempts with exponential
+ * backoff starting at 1 ms.  Never a fixed sleep. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "drivers/driver.h"
+#include "service.h"
+
+#define CONNECT_DELAY_MIN 1000000LL  /* 1 ms */
+#define CONNECT_DELAY_MAX 50000000LL /* 50 ms */
+#define EXEC_DELAY_MIN 10000000LL    /* 10 ms: a probe command costs a fork+exec */
+#define EXEC_DELAY_MAX 250000000LL
+
+static int try_connect_tcp(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    /* loopback connects complete or fail at once: no need for O_NONBLOCK */
+    int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+static int try_connect_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+    close(fd);
+    /* a full backlog still means someone is listening */
+    return r == -EAGAIN ? 0 : r;
+}
+
+static char *unix_path(struct svc *s)
+{
+    char *p = NULL;
+    if (svc_expand(s, s->conf->ready_arg, &p, NULL) < 0)
+        return xstrdup(s->conf->ready_arg);
+    if (p[0] != '/') {
+        char *abs = xasprintf("%s/%s", s->dir, p);
+        free(p);
+        p = abs;
+    }
+    return p;
+}
+
+char *ready_describe(const struct svc *s)
+{
+    const struct svc_conf *c = s->conf;
+    switch (c->ready) {
+    case READY_NONE:
+        return xstrdup("none");
+    case READY_TCP:
+        return xasprintf("tcp: connect to 127.0.0.1:%d", s->port);
+    case READY_UNIX:
+        return xasprintf("unix: connect to %s", c->ready_arg);
+    case READY_LOG:
+        return xasprintf("log: a line matching /%s/", c->ready_arg);
+    case READY_EXEC:
+        return xasprintf("exec: %s exits 0", c->ready_arg);
+    case READY_NOTIFY:
+        return xstrdup("notify: READY=1 on $NOTIFY_SOCKET");
+    case READY_FD:
+        return xasprintf("fd: a line written to fd %d", c->ready_fd);
+    case READY_DRIVER:
+        return xasprintf("the %s driver's probe", c->driver->name);
+    }
+    return xstrdup("?");
+}
+
+int ready_setup(struct svc *s, strv *env, int *pass_fd, terr *e)
+{
+    struct svc_conf *c = s->conf;
+    *pass_fd = -1;
+    s->probe_delay_ns = c->ready == READY_EXEC ? EXEC_DELAY_MIN : CONNECT_DELAY_MIN;
+    s->next_probe_ns = now_ns();
+    sb_free(&s->line);
+    switch (c->ready) {
+    case READY_NOTIFY: {
+        _cleanup_free_ char *path = xasprintf("%s/%s.notify", s->inst->dir, c->label);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+            return terr_set(e, ENAMETOOLONG,
+                            "[%s] notify socket path %s is too long for a unix socket: set "
+                            "TETHER_DIR to a shorter directory",
+                            c->label, path);
+        strcpy(sa.sun_path, path);
+        unlink(path);
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            int r = terr_set(e, errno, "[%s] cannot bind notify socket %s: %m", c->label, path);
+            if (fd >= 0)
+                close(fd);
+            return r;
+        }
+        s->ready_fd = fd;
+        strv_pushf(env, "NOTIFY_SOCKET=%s", path);
+        return 0;
+    }
+    case READY_FD: {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return terr_set(e, errno, "[%s] pipe: %m", c->label);
+        fcntl(p[0], F_SETFL, O_NONBLOCK);
+        s->ready_fd = p[0];
+        *pass_fd = p[1];
+        return 0;
+    }
+    case READY_LOG: {
+        if (!s->ready_re) {
+            regex_t *re = xcalloc(1, sizeof(*re));
+            int rc = regcomp(re, c->ready_arg, REG_EXTENDED | REG_NOSUB);
+            if (rc != 0) {
+                char msg[256];
+                regerror(rc, re, msg, sizeof(msg));
+                free(re);
+                return terr_set(e, EINVAL, "[%s] ready = log:%s: bad regular expression: %s",
+                                c->label, c->ready_arg, msg);
+            }
+            s->ready_re = re;
+        }
+        /* the file must exist to be watched; only output from now on counts */
+        int lfd = open(s->logpath, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (lfd < 0)
+            return terr_set(e, errno, "[%s] cannot create %s: %m", c->label, s->logpath);
+        off_t end = lseek(lfd, 0, SEEK_END);
+        close(lfd);
+        s->log_off = end > 0 ? (size_t)end : 0;
+        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0 || inotify_add_watch(fd, s->logpath, IN_MODIFY) < 0) {
+            int r = terr_set(e, errno, "[%s] cannot watch %s: %m", c->label, s->logpath);
+            if (fd >= 0)
+                close(fd);
+            return r;
+        }
+        s->ready_fd = fd;
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+void ready_after_spawn(struct svc *s, int pass_fd)
+{
+    /* our copy of the write end must go, or EOF would never come */
+    if (pass_fd >= 0)
+        close(pass_fd);
+}
+
+void ready_teardown(struct svc *s)
+{
+    if (s->ready_fd >= 0)
+        close(s->ready_fd);
+    s->ready_fd = -1;
+    if (s->ready_re) {
+        regfree(s->ready_re);
+        free(s->ready_re);
+        s->ready_re = NULL;
+    }
+}
+
+static void backoff(struct svc *s)
+{
+    long long max = s->conf->ready == READY_EXEC ? EXEC_DELAY_MAX : CONNECT_DELAY_MAX;
+    s->next_probe_ns = now_ns() + s->probe_delay_ns;
+    s->probe_delay_ns = s->probe_delay_ns * 2 > max ? max : s->probe_delay_ns * 2;
+}
+
+int ready_probe(struct svc *s)
+{
+    struct svc_conf *c = s->conf;
+    int r;
+    switch (c->ready) {
+    case READY_NONE:
+        return 0;
+    case READY_TCP:
+        r = try_connect_tcp(s->port);
+        break;
+    case READY_UNIX: {
+        _cleanup_free_ char *p = unix_path(s);
+        r = try_connect_unix(p);
+        break;
+    }
+    case READY_DRIVER:
+        r = c->driver->probe(s, &s->err);
+        if (r < 0 && r != -EAGAIN)
+            return r;
+        break;
+    case READY_EXEC:
+        if (s->probe_pid > 0)
+            return -EAGAIN; /* its exit is handled in the helper's SIGCHLD */
+        r = svc_run_command(s, c->ready_arg, &s->probe_pid, &s->err);
+        if (r < 0)
+            return r;
+        s->next_probe_ns = 0; /* the probe's exit schedules the next */
+        return -EAGAIN;
+    default:
+        return -EAGAIN; /* event-driven kinds */
+    }
+    if (r == 0)
+        return 0;
+    backoff(s);
+    return -EAGAIN;
+}
+
+int ready_exec_done(struct svc *s, int status)
+{
+    s->probe_pid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    backoff(s);
+    return -EAGAIN;
+}
+
+static bool scan_lines(struct svc *s, const char *data, size_t len, bool eof)
+{
+    sb_addn(&s->line, data, len);
+    char *p = s->line.s;
+    bool ready = false;
+    for (;;) {
+        char *nl = memchr(p, '\n', s->line.len - (size_t)(p - s->line.s));
+        if (!nl)
+            break;
+        *nl = '\0';
+        if (s->conf->ready == READY_FD)
+            ready = true;
+        else if (s->ready_re && regexec(s->ready_re, p, 0, NULL, 0) == 0)
+            ready = true;
+        p = nl + 1;
+        if (ready)
+            break;
+    }
+    /* keep the unfinished line, bounded so a flood cannot grow it */
+    size_t rest = s->line.len - (size_t)(p - s->line.s);
+    if (rest > 65536) {
+        p += rest - 65536;
+        rest = 65536;
+    }
+    memmove(s->line.s, p, rest);
+    s->line.len = rest;
+    s->line.s[rest] = '\0';
+    (void)eof;
+    return ready;
+}
+
+int ready_on_event(struct svc *s)
+{
+    struct svc_conf *c = s->conf;
+    char buf[8192];
+    switch (c->ready) {
+    case READY_NOTIFY:
+        for (;;) {
+            ssize_t n = recv(s->ready_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+            if (n < 0)
+                return -EAGAIN;
+            buf[n] = '\0';
+            for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l;
+                 l = strtok_r(NULL, "\n", &save))
+                if (streq(l, "READY=1"))
+                    return 0;
+        }
+    case READY_FD:
+        for (;;) {
+            ssize_t n = read(s->ready_fd, buf, sizeof(buf));
+            if (n < 0)
+                return -EAGAIN;
+            if (n == 0) {
+                close(s->ready_fd);
+                s->ready_fd = -1;
+                svc_fail(s, "closed fd %d without writing a line to it (ready = fd:%d)",
+                         c->ready_fd, c->ready_fd);
+                return -EPIPE;
+            }
+            if (scan_lines(s, buf, (size_t)n, false))
+                return 0;
+        }
+    case READY_LOG: {
+        while (read(s->ready_fd, buf, sizeof(buf)) > 0)
+            ; /* drain the inotify events: the log itself says what is new */
+        int fd = open(s->logpath, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -EAGAIN;
+        for (;;) {
+            ssize_t n = pread(fd, buf, sizeof(buf), (off_t)s->log_off);
+            if (n <= 0)
+                break;
+            s->log_off += (size_t)n;
+            if (scan_lines(s, buf, (size_t)n, false)) {
+                close(fd);
+                return 0;
+            }
+        }
+        close(fd);
+        return -EAGAIN;
+    }
+    default:
+        return -EAGAIN;
+    }
+}
+
+int svc_health(struct svc *s, terr *e)
+{
+    struct svc_conf *c = s->conf;
+    if (s->state != SVC_READY || s->pid <= 0 || kill(s->pid, 0) < 0)
+        return terr_set(e, ESRCH, "service '%s' is not running", c->label);
+    int r = 0;
+    if (c->ready == READY_TCP)
+        r = try_connect_tcp(s->port);
+    else if (c->ready == READY_UNIX) {
+        _cleanup_free_ char *p = unix_path(s);
+        r = try_connect_unix(p);
+    } else if (c->ready == READY_DRIVER)
+        r = c->driver->probe(s, e);
+    if (r < 0)
+        return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
+                        c->label, (int)s->pid, strerror(-r));
+    return 0;
+}

@@ -1,0 +1,323 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "drivers/driver.h"
+#include "ports.h"
+#include "service.h"
+#include "spawn.h"
+#include "template.h"
+
+extern char **environ;
+
+int svc_init(struct svc *s, struct instance *in, struct svc_conf *c, terr *e)
+{
+    memset(s, 0, sizeof(*s));
+    s->conf = c;
+    s->inst = in;
+    s->port_lock = -1;
+    s->ready_fd = -1;
+    s->pending_client = -1;
+    s->dir = xasprintf("%s/%s", in->dir, c->label);
+    s->logpath = xasprintf("%s/%s.log", in->dir, c->label);
+    if (mkdirat(in->dirfd, c->label, 0700) < 0 && errno != EEXIST)
+        return terr_set(e, errno, "[%s] cannot create %s: %m", c->label, s->dir);
+    if (c->socket) {
+        s->sockpath = xasprintf("%s/%s", s->dir, c->socket);
+        if (strlen(s->sockpath) >= 108)
+            return terr_set(e, ENAMETOOLONG,
+                            "[%s] socket path %s is longer than the 107 bytes a unix socket "
+                            "allows: set TETHER_DIR to a shorter directory",
+                            c->label, s->sockpath);
+    }
+    if (c->port >= 0) {
+        s->port_lock = port_reserve(c->port, &s->port, e);
+        if (s->port_lock < 0)
+            return terr_prefix(e, s->port_lock, "[%s]", c->label);
+    }
+    return 0;
+}
+
+int svc_new_port(struct svc *s, terr *e)
+{
+    int old = s->port_lock;
+    int r = port_reserve(0, &s->port, e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    /* the old reservation is dropped only now, so we cannot get it back */
+    close(old);
+    s->port_lock = r;
+    s->port_tries++;
+    return 0;
+}
+
+void svc_free(struct svc *s)
+{
+    ready_teardown(s);
+    if (s->port_lock >= 0)
+        close(s->port_lock);
+    for (size_t i = 0; i < s->n_vars; i++) {
+        free(s->vars[i].name);
+        free(s->vars[i].value);
+    }
+    free(s->vars);
+    free(s->dir);
+    free(s->logpath);
+    free(s->sockpath);
+    sb_free(&s->line);
+    free(s->driver_data);
+}
+
+static int lookup(void *ud, const char *name, const char **value)
+{
+    struct svc *s = ud;
+    static char buf[32];
+    if (streq(name, "dir"))
+        *value = s->dir;
+    else if (streq(name, "instance"))
+        *value = s->inst->dir;
+    else if (streq(name, "label"))
+        *value = s->conf->label;
+    else if (streq(name, "port") && s->port) {
+        snprintf(buf, sizeof(buf), "%d", s->port);
+        *value = buf;
+    } else if (streq(name, "socket") && s->sockpath)
+        *value = s->sockpath;
+    else {
+        const char *dot = strchr(name, '.');
+        if (!dot)
+            return -ENOENT;
+        for (size_t i = 0; i < s->inst->n_svcs; i++) {
+            struct svc *o = &s->inst->svcs[i];
+            if (strlen(o->conf->label) == (size_t)(dot - name) &&
+                strncasecmp(o->conf->label, name, (size_t)(dot - name)) == 0) {
+                const char *v = svc_getvar(o, dot + 1);
+                if (!v)
+                    return -ENOENT;
+                *value = v;
+                return 0;
+            }
+        }
+        return -ENOENT;
+    }
+    return 0;
+}
+
+int svc_expand(struct svc *s, const char *tmpl, char **out, terr *e)
+{
+    int r = tmpl_expand(tmpl, lookup, s, out, e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    return 0;
+}
+
+int svc_compute_vars(struct svc *s, terr *e)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%d", (int)getpid());
+    svc_setvar(s, "CONTROL_PID", buf);
+    _cleanup_free_ char *cf = xasprintf("%s/%s.env", s->inst->dir, s->conf->label);
+    _cleanup_free_ char *pf = xasprintf("%s/%s.pid", s->inst->dir, s->conf->label);
+    svc_setvar(s, "CONFIGFILE", cf);
+    svc_setvar(s, "PIDFILE", pf);
+    svc_setvar(s, "DIR", s->dir);
+    if (s->port) {
+        snprintf(buf, sizeof(buf), "%d", s->port);
+        svc_setvar(s, "HOST", "127.0.0.1");
+        svc_setvar(s, "PORT", buf);
+    }
+    if (s->sockpath)
+        svc_setvar(s, "SOCKET", s->sockpath);
+    const struct tether_driver *d = s->conf->driver;
+    if (d->variables) {
+        int r = d->variables(s, e);
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; i < s->conf->n_exports; i++) {
+        char *v;
+        int r = svc_expand(s, s->conf->exports[i].value, &v, e);
+        if (r < 0)
+            return r;
+        svc_setvar(s, s->conf->exports[i].key, v);
+        free(v);
+    }
+    return 0;
+}
+
+static void env_set(strv *env, const char *name, const char *value)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < env->n; i++)
+        if (strncmp(env->v[i], name, n) == 0 && env->v[i][n] == '=') {
+            free(env->v[i]);
+            env->v[i] = xasprintf("%s=%s", name, value);
+            return;
+        }
+    strv_pushf(env, "%s=%s", name, value);
+}
+
+void svc_environ(struct svc *s, strv *env)
+{
+    for (char **p = environ; p && *p; p++)
+        if (strncmp(*p, "NOTIFY_SOCKET=", 14) != 0 && strncmp(*p, "LISTEN_", 7) != 0)
+            strv_push(env, *p);
+    /* the variables of what it runs after, so an app finds its database */
+    for (size_t i = 0; i < s->conf->after.n; i++) {
+        for (size_t j = 0; j < s->inst->n_svcs; j++) {
+            struct svc *o = &s->inst->svcs[j];
+            if (strcasecmp(o->conf->label, s->conf->after.v[i]) != 0)
+                continue;
+            for (size_t k = 0; k < o->n_vars; k++) {
+                _cleanup_free_ char *n = svc_varname(o, o->vars[k].name);
+                env_set(env, n, o->vars[k].value);
+            }
+        }
+    }
+    for (size_t k = 0; k < s->n_vars; k++) {
+        _cleanup_free_ char *n = svc_varname(s, s->vars[k].name);
+        env_set(env, n, s->vars[k].value);
+    }
+    for (size_t i = 0; i < s->conf->n_env; i++) {
+        char *v;
+        if (svc_expand(s, s->conf->env[i].value, &v, NULL) == 0) {
+            env_set(env, s->conf->env[i].key, v);
+            free(v);
+        }
+    }
+    env_set(env, COOKIE_VAR, s->inst->cookie);
+}
+
+static int open_log(struct svc *s, terr *e)
+{
+    int fd = open(s->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return terr_set(e, errno, "[%s] cannot open its log %s: %m", s->conf->label, s->logpath);
+    return fd;
+}
+
+int svc_spawn(struct svc *s, terr *e)
+{
+    const struct tether_driver *d = s->conf->driver;
+    int r;
+    if (d->prepare && (r = d->prepare(s, e)) < 0)
+        return r;
+    _cleanup_strv_ strv argv = {0};
+    _cleanup_strv_ strv extra = {0};
+    if ((r = d->argv(s, &argv, &extra, e)) < 0)
+        return r;
+    if (argv.n == 0)
+        return terr_set(e, EINVAL, "[%s] the command is empty", s->conf->label);
+    _cleanup_strv_ strv env = {0};
+    svc_environ(s, &env);
+    for (size_t i = 0; i < extra.n; i++) {
+        char *eq = strchr(extra.v[i], '=');
+        if (eq) {
+            *eq = '\0';
+            env_set(&env, extra.v[i], eq + 1);
+            *eq = '=';
+        }
+    }
+    int pass_fd = -1;
+    if ((r = ready_setup(s, &env, &pass_fd, e)) < 0)
+        return r;
+    _cleanup_close_ int log = open_log(s, e);
+    if (log < 0)
+        return log;
+    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
+                           .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd};
+    r = spawn_process(&o, &s->pid, e);
+    if (r < 0) {
+        ready_teardown(s);
+        if (pass_fd >= 0)
+            close(pass_fd);
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    }
+    proc_starttime(s->pid, &s->starttime);
+    ready_after_spawn(s, pass_fd);
+    s->exit_status = 0;
+    return 0;
+}
+
+int svc_argv(struct svc *s, const char *tmpl, strv *argv, terr *e)
+{
+    _cleanup_strv_ strv words = {0};
+    int r = split_words(tmpl, &words, e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    for (size_t i = 0; i < words.n; i++) {
+        char *w;
+        if ((r = svc_expand(s, words.v[i], &w, e)) < 0)
+            return r;
+        strv_push_own(argv, w);
+    }
+    return 0;
+}
+
+int svc_run_command(struct svc *s, const char *tmpl, pid_t *pid, terr *e)
+{
+    _cleanup_strv_ strv argv = {0};
+    int r = svc_argv(s, tmpl, &argv, e);
+    if (r < 0)
+        return r;
+    if (argv.n == 0)
+        return terr_set(e, EINVAL, "[%s] empty command", s->conf->label);
+    _cleanup_strv_ strv env = {0};
+    svc_environ(s, &env);
+    _cleanup_close_ int log = open_log(s, e);
+    if (log < 0)
+        return log;
+    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
+                           .pass_fd = -1};
+    r = spawn_process(&o, pid, e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    return 0;
+}
+
+int svc_write_files(struct svc *s, terr *e)
+{
+    strbuf b = {0};
+    for (size_t i = 0; i < s->n_vars; i++) {
+        _cleanup_free_ char *n = svc_varname(s, s->vars[i].name);
+        sb_add(&b, n);
+        sb_addc(&b, '=');
+        quote_sh(&b, s->vars[i].value);
+        sb_addc(&b, '\n');
+    }
+    _cleanup_free_ char *cf = xasprintf("%s.env", s->conf->label);
+    int r = write_file_atomic(s->inst->dirfd, cf, b.s ? b.s : "", b.len, 0600);
+    sb_free(&b);
+    if (r < 0)
+        return terr_set(e, r, "[%s] cannot write %s/%s: %s", s->conf->label, s->inst->dir, cf,
+                        strerror(-r));
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)s->pid);
+    _cleanup_free_ char *pf = xasprintf("%s.pid", s->conf->label);
+    r = write_file_atomic(s->inst->dirfd, pf, pid, (size_t)n, 0600);
+    if (r < 0)
+        return terr_set(e, r, "[%s] cannot write %s/%s: %s", s->conf->label, s->inst->dir, pf,
+                        strerror(-r));
+    return 0;
+}
+
+void svc_fail(struct svc *s, const char *fmt, ...)
+{
+    strbuf b = {0};
+    sb_addf(&b, "service '%s' ", s->conf->label);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vaddf(&b, fmt, ap);
+    va_end(ap);
+    _cleanup_free_ char *tail = file_tail(s->logpath, 20);
+    if (*tail)
+        sb_addf(&b, "\nlast lines of its log (%s):\n%s", s->logpath, tail);
+    else
+        sb_addf(&b, " (its log %s is empty)", s->logpath);
+    snprintf(s->err.msg, sizeof(s->err.msg), "%s", b.s);
+    sb_free(&b);
+}

@@ -1,0 +1,46 @@
+/* One service's life inside the helper: set-up, spawn, stop, files. */
+#pragma once
+#include "instance.h"
+
+/* Directory, log, port reservation and the variables known before start. */
+int svc_init(struct svc *s, struct instance *in, struct svc_conf *c, terr *e);
+void svc_free(struct svc *s);
+/* Expand a template in the service's context. */
+int svc_expand(struct svc *s, const char *tmpl, char **out, terr *e);
+/* Compute the variables (core + driver + exports); deps must be ready. */
+int svc_compute_vars(struct svc *s, terr *e);
+/* The environment for the service's processes (malloc'd strv). */
+void svc_environ(struct svc *s, strv *env);
+/* Prepare readiness, then spawn the server. */
+int svc_spawn(struct svc *s, terr *e);
+/* Split a command template into words, then expand each word: a value
+ * with spaces or quotes stays one argument and is never parsed again. */
+int svc_argv(struct svc *s, const char *tmpl, strv *argv, terr *e);
+/* Run a one-off command (reset, exec readiness) tied to the service. */
+int svc_run_command(struct svc *s, const char *tmpl, pid_t *pid, terr *e);
+/* Write the CONFIGFILE and PIDFILE. */
+int svc_write_files(struct svc *s, terr *e);
+/* Take another port after an "address in use" failure. */
+int svc_new_port(struct svc *s, terr *e);
+/* Format the failure with the log's tail into s->err. */
+void svc_fail(struct svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --- readiness (ready.c) --- */
+/* Before spawn: make the notify socket / fd pipe / inotify watch.  Adds
+ * NOTIFY_SOCKET to env when needed; *pass_fd is the fd to hand over. */
+int ready_setup(struct svc *s, strv *env, int *pass_fd, terr *e);
+/* After spawn. */
+void ready_after_spawn(struct svc *s, int pass_fd);
+/* A timer-driven check (tcp/unix/driver probe): 0 ready, -EAGAIN not yet,
+ * < 0 hard failure (s->err filled). */
+int ready_probe(struct svc *s);
+/* The service's ready_fd is readable: 0 ready, -EAGAIN not yet, < 0 failed. */
+int ready_on_event(struct svc *s);
+/* An exec readiness probe exited: 0 ready, -EAGAIN try again later. */
+int ready_exec_done(struct svc *s, int status);
+/* Close readiness resources. */
+void ready_teardown(struct svc *s);
+/* A one-off health check of a running service: 0 healthy. */
+int svc_health(struct svc *s, terr *e);
+/* How readiness is described in messages ("tcp 127.0.0.1:8080"). */
+char *ready_describe(const struct svc *s);

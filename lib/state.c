@@ -1,0 +1,215 @@
+/* The per-user state root, instance directories, their locks and the
+ * state file that lets gc find and verify an instance's processes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fsutil.h"
+#include "instance.h"
+
+int state_root(char **path, terr *e)
+{
+    const char *env = getenv("TETHER_DIR");
+    char *p;
+    if (env && *env) {
+        p = xstrdup(env);
+    } else {
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        struct stat st;
+        /* XDG_RUNTIME_DIR is only ours if it exists and we own it (sudo
+         * keeps the caller's value). */
+        if (xdg && *xdg == '/' && stat(xdg, &st) == 0 && st.st_uid == getuid())
+            p = xasprintf("%s/tether", xdg);
+        else
+            p = xasprintf("/dev/shm/tether-%u", (unsigned)getuid());
+    }
+    int fd = ensure_private_dir(p, getuid(), e);
+    if (fd < 0) {
+        terr_prefix(e, fd, "tether's state directory");
+        free(p);
+        return fd;
+    }
+    if (path)
+        *path = p;
+    else
+        free(p);
+    return fd;
+}
+
+int instance_create(struct instance *in, terr *e)
+{
+    _cleanup_close_ int root = state_root(&in->state_dir, e);
+    if (root < 0)
+        return root;
+    char tmp[64];
+    int r;
+    for (int tries = 0;; tries++) {
+        random_hex(in->id, INSTANCE_ID_LEN);
+        snprintf(tmp, sizeof(tmp), ".tmp-%s", in->id);
+        if (mkdirat(root, tmp, 0700) == 0)
+            break;
+        if (errno != EEXIST || tries > 8)
+            return terr_set(e, errno, "cannot create an instance directory in %s: %m",
+                            in->state_dir);
+    }
+    /* Lock before the directory gets its real name: gc treats an unlocked
+     * instance as stale, and must never see ours unlocked. */
+    _cleanup_close_ int dfd = openat(root, tmp, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return terr_set(e, errno, "cannot open %s/%s: %m", in->state_dir, tmp);
+    in->lock_fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (in->lock_fd < 0 || flock(in->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        r = terr_set(e, errno, "cannot lock %s/%s/lock: %m", in->state_dir, tmp);
+        rm_rf_at(root, tmp, NULL);
+        return r;
+    }
+    if (renameat(root, tmp, root, in->id) < 0) {
+        r = terr_set(e, errno, "cannot rename %s/%s: %m", in->state_dir, tmp);
+        rm_rf_at(root, tmp, NULL);
+        return r;
+    }
+    in->dir = xasprintf("%s/%s", in->state_dir, in->id);
+    in->dirfd = take_fd(&dfd);
+    in->created = (long long)time(NULL);
+    proc_boot_id(in->boot_id);
+    char rnd[17];
+    random_hex(rnd, 16);
+    snprintf(in->cookie, sizeof(in->cookie), "%s-%s", in->id, rnd);
+    return instance_write_state(in, e);
+}
+
+int instance_write_state(struct instance *in, terr *e)
+{
+    struct state_info st;
+    memset(&st, 0, sizeof(st));
+    snprintf(st.id, sizeof(st.id), "%s", in->id);
+    snprintf(st.boot_id, sizeof(st.boot_id), "%s", in->boot_id);
+    snprintf(st.cookie, sizeof(st.cookie), "%s", in->cookie);
+    snprintf(st.prefix, sizeof(st.prefix), "%s", in->prefix ? in->prefix : "TETHER");
+    snprintf(st.config, sizeof(st.config), "%s",
+             in->cfg && in->cfg->path ? in->cfg->path : "(built-in)");
+    st.created = in->created;
+    st.helper.pid = getpid();
+    proc_starttime(st.helper.pid, &st.helper.starttime);
+    for (size_t i = 0; i < in->n_svcs && st.n_svcs < ARRAY_SIZE(st.svcs); i++) {
+        struct svc *s = &in->svcs[i];
+        struct state_svc *o = &st.svcs[st.n_svcs++];
+        snprintf(o->label, sizeof(o->label), "%s", s->conf->label);
+        o->proc.pid = s->pid;
+        o->proc.starttime = s->starttime;
+        static const char *const names[] = {"pending", "starting", "ready", "stopping",
+                                            "exited"};
+        snprintf(o->state, sizeof(o->state), "%s", names[s->state]);
+    }
+    _cleanup_sb_ strbuf b = {0};
+    state_format(&b, &st);
+    int r = write_file_atomic(in->dirfd, "state", b.s, b.len, 0600);
+    if (r < 0)
+        return terr_set(e, r, "cannot write %s/state: %s", in->dir, strerror(-r));
+    return 0;
+}
+
+void state_format(strbuf *b, const struct state_info *st)
+{
+    sb_addf(b, "tether-state 1\nid %s\nboot %s\ncookie %s\nprefix %s\ncreated %lld\n", st->id,
+            st->boot_id, st->cookie, st->prefix, st->created);
+    sb_addf(b, "helper %d %llu\n", (int)st->helper.pid, st->helper.starttime);
+    for (size_t i = 0; i < st->n_svcs; i++)
+        sb_addf(b, "service %s %d %llu %s\n", st->svcs[i].label, (int)st->svcs[i].proc.pid,
+                st->svcs[i].proc.starttime, st->svcs[i].state);
+    /* last: the path may contain spaces; it runs to the end of the line */
+    sb_addf(b, "config %s\n", st->config);
+}
+
+int state_parse(const char *text, struct state_info *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (strncmp(text, "tether-state 1\n", 15) != 0)
+        return -EINVAL;
+    const char *p = text + 15;
+    bool have_helper = false;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        char line[4200];
+        if (len >= sizeof(line))
+            return -EINVAL;
+        memcpy(line, p, len);
+        line[len] = '\0';
+        p += len + (nl ? 1 : 0);
+        int pid;
+        if (sscanf(line, "id %16s", st->id) == 1 || sscanf(line, "boot %63s", st->boot_id) == 1 ||
+            sscanf(line, "cookie %63s", st->cookie) == 1 ||
+            sscanf(line, "prefix %63s", st->prefix) == 1 ||
+            sscanf(line, "created %lld", &st->created) == 1)
+            continue;
+        if (sscanf(line, "helper %d %llu", &pid, &st->helper.starttime) == 2) {
+            if (pid <= 0)
+                return -EINVAL;
+            st->helper.pid = pid;
+            have_helper = true;
+            continue;
+        }
+        if (strncmp(line, "service ", 8) == 0) {
+            if (st->n_svcs >= ARRAY_SIZE(st->svcs))
+                return -E2BIG;
+            struct state_svc *s = &st->svcs[st->n_svcs];
+            if (sscanf(line, "service %127s %d %llu %15s", s->label, &pid, &s->proc.starttime,
+                       s->state) != 4 ||
+                pid < 0)
+                return -EINVAL;
+            s->proc.pid = pid;
+            st->n_svcs++;
+            continue;
+        }
+        if (strncmp(line, "config ", 7) == 0) {
+            snprintf(st->config, sizeof(st->config), "%.4095s", line + 7);
+            continue;
+        }
+        if (*line)
+            return -EINVAL;
+    }
+    if (!have_helper || !*st->cookie || !*st->id)
+        return -EINVAL;
+    return 0;
+}
+
+int state_read(int instfd, struct state_info *st)
+{
+    _cleanup_free_ char *text = NULL;
+    int r = read_file_at(instfd, "state", &text, NULL);
+    if (r < 0)
+        return r;
+    return state_parse(text, st);
+}
+
+void svc_setvar(struct svc *s, const char *name, const char *value)
+{
+    for (size_t i = 0; i < s->n_vars; i++)
+        if (streq(s->vars[i].name, name)) {
+            free(s->vars[i].value);
+            s->vars[i].value = xstrdup(value);
+            return;
+        }
+    s->vars = xrealloc(s->vars, (s->n_vars + 1) * sizeof(*s->vars));
+    s->vars[s->n_vars].name = xstrdup(name);
+    s->vars[s->n_vars].value = xstrdup(value);
+    s->n_vars++;
+}
+
+const char *svc_getvar(const struct svc *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_vars; i++)
+        if (streq(s->vars[i].name, name))
+            return s->vars[i].value;
+    return NULL;
+}
+
+char *svc_varname(const struct svc *s, const char *name)
+{
+    return xasprintf("%s_%s_%s", s->inst->prefix, s->conf->ulabel, name);
+}

@@ -1,0 +1,32 @@
+/* The tether command line.  stdout carries only what a shell or a tool
+ * evaluates; progress and errors go to stderr. */
+#pragma once
+#include <stdbool.h>
+#include "quote.h"
+#include "util.h"
+
+/* Exit codes (documented in tether(1)). */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,   /* a service failed: start, health, reset */
+    EXIT_USAGE = 2,  /* bad arguments or a bad config file */
+    EXIT_NONE = 3,   /* no instance in the environment to act on */
+    EXIT_NOEXEC = 127,
+};
+
+struct cli {
+    const char *config_flag; /* -f */
+    enum out_fmt fmt;
+    bool quiet;
+};
+
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_note(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+int cmd_run(struct cli *c, int argc, char **argv, bool background);
+int cmd_stop(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_reset(struct cli *c, int argc, char **argv);
+int cmd_logs(struct cli *c, int argc, char **argv);
+int cmd_list(struct cli *c, int argc, char **argv);
+int cmd_gc(struct cli *c, int argc, char **argv);

@@ -1,0 +1,332 @@
+/* tether run / tether start: the commands that make an instance. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include "cli.h"
+#include "config.h"
+#include "helper.h"
+#include "instance.h"
+
+extern char **environ;
+
+static int parse_fmt(int o, struct cli *c)
+{
+    switch (o) {
+    case 's':
+        c->fmt = OUT_SH;
+        return 1;
+    case 'c':
+        c->fmt = OUT_CSH;
+        return 1;
+    case 'F':
+        c->fmt = OUT_FISH;
+        return 1;
+    case 'J':
+        c->fmt = OUT_JSON;
+        return 1;
+    }
+    return 0;
+}
+
+/* Load the config the user means: a file, or built-in drivers by name. */
+static int load_config(struct cli *c, char **names, size_t n, struct tether_config **cfg)
+{
+    terr e;
+    const char *path = config_locate(c->config_flag);
+    int r;
+    if (path)
+        r = config_load(path, cfg, &e);
+    else if (n > 0)
+        r = config_builtin((const char *const *)names, n, cfg, &e);
+    else {
+        cli_err("no config file: there is no ./tether.ini; give one with -f FILE or "
+                "$TETHER_CONFIG, or name built-in services (tether run postgresql)");
+        return EXIT_USAGE;
+    }
+    if (r < 0) {
+        fprintf(stderr, "%s\n", e.msg);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static void wait_helper(pid_t helper)
+{
+    while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static int exit_code(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return EXIT_FAIL;
+}
+
+static void build_env(strv *env, const struct var *vars, size_t n)
+{
+    for (char **p = environ; p && *p; p++) {
+        bool shadowed = false;
+        for (size_t i = 0; i < n && !shadowed; i++) {
+            size_t l = strlen(vars[i].name);
+            shadowed = strncmp(*p, vars[i].name, l) == 0 && (*p)[l] == '=';
+        }
+        if (!shadowed)
+            strv_push(env, *p);
+    }
+    for (size_t i = 0; i < n; i++)
+        strv_pushf(env, "%s=%s", vars[i].name, vars[i].value);
+}
+
+/* Run CMD with the variables; returns its exit code.  Signals sent to us
+ * (not the terminal's, which CMD gets itself) are passed on. */
+static int run_cmd(char **cmd, const struct var *vars, size_t n, int sigfd, const sigset_t *old)
+{
+    _cleanup_strv_ strv env = {0};
+    build_env(&env, vars, n);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        cli_err("pipe: %m");
+        return EXIT_FAIL;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        cli_err("fork: %m");
+        return EXIT_FAIL;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        sigprocmask(SIG_SETMASK, old, NULL);
+        environ = env.v;
+        execvp(cmd[0], cmd);
+        int err = errno;
+        ssize_t w = write(p[1], &err, sizeof(err));
+        (void)w;
+        _exit(err == ENOENT ? 127 : 126);
+    }
+    close(p[1]);
+    int err = 0;
+    if (read(p[0], &err, sizeof(err)) == sizeof(err))
+        cli_err("cannot run '%s': %s", cmd[0], strerror(err));
+    close(p[0]);
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return exit_code(status);
+        struct signalfd_siginfo si;
+        struct pollfd pf = {.fd = sigfd, .events = POLLIN};
+        if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+            return EXIT_FAIL;
+        while (read(sigfd, &si, sizeof(si)) == sizeof(si))
+            if (si.ssi_signo != SIGCHLD && si.ssi_code == SI_USER)
+                kill(pid, (int)si.ssi_signo);
+    }
+}
+
+int cmd_run(struct cli *c, int argc, char **argv, bool background)
+{
+    static const struct option opts[] = {
+        {"file", required_argument, NULL, 'f'},  {"json", no_argument, NULL, 'J'},
+        {"fish", no_argument, NULL, 'F'},        {"csh", no_argument, NULL, 'c'},
+        {"sh", no_argument, NULL, 's'},          {"expire", required_argument, NULL, 'E'},
+        {"watch-pid", required_argument, NULL, 'W'}, {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    long long expire = 0;
+    pid_t watch = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, "+f:scq", opts, NULL)) != -1) {
+        if (parse_fmt(o, c))
+            continue;
+        switch (o) {
+        case 'f':
+            c->config_flag = optarg;
+            break;
+        case 'q':
+            c->quiet = true;
+            break;
+        case 'E':
+            if (parse_duration(optarg, &expire) < 0 || expire <= 0) {
+                cli_err("--expire %s: not a duration (e.g. 90, 30s, 10m, 2h)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'W': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v <= 0 || kill((pid_t)v, 0) < 0) {
+                cli_err("--watch-pid %s: no such process", optarg);
+                return EXIT_USAGE;
+            }
+            watch = (pid_t)v;
+            break;
+        }
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    /* services up to "--", then the command */
+    char **names = argv + optind;
+    size_t n = 0;
+    char **cmd = NULL;
+    /* getopt swallows a "--" that directly follows the options */
+    if (optind > 1 && streq(argv[optind - 1], "--"))
+        cmd = argv + optind;
+    for (int i = optind; i < argc && !cmd; i++) {
+        if (streq(argv[i], "--")) {
+            cmd = argv + i + 1;
+            break;
+        }
+        n++;
+    }
+    if (cmd && (background || !*cmd)) {
+        cli_err(background ? "start takes no command: use `tether run ... -- CMD`"
+                           : "nothing after --: give the command to run");
+        return EXIT_USAGE;
+    }
+    struct tether_config *cfg = NULL;
+    int r = load_config(c, names, n, &cfg);
+    if (r)
+        return r;
+    struct svc_conf **sel = NULL;
+    size_t nsel = 0;
+    terr e;
+    if (config_select(cfg, (const char *const *)names, n, &sel, &nsel, &e) < 0) {
+        cli_err("%s", e.msg);
+        config_free(cfg);
+        return EXIT_USAGE;
+    }
+    strbuf report = {0};
+    gc_run(&report, NULL); /* cheap when nothing is stale */
+    if (report.len && !c->quiet)
+        fputs(report.s, stderr);
+    sb_free(&report);
+
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, &old);
+    int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    int st[2], lease[2] = {-1, -1};
+    if (sigfd < 0 || pipe2(st, O_CLOEXEC) < 0 || (!background && pipe2(lease, O_CLOEXEC) < 0)) {
+        cli_err("cannot set up: %m");
+        return EXIT_FAIL;
+    }
+    fflush(NULL);
+    pid_t helper = fork();
+    if (helper < 0) {
+        cli_err("fork: %m");
+        return EXIT_FAIL;
+    }
+    if (helper == 0) {
+        close(st[0]);
+        close(sigfd);
+        if (lease[1] >= 0)
+            close(lease[1]);
+        /* its own session (start) or group (run): the terminal's Ctrl-C
+         * is ours to handle, in order, not the helper's */
+        if (background)
+            setsid();
+        else
+            setpgid(0, 0);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            if (background)
+                dup2(null, 2);
+            close(null);
+        }
+        struct helper_opts ho = {.cfg = cfg, .sel = sel, .nsel = nsel, .status_fd = st[1],
+                                 .lease_fd = lease[0], .watch_pid = watch, .expire_ns = expire};
+        _exit(helper_main(&ho));
+    }
+    close(st[1]);
+    if (lease[0] >= 0)
+        close(lease[0]);
+    free(sel);
+
+    /* wait for the outcome, passing a Ctrl-C on to the helper */
+    struct pollfd pf[2] = {{.fd = st[0], .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+    bool interrupted = false;
+    for (;;) {
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pf[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof(si)) == sizeof(si))
+                if (si.ssi_signo != SIGCHLD && !interrupted) {
+                    interrupted = true;
+                    kill(helper, SIGTERM);
+                }
+        }
+        if (pf[0].revents)
+            break;
+    }
+    struct var *vars;
+    size_t nvars;
+    r = helper_read_status(st[0], &vars, &nvars, &e);
+    close(st[0]);
+    if (r < 0) {
+        wait_helper(helper);
+        fprintf(stderr, "tether: %s\n", e.msg);
+        config_free(cfg);
+        return interrupted ? 130 : EXIT_FAIL;
+    }
+    int ret = EXIT_OK;
+    strbuf out = {0};
+    if (background) {
+        out_assign(&out, c->fmt, vars, nvars);
+        fwrite(out.s, 1, out.len, stdout);
+        cli_note(c, "started %zu service%s (helper pid %d); `eval \"$(tether stop)\"` stops them",
+                 nsel, nsel == 1 ? "" : "s", (int)helper);
+    } else if (cmd) {
+        ret = run_cmd(cmd, vars, nvars, sigfd, &old);
+    } else {
+        out_assign(&out, OUT_SH, vars, nvars);
+        if (!c->quiet)
+            fwrite(out.s, 1, out.len, stderr);
+        cli_note(c, "ready; press Ctrl-C to stop and clean up");
+        for (bool done = false; !done;) {
+            struct pollfd p = {.fd = sigfd, .events = POLLIN};
+            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                break;
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo != SIGCHLD)
+                    done = true;
+                else if (waitpid(helper, NULL, WNOHANG) == helper) {
+                    cli_err("the helper exited unexpectedly");
+                    helper = 0;
+                    done = true;
+                    ret = EXIT_FAIL;
+                }
+            }
+        }
+    }
+    sb_free(&out);
+    if (!background && helper > 0) {
+        if (!cmd)
+            cli_note(c, "stopping");
+        kill(helper, SIGTERM);
+        wait_helper(helper);
+    }
+    if (lease[1] >= 0)
+        close(lease[1]);
+    vars_free(vars, nvars);
+    config_free(cfg);
+    return ret;
+}
