@@ -1,1 +1,974 @@
-/* placeholder: being written */
+/* The config file: INI read by inih, then turned into struct svc_conf.
+ *
+ * inih is used through ini_parse_stream() with our own reader because the
+ * library (as built by Debian) neither passes line numbers to the handler
+ * nor reports lines longer than its 200-byte buffer: it silently splits them
+ * into two lines.  The reader therefore feeds one line at a time, counts
+ * them, rejects over-long ones, and classifies each line the same way inih
+ * will (section header, key, continuation) so that the handler knows where
+ * it is.  Parsing only collects raw key/values per section; interpretation
+ * happens once the whole file is read, because a value can still grow by
+ * continuation lines. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+
+#include "drivers/driver.h"
+#include "template.h"
+
+#define BUILTIN_FILE "(built-in)"
+
+static const char *const core_vars[] = {"HOST",        "PORT",       "SOCKET", "DIR",
+                                        "CONTROL_PID", "CONFIGFILE", "PIDFILE"};
+
+/* "FILE:LINE: msg" (or "FILE: msg" without a line) into e; returns -EINVAL. */
+static int ferr(terr *e, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int ferr(terr *e, const char *file, int line, const char *fmt, ...)
+{
+    _cleanup_sb_ strbuf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vaddf(&b, fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        return terr_set(e, EINVAL, "%s:%d: %s", file, line, b.s);
+    return terr_set(e, EINVAL, "%s: %s", file, b.s);
+}
+
+static bool is_alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+static bool valid_label(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!is_alnum(*s) && *s != '_' && *s != '-')
+            return false;
+    return true;
+}
+
+/* export names end up in PREFIX_LABEL_NAME, so a leading digit is fine */
+static bool valid_export_name(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!is_alnum(*s) && *s != '_')
+            return false;
+    return true;
+}
+
+static bool valid_env_name(const char *s)
+{
+    if (!valid_export_name(s))
+        return false;
+    return !(*s >= '0' && *s <= '9');
+}
+
+static char *make_ulabel(const char *label)
+{
+    char *u = xstrdup(label);
+    for (char *p = u; *p; p++)
+        *p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    return u;
+}
+
+static void kv_push(struct conf_kv **arr, size_t *n, const char *key, const char *value, int line)
+{
+    *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
+    (*arr)[*n] = (struct conf_kv){.key = xstrdup(key), .value = xstrdup(value), .line = line};
+    (*n)++;
+}
+
+static void kv_free(struct conf_kv *arr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(arr[i].key);
+        free(arr[i].value);
+    }
+    free(arr);
+}
+
+static void svc_conf_free(struct svc_conf *s)
+{
+    if (!s)
+        return;
+    free(s->label);
+    free(s->ulabel);
+    free(s->command);
+    free(s->socket);
+    free(s->ready_arg);
+    free(s->reset);
+    strv_free(&s->after);
+    kv_free(s->exports, s->n_exports);
+    kv_free(s->env, s->n_env);
+    kv_free(s->opts, s->n_opts);
+    free(s);
+}
+
+void config_free(struct tether_config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_svcs; i++)
+        svc_conf_free(c->svcs[i]);
+    free(c->svcs);
+    free(c->path);
+    free(c->prefix);
+    free(c);
+}
+
+static struct svc_conf *svc_new(struct tether_config *c, const char *label, int line)
+{
+    struct svc_conf *s = xcalloc(1, sizeof(*s));
+    s->label = xstrdup(label);
+    s->ulabel = make_ulabel(label);
+    s->line = line;
+    s->port = -1;
+    s->ready = READY_NONE;
+    s->ready_fd = -1;
+    s->timeout_ns = 30LL * 1000000000LL;
+    s->stop_signal = SIGTERM;
+    s->stop_timeout_ns = 5LL * 1000000000LL;
+    c->svcs = xrealloc(c->svcs, (c->n_svcs + 1) * sizeof(*c->svcs));
+    c->svcs[c->n_svcs++] = s;
+    return s;
+}
+
+static size_t svc_index(const struct tether_config *c, const char *label)
+{
+    for (size_t i = 0; i < c->n_svcs; i++)
+        if (strcasecmp(c->svcs[i]->label, label) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+struct svc_conf *config_find(const struct tether_config *c, const char *label)
+{
+    if (!c || !label)
+        return NULL;
+    size_t i = svc_index(c, label);
+    return i == SIZE_MAX ? NULL : c->svcs[i];
+}
+
+const char *svc_opt(const struct svc_conf *s, const char *key)
+{
+    for (size_t i = 0; s && i < s->n_opts; i++)
+        if (streq(s->opts[i].key, key))
+            return s->opts[i].value;
+    return NULL;
+}
+
+const char *config_locate(const char *flag)
+{
+    if (flag)
+        return flag;
+    const char *env = getenv("TETHER_CONFIG");
+    if (env && *env)
+        return env;
+    if (access("tether.ini", F_OK) == 0)
+        return "tether.ini";
+    return NULL;
+}
+
+/* ---- reading: inih plus a line-counting reader ---- */
+
+struct raw_sec {
+    char *name;
+    int line;
+    struct conf_kv *kv;
+    size_t n;
+};
+
+struct parser {
+    const char *file; /* as given, for messages */
+    const char *data;
+    size_t len, pos;
+    int line;      /* of the line inih is processing */
+    bool cont;     /* that line continues the previous key's value */
+    bool have_key; /* mirrors inih's prev_name: an indented line continues it */
+    struct raw_sec *secs;
+    size_t n_secs;
+    ssize_t cur; /* current section in secs, -1 before the first header */
+    int err;
+    terr *e;
+};
+
+static int perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int perr(struct parser *p, const char *fmt, ...)
+{
+    _cleanup_sb_ strbuf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vaddf(&b, fmt, ap);
+    va_end(ap);
+    p->err = ferr(p->e, p->file, p->line, "%s", b.s);
+    return p->err;
+}
+
+/* Same as inih's: the first char of `chars`, or an inline comment (';' after
+ * whitespace), or the end. */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+    while (*s && (!chars || !strchr(chars, *s)) &&
+           !(was_space && strchr(INI_INLINE_COMMENT_PREFIXES, *s))) {
+        was_space = isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+static int new_section(struct parser *p, const char *name, size_t n)
+{
+    _cleanup_free_ char *nm = xstrndup(name, n);
+    if (strcasecmp(nm, "tether") == 0 && !streq(nm, "tether"))
+        return perr(p, "[%s] is reserved: the global section is spelled [tether], and a service "
+                       "cannot be called that", nm);
+    if (!streq(nm, "tether") && !valid_label(nm))
+        return perr(p, "invalid section name [%s]: a service name uses only letters, digits, "
+                       "'_' and '-'", nm);
+    _cleanup_free_ char *u = make_ulabel(nm);
+    for (size_t i = 0; i < p->n_secs; i++) {
+        const struct raw_sec *o = &p->secs[i];
+        if (strcasecmp(o->name, nm) == 0)
+            return perr(p, "duplicate section [%s] (first on line %d): merge the two or rename "
+                           "one", nm, o->line);
+        _cleanup_free_ char *ou = make_ulabel(o->name);
+        if (streq(ou, u))
+            return perr(p, "[%s] and [%s] (line %d) both give the variable name %s: rename one",
+                        nm, o->name, o->line, u);
+    }
+    p->secs = xrealloc(p->secs, (p->n_secs + 1) * sizeof(*p->secs));
+    p->secs[p->n_secs] = (struct raw_sec){.name = take_ptr(&nm), .line = p->line};
+    p->cur = (ssize_t)p->n_secs++;
+    return 0;
+}
+
+/* Decide what inih will make of this line, using inih's own rules. */
+static int classify(struct parser *p, const char *line)
+{
+    const char *start = line;
+    if (p->line == 1 && (unsigned char)start[0] == 0xEF && (unsigned char)start[1] == 0xBB &&
+        (unsigned char)start[2] == 0xBF)
+        start += 3;
+    while (*start && isspace((unsigned char)*start))
+        start++;
+    p->cont = false;
+    if (!*start || strchr(INI_START_COMMENT_PREFIXES, *start))
+        return 0;
+    if (p->have_key && start > line) {
+        p->cont = true;
+        return 0;
+    }
+    if (*start == '[') {
+        const char *end = find_chars_or_comment(start + 1, "]");
+        if (*end != ']')
+            return perr(p, "section header has no closing ']': write [name]");
+        p->have_key = false;
+        return new_section(p, start + 1, (size_t)(end - start - 1));
+    }
+    const char *end = find_chars_or_comment(start, "=:");
+    if (*end != '=' && *end != ':') {
+        size_t n = strlen(start);
+        while (n && isspace((unsigned char)start[n - 1]))
+            n--;
+        return perr(p, "expected key = value, a [section] header or a ; comment, not \"%.*s\"",
+                    (int)(n > 60 ? 60 : n), start);
+    }
+    p->have_key = true;
+    return 0;
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+    struct parser *p = stream;
+    if (p->err || p->pos >= p->len)
+        return NULL;
+    const char *s = p->data + p->pos;
+    const char *nl = memchr(s, '\n', p->len - p->pos);
+    size_t n = nl ? (size_t)(nl - s) : p->len - p->pos;
+    p->pos += n + (nl ? 1 : 0);
+    p->line++;
+    if (n && s[n - 1] == '\r')
+        n--;
+    if (memchr(s, '\0', n)) {
+        perr(p, "contains a NUL byte: the config must be a text file");
+        return NULL;
+    }
+    /* inih would silently cut a longer line in two and parse the rest as
+     * a line of its own */
+    if (num < 1 || n > (size_t)num - 1) {
+        perr(p, "line is longer than %d characters: split it with indented continuation lines",
+             num - 1);
+        return NULL;
+    }
+    memcpy(str, s, n);
+    str[n] = '\0';
+    if (classify(p, str) < 0)
+        return NULL;
+    return str;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct parser *p = user;
+    if (p->err)
+        return 0;
+    if (p->cur < 0) {
+        perr(p, "'%s' is outside any section: move it under [tether] or a [service] header",
+             name);
+        return 0;
+    }
+    struct raw_sec *sec = &p->secs[p->cur];
+    if (p->cont) {
+        if (!sec->n) { /* cannot happen: have_key is reset by every header */
+            perr(p, "indented line does not continue any key: remove the indentation");
+            return 0;
+        }
+        /* inih (55) strips inline comments on the first line of a value but
+         * not on continuation lines: do it here so both behave the same */
+        _cleanup_free_ char *v = xstrdup(value);
+        char *end = (char *)find_chars_or_comment(v, NULL);
+        *end = '\0';
+        while (end > v && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (!*v)
+            return 1;
+        struct conf_kv *kv = &sec->kv[sec->n - 1];
+        char *joined = *kv->value ? xasprintf("%s %s", kv->value, v) : xstrdup(v);
+        free(kv->value);
+        kv->value = joined;
+        return 1;
+    }
+    if (!*name) {
+        perr(p, "missing key name before '=': write key = value");
+        return 0;
+    }
+    for (size_t i = 0; i < sec->n; i++)
+        if (streq(sec->kv[i].key, name)) {
+            perr(p, "[%s] duplicate key '%s' (first set on line %d): remove one, or indent this "
+                    "line to continue the value",
+                 sec->name, name, sec->kv[i].line);
+            return 0;
+        }
+    kv_push(&sec->kv, &sec->n, name, value, p->line);
+    return 1;
+}
+
+static void parser_free(struct parser *p)
+{
+    for (size_t i = 0; i < p->n_secs; i++) {
+        free(p->secs[i].name);
+        kv_free(p->secs[i].kv, p->secs[i].n);
+    }
+    free(p->secs);
+}
+
+/* ---- interpreting a section ---- */
+
+static int parse_port(const char *v, int *port)
+{
+    if (streq(v, "auto")) {
+        *port = 0;
+        return 0;
+    }
+    long n = 0;
+    if (!*v || strlen(v) > 5)
+        return -EINVAL;
+    for (const char *q = v; *q; q++) {
+        if (*q < '0' || *q > '9')
+            return -EINVAL;
+        n = n * 10 + (*q - '0');
+    }
+    if (n < 1 || n > 65535)
+        return -EINVAL;
+    *port = (int)n;
+    return 0;
+}
+
+static int check_words(const char *file, const struct svc_conf *s, const char *key, int line,
+                       const char *v, terr *e)
+{
+    _cleanup_strv_ strv w = {0};
+    terr sub;
+    if (split_words(v, &w, &sub) < 0)
+        return ferr(e, file, line, "[%s] %s: %s", s->label, key, sub.msg);
+    if (w.n == 0)
+        return ferr(e, file, line, "[%s] %s is empty: say what to run", s->label, key);
+    return 0;
+}
+
+static int parse_ready(const char *file, struct svc_conf *s, const struct conf_kv *kv, terr *e)
+{
+    const char *v = kv->value;
+    const char *colon = strchr(v, ':');
+    size_t kn = colon ? (size_t)(colon - v) : strlen(v);
+    const char *arg = colon ? colon + 1 : NULL;
+    while (arg && isspace((unsigned char)*arg))
+        arg++;
+    static const struct {
+        const char *name;
+        enum ready_kind kind;
+        bool arg;
+    } kinds[] = {
+        {"none", READY_NONE, false}, {"tcp", READY_TCP, false},  {"notify", READY_NOTIFY, false},
+        {"unix", READY_UNIX, true},  {"log", READY_LOG, true},   {"exec", READY_EXEC, true},
+        {"fd", READY_FD, true},
+    };
+    s->ready_line = kv->line;
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        if (strlen(kinds[i].name) != kn || strncmp(kinds[i].name, v, kn) != 0)
+            continue;
+        if (!kinds[i].arg && colon)
+            return ferr(e, file, kv->line, "[%s] ready = %s takes no argument: write ready = %s",
+                        s->label, kinds[i].name, kinds[i].name);
+        if (kinds[i].arg && (!arg || !*arg))
+            return ferr(e, file, kv->line, "[%s] ready = %s needs an argument: write ready = %s",
+                        s->label, kinds[i].name,
+                        kinds[i].kind == READY_UNIX  ? "unix:PATH"
+                        : kinds[i].kind == READY_LOG ? "log:REGEX"
+                        : kinds[i].kind == READY_FD  ? "fd:N"
+                                                     : "exec:COMMAND");
+        s->ready = kinds[i].kind;
+        if (s->ready == READY_FD) {
+            char *end;
+            errno = 0;
+            long fd = strtol(arg, &end, 10);
+            if (errno || *end || end == arg || fd < 3 || fd > 1023)
+                return ferr(e, file, kv->line,
+                            "[%s] ready = fd:%s: N must be a number from 3 to 1023 (0-2 are "
+                            "stdin, stdout and stderr)",
+                            s->label, arg);
+            s->ready_fd = (int)fd;
+        } else if (kinds[i].arg) {
+            s->ready_arg = xstrdup(arg);
+            if (s->ready == READY_EXEC)
+                return check_words(file, s, "ready", kv->line, arg, e);
+        }
+        return 0;
+    }
+    return ferr(e, file, kv->line,
+                "[%s] unknown ready = %s: use none, tcp, unix:PATH, log:REGEX, exec:COMMAND, "
+                "notify or fd:N",
+                s->label, v);
+}
+
+static int parse_after(const char *file, struct svc_conf *s, const struct conf_kv *kv, terr *e)
+{
+    s->after_line = kv->line;
+    const char *p = kv->value;
+    for (;;) {
+        p += strspn(p, ", \t");
+        if (!*p)
+            return 0;
+        size_t n = strcspn(p, ", \t");
+        _cleanup_free_ char *l = xstrndup(p, n);
+        if (!valid_label(l))
+            return ferr(e, file, kv->line,
+                        "[%s] after: '%s' is not a service name: list section names separated "
+                        "by commas or spaces",
+                        s->label, l);
+        if (!strv_contains(&s->after, l))
+            strv_push(&s->after, l);
+        p += n;
+    }
+}
+
+static int parse_duration_key(const char *file, const struct svc_conf *s,
+                              const struct conf_kv *kv, bool zero_ok, long long *out, terr *e)
+{
+    long long ns;
+    if (parse_duration(kv->value, &ns) < 0)
+        return ferr(e, file, kv->line,
+                    "[%s] %s = %s is not a duration: use seconds (30, 1.5) or a unit (500ms, "
+                    "2m, 1h)",
+                    s->label, kv->key, kv->value);
+    if (ns == 0 && !zero_ok)
+        return ferr(e, file, kv->line, "[%s] %s must be more than 0", s->label, kv->key);
+    *out = ns;
+    return 0;
+}
+
+static int svc_key(const char *file, struct svc_conf *s, const struct conf_kv *kv, terr *e)
+{
+    const char *k = kv->key, *v = kv->value;
+    if (streq(k, "driver")) {
+        s->driver = driver_find(v);
+        if (!s->driver)
+            return ferr(e, file, kv->line,
+                        "[%s] unknown driver '%s': use a built-in driver, or driver = command "
+                        "with command = ... for anything else",
+                        s->label, v);
+    } else if (streq(k, "command")) {
+        s->command = xstrdup(v);
+        s->command_line = kv->line;
+        return check_words(file, s, "command", kv->line, v, e);
+    } else if (streq(k, "port")) {
+        s->port_line = kv->line;
+        if (parse_port(v, &s->port) < 0)
+            return ferr(e, file, kv->line,
+                        "[%s] port = %s: use auto (a free port is picked) or a number from 1 "
+                        "to 65535",
+                        s->label, v);
+    } else if (streq(k, "socket")) {
+        const char *name = streq(v, "auto") ? "sock" : v;
+        bool ok = *name && !streq(name, ".") && !streq(name, "..");
+        for (const char *q = name; *q; q++)
+            if (!is_alnum(*q) && !strchr("._-", *q))
+                ok = false;
+        if (!ok)
+            return ferr(e, file, kv->line,
+                        "[%s] socket = %s: use auto, or a plain file name (letters, digits, "
+                        "'.', '_', '-'; no '/') created in the service's directory",
+                        s->label, v);
+        s->socket = xstrdup(name);
+    } else if (streq(k, "ready")) {
+        return parse_ready(file, s, kv, e);
+    } else if (streq(k, "reset")) {
+        s->reset_line = kv->line;
+        if (streq(v, "restart")) {
+            s->reset_restart = true;
+            return 0;
+        }
+        s->reset = xstrdup(v);
+        return check_words(file, s, "reset", kv->line, v, e);
+    } else if (streq(k, "after")) {
+        return parse_after(file, s, kv, e);
+    } else if (streq(k, "timeout")) {
+        return parse_duration_key(file, s, kv, false, &s->timeout_ns, e);
+    } else if (streq(k, "stop_timeout")) {
+        return parse_duration_key(file, s, kv, true, &s->stop_timeout_ns, e);
+    } else if (streq(k, "stop_signal")) {
+        int sig = parse_signal(v);
+        if (sig < 0)
+            return ferr(e, file, kv->line,
+                        "[%s] stop_signal = %s: unknown signal: use a name like TERM, INT, QUIT "
+                        "or a number",
+                        s->label, v);
+        s->stop_signal = sig;
+    } else if (strncmp(k, "export.", 7) == 0) {
+        const char *name = k + 7;
+        if (!valid_export_name(name))
+            return ferr(e, file, kv->line,
+                        "[%s] %s: the name after 'export.' must use only letters, digits and "
+                        "'_'",
+                        s->label, k);
+        for (size_t i = 0; i < ARRAY_SIZE(core_vars); i++)
+            if (streq(name, core_vars[i]))
+                return ferr(e, file, kv->line,
+                            "[%s] %s clashes with the built-in variable %s: pick another name",
+                            s->label, k, core_vars[i]);
+        kv_push(&s->exports, &s->n_exports, name, v, kv->line);
+    } else if (strncmp(k, "env.", 4) == 0) {
+        const char *name = k + 4;
+        if (!valid_env_name(name))
+            return ferr(e, file, kv->line,
+                        "[%s] %s: the name after 'env.' must be an environment variable name "
+                        "(letters, digits and '_', not starting with a digit)",
+                        s->label, k);
+        kv_push(&s->env, &s->n_env, name, v, kv->line);
+    } else {
+        kv_push(&s->opts, &s->n_opts, k, v, kv->line);
+    }
+    return 0;
+}
+
+static int tether_section(const char *file, struct tether_config *c, const struct raw_sec *sec,
+                          terr *e)
+{
+    for (size_t i = 0; i < sec->n; i++) {
+        const struct conf_kv *kv = &sec->kv[i];
+        if (!streq(kv->key, "prefix"))
+            return ferr(e, file, kv->line, "[tether] unknown key '%s' (known: prefix)", kv->key);
+        const char *v = kv->value;
+        bool ok = *v && !(*v >= '0' && *v <= '9');
+        for (const char *q = v; *q; q++)
+            if (!is_alnum(*q) && *q != '_')
+                ok = false;
+        if (!ok)
+            return ferr(e, file, kv->line,
+                        "[tether] prefix = %s: use letters, digits and '_', not starting with a "
+                        "digit (e.g. prefix = MYAPP)",
+                        v);
+        free(c->prefix);
+        c->prefix = make_ulabel(v);
+    }
+    return 0;
+}
+
+static int svc_section(const char *file, struct tether_config *c, const struct raw_sec *sec,
+                       terr *e)
+{
+    struct svc_conf *s = svc_new(c, sec->name, sec->line);
+    for (size_t i = 0; i < sec->n; i++) {
+        int r = svc_key(file, s, &sec->kv[i], e);
+        if (r < 0)
+            return r;
+    }
+    if (!s->driver) {
+        const struct tether_driver *d = driver_find(s->label);
+        s->driver = d ? d : &driver_command;
+    }
+    if (!s->ready_line)
+        s->ready = s->port >= 0 ? READY_TCP : READY_NONE;
+    return 0;
+}
+
+/* ---- whole-config checks ---- */
+
+static int check_after(const char *file, struct tether_config *c, terr *e)
+{
+    for (size_t i = 0; i < c->n_svcs; i++) {
+        struct svc_conf *s = c->svcs[i];
+        for (size_t j = 0; j < s->after.n; j++) {
+            const struct svc_conf *t = config_find(c, s->after.v[j]);
+            if (!t)
+                return ferr(e, file, s->after_line,
+                            "[%s] after = %s: there is no service [%s]: define it, or remove "
+                            "it from after",
+                            s->label, s->after.v[j], s->after.v[j]);
+            /* store the label as its section spells it */
+            if (!streq(t->label, s->after.v[j])) {
+                free(s->after.v[j]);
+                s->after.v[j] = xstrdup(t->label);
+            }
+        }
+    }
+    return 0;
+}
+
+static int cycle_dfs(const char *file, const struct tether_config *c, size_t i, int *color,
+                     size_t *stack, size_t depth, terr *e)
+{
+    const struct svc_conf *s = c->svcs[i];
+    color[i] = 1;
+    stack[depth] = i;
+    for (size_t k = 0; k < s->after.n; k++) {
+        size_t j = svc_index(c, s->after.v[k]);
+        if (j == SIZE_MAX)
+            continue;
+        if (color[j] == 1) {
+            size_t from = 0;
+            while (stack[from] != j)
+                from++;
+            _cleanup_sb_ strbuf b = {0};
+            for (size_t x = from; x <= depth; x++)
+                sb_addf(&b, "%s -> ", c->svcs[stack[x]]->label);
+            sb_add(&b, c->svcs[j]->label);
+            return ferr(e, file, c->svcs[j]->after_line,
+                        "dependency cycle: %s: remove one of these from an after = list", b.s);
+        }
+        if (color[j] == 0) {
+            int r = cycle_dfs(file, c, j, color, stack, depth + 1, e);
+            if (r < 0)
+                return r;
+        }
+    }
+    color[i] = 2;
+    return 0;
+}
+
+static int check_cycles(const char *file, const struct tether_config *c, terr *e)
+{
+    _cleanup_free_ int *color = xcalloc(c->n_svcs, sizeof(int));
+    _cleanup_free_ size_t *stack = xcalloc(c->n_svcs, sizeof(size_t));
+    for (size_t i = 0; i < c->n_svcs; i++)
+        if (color[i] == 0) {
+            int r = cycle_dfs(file, c, i, color, stack, 0, e);
+            if (r < 0)
+                return r;
+        }
+    return 0;
+}
+
+/* Mark in dep[] everything s needs, directly or not. */
+static void mark_deps(const struct tether_config *c, const struct svc_conf *s, bool *dep)
+{
+    for (size_t k = 0; k < s->after.n; k++) {
+        size_t j = svc_index(c, s->after.v[k]);
+        if (j != SIZE_MAX && !dep[j]) {
+            dep[j] = true;
+            mark_deps(c, c->svcs[j], dep);
+        }
+    }
+}
+
+struct tctx {
+    const char *file;
+    const struct tether_config *c;
+    const struct svc_conf *s;
+    const bool *dep;
+    const char *key;
+    int line;
+    bool full; /* check_var wrote a complete "FILE:LINE: ..." message */
+};
+
+static bool svc_has_var(const struct svc_conf *o, const char *var)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(core_vars); i++)
+        if (streq(var, core_vars[i]))
+            return !((streq(var, "PORT") || streq(var, "HOST")) && o->port < 0) &&
+                   !(streq(var, "SOCKET") && !o->socket);
+    for (size_t i = 0; i < o->n_exports; i++)
+        if (streq(var, o->exports[i].key))
+            return true;
+    for (const char *const *d = o->driver->vars; d && *d; d++)
+        if (streq(var, *d))
+            return true;
+    return false;
+}
+
+static void list_known(const struct tctx *t, strbuf *b)
+{
+    sb_add(b, "dir, instance, label");
+    if (t->s->port >= 0)
+        sb_add(b, ", port");
+    if (t->s->socket)
+        sb_add(b, ", socket");
+    for (size_t i = 0; i < t->c->n_svcs; i++) {
+        if (!t->dep[i])
+            continue;
+        const struct svc_conf *o = t->c->svcs[i];
+        for (size_t k = 0; k < ARRAY_SIZE(core_vars); k++)
+            if (svc_has_var(o, core_vars[k]))
+                sb_addf(b, ", %s.%s", o->label, core_vars[k]);
+        for (size_t k = 0; k < o->n_exports; k++)
+            sb_addf(b, ", %s.%s", o->label, o->exports[k].key);
+        for (const char *const *d = o->driver->vars; d && *d; d++)
+            sb_addf(b, ", %s.%s", o->label, *d);
+    }
+}
+
+static int check_var(void *ud, const char *name, terr *e)
+{
+    struct tctx *t = ud;
+    const struct svc_conf *s = t->s;
+    if (streq(name, "dir") || streq(name, "instance") || streq(name, "label") ||
+        (streq(name, "port") && s->port >= 0) || (streq(name, "socket") && s->socket))
+        return 0;
+    const char *dot = strchr(name, '.');
+    const char *hint = "";
+    _cleanup_free_ char *hintbuf = NULL;
+    if (dot) {
+        _cleanup_free_ char *svc = xstrndup(name, (size_t)(dot - name));
+        size_t j = svc_index(t->c, svc);
+        if (j != SIZE_MAX && t->dep[j] && svc_has_var(t->c->svcs[j], dot + 1))
+            return 0;
+        if (j != SIZE_MAX && !t->dep[j] && t->c->svcs[j] != s)
+            hint = hintbuf = xasprintf("; add %s to after = to use its variables",
+                                       t->c->svcs[j]->label);
+    } else if (streq(name, "port") || streq(name, "socket")) {
+        hint = streq(name, "port") ? "; set port = auto to get a port"
+                                   : "; set socket = auto to get a socket";
+    }
+    _cleanup_sb_ strbuf known = {0};
+    list_known(t, &known);
+    t->full = true;
+    return ferr(e, t->file, t->line, "[%s] unknown variable ${%s} in %s (known: %s)%s", s->label,
+                name, t->key, known.s, hint);
+}
+
+static int check_tmpl(struct tctx *t, const char *key, int line, const char *v, terr *e)
+{
+    if (!v)
+        return 0;
+    t->key = key;
+    t->line = line > 0 ? line : t->s->line;
+    t->full = false;
+    terr sub;
+    int r = tmpl_foreach(v, check_var, t, &sub);
+    if (r < 0 && t->full)
+        return terr_set(e, r, "%s", sub.msg);
+    if (r < 0) /* a syntax error: say where */
+        return ferr(e, t->file, t->line, "[%s] %s: %s", t->s->label, key, sub.msg);
+    return 0;
+}
+
+static int check_templates(const char *file, const struct tether_config *c, terr *e)
+{
+    for (size_t i = 0; i < c->n_svcs; i++) {
+        const struct svc_conf *s = c->svcs[i];
+        _cleanup_free_ bool *dep = xcalloc(c->n_svcs, sizeof(bool));
+        mark_deps(c, s, dep);
+        struct tctx t = {.file = file, .c = c, .s = s, .dep = dep};
+        int r = check_tmpl(&t, "command", s->command_line, s->command, e);
+        if (r == 0 && (s->ready == READY_UNIX || s->ready == READY_LOG || s->ready == READY_EXEC))
+            r = check_tmpl(&t, "ready", s->ready_line, s->ready_arg, e);
+        if (r == 0)
+            r = check_tmpl(&t, "reset", s->reset_line, s->reset, e);
+        for (size_t k = 0; r == 0 && k < s->n_exports; k++) {
+            _cleanup_free_ char *key = xasprintf("export.%s", s->exports[k].key);
+            r = check_tmpl(&t, key, s->exports[k].line, s->exports[k].value, e);
+        }
+        for (size_t k = 0; r == 0 && k < s->n_env; k++) {
+            _cleanup_free_ char *key = xasprintf("env.%s", s->env[k].key);
+            r = check_tmpl(&t, key, s->env[k].line, s->env[k].value, e);
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Everything that needs the whole config: references, cycles, the drivers'
+ * own checks, then templates (a driver may have set a port or ready kind). */
+static int finish(const char *file, struct tether_config *c, terr *e)
+{
+    int r;
+    if ((r = check_after(file, c, e)) < 0 || (r = check_cycles(file, c, e)) < 0)
+        return r;
+    for (size_t i = 0; i < c->n_svcs; i++) {
+        struct svc_conf *s = c->svcs[i];
+        if (s->driver->configure && (r = s->driver->configure(s, file, e)) < 0)
+            return r;
+        if (s->ready == READY_TCP && s->port < 0)
+            return ferr(e, file, s->ready_line ? s->ready_line : s->line,
+                        "[%s] ready = tcp needs a port: add port = auto (or a number), or "
+                        "choose another ready = check",
+                        s->label);
+    }
+    return check_templates(file, c, e);
+}
+
+int config_load(const char *path, struct tether_config **out, terr *e)
+{
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    int r = read_file_at(AT_FDCWD, path, &data, &len);
+    if (r < 0)
+        return terr_set(e, r, "cannot read config file %s: %s (give another one with -f FILE)",
+                        path, strerror(-r));
+    struct tether_config *c = xcalloc(1, sizeof(*c));
+    c->path = realpath(path, NULL);
+    if (!c->path) {
+        r = -errno;
+        config_free(c);
+        return terr_set(e, r, "cannot resolve config file %s: %s", path, strerror(-r));
+    }
+    c->prefix = xstrdup("TETHER");
+
+    struct parser p = {.file = path, .data = data, .len = len, .cur = -1, .e = e};
+    int ir = ini_parse_stream(reader, &p, handler, &p);
+    if (!p.err && ir == -2)
+        p.err = terr_set(e, ENOMEM, "%s: out of memory while parsing", path);
+    else if (!p.err && ir != 0) /* the reader mirrors inih, so this should not happen */
+        p.err = ferr(e, path, ir, "syntax error: expected key = value or [section]");
+    r = p.err;
+    for (size_t i = 0; r == 0 && i < p.n_secs; i++)
+        r = streq(p.secs[i].name, "tether") ? tether_section(path, c, &p.secs[i], e)
+                                            : svc_section(path, c, &p.secs[i], e);
+    parser_free(&p);
+    if (r == 0 && c->n_svcs == 0)
+        r = ferr(e, path, 0,
+                 "no services defined: add a [name] section, e.g. [web] with command = ...");
+    if (r == 0)
+        r = finish(path, c, e);
+    if (r < 0) {
+        config_free(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e)
+{
+    if (n == 0)
+        return terr_set(e, EINVAL,
+                        "no services named: name a built-in service (e.g. postgresql), or "
+                        "write a tether.ini");
+    struct tether_config *c = xcalloc(1, sizeof(*c));
+    c->prefix = xstrdup("TETHER");
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
+        if (!d || d == &driver_command) {
+            r = terr_set(e, EINVAL,
+                         "unknown service '%s': not a built-in driver (command needs a config "
+                         "file)",
+                         names[i]);
+            break;
+        }
+        if (config_find(c, names[i]))
+            continue;
+        struct svc_conf *s = svc_new(c, names[i], 0);
+        s->driver = d;
+    }
+    if (r == 0)
+        r = finish(BUILTIN_FILE, c, e);
+    if (r < 0) {
+        config_free(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+int config_select(const struct tether_config *c, const char *const *names, size_t n,
+                  struct svc_conf ***out, size_t *nout, terr *e)
+{
+    _cleanup_free_ bool *want = xcalloc(c->n_svcs, sizeof(bool));
+    for (size_t i = 0; i < n; i++) {
+        size_t j = svc_index(c, names[i]);
+        if (j == SIZE_MAX) {
+            _cleanup_sb_ strbuf have = {0};
+            for (size_t k = 0; k < c->n_svcs; k++)
+                sb_addf(&have, "%s%s", k ? ", " : "", c->svcs[k]->label);
+            return terr_set(e, EINVAL, "no service '%s' in %s (it has: %s)", names[i],
+                            c->path ? c->path : BUILTIN_FILE, have.s);
+        }
+        want[j] = true;
+        mark_deps(c, c->svcs[j], want);
+    }
+    if (n == 0)
+        for (size_t i = 0; i < c->n_svcs; i++)
+            want[i] = true;
+
+    /* Kahn's algorithm, always taking the first ready one in file order, so
+     * independent services keep the order of the file. */
+    size_t total = 0;
+    for (size_t i = 0; i < c->n_svcs; i++)
+        total += want[i];
+    struct svc_conf **res = xcalloc(total, sizeof(*res));
+    _cleanup_free_ bool *done = xcalloc(c->n_svcs, sizeof(bool));
+    size_t k = 0;
+    while (k < total) {
+        size_t pick = SIZE_MAX;
+        for (size_t i = 0; i < c->n_svcs && pick == SIZE_MAX; i++) {
+            if (!want[i] || done[i])
+                continue;
+            bool ready = true;
+            for (size_t a = 0; a < c->svcs[i]->after.n && ready; a++) {
+                size_t j = svc_index(c, c->svcs[i]->after.v[a]);
+                if (j != SIZE_MAX && !done[j])
+                    ready = false;
+            }
+            if (ready)
+                pick = i;
+        }
+        if (pick == SIZE_MAX) { /* config_load rejects cycles; be safe anyway */
+            free(res);
+            return terr_set(e, EINVAL, "%s: dependency cycle among the selected services",
+                            c->path ? c->path : BUILTIN_FILE);
+        }
+        done[pick] = true;
+        res[k++] = c->svcs[pick];
+    }
+    *out = res;
+    *nout = total;
+    return 0;
+}

@@ -1,1 +1,295 @@
-/* placeholder: being written */
+/* File-system helpers for the state directory.  rm_rf_at() runs over
+ * directories that services (and possibly other users) could write into,
+ * so it only ever works relative to directory fds it opened itself with
+ * O_NOFOLLOW, and checks every directory it opens for a mount crossing. */
+#include "fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Deep enough for any real tree; each level holds an fd and a DIR. */
+#define RM_MAX_DEPTH 256
+
+struct rm_frame {
+    DIR *d;
+    int fd;
+    char *name;  /* name in the parent directory */
+    bool failed; /* something beneath was left behind: rmdir cannot work */
+    int passes;  /* rescans after an unexpected ENOTEMPTY */
+};
+
+struct rm_ctx {
+    struct rm_frame *st; /* explicit stack: no recursion, no stack overflow */
+    size_t n, cap;
+    dev_t dev; /* device of the top directory */
+    int err;   /* first error, reported in e */
+    int more;  /* further errors, only counted */
+    strbuf msg;
+};
+
+enum rm_why { RM_ERRNO, RM_MOUNT, RM_DEEP };
+
+/* "top/sub/.../name" for messages (name NULL: the innermost open dir). */
+static char *rm_path(const struct rm_ctx *c, const char *name)
+{
+    strbuf b = {0};
+    for (size_t i = 0; i < c->n; i++) {
+        if (i)
+            sb_addc(&b, '/');
+        sb_add(&b, c->st[i].name);
+    }
+    if (name) {
+        if (c->n)
+            sb_addc(&b, '/');
+        sb_add(&b, name);
+    }
+    return sb_steal(&b);
+}
+
+static void rm_fail(struct rm_ctx *c, enum rm_why why, int err, const char *name)
+{
+    if (c->n > 0)
+        c->st[c->n - 1].failed = true;
+    if (c->err) {
+        c->more++;
+        return;
+    }
+    _cleanup_free_ char *path = rm_path(c, name);
+    switch (why) {
+    case RM_MOUNT:
+        c->err = -EXDEV;
+        sb_addf(&c->msg, "%s is a mount point; not removed: unmount it", path);
+        break;
+    case RM_DEEP:
+        c->err = -ELOOP;
+        sb_addf(&c->msg, "%s is nested more than %d directories deep; not removed", path,
+                RM_MAX_DEPTH);
+        break;
+    case RM_ERRNO:
+        c->err = -err;
+        sb_addf(&c->msg, "cannot remove %s: %s", path, strerror(err));
+        break;
+    }
+}
+
+/* STATX_ATTR_MOUNT_ROOT also catches bind mounts from the same file
+ * system, which have the same st_dev.  Old kernels: st_dev only. */
+static bool is_mount_root(int fd)
+{
+    struct statx stx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) < 0)
+        return false;
+    return (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+           (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
+static void rm_unlink(struct rm_ctx *c, int pfd, const char *name)
+{
+    if (unlinkat(pfd, name, 0) < 0 && errno != ENOENT)
+        rm_fail(c, RM_ERRNO, errno, name);
+}
+
+/* Remove pfd/name if it is not a directory, else open it and push it. */
+static void rm_entry(struct rm_ctx *c, int pfd, const char *name)
+{
+    struct stat st;
+    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno != ENOENT)
+            rm_fail(c, RM_ERRNO, errno, name);
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        /* symlinks and hard links alike: only this name goes */
+        rm_unlink(c, pfd, name);
+        return;
+    }
+    /* Cheap pre-check so that a foreign mount is not even opened (it may
+     * be a hung network file system); re-checked on the fd below. */
+    if (c->n > 0 && st.st_dev != c->dev) {
+        rm_fail(c, RM_MOUNT, 0, name);
+        return;
+    }
+    if (c->n >= RM_MAX_DEPTH) {
+        rm_fail(c, RM_DEEP, 0, name);
+        return;
+    }
+    /* O_PATH first: it needs no permission on the directory itself, so
+     * the mount checks come before we change anything about it. */
+    _cleanup_close_ int pathfd =
+        openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (pathfd < 0) {
+        if (errno == ENOENT)
+            return;
+        if (errno == ENOTDIR || errno == ELOOP) /* swapped for a file or link */
+            rm_unlink(c, pfd, name);
+        else
+            rm_fail(c, RM_ERRNO, errno, name);
+        return;
+    }
+    /* Check what was actually opened: the name may have been swapped. */
+    struct stat fst;
+    if (fstat(pathfd, &fst) < 0) {
+        rm_fail(c, RM_ERRNO, errno, name);
+        return;
+    }
+    dev_t want = c->dev;
+    if (c->n == 0) {
+        /* The top itself: compare with its parent ("..", which leaves a
+         * mount), as dirfd may be AT_FDCWD with an absolute name. */
+        struct stat pst;
+        _cleanup_close_ int up = openat(pathfd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        want = up >= 0 && fstat(up, &pst) == 0 ? pst.st_dev : fst.st_dev;
+    }
+    if (fst.st_dev != want || is_mount_root(pathfd)) {
+        rm_fail(c, RM_MOUNT, 0, name);
+        return;
+    }
+    /* A service may have made a directory 0500: without u+wx we could not
+     * empty it, without u+r not even list it.  chmod through the O_PATH
+     * fd (as glibc's fchmodat(AT_SYMLINK_NOFOLLOW) does) changes exactly
+     * this directory, never a link's target. */
+    if ((fst.st_mode & S_IRWXU) != S_IRWXU) {
+        char fdpath[64];
+        mode_t mode = (fst.st_mode & 07777) | S_IRWXU;
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", pathfd);
+        if (chmod(fdpath, mode) < 0)
+            (void)fchmodat(pfd, name, mode, AT_SYMLINK_NOFOLLOW);
+    }
+    int fd = openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        rm_fail(c, RM_ERRNO, errno, name);
+        return;
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        rm_fail(c, RM_ERRNO, errno, name);
+        close(fd);
+        return;
+    }
+    if (c->n == 0)
+        c->dev = fst.st_dev;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->st = xrealloc(c->st, c->cap * sizeof(*c->st));
+    }
+    c->st[c->n++] = (struct rm_frame){.d = d, .fd = fd, .name = xstrdup(name)};
+}
+
+int rm_rf_at(int dirfd, const char *name, terr *e)
+{
+    if (!name || !*name)
+        return terr_set(e, EINVAL, "rm_rf_at: empty name");
+    struct rm_ctx c = {0};
+    rm_entry(&c, dirfd, name);
+    while (c.n > 0) {
+        struct rm_frame *f = &c.st[c.n - 1];
+        errno = 0;
+        struct dirent *de = readdir(f->d);
+        if (de) {
+            if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                rm_entry(&c, f->fd, de->d_name); /* may move c.st */
+            continue;
+        }
+        if (errno)
+            rm_fail(&c, RM_ERRNO, errno, NULL);
+        int pfd = c.n > 1 ? c.st[c.n - 2].fd : dirfd;
+        if (!f->failed && unlinkat(pfd, f->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+            /* Deleting while reading may make some file systems skip
+             * entries, or something is still creating files: rescan. */
+            if ((errno == ENOTEMPTY || errno == EEXIST) && f->passes < 3) {
+                f->passes++;
+                rewinddir(f->d);
+                continue;
+            }
+            rm_fail(&c, RM_ERRNO, errno, NULL);
+        }
+        bool failed = f->failed;
+        closedir(f->d);
+        free(f->name);
+        c.n--;
+        if (failed && c.n > 0)
+            c.st[c.n - 1].failed = true;
+    }
+    free(c.st);
+    if (!c.err)
+        return 0;
+    if (c.more)
+        sb_addf(&c.msg, " (and %d more problem%s)", c.more, c.more == 1 ? "" : "s");
+    int r = terr_set(e, c.err, "%s", c.msg.s);
+    sb_free(&c.msg);
+    return r;
+}
+
+int ensure_private_dir(const char *path, uid_t uid, terr *e)
+{
+    if (mkdir(path, 0700) == 0) {
+        /* a umask like 0277 must not leave us a directory we cannot use */
+        (void)fchmodat(AT_FDCWD, path, 0700, AT_SYMLINK_NOFOLLOW);
+    } else if (errno == ENOENT) {
+        return terr_set(e, ENOENT, "cannot create %s: its parent directory does not exist",
+                        path);
+    } else if (errno != EEXIST) {
+        return terr_set(e, errno, "cannot create %s: %s", path, strerror(errno));
+    }
+
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        struct stat st;
+        if (err == ELOOP ||
+            (err == ENOTDIR && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)))
+            return terr_set(e, ELOOP,
+                            "%s is a symlink, not a directory: remove it (someone may be "
+                            "trying to hijack tether's state)",
+                            path);
+        if (err == ENOTDIR)
+            return terr_set(e, err, "%s is not a directory: remove it or set TETHER_DIR",
+                            path);
+        return terr_set(e, err, "cannot open %s: %s", path, strerror(err));
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return terr_set(e, errno, "cannot stat %s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return terr_set(e, ENOTDIR, "%s is not a directory: remove it or set TETHER_DIR", path);
+    if (st.st_uid != uid)
+        return terr_set(e, EPERM, "%s is owned by uid %u, not you (uid %u): remove it or set "
+                        "TETHER_DIR", path, (unsigned)st.st_uid, (unsigned)uid);
+    /* It is ours, so tightening it is safe; fd pins the very directory. */
+    /* 0711 is accepted: a root-run instance whose server drops to another
+     * user needs that user to traverse (never list) the directory. */
+    if (((st.st_mode & 0700) != 0700 || (st.st_mode & 0066) != 0) && fchmod(fd, 0700) < 0)
+        return terr_set(e, errno, "cannot chmod 0700 %s: %s", path, strerror(errno));
+    return take_fd(&fd);
+}
+
+int mkdir_p(const char *path, int mode)
+{
+    if (!path || !*path)
+        return -EINVAL;
+    _cleanup_free_ char *p = xstrdup(path);
+    size_t len = strlen(p);
+    for (size_t i = 1; i <= len; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        if (p[i - 1] == '/') /* "//" or trailing "/" */
+            continue;
+        char saved = p[i];
+        p[i] = '\0';
+        if (mkdir(p, (mode_t)mode) < 0) {
+            int err = errno;
+            struct stat st;
+            /* EEXIST, but also EACCES/EROFS for a parent that exists */
+            if (stat(p, &st) < 0)
+                return -err;
+            if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        }
+        p[i] = saved;
+    }
+    return 0;
+}

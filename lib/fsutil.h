@@ -1,6 +1,7 @@
 /* File-system helpers for the state directory: safe removal and ownership
  * checks. */
 #pragma once
+#include <stdbool.h>
 #include <sys/types.h>
 #include "util.h"
 
@@ -19,3 +20,11 @@ int ensure_private_dir(const char *path, uid_t uid, terr *e);
 
 /* mkdir -p with mode for each created component. */
 int mkdir_p(const char *path, int mode);
+
+/* Copy the directory tree srcfd (an open directory) to dstparent/dstname,
+ * which must not exist.  Regular files are reflinked where the file system
+ * can (FICLONE), else copied in the kernel (copy_file_range).  Modes are
+ * kept; with chown_to, everything created is owned by uid:gid.  Symlinks
+ * are copied as links; other special files are skipped. */
+int copy_tree(int srcfd, int dstparent, const char *dstname, bool chown_to, uid_t uid, gid_t gid,
+              terr *e);

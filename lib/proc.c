@@ -1,1 +1,323 @@
-/* placeholder: being written */
+/* /proc parsing: enough to recognise a process again later (pid + start
+ * time + boot id) and to find its children and environment. */
+#include "proc.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Parse a decimal pid ("123"), rejecting signs, junk and overflow. */
+static int parse_pid(const char *s, size_t n, pid_t *out)
+{
+    if (n == 0 || n > 10)
+        return -EINVAL;
+    long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v <= 0 || v > INT_MAX)
+        return -EINVAL;
+    *out = (pid_t)v;
+    return 0;
+}
+
+/* Return the next space-separated token of s (advancing *s), or NULL. */
+static const char *next_token(const char **s, size_t *len)
+{
+    const char *p = *s;
+    while (*p == ' ')
+        p++;
+    if (*p == '\0' || *p == '\n')
+        return NULL;
+    const char *start = p;
+    while (*p && *p != ' ' && *p != '\n')
+        p++;
+    *len = (size_t)(p - start);
+    *s = p;
+    return start;
+}
+
+int proc_parse_stat(const char *stat, unsigned long long *starttime, pid_t *ppid, char *state)
+{
+    if (!stat)
+        return -EINVAL;
+    /* "PID (comm) S ppid ...": comm is arbitrary bytes (up to 15) and may
+     * itself contain ") ", so the last ')' is the only reliable anchor. */
+    const char *lp = strchr(stat, '(');
+    const char *rp = strrchr(stat, ')');
+    if (!lp || !rp || rp < lp || lp == stat || lp[-1] != ' ')
+        return -EINVAL;
+    pid_t pid;
+    if (parse_pid(stat, (size_t)(lp - 1 - stat), &pid) < 0)
+        return -EINVAL;
+    const char *p = rp + 1;
+    size_t len;
+    const char *tok = next_token(&p, &len);
+    if (!tok || tok != rp + 2 || len != 1 || !isalpha((unsigned char)tok[0]))
+        return -EINVAL;
+    char st = tok[0];
+
+    pid_t pp = 0;
+    unsigned long long start = 0;
+    for (int field = 4; field <= 22; field++) {
+        tok = next_token(&p, &len);
+        if (!tok)
+            return -EINVAL;
+        if (field == 4) {
+            /* ppid is 0 for init and kthreadd */
+            if (len == 1 && tok[0] == '0')
+                pp = 0;
+            else if (parse_pid(tok, len, &pp) < 0)
+                return -EINVAL;
+        } else if (field == 22) {
+            if (len > 20)
+                return -EINVAL;
+            for (size_t i = 0; i < len; i++) {
+                if (tok[i] < '0' || tok[i] > '9')
+                    return -EINVAL;
+                unsigned long long d = (unsigned long long)(tok[i] - '0');
+                if (start > (ULLONG_MAX - d) / 10)
+                    return -EINVAL;
+                start = start * 10 + d;
+            }
+        }
+    }
+    if (starttime)
+        *starttime = start;
+    if (ppid)
+        *ppid = pp;
+    if (state)
+        *state = st;
+    return 0;
+}
+
+/* Read /proc/PID/<what>; a vanished process is -ESRCH. */
+static int read_proc_file(pid_t pid, const char *what, char **out, size_t *len)
+{
+    if (pid <= 0)
+        return -ESRCH;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+    size_t n;
+    int r = read_file_at(AT_FDCWD, path, out, &n);
+    /* ESRCH: the task died between open and read */
+    if (r == -ENOENT || r == -ESRCH)
+        return -ESRCH;
+    if (r < 0)
+        return r;
+    /* read_file_at leaves an empty file's buffer unterminated */
+    if (n == 0)
+        **out = '\0';
+    if (len)
+        *len = n;
+    return 0;
+}
+
+static int proc_stat(pid_t pid, unsigned long long *starttime, pid_t *ppid, char *state)
+{
+    _cleanup_free_ char *buf = NULL;
+    int r = read_proc_file(pid, "stat", &buf, NULL);
+    if (r < 0)
+        return r;
+    return proc_parse_stat(buf, starttime, ppid, state);
+}
+
+int proc_starttime(pid_t pid, unsigned long long *starttime)
+{
+    return proc_stat(pid, starttime, NULL, NULL);
+}
+
+bool proc_same(const struct proc_id *id)
+{
+    if (!id)
+        return false;
+    unsigned long long start;
+    char state;
+    if (proc_stat(id->pid, &start, NULL, &state) < 0)
+        return false;
+    /* A zombie has already exited: it only waits to be reaped. */
+    if (state == 'Z' || state == 'X' || state == 'x')
+        return false;
+    return start == id->starttime;
+}
+
+int proc_boot_id(char out[64])
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t len;
+    int r = read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", &buf, &len);
+    if (r < 0)
+        return r;
+    if (len == 0)
+        return -EINVAL;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+        buf[--len] = '\0';
+    if (len == 0 || len >= 64)
+        return -EINVAL;
+    memcpy(out, buf, len + 1);
+    return 0;
+}
+
+bool proc_has_env(pid_t pid, const char *entry)
+{
+    if (!entry || !*entry)
+        return false;
+    _cleanup_free_ char *buf = NULL;
+    size_t len;
+    /* EACCES for another user's process: we cannot tell, so "no". */
+    if (read_proc_file(pid, "environ", &buf, &len) < 0)
+        return false;
+    size_t elen = strlen(entry);
+    for (size_t off = 0; off < len;) {
+        const char *s = buf + off;
+        const char *nul = memchr(s, '\0', len - off);
+        size_t n = nul ? (size_t)(nul - s) : len - off;
+        if (n == elen && memcmp(s, entry, n) == 0)
+            return true;
+        off += n + 1;
+    }
+    return false;
+}
+
+/* opendir() with O_CLOEXEC guaranteed (glibc's opendir does set it, but
+ * say so explicitly since we may be forking children concurrently). */
+static DIR *opendir_at(int dirfd, const char *path)
+{
+    int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int err = errno;
+        close(fd);
+        errno = err;
+    }
+    return d;
+}
+
+/* Calls fn for every numeric entry of an open directory. */
+static int foreach_pid_in(DIR *d, int (*fn)(pid_t pid, void *ud), void *ud)
+{
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de)
+            return errno ? -errno : 0;
+        pid_t pid;
+        if (parse_pid(de->d_name, strlen(de->d_name), &pid) < 0)
+            continue;
+        int r = fn(pid, ud);
+        if (r != 0)
+            return r;
+    }
+}
+
+int proc_foreach(int (*fn)(pid_t pid, void *ud), void *ud)
+{
+    if (!fn)
+        return -EINVAL;
+    DIR *d = opendir_at(AT_FDCWD, "/proc");
+    if (!d)
+        return -errno;
+    int r = foreach_pid_in(d, fn, ud);
+    closedir(d);
+    return r;
+}
+
+struct children_ctx {
+    pid_t parent;
+    pid_t **out;
+    size_t *n;
+    size_t first;          /* index of the first pid this call appended */
+    int task_fd;           /* /proc/PID/task, for the children files */
+    bool no_children_file; /* kernel without CONFIG_PROC_CHILDREN */
+};
+
+static void append_child(struct children_ctx *c, pid_t pid)
+{
+    /* A child reparented between two threads' files could show up twice. */
+    for (size_t i = c->first; i < *c->n; i++)
+        if ((*c->out)[i] == pid)
+            return;
+    *c->out = xrealloc(*c->out, (*c->n + 1) * sizeof(pid_t));
+    (*c->out)[(*c->n)++] = pid;
+}
+
+static int thread_children(pid_t tid, void *ud)
+{
+    struct children_ctx *c = ud;
+    char path[32];
+    snprintf(path, sizeof(path), "%d/children", (int)tid);
+    _cleanup_free_ char *buf = NULL;
+    size_t n;
+    int r = read_file_at(c->task_fd, path, &buf, &n);
+    if (r == -ENOENT || r == -ESRCH) {
+        /* Either the thread just exited, or the kernel lacks the file. */
+        snprintf(path, sizeof(path), "%d", (int)tid);
+        if (r == -ENOENT && faccessat(c->task_fd, path, F_OK, 0) == 0) {
+            c->no_children_file = true;
+            return 1;
+        }
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    if (n == 0) /* no children; read_file_at does not terminate "" */
+        return 0;
+    const char *p = buf;
+    size_t len;
+    const char *tok;
+    while ((tok = next_token(&p, &len))) {
+        pid_t pid;
+        if (parse_pid(tok, len, &pid) < 0)
+            return -EINVAL;
+        append_child(c, pid);
+    }
+    return 0;
+}
+
+static int ppid_matches(pid_t pid, void *ud)
+{
+    struct children_ctx *c = ud;
+    pid_t ppid;
+    /* /proc/PID/stat's ppid is the parent's tgid, so this covers children
+     * of every thread. */
+    if (proc_stat(pid, NULL, &ppid, NULL) == 0 && ppid == c->parent)
+        append_child(c, pid);
+    return 0;
+}
+
+int proc_children(pid_t pid, pid_t **out, size_t *n)
+{
+    if (!out || !n)
+        return -EINVAL;
+    if (pid <= 0)
+        return -ESRCH;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir_at(AT_FDCWD, path);
+    if (!d)
+        return errno == ENOENT ? -ESRCH : -errno;
+    struct children_ctx c = {
+        .parent = pid, .out = out, .n = n, .first = *n, .task_fd = dirfd(d),
+    };
+    int r = foreach_pid_in(d, thread_children, &c);
+    closedir(d);
+    if (c.no_children_file) {
+        /* Without CONFIG_PROC_CHILDREN, scan every process's ppid. */
+        *n = c.first;
+        r = proc_foreach(ppid_matches, &c);
+    }
+    if (r < 0) {
+        *n = c.first;
+        return r;
+    }
+    return 0;
+}

@@ -119,15 +119,12 @@ void sb_addc(strbuf *b, char c) { sb_addn(b, &c, 1); }
 
 void sb_vaddf(strbuf *b, const char *fmt, va_list ap)
 {
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
+    char *p;
+    int n = vasprintf(&p, fmt, ap);
     if (n < 0)
         abort();
-    sb_grow(b, (size_t)n);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    b->len += (size_t)n;
+    sb_addn(b, p, (size_t)n);
+    free(p);
 }
 
 void sb_addf(strbuf *b, const char *fmt, ...)
@@ -213,8 +210,9 @@ int read_file_at(int dirfd, const char *path, char **out, size_t *len)
         if (n == 0)
             break;
         b.len += (size_t)n;
-        b.s[b.len] = '\0';
     }
+    sb_grow(&b, 0);
+    b.s[b.len] = '\0';
     if (len)
         *len = b.len;
     *out = sb_steal(&b);
