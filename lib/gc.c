@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "drivers/driver.h"
 #include "fsutil.h"
 #include "instance.h"
 
@@ -95,6 +96,18 @@ int gc_reap_instance(int rootfd, const char *id, terr *e)
         for (size_t i = 0; i < st.n_svcs; i++)
             kill_verified(&st.svcs[i].proc, same_boot);
         kill_cookie_processes(st.cookie);
+        /* what lives outside the processes: databases, shared memory */
+        for (size_t i = 0; i < st.n_svcs; i++) {
+            const struct tether_driver *d = driver_find(st.svcs[i].driver);
+            if (!d || !d->reap || strchr(st.svcs[i].label, '/') || st.svcs[i].label[0] == '.')
+                continue;
+            int sfd = openat(fd, st.svcs[i].label, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sfd < 0)
+                continue;
+            _cleanup_free_ char *path = xasprintf("%s/%s", id, st.svcs[i].label);
+            d->reap(sfd, path, NULL);
+            close(sfd);
+        }
     }
     int r = rm_rf_at(rootfd, id, e);
     if (r < 0)

@@ -126,7 +126,9 @@ static void mark_ready(struct svc *s)
 static int start_svc(struct svc *s)
 {
     terr e;
-    int r = svc_compute_vars(s, &e);
+    int r = svc_prepare(s, &e);
+    if (r == 0)
+        r = svc_compute_vars(s, &e);
     if (r == 0)
         r = svc_spawn(s, &e);
     if (r < 0) {
@@ -135,6 +137,10 @@ static int start_svc(struct svc *s)
         return r;
     }
     s->state = SVC_STARTING;
+    if (r == 1) {
+        mark_ready(s);
+        return 0;
+    }
     s->deadline_ns = now_ns() + s->conf->timeout_ns;
     if (s->ready_fd >= 0)
         ep_add(s->ready_fd, EPOLLIN, EV(T_READY, s - H.in.svcs));
@@ -191,6 +197,10 @@ static void send_status(void)
                 _cleanup_free_ char *n = svc_varname(s, s->vars[k].name);
                 sb_addn(&b, n, strlen(n) + 1);
                 sb_addn(&b, s->vars[k].value, strlen(s->vars[k].value) + 1);
+            }
+            for (size_t k = 0; k < s->n_gvars; k++) {
+                sb_addn(&b, s->gvars[k].name, strlen(s->gvars[k].name) + 1);
+                sb_addn(&b, s->gvars[k].value, strlen(s->gvars[k].value) + 1);
             }
         }
     }
@@ -468,10 +478,13 @@ static void handle_request(int client, char *req)
         }
         const struct tether_driver *d = s->conf->driver;
         if (d->reset && !s->conf->reset && !s->conf->reset_restart) {
-            if (d->reset(s, &e) < 0)
+            if (d->reset(s, &e) < 0) {
                 reply(&c, "ERR %s", e.msg);
-            else
-                reply(&c, "OK reset");
+                return;
+            }
+            reply(&c, "OK reset");
+            if (d->after_reset)
+                d->after_reset(s, &e);
             return;
         }
         if (s->conf->reset_restart) {

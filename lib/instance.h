@@ -42,7 +42,13 @@ struct svc {
     bool restarting;
     terr err;
     void *ready_re; /* compiled regex for READY_LOG */
+    bool run_as;    /* drop privileges to uid/gid (set by a driver when root) */
+    uid_t uid;
+    gid_t gid;
+    bool external;  /* no process of ours: e.g. a database on an existing server */
     void *driver_data;
+    struct var *gvars; /* unprefixed variables (REDIS_URL): svc_setenv_global() */
+    size_t n_gvars;
 };
 
 struct instance {
@@ -81,6 +87,7 @@ struct state_svc {
     char label[128];
     struct proc_id proc;
     char state[16];
+    char driver[32];
 };
 struct state_info {
     char id[INSTANCE_ID_LEN + 1];

@@ -111,6 +111,12 @@ int ready_setup(struct svc *s, strv *env, int *pass_fd, terr *e)
                 close(fd);
             return r;
         }
+        /* a server that runs as another user must be able to send to it */
+        if (s->run_as && chown(path, s->uid, s->gid) < 0) {
+            int r = terr_set(e, errno, "[%s] cannot chown %s: %m", c->label, path);
+            close(fd);
+            return r;
+        }
         s->ready_fd = fd;
         strv_pushf(env, "NOTIFY_SOCKET=%s", path);
         return 0;
@@ -125,18 +131,26 @@ int ready_setup(struct svc *s, strv *env, int *pass_fd, terr *e)
         return 0;
     }
     case READY_LOG: {
-        if (!s->ready_re) {
-            regex_t *re = xcalloc(1, sizeof(*re));
-            int rc = regcomp(re, c->ready_arg, REG_EXTENDED | REG_NOSUB);
-            if (rc != 0) {
-                char msg[256];
-                regerror(rc, re, msg, sizeof(msg));
-                free(re);
-                return terr_set(e, EINVAL, "[%s] ready = log:%s: bad regular expression: %s",
-                                c->label, c->ready_arg, msg);
-            }
-            s->ready_re = re;
+        /* a template like any other value: log:listening on ${port} */
+        _cleanup_free_ char *pattern = NULL;
+        int rr = svc_expand(s, c->ready_arg, &pattern, e);
+        if (rr < 0)
+            return rr;
+        if (s->ready_re) {
+            regfree(s->ready_re);
+            free(s->ready_re);
         }
+        regex_t *re = xcalloc(1, sizeof(*re));
+        int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char msg[256];
+            regerror(rc, re, msg, sizeof(msg));
+            free(re);
+            s->ready_re = NULL;
+            return terr_set(e, EINVAL, "[%s] ready = log:%s: bad regular expression: %s",
+                            c->label, pattern, msg);
+        }
+        s->ready_re = re;
         /* the file must exist to be watched; only output from now on counts */
         int lfd = open(s->logpath, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (lfd < 0)

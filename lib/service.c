@@ -65,11 +65,19 @@ void svc_free(struct svc *s)
         free(s->vars[i].value);
     }
     free(s->vars);
+    for (size_t i = 0; i < s->n_gvars; i++) {
+        free(s->gvars[i].name);
+        free(s->gvars[i].value);
+    }
+    free(s->gvars);
     free(s->dir);
     free(s->logpath);
     free(s->sockpath);
     sb_free(&s->line);
-    free(s->driver_data);
+    if (s->conf && s->conf->driver->free)
+        s->conf->driver->free(s);
+    else
+        free(s->driver_data);
 }
 
 static int lookup(void *ud, const char *name, const char **value)
@@ -161,6 +169,20 @@ static void env_set(strv *env, const char *name, const char *value)
     strv_pushf(env, "%s=%s", name, value);
 }
 
+void svc_setenv_global(struct svc *s, const char *name, const char *value)
+{
+    for (size_t i = 0; i < s->n_gvars; i++)
+        if (streq(s->gvars[i].name, name)) {
+            free(s->gvars[i].value);
+            s->gvars[i].value = xstrdup(value);
+            return;
+        }
+    s->gvars = xrealloc(s->gvars, (s->n_gvars + 1) * sizeof(*s->gvars));
+    s->gvars[s->n_gvars].name = xstrdup(name);
+    s->gvars[s->n_gvars].value = xstrdup(value);
+    s->n_gvars++;
+}
+
 void svc_environ(struct svc *s, strv *env)
 {
     for (char **p = environ; p && *p; p++)
@@ -176,6 +198,8 @@ void svc_environ(struct svc *s, strv *env)
                 _cleanup_free_ char *n = svc_varname(o, o->vars[k].name);
                 env_set(env, n, o->vars[k].value);
             }
+            for (size_t k = 0; k < o->n_gvars; k++)
+                env_set(env, o->gvars[k].name, o->gvars[k].value);
         }
     }
     for (size_t k = 0; k < s->n_vars; k++) {
@@ -200,18 +224,27 @@ static int open_log(struct svc *s, terr *e)
     return fd;
 }
 
+int svc_prepare(struct svc *s, terr *e)
+{
+    const struct tether_driver *d = s->conf->driver;
+    return d->prepare ? d->prepare(s, e) : 0;
+}
+
 int svc_spawn(struct svc *s, terr *e)
 {
     const struct tether_driver *d = s->conf->driver;
     int r;
-    if (d->prepare && (r = d->prepare(s, e)) < 0)
-        return r;
     _cleanup_strv_ strv argv = {0};
     _cleanup_strv_ strv extra = {0};
     if ((r = d->argv(s, &argv, &extra, e)) < 0)
         return r;
-    if (argv.n == 0)
+    if (argv.n == 0) {
+        if (s->external) {
+            s->pid = 0;
+            return 1; /* nothing to run: ready as soon as prepared */
+        }
         return terr_set(e, EINVAL, "[%s] the command is empty", s->conf->label);
+    }
     _cleanup_strv_ strv env = {0};
     svc_environ(s, &env);
     for (size_t i = 0; i < extra.n; i++) {
@@ -229,7 +262,8 @@ int svc_spawn(struct svc *s, terr *e)
     if (log < 0)
         return log;
     struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
-                           .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd};
+                           .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd,
+                           .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
     r = spawn_process(&o, &s->pid, e);
     if (r < 0) {
         ready_teardown(s);
@@ -272,7 +306,7 @@ int svc_run_command(struct svc *s, const char *tmpl, pid_t *pid, terr *e)
     if (log < 0)
         return log;
     struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
-                           .pass_fd = -1};
+                           .pass_fd = -1, .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
     r = spawn_process(&o, pid, e);
     if (r < 0)
         return terr_prefix(e, r, "[%s]", s->conf->label);
@@ -287,6 +321,12 @@ int svc_write_files(struct svc *s, terr *e)
         sb_add(&b, n);
         sb_addc(&b, '=');
         quote_sh(&b, s->vars[i].value);
+        sb_addc(&b, '\n');
+    }
+    for (size_t i = 0; i < s->n_gvars; i++) {
+        sb_add(&b, s->gvars[i].name);
+        sb_addc(&b, '=');
+        quote_sh(&b, s->gvars[i].value);
         sb_addc(&b, '\n');
     }
     _cleanup_free_ char *cf = xasprintf("%s.env", s->conf->label);

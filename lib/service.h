@@ -9,9 +9,17 @@ void svc_free(struct svc *s);
 int svc_expand(struct svc *s, const char *tmpl, char **out, terr *e);
 /* Compute the variables (core + driver + exports); deps must be ready. */
 int svc_compute_vars(struct svc *s, terr *e);
+/* Set a variable that is not PREFIX_LABEL_-scoped (REDIS_URL, PGHOST), for
+ * a driver's variables callback: printed by start, exported to run's
+ * command and to the services that run after this one, and recorded in
+ * the CONFIGFILE (so stop unsets it).  Replaces an existing one. */
+void svc_setenv_global(struct svc *s, const char *name, const char *value);
 /* The environment for the service's processes (malloc'd strv). */
 void svc_environ(struct svc *s, strv *env);
-/* Prepare readiness, then spawn the server. */
+/* The driver's preparation (config files, data): before the variables. */
+int svc_prepare(struct svc *s, terr *e);
+/* Prepare readiness, then spawn the server.  Returns 1 for an external
+ * service, which has no process and is ready once prepared. */
 int svc_spawn(struct svc *s, terr *e);
 /* Split a command template into words, then expand each word: a value
  * with spaces or quotes stays one argument and is never parsed again. */

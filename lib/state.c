@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "drivers/driver.h"
 #include "fsutil.h"
 #include "instance.h"
 
@@ -104,6 +105,7 @@ int instance_write_state(struct instance *in, terr *e)
         static const char *const names[] = {"pending", "starting", "ready", "stopping",
                                             "exited"};
         snprintf(o->state, sizeof(o->state), "%s", names[s->state]);
+        snprintf(o->driver, sizeof(o->driver), "%s", s->conf->driver->name);
     }
     _cleanup_sb_ strbuf b = {0};
     state_format(&b, &st);
@@ -119,8 +121,9 @@ void state_format(strbuf *b, const struct state_info *st)
             st->boot_id, st->cookie, st->prefix, st->created);
     sb_addf(b, "helper %d %llu\n", (int)st->helper.pid, st->helper.starttime);
     for (size_t i = 0; i < st->n_svcs; i++)
-        sb_addf(b, "service %s %d %llu %s\n", st->svcs[i].label, (int)st->svcs[i].proc.pid,
-                st->svcs[i].proc.starttime, st->svcs[i].state);
+        sb_addf(b, "service %s %d %llu %s %s\n", st->svcs[i].label, (int)st->svcs[i].proc.pid,
+                st->svcs[i].proc.starttime, st->svcs[i].state,
+                st->svcs[i].driver[0] ? st->svcs[i].driver : "command");
     /* last: the path may contain spaces; it runs to the end of the line */
     sb_addf(b, "config %s\n", st->config);
 }
@@ -158,9 +161,9 @@ int state_parse(const char *text, struct state_info *st)
             if (st->n_svcs >= ARRAY_SIZE(st->svcs))
                 return -E2BIG;
             struct state_svc *s = &st->svcs[st->n_svcs];
-            if (sscanf(line, "service %127s %d %llu %15s", s->label, &pid, &s->proc.starttime,
-                       s->state) != 4 ||
-                pid < 0)
+            int got = sscanf(line, "service %127s %d %llu %15s %31s", s->label, &pid,
+                             &s->proc.starttime, s->state, s->driver);
+            if (got < 4 || pid < 0)
                 return -EINVAL;
             s->proc.pid = pid;
             st->n_svcs++;

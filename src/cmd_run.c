@@ -282,6 +282,8 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     close(st[0]);
     if (r < 0) {
         wait_helper(helper);
+        if (r == -EPIPE) /* it died without cleaning up: do it for it */
+            gc_run(NULL, NULL);
         fprintf(stderr, "tether: %s\n", e.msg);
         config_free(cfg);
         return interrupted ? 130 : EXIT_FAIL;

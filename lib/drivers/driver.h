@@ -26,13 +26,31 @@ struct tether_driver {
     /* Native reset (e.g. FLUSHALL).  NULL: the config's reset command or
      * restart. */
     int (*reset)(struct svc *s, terr *e);
+    /* Runs after a reset's reply went out, while the test works: prepare
+     * the next reset (e.g. a spare database copy).  May be NULL. */
+    int (*after_reset)(struct svc *s, terr *e);
     /* Add the driver's variables with svc_setvar(). May be NULL. */
     int (*variables)(struct svc *s, terr *e);
     /* After all processes are gone: drop external state (databases, shared
      * memory).  May be NULL. */
     int (*cleanup)(struct svc *s, terr *e);
+    /* The same for gc, which has only the dead instance's service
+     * directory (svcdir_fd) to go on.  May be NULL. */
+    int (*reap)(int svcdir_fd, const char *svcdir, terr *e);
+    /* Free driver_data.  May be NULL (then free() is used). */
+    void (*free)(struct svc *s);
+    /* The variables the driver sets (NULL-terminated), so that other
+     * services' templates can name them: ${postgresql.URL}. */
+    const char *const *vars;
 };
 
 const struct tether_driver *driver_find(const char *name);
 
 extern const struct tether_driver driver_command;
+extern const struct tether_driver driver_postgresql;
+extern const struct tether_driver driver_redis;
+extern const struct tether_driver driver_memcached;
+
+/* Find a server binary: `bin` as given when it contains a '/', else
+ * searched in $PATH.  0 and the path in out, or -ENOENT. */
+int driver_which(const char *bin, char *out, size_t outsz);

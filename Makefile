@@ -1,0 +1,86 @@
+# The front door.  `make` builds build/tether and the library; `make run`
+# starts examples/tether.ini in the foreground; `make check` runs every
+# test.  On a fresh Debian 12 machine, run as root, it installs what is
+# missing; as a normal user it prints the one command to run.
+
+BUILD    ?= build
+ASAN     ?= build-asan
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+MESON    ?= meson
+CONFIG   ?= examples/tether.ini
+
+# Debian packages, by the command or file that shows they are there.
+DEPS_BUILD = meson:meson ninja:ninja-build pkg-config:pkg-config gcc:gcc \
+	/usr/include/ini.h:libinih-dev /usr/include/cmocka.h:libcmocka-dev \
+	/usr/include/hiredis/hiredis.h:libhiredis-dev /usr/include/postgresql/libpq-fe.h:libpq-dev
+DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
+	/usr/bin/curl:curl /usr/bin/redis-server:redis-server /usr/bin/redis-cli:redis-tools \
+	/usr/bin/memcached:memcached /usr/lib/postgresql:postgresql /usr/bin/psql:postgresql-client
+DEPS_RUN   = /usr/bin/python3:python3
+
+.PHONY: all build run check unit unit-asan cli deps-build deps-check install bench clean
+
+all: build
+
+# Print or run the apt-get line for whatever is missing.
+define need
+	@missing=""; for d in $(1); do \
+		what=$${d%%:*}; pkg=$${d#*:}; \
+		case $$what in /*) test -e $$what ;; *) command -v $$what >/dev/null 2>&1 ;; esac \
+			|| missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "make: installing$$missing" >&2; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } >&2 \
+				|| { echo "make: apt-get install$$missing failed" >&2; exit 1; }; \
+		else \
+			echo "make: missing Debian packages. Run:" >&2; \
+			echo "    sudo apt-get install$$missing" >&2; exit 1; \
+		fi; \
+	fi
+endef
+
+deps-build:
+	$(call need,$(DEPS_BUILD))
+
+deps-check: deps-build
+	$(call need,$(DEPS_CHECK))
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD) --prefix=$(PREFIX)
+
+$(ASAN)/build.ninja:
+	$(MESON) setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+build: deps-build $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	$(call need,$(DEPS_RUN))
+	./$(BUILD)/tether -f $(CONFIG) run
+
+unit: build
+	$(MESON) test -C $(BUILD) --suite unit --print-errorlogs
+
+unit-asan: deps-build $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(MESON) test -C $(ASAN) --suite unit --print-errorlogs
+
+cli: build
+	TETHER_BUILD=$(abspath $(BUILD)) bats tests/cli
+
+check: deps-check
+	$(MAKE) --no-print-directory unit unit-asan cli
+
+install: build
+	DESTDIR=$(DESTDIR) $(MESON) install -C $(BUILD) --no-rebuild
+
+bench: build
+	$(call need,hyperfine:hyperfine)
+	bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

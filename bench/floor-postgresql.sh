@@ -1,0 +1,23 @@
+#!/bin/bash
+# Floor for `tether run postgresql -- true`, warm cache: copy an initdb'd
+# cluster (tether's own cache entry, the same bytes), exec postgres on it,
+# connect, SIGQUIT, wait, remove.  With "cold" first: initdb instead of the
+# copy.  Runs postgres as the postgres user when root, as tether does.
+set -e
+mode=$1 cached=$2 probe=$3
+dir=$(mktemp -d /dev/shm/floor-pg.XXXXXX)
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as=(); user=$(id -un)
+if [ "$(id -u)" = 0 ]; then as=(setpriv --reuid=postgres --regid=postgres --clear-groups); user=postgres; chown postgres: "$dir"; fi
+if [ "$mode" = cold ]; then
+    "${as[@]}" "$bin/initdb" -D "$dir/data" -U "$user" --auth=trust --no-sync -E UTF8 --locale=C --wal-segsize=1 >/dev/null
+else
+    cp -a "$cached" "$dir/data"
+fi
+"${as[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -c listen_addresses= -c fsync=off \
+    -c synchronous_commit=off -c full_page_writes=off -c dynamic_shared_memory_type=mmap >/dev/null 2>&1 &
+pid=$!
+"$probe" pg "$dir" 5432 "$user" postgres
+kill -QUIT "$pid"
+wait "$pid" || true
+rm -rf "$dir"

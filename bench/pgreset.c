@@ -1,0 +1,73 @@
+/* Reset benchmark: the floor is DROP DATABASE + CREATE DATABASE ... TEMPLATE
+ * over one open libpq connection; tether's is `tether reset SERVICE` as a
+ * test would run it (a process per reset).  Both are timed here, in one
+ * run, and printed as a mean per reset.
+ *   pgreset floor CONNINFO DBNAME TEMPLATE N
+ *   pgreset cmd N COMMAND [ARGS...] */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 6 && strcmp(argv[1], "floor") == 0) {
+        PGconn *c = PQconnectdb(argv[2]);
+        if (PQstatus(c) != CONNECTION_OK) {
+            fprintf(stderr, "%s", PQerrorMessage(c));
+            return 1;
+        }
+        int n = atoi(argv[5]);
+        char drop[512], create[512];
+        snprintf(drop, sizeof(drop), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", argv[3]);
+        snprintf(create, sizeof(create), "CREATE DATABASE \"%s\" TEMPLATE \"%s\"", argv[3], argv[4]);
+        double t0 = now();
+        for (int i = 0; i < n; i++)
+            if (!exec_ok(c, drop) || !exec_ok(c, create))
+                return 1;
+        printf("%.3f\n", (now() - t0) / n * 1000);
+        PQfinish(c);
+        return 0;
+    }
+    if (argc >= 4 && strcmp(argv[1], "cmd") == 0) {
+        int n = atoi(argv[2]);
+        double t0 = now();
+        for (int i = 0; i < n; i++) {
+            pid_t p = fork();
+            if (p == 0) {
+                execvp(argv[3], argv + 3);
+                _exit(127);
+            }
+            int st;
+            waitpid(p, &st, 0);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                fprintf(stderr, "%s failed\n", argv[3]);
+                return 1;
+            }
+        }
+        printf("%.3f\n", (now() - t0) / n * 1000);
+        return 0;
+    }
+    fprintf(stderr, "usage: pgreset floor CONNINFO DB TEMPLATE N | pgreset cmd N CMD...\n");
+    return 2;
+}

@@ -1,0 +1,144 @@
+/* Copying a cached PostgreSQL cluster into an instance, as fast as the
+ * file system allows. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include "fsutil.h"
+
+static int copy_file(int sfd, int dfd, off_t size)
+{
+    if (ioctl(dfd, FICLONE, sfd) == 0)
+        return 0;
+    off_t left = size;
+    while (left > 0) {
+        ssize_t n = copy_file_range(sfd, NULL, dfd, NULL, (size_t)left, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP && errno != ENOSYS)
+                return -errno;
+            break; /* fall back to read/write below */
+        }
+        if (n == 0)
+            break;
+        left -= n;
+    }
+    char buf[65536];
+    while (left > 0) {
+        ssize_t n = read(sfd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : 0;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(dfd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return -errno;
+            off += w;
+        }
+        left -= n;
+    }
+    return 0;
+}
+
+static int copy_dir(int sdir, int ddir, bool chown_to, uid_t uid, gid_t gid, int depth, terr *e)
+{
+    if (depth > 64)
+        return terr_set(e, ELOOP, "copy: directory tree too deep");
+    int dupfd = fcntl(sdir, F_DUPFD_CLOEXEC, 3);
+    DIR *d = dupfd >= 0 ? fdopendir(dupfd) : NULL;
+    if (!d) {
+        if (dupfd >= 0)
+            close(dupfd);
+        return terr_set(e, errno, "copy: %m");
+    }
+    int r = 0;
+    struct dirent *de;
+    while (r == 0 && (de = readdir(d))) {
+        const char *n = de->d_name;
+        if (streq(n, ".") || streq(n, ".."))
+            continue;
+        struct stat st;
+        if (fstatat(sdir, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            r = terr_set(e, errno, "copy: stat %s: %m", n);
+            break;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (mkdirat(ddir, n, 0700) < 0) {
+                r = terr_set(e, errno, "copy: mkdir %s: %m", n);
+                break;
+            }
+            int s2 = openat(sdir, n, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int d2 = openat(ddir, n, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (s2 < 0 || d2 < 0)
+                r = terr_set(e, errno, "copy: open %s: %m", n);
+            else
+                r = copy_dir(s2, d2, chown_to, uid, gid, depth + 1, e);
+            if (r == 0 && chown_to && fchown(d2, uid, gid) < 0)
+                r = terr_set(e, errno, "copy: chown %s: %m", n);
+            if (r == 0 && fchmod(d2, st.st_mode & 07777) < 0)
+                r = terr_set(e, errno, "copy: chmod %s: %m", n);
+            if (s2 >= 0)
+                close(s2);
+            if (d2 >= 0)
+                close(d2);
+        } else if (S_ISREG(st.st_mode)) {
+            int s2 = openat(sdir, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            int d2 = openat(ddir, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                            st.st_mode & 07777);
+            if (s2 < 0 || d2 < 0)
+                r = terr_set(e, errno, "copy: open %s: %m", n);
+            else if ((r = copy_file(s2, d2, st.st_size)) < 0)
+                terr_set(e, r, "copy: %s: %s", n, strerror(-r));
+            else if (chown_to && fchown(d2, uid, gid) < 0)
+                r = terr_set(e, errno, "copy: chown %s: %m", n);
+            if (s2 >= 0)
+                close(s2);
+            if (d2 >= 0)
+                close(d2);
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t l = readlinkat(sdir, n, target, sizeof(target) - 1);
+            if (l < 0) {
+                r = terr_set(e, errno, "copy: readlink %s: %m", n);
+                break;
+            }
+            target[l] = '\0';
+            if (symlinkat(target, ddir, n) < 0)
+                r = terr_set(e, errno, "copy: symlink %s: %m", n);
+            else if (chown_to)
+                fchownat(ddir, n, uid, gid, AT_SYMLINK_NOFOLLOW);
+        }
+        /* sockets, fifos, devices: nothing a cluster needs copied */
+    }
+    closedir(d);
+    return r;
+}
+
+int copy_tree(int srcfd, int dstparent, const char *dstname, bool chown_to, uid_t uid, gid_t gid,
+              terr *e)
+{
+    struct stat st;
+    if (fstat(srcfd, &st) < 0)
+        return terr_set(e, errno, "copy: %m");
+    if (mkdirat(dstparent, dstname, 0700) < 0)
+        return terr_set(e, errno, "copy: mkdir %s: %m", dstname);
+    _cleanup_close_ int dfd = openat(dstparent, dstname, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return terr_set(e, errno, "copy: open %s: %m", dstname);
+    int r = copy_dir(srcfd, dfd, chown_to, uid, gid, 0, e);
+    if (r < 0)
+        return r;
+    if (chown_to && fchown(dfd, uid, gid) < 0)
+        return terr_set(e, errno, "copy: chown %s: %m", dstname);
+    if (fchmod(dfd, st.st_mode & 07777) < 0)
+        return terr_set(e, errno, "copy: chmod %s: %m", dstname);
+    return 0;
+}

@@ -1,0 +1,397 @@
+/* The per-user cache of initdb'd clusters.  initdb costs about a second;
+ * copying its result costs a few milliseconds.  One cluster is built per
+ * (server binary, owner, database name, schema), under a lock so that
+ * concurrent first users build it once, in a temporary directory renamed
+ * into place so that nobody ever sees a half-built one. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "../fsutil.h"
+#include "../service.h"
+#include "../spawn.h"
+#include "pg.h"
+
+#define CACHE_FORMAT "tether-pg-cache-3"
+
+static bool is_exe(const char *dir, const char *name)
+{
+    _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+    return access(p, X_OK) == 0;
+}
+
+int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e)
+{
+    const char *bd = svc_opt(c, "bin_dir");
+    if (bd) {
+        if (!is_exe(bd, "postgres") || !is_exe(bd, "initdb"))
+            return terr_set(e, ENOENT, "[%s] bin_dir = %s has no postgres and initdb: point it "
+                            "at PostgreSQL's bin directory", c->label, bd);
+        *bindir = xstrdup(bd);
+        return 0;
+    }
+    const char *v = svc_opt(c, "version");
+    if (v) {
+        _cleanup_free_ char *d = xasprintf("/usr/lib/postgresql/%s/bin", v);
+        if (!is_exe(d, "postgres") || !is_exe(d, "initdb"))
+            return terr_set(e, ENOENT, "[%s] PostgreSQL %s is not installed (no %s/postgres): "
+                            "apt-get install postgresql-%s", c->label, v, d, v);
+        *bindir = take_ptr(&d);
+        return 0;
+    }
+    /* the newest of Debian's versioned installs */
+    long best = -1;
+    DIR *dir = opendir("/usr/lib/postgresql");
+    if (dir) {
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+            char *end;
+            long n = strtol(de->d_name, &end, 10);
+            if (*end || n <= best)
+                continue;
+            _cleanup_free_ char *d = xasprintf("/usr/lib/postgresql/%s/bin", de->d_name);
+            if (is_exe(d, "postgres") && is_exe(d, "initdb"))
+                best = n;
+        }
+        closedir(dir);
+    }
+    if (best >= 0) {
+        *bindir = xasprintf("/usr/lib/postgresql/%ld/bin", best);
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    _cleanup_free_ char *copy = xstrdup(path ? path : "/usr/bin:/bin");
+    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
+        if (*d && is_exe(d, "postgres") && is_exe(d, "initdb")) {
+            *bindir = xstrdup(d);
+            return 0;
+        }
+    return terr_set(e, ENOENT, "[%s] postgres not found (looked in /usr/lib/postgresql/*/bin "
+                    "and PATH): apt-get install postgresql, or set bin_dir =", c->label);
+}
+
+int pg_cache_root(char **path, terr *e)
+{
+    const char *env = getenv("TETHER_CACHE_DIR");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+    char *p;
+    if (env && *env)
+        p = xstrdup(env);
+    else if (xdg && *xdg == '/' && stat(xdg, &st) == 0 && st.st_uid == getuid())
+        p = xasprintf("%s/tether-cache", xdg);
+    else
+        p = xasprintf("/dev/shm/tether-cache-%u", (unsigned)getuid());
+    int fd = ensure_private_dir(p, getuid(), e);
+    if (fd < 0) {
+        terr_prefix(e, fd, "tether's cache directory");
+        free(p);
+        return fd;
+    }
+    /* root's clusters belong to the postgres user, who must reach them */
+    if (geteuid() == 0)
+        fchmod(fd, 0711);
+    *path = p;
+    return fd;
+}
+
+static void fnv(unsigned long long *h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        *h ^= p[i];
+        *h *= 1099511628211ULL;
+    }
+    *h ^= 0xff; /* separator, so "ab"+"c" differs from "a"+"bc" */
+    *h *= 1099511628211ULL;
+}
+
+static void fnv_str(unsigned long long *h, const char *s) { fnv(h, s ? s : "", s ? strlen(s) : 0); }
+
+/* init_sql is relative to the config file's directory. */
+static char *init_sql_path(const struct svc *s)
+{
+    const char *f = svc_opt(s->conf, "init_sql");
+    if (!f)
+        return NULL;
+    if (f[0] == '/' || !s->inst->cfg || !s->inst->cfg->path)
+        return xstrdup(f);
+    _cleanup_free_ char *dir = xstrdup(s->inst->cfg->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    return xasprintf("%s/%s", dir, f);
+}
+
+static int cache_key(struct svc *s, struct pg *pg, char out[32], char **sql, terr *e)
+{
+    unsigned long long h = 14695981039346656037ULL;
+    fnv_str(&h, CACHE_FORMAT);
+    fnv_str(&h, pg->bindir);
+    struct stat st;
+    _cleanup_free_ char *bin = xasprintf("%s/postgres", pg->bindir);
+    if (stat(bin, &st) == 0) { /* a server upgrade changes the binary */
+        fnv(&h, &st.st_size, sizeof(st.st_size));
+        fnv(&h, &st.st_mtim, sizeof(st.st_mtim));
+    }
+    fnv_str(&h, pg->os_user);
+    fnv(&h, &s->uid, sizeof(s->uid));
+    fnv_str(&h, pg_dbname(s->conf));
+    fnv_str(&h, svc_opt(s->conf, "init"));
+    _cleanup_free_ char *path = init_sql_path(s);
+    *sql = NULL;
+    if (path) {
+        size_t len;
+        int r = read_file_at(AT_FDCWD, path, sql, &len);
+        if (r < 0)
+            return terr_set(e, r, "[%s] cannot read init_sql = %s: %s", s->conf->label, path,
+                            strerror(-r));
+        fnv(&h, *sql, len);
+    }
+    snprintf(out, 32, "pg-%016llx", h);
+    return 0;
+}
+
+/* Run a build step to completion; its output goes to the service's log. */
+static int run_step(struct svc *s, char *const *argv, char *const *envp, bool drop, terr *e)
+{
+    _cleanup_close_ int log = open(s->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    struct spawn_opts o = {.argv = argv, .envp = envp, .log_fd = log, .pass_fd = -1, .cwd = "/",
+                           .drop_privs = drop && s->run_as, .uid = s->uid, .gid = s->gid};
+    pid_t pid;
+    int r = spawn_process(&o, &pid, e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        _cleanup_free_ char *tail = file_tail(s->logpath, 20);
+        return terr_set(e, EIO, "[%s] %s failed (status %d) while building the cluster cache; "
+                        "last lines of %s:\n%s", s->conf->label, argv[0],
+                        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                        s->logpath, tail);
+    }
+    return 0;
+}
+
+static PGconn *connect_db(const char *host, const char *user, const char *db, terr *e,
+                          const char *label)
+{
+    const char *keys[] = {"host", "port", "user", "dbname", NULL};
+    const char *vals[] = {host, "5432", user, db, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    if (PQstatus(c) != CONNECTION_OK) {
+        terr_set(e, ECONNREFUSED, "[%s] cannot connect to the cache-building server: %s", label,
+                 PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static char *qid(PGconn *c, const char *name)
+{
+    char *q = PQescapeIdentifier(c, name, strlen(name));
+    char *r = xstrdup(q ? q : "\"\"");
+    PQfreemem(q);
+    return r;
+}
+
+/* Make the template database, load the schema into it, and copy it to
+ * the database handed out. */
+static int load_schema(struct svc *s, struct pg *pg, const char *dir, const char *sql, strv *env,
+                       terr *e)
+{
+    _cleanup_free_ char *tmpl = xasprintf("%s_template", pg_dbname(s->conf));
+    /* template1, not postgres: the postgres database is dropped below, to
+     * make every copy of the cluster smaller */
+    PGconn *c = connect_db(dir, pg->os_user, "template1", e, s->conf->label);
+    if (!c)
+        return -ECONNREFUSED;
+    _cleanup_free_ char *qt = qid(c, tmpl), *qd = qid(c, pg_dbname(s->conf));
+    _cleanup_free_ char *mk = xasprintf("CREATE DATABASE %s", qt);
+    _cleanup_free_ char *mark = xasprintf("ALTER DATABASE %s WITH IS_TEMPLATE true", qt);
+    _cleanup_free_ char *copy = xasprintf("CREATE DATABASE %s TEMPLATE %s", qd, qt);
+    int r = pg_exec(c, mk, s->conf->label, e);
+    if (r == 0 && sql) {
+        PGconn *t = connect_db(dir, pg->os_user, tmpl, e, s->conf->label);
+        r = t ? pg_exec(t, sql, s->conf->label, e) : -ECONNREFUSED;
+        if (r < 0)
+            terr_prefix(e, r, "init_sql");
+        PQfinish(t);
+    }
+    const char *init = svc_opt(s->conf, "init");
+    if (r == 0 && init) {
+        _cleanup_strv_ strv iargv = {0};
+        _cleanup_strv_ strv ienv = {0};
+        r = svc_argv(s, init, &iargv, e);
+        for (size_t i = 0; r == 0 && i < env->n; i++)
+            strv_push(&ienv, env->v[i]);
+        strv_pushf(&ienv, "PGHOST=%s", dir);
+        strv_push(&ienv, "PGPORT=5432");
+        strv_pushf(&ienv, "PGUSER=%s", pg->os_user);
+        strv_pushf(&ienv, "PGDATABASE=%s", tmpl);
+        if (r == 0 && iargv.n == 0)
+            r = terr_set(e, EINVAL, "[%s] init = is empty", s->conf->label);
+        if (r == 0)
+            r = run_step(s, iargv.v, ienv.v, false, e);
+    }
+    if (r == 0)
+        r = pg_exec(c, mark, s->conf->label, e);
+    if (r == 0)
+        r = pg_exec(c, copy, s->conf->label, e);
+    if (r == 0)
+        r = pg_exec(c, "DROP DATABASE IF EXISTS postgres", s->conf->label, e);
+    if (r == 0) /* with min_wal_size at its floor, this drops spare segments */
+        r = pg_exec(c, "CHECKPOINT", s->conf->label, e);
+    PQfinish(c);
+    return r;
+}
+
+/* Start a server on the fresh cluster, load it, shut it down cleanly (so
+ * that the copies need no crash recovery). */
+static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const char *sql,
+                        strv *env, terr *e)
+{
+    _cleanup_free_ char *data = xasprintf("%s/data", dir);
+    _cleanup_strv_ strv argv = {0};
+    pg_server_args(NULL, pg->bindir, data, dir, 5432, &argv);
+    _cleanup_close_ int log = open(s->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    struct spawn_opts o = {.argv = argv.v, .envp = env->v, .log_fd = log, .pass_fd = -1, .cwd = "/",
+                           .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
+    pid_t pid;
+    int r = spawn_process(&o, &pid, e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    const char *keys[] = {"host", "port", "user", "dbname", NULL};
+    const char *vals[] = {dir, "5432", pg->os_user, "template1", NULL};
+    long long deadline = now_ns() + s->conf->timeout_ns;
+    int delay = 1;
+    r = 0;
+    while (PQpingParams(keys, vals, 0) != PQPING_OK) {
+        /* wait on the server's exit with a growing timeout: a backoff
+         * that still notices a crash at once */
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        if (pfd >= 0 && poll(&p, 1, delay) > 0) {
+            _cleanup_free_ char *tail = file_tail(s->logpath, 20);
+            r = terr_set(e, EIO, "[%s] postgres exited while building the cluster cache; last "
+                         "lines of %s:\n%s", s->conf->label, s->logpath, tail);
+            break;
+        }
+        delay = delay * 2 > 50 ? 50 : delay * 2;
+        if (now_ns() > deadline) {
+            r = terr_set(e, ETIMEDOUT, "[%s] postgres did not start while building the cache",
+                         s->conf->label);
+            break;
+        }
+    }
+    if (r == 0)
+        r = load_schema(s, pg, dir, sql, env, e);
+    kill(pid, SIGINT); /* fast shutdown: a clean checkpoint */
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (pfd >= 0)
+        close(pfd);
+    return r;
+}
+
+static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, const char *key,
+                 const char *sql, terr *e)
+{
+    char rnd[9];
+    random_hex(rnd, 8);
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp-%s", key, rnd);
+    _cleanup_free_ char *dir = xasprintf("%s/%s", rootpath, tmp);
+    if (mkdirat(root, tmp, 0700) < 0)
+        return terr_set(e, errno, "[%s] cannot create %s: %m", s->conf->label, dir);
+    int r = 0;
+    if (s->run_as && chown(dir, s->uid, s->gid) < 0) {
+        r = terr_set(e, errno, "[%s] cannot chown %s: %m", s->conf->label, dir);
+        goto fail;
+    }
+    _cleanup_strv_ strv env = {0};
+    svc_environ(s, &env); /* carries the cookie: gc finds a builder left behind */
+    _cleanup_strv_ strv argv = {0};
+    strv_pushf(&argv, "%s/initdb", pg->bindir);
+    strv_push(&argv, "-D");
+    strv_pushf(&argv, "%s/data", dir);
+    strv_pushf(&argv, "--username=%s", pg->os_user);
+    strv_push(&argv, "--auth=trust");
+    strv_push(&argv, "--no-sync");
+    strv_push(&argv, "--encoding=UTF8");
+    strv_push(&argv, "--locale=C");
+    strv_push(&argv, "--wal-segsize=1"); /* 1 MB segments: a smaller copy */
+    if ((r = run_step(s, argv.v, env.v, true, e)) < 0)
+        goto fail;
+    if ((r = load_cluster(s, pg, dir, sql, &env, e)) < 0)
+        goto fail;
+    if (renameat(root, tmp, root, key) < 0) {
+        r = terr_set(e, errno, "[%s] cannot rename %s into the cache: %m", s->conf->label, dir);
+        goto fail;
+    }
+    return 0;
+fail:
+    rm_rf_at(root, tmp, NULL);
+    return r;
+}
+
+int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
+{
+    _cleanup_free_ char *rootpath = NULL;
+    _cleanup_close_ int root = pg_cache_root(&rootpath, e);
+    if (root < 0)
+        return terr_prefix(e, root, "[%s]", s->conf->label);
+    char key[32];
+    _cleanup_free_ char *sql = NULL;
+    int r = cache_key(s, pg, key, &sql, e);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *data = xasprintf("%s/data", key);
+    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (*fd >= 0)
+        return 0;
+    _cleanup_free_ char *lockname = xasprintf("%s.lock", key);
+    _cleanup_close_ int lock = openat(root, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock < 0)
+        return terr_set(e, errno, "[%s] cannot open %s/%s: %m", s->conf->label, rootpath, lockname);
+    while (flock(lock, LOCK_EX) < 0)
+        if (errno != EINTR)
+            return terr_set(e, errno, "[%s] cannot lock %s/%s: %m", s->conf->label, rootpath,
+                            lockname);
+    /* someone may have built it while we waited */
+    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (*fd >= 0)
+        return 0;
+    /* builds that died half-way: nobody else can be building (we hold the lock) */
+    DIR *d = fdopendir(fcntl(root, F_DUPFD_CLOEXEC, 3));
+    if (d) {
+        struct dirent *de;
+        size_t kl = strlen(key);
+        strv stale = {0};
+        while ((de = readdir(d)))
+            if (strncmp(de->d_name, key, kl) == 0 && strncmp(de->d_name + kl, ".tmp-", 5) == 0)
+                strv_push(&stale, de->d_name);
+        closedir(d);
+        for (size_t i = 0; i < stale.n; i++)
+            rm_rf_at(root, stale.v[i], NULL);
+        strv_free(&stale);
+    }
+    if ((r = build(s, pg, root, rootpath, key, sql, e)) < 0)
+        return r;
+    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (*fd < 0)
+        return terr_set(e, errno, "[%s] the cluster cache %s/%s vanished: %m", s->conf->label,
+                        rootpath, data);
+    return 0;
+}

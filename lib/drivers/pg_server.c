@@ -1,0 +1,188 @@
+/* server = URL: no server of ours, a unique database on an existing one.
+ * The database's name and the server are recorded in the service
+ * directory (external-db) so that gc can drop it if the helper dies. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../service.h"
+#include "pg.h"
+
+#define RECORD "external-db"
+
+static PGconn *connect_url(const char *url, const char *dbname, terr *e)
+{
+    /* the URL's own settings, with our database and a bounded wait */
+    const char *keys[] = {"dbname", "dbname", "connect_timeout", NULL};
+    const char *vals[] = {url, dbname, "5", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        terr_set(e, ECONNREFUSED, "cannot connect to server = %s: %s", url, PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+PGconn *pg_server_connect(struct pg *pg, terr *e)
+{
+    return connect_url(pg->server_url, pg->maint_db, e);
+}
+
+static char *qid(PGconn *c, const char *name)
+{
+    char *q = PQescapeIdentifier(c, name, strlen(name));
+    char *r = xstrdup(q ? q : "\"\"");
+    PQfreemem(q);
+    return r;
+}
+
+char *pg_template_name(struct svc *s, struct pg *pg)
+{
+    if (pg->server_url) {
+        const char *t = svc_opt(s->conf, "template");
+        return t ? xstrdup(t) : NULL;
+    }
+    return xasprintf("%s_template", pg_dbname(s->conf));
+}
+
+int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
+{
+    s->external = true;
+    if (pg->server_db)
+        return 0;
+    _cleanup_free_ char *url = NULL;
+    int r = svc_expand(s, svc_opt(s->conf, "server"), &url, e);
+    if (r < 0)
+        return r;
+    /* which database to connect to while creating ours: the URL's own */
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    if (!opts)
+        return terr_set(e, EINVAL, "[%s] server = %s is not a valid connection string or URL",
+                        s->conf->label, url);
+    const char *maint = "postgres";
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (streq(o->keyword, "dbname") && o->val && *o->val)
+            maint = o->val;
+    pg->maint_db = xstrdup(maint);
+    PQconninfoFree(opts);
+    pg->server_url = take_ptr(&url);
+    PGconn *c = pg_server_connect(pg, e);
+    if (!c)
+        return terr_prefix(e, -ECONNREFUSED, "[%s]", s->conf->label);
+    /* unique: the instance id is random, the label unique in it */
+    strbuf name = {0};
+    sb_addf(&name, "%s_%s_", pg_dbname(s->conf), s->inst->id);
+    for (const char *p = s->conf->label; *p; p++)
+        sb_addc(&name, isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : '_');
+    pg->server_db = sb_steal(&name);
+    /* record first: if we die between CREATE and the record, gc could not
+     * know the database */
+    _cleanup_free_ char *rec = xasprintf("%s\n%s\n%s\n", pg->server_url, pg->maint_db, pg->server_db);
+    _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0 || (r = write_file_atomic(dfd, RECORD, rec, strlen(rec), 0600)) < 0) {
+        PQfinish(c);
+        return terr_set(e, errno, "[%s] cannot record the database in %s: %m", s->conf->label,
+                        s->dir);
+    }
+    _cleanup_free_ char *qd = qid(c, pg->server_db);
+    const char *t = svc_opt(s->conf, "template");
+    _cleanup_free_ char *qt = t ? qid(c, t) : NULL;
+    _cleanup_free_ char *sql = t ? xasprintf("CREATE DATABASE %s TEMPLATE %s", qd, qt)
+                                 : xasprintf("CREATE DATABASE %s", qd);
+    r = pg_exec(c, sql, s->conf->label, e);
+    PQfinish(c);
+    return r;
+}
+
+static void url_enc(strbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || strchr("-._~", ch))
+            sb_addc(b, (char)ch);
+        else
+            sb_addf(b, "%%%02X", ch);
+    }
+}
+
+int pg_server_variables(struct svc *s, struct pg *pg, terr *e)
+{
+    if (!pg->server_url || !pg->server_db)
+        return 0;
+    PQconninfoOption *opts = PQconninfoParse(pg->server_url, NULL);
+    const char *host = "", *port = "5432", *user = "", *password = NULL;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (streq(o->keyword, "host"))
+            host = o->val;
+        else if (streq(o->keyword, "port"))
+            port = o->val;
+        else if (streq(o->keyword, "user"))
+            user = o->val;
+        else if (streq(o->keyword, "password"))
+            password = o->val;
+    }
+    strbuf u = {0};
+    sb_add(&u, "postgresql://");
+    if (*user) {
+        url_enc(&u, user);
+        if (password) {
+            sb_addc(&u, ':');
+            url_enc(&u, password);
+        }
+        sb_addc(&u, '@');
+    }
+    url_enc(&u, host);
+    sb_addf(&u, ":%s/", port);
+    url_enc(&u, pg->server_db);
+    svc_setvar(s, "URL", u.s);
+    sb_free(&u);
+    svc_setvar(s, "HOST", host);
+    svc_setvar(s, "PORT", port);
+    svc_setvar(s, "DBNAME", pg->server_db);
+    svc_setvar(s, "USER", user);
+    PQconninfoFree(opts);
+    return 0;
+}
+
+static int drop_db(const char *url, const char *maint, const char *db, terr *e)
+{
+    PGconn *c = connect_url(url, maint, e);
+    if (!c)
+        return -ECONNREFUSED;
+    _cleanup_free_ char *qd = qid(c, db);
+    _cleanup_free_ char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qd);
+    int r = pg_exec(c, sql, "postgresql", e);
+    PQfinish(c);
+    return r;
+}
+
+int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e)
+{
+    if (!pg->server_db)
+        return 0;
+    int r = drop_db(pg->server_url, pg->maint_db, pg->server_db, e);
+    if (r == 0) {
+        _cleanup_free_ char *rec = xasprintf("%s/%s", s->dir, RECORD);
+        unlink(rec);
+    }
+    return r;
+}
+
+int pg_server_reap(int svcdir_fd, terr *e)
+{
+    _cleanup_free_ char *text = NULL;
+    if (read_file_at(svcdir_fd, RECORD, &text, NULL) < 0)
+        return 0;
+    char *save = NULL;
+    char *url = strtok_r(text, "\n", &save);
+    char *maint = strtok_r(NULL, "\n", &save);
+    char *db = strtok_r(NULL, "\n", &save);
+    if (!url || !maint || !db)
+        return 0;
+    return drop_db(url, maint, db, e);
+}

@@ -1,0 +1,437 @@
+/* The `postgresql` driver: a private cluster per instance, copied from a
+ * per-user cache of initdb'd clusters; or (server = URL) a unique database
+ * on an existing server.  Talks to the server with libpq only. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "../fsutil.h"
+#include "../service.h"
+#include "../spawn.h"
+#include "driver.h"
+#include "pg.h"
+
+#define PG_SOCKET_PORT 5432 /* the socket's name only, when there is no TCP */
+
+static const char *const known_keys[] = {"bin_dir", "version", "tcp",  "dbname",
+                                         "user",    "init_sql", "init", "server",
+                                         "template", "native_env"};
+
+static bool yes(const char *v) { return v && (streq(v, "yes") || streq(v, "true") || streq(v, "1") || streq(v, "on")); }
+
+static int pg_configure(struct svc_conf *c, const char *file, terr *e)
+{
+    for (size_t i = 0; i < c->n_opts; i++) {
+        const char *k = c->opts[i].key;
+        bool ok = strncmp(k, "setting.", 8) == 0 && k[8];
+        for (size_t j = 0; j < ARRAY_SIZE(known_keys) && !ok; j++)
+            ok = streq(k, known_keys[j]);
+        if (!ok)
+            return terr_set(e, EINVAL,
+                            "%s:%d: [%s] unknown key '%s' for the postgresql driver (known: "
+                            "bin_dir, version, tcp, dbname, user, init_sql, init, server, "
+                            "template, native_env, setting.NAME)",
+                            file, c->opts[i].line, c->label, k);
+        const char *v = c->opts[i].value;
+        if ((streq(k, "tcp") || streq(k, "native_env")) && !yes(v) && !streq(v, "no") &&
+            !streq(v, "false") && !streq(v, "0") && !streq(v, "off"))
+            return terr_set(e, EINVAL, "%s:%d: [%s] %s = %s: say yes or no", file,
+                            c->opts[i].line, c->label, k, v);
+        if (streq(k, "dbname") && (!*v || strlen(v) > 50))
+            return terr_set(e, EINVAL, "%s:%d: [%s] dbname must be 1 to 50 characters", file,
+                            c->opts[i].line, c->label);
+    }
+    if (c->command)
+        return terr_set(e, EINVAL,
+                        "%s:%d: [%s] the postgresql driver builds its own command: remove "
+                        "command = (use setting.NAME = VALUE for server settings)",
+                        file, c->command_line, c->label);
+    if (svc_opt(c, "server")) {
+        if (c->port > 0 || yes(svc_opt(c, "tcp")) || svc_opt(c, "init_sql") || svc_opt(c, "init"))
+            return terr_set(e, EINVAL,
+                            "%s:%d: [%s] server = URL runs no server: port, tcp, init_sql and "
+                            "init do not apply (use template = to start from a database)",
+                            file, c->line, c->label);
+        if (!c->ready_line)
+            c->ready = READY_NONE;
+        return 0;
+    }
+    if (yes(svc_opt(c, "tcp")) && c->port < 0)
+        c->port = 0;
+    if (!c->ready_line)
+        c->ready = READY_NOTIFY; /* Debian's postgres sends READY=1 (0.02 s from exec) */
+    c->stop_signal = SIGQUIT;    /* immediate shutdown: the data is disposable */
+    if (c->stop_timeout_ns == 5000000000LL)
+        c->stop_timeout_ns = 2000000000LL;
+    return 0;
+}
+
+static struct pg *pg_of(struct svc *s)
+{
+    if (!s->driver_data)
+        s->driver_data = xcalloc(1, sizeof(struct pg));
+    return s->driver_data;
+}
+
+const char *pg_dbname(const struct svc_conf *c)
+{
+    const char *d = svc_opt(c, "dbname");
+    return d ? d : "tether";
+}
+
+/* Who runs the server: as root, the `user =` account, else postgres, else
+ * nobody (postgres refuses to run as root). */
+static int pick_user(struct svc *s, struct pg *pg, terr *e)
+{
+    if (geteuid() != 0) {
+        struct passwd *pw = getpwuid(geteuid());
+        free(pg->os_user);
+        pg->os_user = xstrdup(pw ? pw->pw_name : "tether");
+        return 0;
+    }
+    const char *want = svc_opt(s->conf, "user");
+    struct passwd *pw = getpwnam(want ? want : "postgres");
+    if (!pw && !want)
+        pw = getpwnam("nobody");
+    if (!pw)
+        return terr_set(e, ENOENT, "[%s] no user '%s' to run postgres as (it refuses to run as "
+                        "root): create it, or set user = to an existing account",
+                        s->conf->label, want ? want : "postgres");
+    if (pw->pw_uid == 0)
+        return terr_set(e, EINVAL, "[%s] user = %s is root, and postgres refuses to run as root",
+                        s->conf->label, pw->pw_name);
+    s->run_as = true;
+    s->uid = pw->pw_uid;
+    s->gid = pw->pw_gid;
+    free(pg->os_user);
+    pg->os_user = xstrdup(pw->pw_name);
+    return 0;
+}
+
+/* The server's user must be able to reach its directory: let it traverse
+ * (never list) the state root and the instance, whose names are
+ * unguessable, and own its own service directory. */
+static int open_path_for(struct svc *s, terr *e)
+{
+    if (!s->run_as)
+        return 0;
+    if (chmod(s->inst->state_dir, 0711) < 0 || fchmod(s->inst->dirfd, 0711) < 0)
+        return terr_set(e, errno, "[%s] cannot open %s to user %u: %m", s->conf->label,
+                        s->inst->dir, (unsigned)s->uid);
+    if (chown(s->dir, s->uid, s->gid) < 0)
+        return terr_set(e, errno, "[%s] cannot chown %s: %m", s->conf->label, s->dir);
+    return 0;
+}
+
+static int pg_prepare(struct svc *s, terr *e)
+{
+    struct pg *pg = pg_of(s);
+    int r;
+    if (svc_opt(s->conf, "server"))
+        return pg_server_prepare(s, pg, e);
+    if ((r = pick_user(s, pg, e)) < 0)
+        return r;
+    if (!pg->bindir && (r = pg_find_bindir(s->conf, &pg->bindir, e)) < 0)
+        return r;
+    if ((r = open_path_for(s, e)) < 0)
+        return r;
+    /* a restart (reset = restart) keeps the data it has */
+    _cleanup_free_ char *pv = xasprintf("%s/data/PG_VERSION", s->dir);
+    if (access(pv, F_OK) == 0)
+        return 0;
+    _cleanup_close_ int cache = -1;
+    if ((r = pg_cache_get(s, pg, &cache, e)) < 0)
+        return r;
+    _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0)
+        return terr_set(e, errno, "[%s] %s: %m", s->conf->label, s->dir);
+    if ((r = copy_tree(cache, dfd, "data", s->run_as, s->uid, s->gid, e)) < 0)
+        return terr_prefix(e, r, "[%s] copying the cached cluster into %s", s->conf->label,
+                           s->dir);
+    return 0;
+}
+
+void pg_server_args(struct svc *s, const char *bindir, const char *datadir, const char *sockdir,
+                    int port, strv *argv)
+{
+    strv_pushf(argv, "%s/postgres", bindir);
+    strv_push(argv, "-D");
+    strv_push(argv, datadir);
+    strv_push(argv, "-k");
+    strv_push(argv, sockdir);
+    /* throwaway data: nothing needs to survive a crash */
+    static const char *const fixed[] = {
+        "fsync=off", "synchronous_commit=off", "full_page_writes=off",
+        "dynamic_shared_memory_type=mmap", /* no /dev/shm segments to leak */
+        "unix_socket_permissions=0700", "wal_level=minimal", "max_wal_senders=0",
+        "logging_collector=off", "log_line_prefix=%m [%p] ",
+        "min_wal_size=2MB", "wal_recycle=off", /* no spare WAL segments: smaller copies */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
+        strv_push(argv, "-c");
+        strv_push(argv, fixed[i]);
+    }
+    strv_push(argv, "-c");
+    strv_pushf(argv, "port=%d", port);
+    strv_push(argv, "-c");
+    strv_push(argv, port != PG_SOCKET_PORT || (s && s->port) ? "listen_addresses=127.0.0.1"
+                                                             : "listen_addresses=");
+    if (!s)
+        return;
+    /* the user's settings last: the last -c wins */
+    for (size_t i = 0; i < s->conf->n_opts; i++)
+        if (strncmp(s->conf->opts[i].key, "setting.", 8) == 0) {
+            strv_push(argv, "-c");
+            strv_pushf(argv, "%s=%s", s->conf->opts[i].key + 8, s->conf->opts[i].value);
+        }
+}
+
+static int pg_argv(struct svc *s, strv *argv, strv *env, terr *e)
+{
+    struct pg *pg = pg_of(s);
+    if (svc_opt(s->conf, "server")) {
+        s->external = true;
+        return 0; /* no server of ours */
+    }
+    _cleanup_free_ char *data = xasprintf("%s/data", s->dir);
+    pg_server_args(s, pg->bindir, data, s->dir, s->port ? s->port : PG_SOCKET_PORT, argv);
+    return 0;
+}
+
+/* Percent-encode for a URL component. */
+static void url_enc(strbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || strchr("-._~", ch))
+            sb_addc(b, (char)ch);
+        else
+            sb_addf(b, "%%%02X", ch);
+    }
+}
+
+static int pg_variables(struct svc *s, terr *e)
+{
+    struct pg *pg = pg_of(s);
+    if (svc_opt(s->conf, "server"))
+        return pg_server_variables(s, pg, e);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", s->port ? s->port : PG_SOCKET_PORT);
+    const char *host = s->port ? "127.0.0.1" : s->dir;
+    const char *db = pg_dbname(s->conf);
+    strbuf u = {0};
+    sb_add(&u, "postgresql://");
+    url_enc(&u, pg->os_user);
+    sb_addc(&u, '@');
+    url_enc(&u, host);
+    sb_addf(&u, ":%s/", port);
+    url_enc(&u, db);
+    svc_setvar(s, "URL", u.s);
+    sb_free(&u);
+    svc_setvar(s, "HOST", host);
+    svc_setvar(s, "PORT", port);
+    svc_setvar(s, "DBNAME", db);
+    svc_setvar(s, "USER", pg->os_user);
+    _cleanup_free_ char *data = xasprintf("%s/data", s->dir);
+    svc_setvar(s, "DATADIR", data);
+    return 0;
+}
+
+/* libpq connection to the maintenance database, kept for resets. */
+static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
+{
+    if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
+        return pg->conn;
+    if (pg->conn)
+        PQfinish(pg->conn);
+    const char *host = svc_getvar(s, "HOST"), *port = svc_getvar(s, "PORT");
+    const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
+    const char *vals[] = {host, port, svc_getvar(s, "USER"), pg->server_db ? pg->maint_db : "template1",
+                          "5", NULL};
+    if (pg->server_url) {
+        pg->conn = pg_server_connect(pg, e);
+        if (!pg->conn)
+            return NULL;
+        return pg->conn;
+    }
+    pg->conn = PQconnectdbParams(keys, vals, 0);
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        terr_set(e, ECONNREFUSED, "[%s] cannot connect to postgres at %s: %s", s->conf->label,
+                 host, PQerrorMessage(pg->conn));
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+    }
+    return pg->conn;
+}
+
+int pg_exec(PGconn *c, const char *sql, const char *label, terr *e)
+{
+    PGresult *res = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(res);
+    int r = 0;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        r = terr_set(e, EIO, "[%s] %s: %s", label, sql, PQerrorMessage(c));
+    PQclear(res);
+    return r;
+}
+
+static char *quote_ident(PGconn *c, const char *name)
+{
+    char *q = PQescapeIdentifier(c, name, strlen(name));
+    char *r = xstrdup(q ? q : "\"\"");
+    PQfreemem(q);
+    return r;
+}
+
+/* Reset: the test's database is dropped (FORCE ends its connections) and
+ * replaced by a pristine copy of the template: the spare made after the
+ * previous reset when there is one (a rename), else a fresh copy. */
+static int pg_reset(struct svc *s, terr *e)
+{
+    struct pg *pg = pg_of(s);
+    PGconn *c = maint_conn(s, pg, e);
+    if (!c)
+        return -ECONNREFUSED;
+    const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
+    _cleanup_free_ char *qdb = quote_ident(c, db);
+    _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qdb);
+    int r = pg_exec(c, drop, s->conf->label, e);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *spare = xasprintf("%s_spare", db);
+    _cleanup_free_ char *qspare = quote_ident(c, spare);
+    _cleanup_free_ char *sql = NULL;
+    if (pg->spare_ready) {
+        pg->spare_ready = false;
+        sql = xasprintf("ALTER DATABASE %s RENAME TO %s", qspare, qdb);
+        if (pg_exec(c, sql, s->conf->label, NULL) == 0)
+            return 0;
+        free(take_ptr(&sql));
+    }
+    _cleanup_free_ char *tmpl = pg_template_name(s, pg);
+    if (tmpl) {
+        _cleanup_free_ char *qt = quote_ident(c, tmpl);
+        sql = xasprintf("CREATE DATABASE %s TEMPLATE %s", qdb, qt);
+    } else {
+        sql = xasprintf("CREATE DATABASE %s", qdb);
+    }
+    return pg_exec(c, sql, s->conf->label, e);
+}
+
+/* After the reply went out: make the next reset's copy while the test
+ * runs (the helper is otherwise idle). */
+static int pg_after_reset(struct svc *s, terr *e)
+{
+    struct pg *pg = pg_of(s);
+    if (pg->spare_ready || pg->server_url)
+        return 0;
+    PGconn *c = maint_conn(s, pg, e);
+    if (!c)
+        return -ECONNREFUSED;
+    const char *db = pg_dbname(s->conf);
+    _cleanup_free_ char *spare = xasprintf("%s_spare", db);
+    _cleanup_free_ char *qspare = quote_ident(c, spare);
+    _cleanup_free_ char *tmpl = pg_template_name(s, pg);
+    _cleanup_free_ char *qt = quote_ident(c, tmpl);
+    _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s", qspare);
+    _cleanup_free_ char *sql = xasprintf("CREATE DATABASE %s TEMPLATE %s", qspare, qt);
+    if (pg_exec(c, drop, s->conf->label, e) == 0 && pg_exec(c, sql, s->conf->label, e) == 0)
+        pg->spare_ready = true;
+    return 0;
+}
+
+static int pg_probe(struct svc *s, terr *e)
+{
+    const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
+    const char *vals[] = {svc_getvar(s, "HOST"), svc_getvar(s, "PORT"), svc_getvar(s, "USER"),
+                          svc_getvar(s, "DBNAME"), "1", NULL};
+    PGPing p = PQpingParams(keys, vals, 0);
+    return p == PQPING_OK ? 0 : p == PQPING_NO_ATTEMPT ? -EINVAL : -EAGAIN;
+}
+
+/* A SIGKILLed postmaster leaves its System V segment (its id is in
+ * postmaster.pid); remove it once nothing is attached. */
+int pg_remove_shm(int svcdir_fd)
+{
+    _cleanup_free_ char *text = NULL;
+    if (read_file_at(svcdir_fd, "data/postmaster.pid", &text, NULL) < 0)
+        return 0;
+    const char *p = text;
+    for (int line = 1; line < 7 && p; line++) {
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    unsigned long key;
+    int id;
+    if (!p || sscanf(p, "%lu %d", &key, &id) != 2)
+        return 0;
+    struct shmid_ds ds;
+    if (shmctl(id, IPC_STAT, &ds) < 0)
+        return 0;
+    if ((unsigned long)ds.shm_perm.__key != key || ds.shm_nattch != 0)
+        return 0; /* not the one we think, or still in use */
+    return shmctl(id, IPC_RMID, NULL) < 0 ? -errno : 0;
+}
+
+static int pg_cleanup(struct svc *s, terr *e)
+{
+    struct pg *pg = pg_of(s);
+    if (pg->conn) {
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+    }
+    if (pg->server_url)
+        return pg_server_cleanup(s, pg, e);
+    _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0)
+        pg_remove_shm(fd);
+    return 0;
+}
+
+static int pg_reap(int svcdir_fd, const char *svcdir, terr *e)
+{
+    pg_remove_shm(svcdir_fd);
+    return pg_server_reap(svcdir_fd, e);
+}
+
+static void pg_free(struct svc *s)
+{
+    struct pg *pg = s->driver_data;
+    if (!pg)
+        return;
+    if (pg->conn)
+        PQfinish(pg->conn);
+    free(pg->bindir);
+    free(pg->os_user);
+    free(pg->server_url);
+    free(pg->server_db);
+    free(pg->maint_db);
+    free(pg);
+    s->driver_data = NULL;
+}
+
+const struct tether_driver driver_postgresql = {
+    .name = "postgresql",
+    .package = "postgresql",
+    .configure = pg_configure,
+    .prepare = pg_prepare,
+    .argv = pg_argv,
+    .probe = pg_probe,
+    .reset = pg_reset,
+    .after_reset = pg_after_reset,
+    .variables = pg_variables,
+    .cleanup = pg_cleanup,
+    .reap = pg_reap,
+    .free = pg_free,
+};
