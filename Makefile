@@ -76,6 +76,8 @@ check: deps-check
 	$(MAKE) --no-print-directory unit unit-asan cli
 
 install: build
+	$(MESON) configure $(BUILD) --prefix=$(PREFIX)
+	ninja -C $(BUILD)
 	DESTDIR=$(DESTDIR) $(MESON) install -C $(BUILD) --no-rebuild
 
 bench: build

@@ -259,7 +259,9 @@ static void main_exited(struct svc *s, int status)
     if (was != SVC_STARTING)
         return; /* a crash after ready: status and reset report it */
     /* "address in use" or an early exit on an auto port: another port */
-    if (s->conf->port == 0 && s->port_tries < 3 && (addr_in_use(s) || H.phase == PH_STARTING)) {
+    /* (not on a restart: the tests already hold the old port's variables) */
+    if (s->conf->port == 0 && s->port_tries < 3 && !s->restarting &&
+        (addr_in_use(s) || H.phase == PH_STARTING)) {
         terr e;
         if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
             return;

@@ -255,6 +255,9 @@ int svc_spawn(struct svc *s, terr *e)
             *eq = '=';
         }
     }
+    /* a restart must not find the last run's socket in its way */
+    if (s->sockpath)
+        unlink(s->sockpath);
     int pass_fd = -1;
     if ((r = ready_setup(s, &env, &pass_fd, e)) < 0)
         return r;

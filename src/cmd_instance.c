@@ -244,9 +244,18 @@ static size_t env_or_fail(struct env_svc **svcs, const char *what)
     return n;
 }
 
+static int no_args(int argc, char **argv, const char *cmd)
+{
+    if (optind < argc) {
+        cli_err("%s takes no argument ('%s'): see tether --help", cmd, argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_status(struct cli *c, int argc, char **argv)
 {
-    if (fmt_opts(c, argc, argv, NULL, NULL) < 0)
+    if (fmt_opts(c, argc, argv, NULL, NULL) < 0 || no_args(argc, argv, "status") < 0)
         return EXIT_USAGE;
     struct env_svc *svcs;
     size_t n = env_or_fail(&svcs, "check");
@@ -380,6 +389,8 @@ int cmd_logs(struct cli *c, int argc, char **argv)
 
 int cmd_list(struct cli *c, int argc, char **argv)
 {
+    if (fmt_opts(c, argc, argv, NULL, NULL) < 0 || no_args(argc, argv, "list") < 0)
+        return EXIT_USAGE;
     _cleanup_free_ char *root = NULL;
     _cleanup_close_ int rfd = open_root(&root);
     if (rfd < 0)
@@ -414,7 +425,7 @@ int cmd_list(struct cli *c, int argc, char **argv)
 
 int cmd_gc(struct cli *c, int argc, char **argv)
 {
-    if (fmt_opts(c, argc, argv, NULL, NULL) < 0)
+    if (fmt_opts(c, argc, argv, NULL, NULL) < 0 || no_args(argc, argv, "gc") < 0)
         return EXIT_USAGE;
     strbuf report = {0};
     terr e;

@@ -51,7 +51,8 @@ static int load_config(struct cli *c, char **names, size_t n, struct tether_conf
         return EXIT_USAGE;
     }
     if (r < 0) {
-        fprintf(stderr, "%s\n", e.msg);
+        /* config errors are FILE:LINE: ...; others get our prefix */
+        fprintf(stderr, "%s%s\n", path ? "" : "tether: ", e.msg);
         return EXIT_USAGE;
     }
     return EXIT_OK;

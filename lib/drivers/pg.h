@@ -1,6 +1,6 @@
 /* The postgresql driver's pieces: the cluster cache and server mode. */
 #pragma once
-#include <libpq-fe.h>
+#include "dynlib.h"
 #include <stdbool.h>
 #include "../instance.h"
 

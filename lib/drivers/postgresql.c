@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -135,6 +134,8 @@ static int open_path_for(struct svc *s, terr *e)
 
 static int pg_prepare(struct svc *s, terr *e)
 {
+    if (pq_load(e) < 0)
+        return terr_prefix(e, -ENOENT, "[%s]", s->conf->label);
     struct pg *pg = pg_of(s);
     int r;
     if (svc_opt(s->conf, "server"))
@@ -222,6 +223,8 @@ static void url_enc(strbuf *b, const char *s)
 
 static int pg_variables(struct svc *s, terr *e)
 {
+    if (pq_load(e) < 0)
+        return terr_prefix(e, -ENOENT, "[%s]", s->conf->label);
     struct pg *pg = pg_of(s);
     if (svc_opt(s->conf, "server"))
         return pg_server_variables(s, pg, e);
@@ -298,6 +301,8 @@ static char *quote_ident(PGconn *c, const char *name)
  * previous reset when there is one (a rename), else a fresh copy. */
 static int pg_reset(struct svc *s, terr *e)
 {
+    if (pq_load(e) < 0)
+        return terr_prefix(e, -ENOENT, "[%s]", s->conf->label);
     struct pg *pg = pg_of(s);
     PGconn *c = maint_conn(s, pg, e);
     if (!c)
@@ -332,6 +337,8 @@ static int pg_reset(struct svc *s, terr *e)
  * runs (the helper is otherwise idle). */
 static int pg_after_reset(struct svc *s, terr *e)
 {
+    if (pq_load(e) < 0)
+        return -ENOENT;
     struct pg *pg = pg_of(s);
     if (pg->spare_ready || pg->server_url)
         return 0;
@@ -352,6 +359,8 @@ static int pg_after_reset(struct svc *s, terr *e)
 
 static int pg_probe(struct svc *s, terr *e)
 {
+    if (pq_load(e) < 0)
+        return -ENOENT;
     const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
     const char *vals[] = {svc_getvar(s, "HOST"), svc_getvar(s, "PORT"), svc_getvar(s, "USER"),
                           svc_getvar(s, "DBNAME"), "1", NULL};
@@ -386,6 +395,8 @@ int pg_remove_shm(int svcdir_fd)
 
 static int pg_cleanup(struct svc *s, terr *e)
 {
+    if (pq_load(e) < 0)
+        return -ENOENT;
     struct pg *pg = pg_of(s);
     if (pg->conn) {
         PQfinish(pg->conn);
@@ -401,6 +412,8 @@ static int pg_cleanup(struct svc *s, terr *e)
 
 static int pg_reap(int svcdir_fd, const char *svcdir, terr *e)
 {
+    if (pq_load(e) < 0)
+        return -ENOENT;
     pg_remove_shm(svcdir_fd);
     return pg_server_reap(svcdir_fd, e);
 }
