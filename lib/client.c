@@ -74,7 +74,7 @@ static int read_state(const char *instdir, struct state_info *st)
 
 bool instance_alive(const char *instdir, pid_t pid)
 {
-    struct state_info st;
+    struct state_info st = {0};
     if (read_state(instdir, &st) < 0 || st.helper.pid != pid)
         return false;
     return proc_same(&st.helper);
@@ -110,7 +110,7 @@ int control_request(const char *instdir, const char *req, char **reply, terr *e)
 
 int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
 {
-    struct state_info st;
+    struct state_info st = {0};
     int r = read_state(instdir, &st);
     if (r == -ENOENT)
         return 0; /* already gone */

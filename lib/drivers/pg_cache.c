@@ -316,13 +316,13 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     if (mkdirat(root, tmp, 0700) < 0)
         return terr_set(e, errno, "[%s] cannot create %s: %m", s->conf->label, dir);
     int r = 0;
+    _cleanup_strv_ strv env = {0};
+    _cleanup_strv_ strv argv = {0};
     if (s->run_as && chown(dir, s->uid, s->gid) < 0) {
         r = terr_set(e, errno, "[%s] cannot chown %s: %m", s->conf->label, dir);
         goto fail;
     }
-    _cleanup_strv_ strv env = {0};
     svc_environ(s, &env); /* carries the cookie: gc finds a builder left behind */
-    _cleanup_strv_ strv argv = {0};
     strv_pushf(&argv, "%s/initdb", pg->bindir);
     strv_push(&argv, "-D");
     strv_pushf(&argv, "%s/data", dir);
