@@ -427,7 +427,7 @@ static int parse_ready(const char *file, struct svc_conf *s, const struct conf_k
     } kinds[] = {
         {"none", READY_NONE, false}, {"tcp", READY_TCP, false},  {"notify", READY_NOTIFY, false},
         {"unix", READY_UNIX, true},  {"log", READY_LOG, true},   {"exec", READY_EXEC, true},
-        {"fd", READY_FD, true},
+        {"fd", READY_FD, true},      {"driver", READY_DRIVER, false},
     };
     s->ready_line = kv->line;
     for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
@@ -835,6 +835,11 @@ static int finish(const char *file, struct tether_config *c, terr *e)
         struct svc_conf *s = c->svcs[i];
         if (s->driver->configure && (r = s->driver->configure(s, file, e)) < 0)
             return r;
+        if (s->ready == READY_DRIVER && !s->driver->probe)
+            return ferr(e, file, s->ready_line ? s->ready_line : s->line,
+                        "[%s] ready = driver: the %s driver has no probe of its own; choose "
+                        "tcp, unix:PATH, log:REGEX, exec:COMMAND, notify or fd:N",
+                        s->label, s->driver->name);
         if (s->ready == READY_TCP && s->port < 0)
             return ferr(e, file, s->ready_line ? s->ready_line : s->line,
                         "[%s] ready = tcp needs a port: add port = auto (or a number), or "

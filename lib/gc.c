@@ -148,6 +148,10 @@ int gc_run(strbuf *report, terr *e)
         const char *name = names.v[i];
         if (name[0] == '.' && strncmp(name, ".tmp-", 5) != 0)
             continue; /* our own atomic-write temp files etc. */
+        /* a young .tmp- directory is a helper being born: not even a
+         * moment's flock on it, which would make its own lock fail */
+        if (name[0] == '.' && !is_old(root, name))
+            continue;
         _cleanup_close_ int ifd = openat(root, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (ifd < 0)
             continue;

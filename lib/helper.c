@@ -669,6 +669,8 @@ static int setup(terr *e)
     H.in.prefix = o->cfg->prefix;
     H.in.lock_fd = -1;
     H.in.dirfd = -1;
+    if (o->fixed)
+        instance_fixed_id(H.in.id, o->cfg, o->sel, o->nsel);
     int r = instance_create(&H.in, e);
     if (r < 0)
         return r;
@@ -715,12 +717,16 @@ int helper_main(struct helper_opts *o)
     for (;;) {
         if (H.start_failed)
             break;
+        /* start what became startable first: a service that is ready at
+         * once (ready = none) must count before we go back to sleep */
+        if (H.phase == PH_STARTING)
+            start_ready_ones();
+        if (H.start_failed)
+            break;
         if (H.phase == PH_STARTING && all_ready()) {
             H.phase = PH_RUNNING;
             send_status();
         }
-        if (H.phase == PH_STARTING)
-            start_ready_ones();
         arm_timer();
         struct epoll_event evs[16];
         int n = epoll_wait(H.ep, evs, 16, -1);

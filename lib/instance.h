@@ -77,8 +77,14 @@ char *svc_varname(const struct svc *s, const char *name);
  * /dev/shm/tether-$UID; created 0700 and checked.  Returns a dirfd. */
 int state_root(char **path, terr *e);
 /* Create a fresh locked instance directory (atomically: gc never sees a
- * half-made one). */
+ * half-made one).  With in->id already set (instance_fixed_id), that
+ * name is claimed instead of a random one: a live holder is an "in use by
+ * pid N" error (-EBUSY), a stale one is reaped first. */
 int instance_create(struct instance *in, terr *e);
+/* The fixed instance id for a config and its selected services:
+ * "fixed-" and a hash of the config's path and the labels. */
+void instance_fixed_id(char id[INSTANCE_ID_LEN + 1], const struct tether_config *cfg,
+                       struct svc_conf *const *sel, size_t n);
 /* (Re)write <instance>/state from the instance's current processes. */
 int instance_write_state(struct instance *in, terr *e);
 

@@ -342,7 +342,7 @@ int svc_health(struct svc *s, terr *e)
     else if (c->ready == READY_UNIX) {
         _cleanup_free_ char *p = unix_path(s);
         r = try_connect_unix(p);
-    } else if (c->ready == READY_DRIVER)
+    } else if (c->driver->probe && !s->external) /* PING, SELECT 1...: really answering */
         r = c->driver->probe(s, e);
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",

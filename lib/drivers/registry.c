@@ -1,8 +1,14 @@
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "driver.h"
 
 static const struct tether_driver *const drivers[] = {
     &driver_command,
+    &driver_postgresql,
+    &driver_redis,
+    &driver_memcached,
 };
 
 const struct tether_driver *driver_find(const char *name)
@@ -11,4 +17,36 @@ const struct tether_driver *driver_find(const char *name)
         if (streq(drivers[i]->name, name))
             return drivers[i];
     return NULL;
+}
+
+static bool is_exec(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+int driver_which(const char *bin, char *out, size_t outsz)
+{
+    if (!*bin)
+        return -ENOENT;
+    if (strchr(bin, '/')) {
+        if (!is_exec(bin) || (size_t)snprintf(out, outsz, "%s", bin) >= outsz)
+            return -ENOENT;
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path;;) {
+        size_t n = strcspn(p, ":");
+        /* an empty PATH entry is the current directory */
+        int w = n ? snprintf(out, outsz, "%.*s/%s", (int)n, p, bin)
+                  : snprintf(out, outsz, "./%s", bin);
+        if (w > 0 && (size_t)w < outsz && is_exec(out))
+            return 0;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    return -ENOENT;
 }

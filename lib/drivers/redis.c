@@ -1,0 +1,337 @@
+/* The `redis` driver: redis-server with a generated redis.conf in the
+ * service's private directory.  A unix socket (mode 0700) by default, TCP on
+ * 127.0.0.1 with tcp = yes; no persistence; readiness by sd_notify (redis
+ * is built with libsystemd and sends READY=1 with `supervised systemd`),
+ * PING through hiredis (dlopen()ed on first use) as the probe; reset is
+ * FLUSHALL over one connection kept for the service's life; stop is
+ * SIGKILL (the data is disposable, and redis acts on SIGTERM only in its
+ * 10 Hz cron). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include "driver.h"
+#include "dynlib.h" /* hiredis, loaded on first use */
+#include "../service.h"
+
+#define CONNECT_TIMEOUT_MS 50
+#define PING_TIMEOUT_MS 250
+#define FLUSH_TIMEOUT_MS 5000
+
+struct redis_data {
+    redisContext *c;    /* kept open: probes and resets reuse it */
+    char bin[PATH_MAX]; /* the redis-server found at prepare time */
+};
+
+static const char *const redis_vars[] = {"URL", NULL};
+
+/* settings tether itself must own, or its variables would lie */
+static const char *const owned[] = {"port", "unixsocket", "dir", "daemonize", "supervised",
+                                    "logfile", "include"};
+
+static int parse_yesno(const char *v, bool *out)
+{
+    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || streq(v, "1"))
+        *out = true;
+    else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
+             streq(v, "0"))
+        *out = false;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+static int redis_configure(struct svc_conf *c, const char *file, terr *e)
+{
+    bool tcp = false;
+    for (size_t i = 0; i < c->n_opts; i++) {
+        const struct conf_kv *kv = &c->opts[i];
+        if (streq(kv->key, "tcp")) {
+            if (parse_yesno(kv->value, &tcp) < 0)
+                return terr_set(e, EINVAL, "%s:%d: [%s] tcp = %s: use yes or no", file, kv->line,
+                                c->label, kv->value);
+        } else if (strncmp(kv->key, "setting.", 8) == 0) {
+            const char *name = kv->key + 8;
+            bool ok = *name;
+            for (const char *q = name; *q; q++)
+                if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                      (*q >= '0' && *q <= '9') || *q == '-' || *q == '_'))
+                    ok = false;
+            if (!ok)
+                return terr_set(e, EINVAL,
+                                "%s:%d: [%s] %s: the name after 'setting.' must be a redis.conf "
+                                "directive (letters, digits, '-', '_')",
+                                file, kv->line, c->label, kv->key);
+            for (size_t k = 0; k < ARRAY_SIZE(owned); k++)
+                if (!strcasecmp(name, owned[k]))
+                    return terr_set(e, EINVAL,
+                                    "%s:%d: [%s] %s is set by tether (use port = or tcp = yes "
+                                    "for TCP; the directory and log are the instance's): "
+                                    "remove it",
+                                    file, kv->line, c->label, kv->key);
+        } else if (streq(kv->key, "bin")) {
+            if (!*kv->value)
+                return terr_set(e, EINVAL,
+                                "%s:%d: [%s] bin is empty: give the redis-server to run, or "
+                                "remove it to use the one on PATH",
+                                file, kv->line, c->label);
+        } else {
+            return terr_set(e, EINVAL,
+                            "%s:%d: [%s] unknown key '%s' for the redis driver (known: tcp, "
+                            "setting.NAME, bin)",
+                            file, kv->line, c->label, kv->key);
+        }
+    }
+    /* a port the user set means TCP too */
+    if (tcp && c->port < 0)
+        c->port = 0;
+    if (c->port < 0 && !c->socket)
+        c->socket = xstrdup("redis.sock");
+    if (!c->ready_line)
+        c->ready = READY_NOTIFY;
+    if (c->stop_signal == SIGTERM)
+        c->stop_signal = SIGKILL;
+    return 0;
+}
+
+static struct redis_data *rdata(struct svc *s)
+{
+    if (!s->driver_data)
+        s->driver_data = xcalloc(1, sizeof(struct redis_data));
+    return s->driver_data;
+}
+
+static void disconnect(struct redis_data *d)
+{
+    if (d && d->c) {
+        redisFree(d->c);
+        d->c = NULL;
+    }
+}
+
+/* A value as redis.conf reads it (sdssplitargs): double quotes, with
+ * backslash escapes for quotes, backslashes and control bytes. */
+static void quote_conf(strbuf *b, const char *v)
+{
+    sb_addc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_addf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            sb_addf(b, "\\x%02x", *p);
+        else
+            sb_addc(b, (char)*p);
+    }
+    sb_addc(b, '"');
+}
+
+static int redis_prepare(struct svc *s, terr *e)
+{
+    struct svc_conf *c = s->conf;
+    struct redis_data *d = rdata(s);
+    disconnect(d); /* a new server: the old connection is dead */
+    const char *bin = svc_opt(c, "bin");
+    if (driver_which(bin ? bin : "redis-server", d->bin, sizeof(d->bin)) < 0) {
+        if (bin)
+            return terr_set(e, ENOENT,
+                            "[%s] redis-server not found: apt-get install redis-server, or fix "
+                            "bin = %s (no such executable)",
+                            c->label, bin);
+        return terr_set(e, ENOENT, "[%s] redis-server not found: apt-get install redis-server",
+                        c->label);
+    }
+    _cleanup_sb_ strbuf b = {0};
+    sb_addf(&b, "# written by tether for [%s] at every start: edit the config's "
+                "setting.NAME = VALUE instead\n",
+            c->label);
+    if (s->port)
+        sb_addf(&b, "port %d\nbind 127.0.0.1\n", s->port);
+    else
+        sb_add(&b, "port 0\n");
+    if (s->sockpath) {
+        sb_add(&b, "unixsocket ");
+        quote_conf(&b, s->sockpath);
+        sb_add(&b, "\nunixsocketperm 700\n");
+    }
+    sb_add(&b, "save \"\"\nappendonly no\ndir ");
+    quote_conf(&b, s->dir);
+    sb_addf(&b, "\nsupervised %s\ndaemonize no\nlogfile \"\"\n",
+            c->ready == READY_NOTIFY ? "systemd" : "no");
+    for (size_t i = 0; i < c->n_opts; i++)
+        if (strncmp(c->opts[i].key, "setting.", 8) == 0)
+            sb_addf(&b, "%s %s\n", c->opts[i].key + 8, c->opts[i].value);
+    _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return terr_set(e, errno, "[%s] cannot open its directory %s: %m", c->label, s->dir);
+    int r = write_file_atomic(dfd, "redis.conf", b.s, b.len, 0600);
+    if (r < 0)
+        return terr_set(e, r, "[%s] cannot write %s/redis.conf: %s", c->label, s->dir,
+                        strerror(-r));
+    return 0;
+}
+
+static int redis_argv(struct svc *s, strv *argv, strv *env, terr *e)
+{
+    struct redis_data *d = rdata(s);
+    strv_push(argv, d->bin);
+    strv_pushf(argv, "%s/redis.conf", s->dir);
+    return 0;
+}
+
+static struct timeval ms_tv(int ms)
+{
+    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+}
+
+static char *where(const struct svc *s)
+{
+    return s->sockpath && !s->port ? xasprintf("unix socket %s", s->sockpath)
+                                   : xasprintf("127.0.0.1:%d", s->port);
+}
+
+/* Connect (if not connected): 0, or -ECONNREFUSED with the reason in e. */
+static int ensure_connected(struct svc *s, struct redis_data *d, terr *e)
+{
+    if (d->c)
+        return 0;
+    int r = redis_load(e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    redisContext *c = s->sockpath && !s->port
+                          ? redisConnectUnixWithTimeout(s->sockpath, ms_tv(CONNECT_TIMEOUT_MS))
+                          : redisConnectWithTimeout("127.0.0.1", s->port,
+                                                    ms_tv(CONNECT_TIMEOUT_MS));
+    if (!c)
+        return terr_set(e, ENOMEM, "[%s] cannot allocate a redis connection", s->conf->label);
+    if (c->err) {
+        _cleanup_free_ char *w = where(s);
+        terr_set(e, ECONNREFUSED, "service '%s': cannot connect to redis on %s: %s",
+                 s->conf->label, w, c->errstr);
+        redisFree(c);
+        return -ECONNREFUSED;
+    }
+    /* hiredis makes its socket without SOCK_CLOEXEC; the helper is single
+     * threaded, so nothing forks between the two calls */
+    fcntl(c->fd, F_SETFD, FD_CLOEXEC);
+    d->c = c;
+    return 0;
+}
+
+/* One command, on the kept connection; a connection that broke (the
+ * server restarted) is remade once.  Returns the reply or NULL (e set). */
+static redisReply *command(struct svc *s, const char *cmd, int timeout_ms, terr *e)
+{
+    struct redis_data *d = rdata(s);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = !d->c;
+        int r = ensure_connected(s, d, e);
+        if (r < 0)
+            return NULL;
+        redisSetTimeout(d->c, ms_tv(timeout_ms));
+        redisReply *rep = redisCommand(d->c, "%s", cmd);
+        if (rep)
+            return rep;
+        _cleanup_free_ char *w = where(s);
+        terr_set(e, EIO, "service '%s': %s on %s failed: %s", s->conf->label, cmd, w,
+                 d->c->errstr[0] ? d->c->errstr : "no answer");
+        disconnect(d);
+        if (fresh)
+            break;
+    }
+    return NULL;
+}
+
+static int redis_probe(struct svc *s, terr *e)
+{
+    bool starting = s->state == SVC_STARTING;
+    int r = redis_load(e); /* a missing library is no reason to wait */
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    redisReply *rep = command(s, "PING", PING_TIMEOUT_MS, e);
+    if (!rep)
+        return starting ? -EAGAIN : -ECONNREFUSED;
+    if (rep->type == REDIS_REPLY_ERROR) /* e.g. LOADING */
+        r = starting ? -EAGAIN
+                     : terr_set(e, EBUSY, "service '%s' answers PING with an error: %s",
+                                s->conf->label, rep->str);
+    else if (!(rep->type == REDIS_REPLY_STATUS && rep->str && !strcasecmp(rep->str, "PONG")))
+        r = terr_set(e, EPROTO, "service '%s' does not answer PING with PONG: is it redis?",
+                     s->conf->label);
+    freeReplyObject(rep);
+    return r;
+}
+
+static int redis_reset(struct svc *s, terr *e)
+{
+    redisReply *rep = command(s, "FLUSHALL", FLUSH_TIMEOUT_MS, e);
+    if (!rep)
+        return -EIO;
+    int r = 0;
+    if (rep->type != REDIS_REPLY_STATUS)
+        r = terr_set(e, EIO, "service '%s': FLUSHALL failed: %s", s->conf->label,
+                     rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
+    freeReplyObject(rep);
+    return r;
+}
+
+/* Percent-encode a path for a URL: everything but unreserved bytes and '/'. */
+static void url_path(strbuf *b, const char *p)
+{
+    for (const unsigned char *q = (const unsigned char *)p; *q; q++) {
+        if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+            strchr("-._~/", *q))
+            sb_addc(b, (char)*q);
+        else
+            sb_addf(b, "%%%02X", *q);
+    }
+}
+
+static int redis_variables(struct svc *s, terr *e)
+{
+    _cleanup_sb_ strbuf url = {0};
+    if (s->port) {
+        sb_addf(&url, "redis://127.0.0.1:%d/0", s->port);
+    } else {
+        sb_add(&url, "redis+unix://");
+        url_path(&url, s->sockpath);
+    }
+    svc_setvar(s, "URL", url.s);
+    size_t n = 0;
+    for (size_t i = 0; i < s->inst->n_svcs; i++)
+        n += s->inst->svcs[i].conf->driver == &driver_redis;
+    if (n == 1)
+        svc_setenv_global(s, "REDIS_URL", url.s);
+    return 0;
+}
+
+static int redis_cleanup(struct svc *s, terr *e)
+{
+    disconnect(s->driver_data);
+    return 0;
+}
+
+static void redis_free(struct svc *s)
+{
+    disconnect(s->driver_data);
+    free(s->driver_data);
+    s->driver_data = NULL;
+}
+
+const struct tether_driver driver_redis = {
+    .name = "redis",
+    .package = "redis-server",
+    .configure = redis_configure,
+    .prepare = redis_prepare,
+    .argv = redis_argv,
+    .probe = redis_probe,
+    .reset = redis_reset,
+    .variables = redis_variables,
+    .cleanup = redis_cleanup,
+    .free = redis_free,
+    .vars = redis_vars,
+};
