@@ -209,6 +209,24 @@ static int pg_argv(struct svc *s, strv *argv, strv *env, terr *e)
     return 0;
 }
 
+/* libpq's own variables, so that psql and every libpq program just work:
+ * only when there is exactly one postgresql service to point them at. */
+static void native_env(struct svc *s)
+{
+    const char *ne = svc_opt(s->conf, "native_env");
+    if (ne && !yes(ne))
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < s->inst->n_svcs; i++)
+        n += s->inst->svcs[i].conf->driver == &driver_postgresql;
+    if (n != 1)
+        return;
+    svc_setenv_global(s, "PGHOST", svc_getvar(s, "HOST"));
+    svc_setenv_global(s, "PGPORT", svc_getvar(s, "PORT"));
+    svc_setenv_global(s, "PGDATABASE", svc_getvar(s, "DBNAME"));
+    svc_setenv_global(s, "PGUSER", svc_getvar(s, "USER"));
+}
+
 /* Percent-encode for a URL component. */
 static void url_enc(strbuf *b, const char *s)
 {
@@ -226,8 +244,11 @@ static int pg_variables(struct svc *s, terr *e)
     if (pq_load(e) < 0)
         return terr_prefix(e, -ENOENT, "[%s]", s->conf->label);
     struct pg *pg = pg_of(s);
-    if (svc_opt(s->conf, "server"))
-        return pg_server_variables(s, pg, e);
+    if (svc_opt(s->conf, "server")) {
+        int r = pg_server_variables(s, pg, e);
+        native_env(s);
+        return r;
+    }
     char port[16];
     snprintf(port, sizeof(port), "%d", s->port ? s->port : PG_SOCKET_PORT);
     const char *host = s->port ? "127.0.0.1" : s->dir;
@@ -247,6 +268,7 @@ static int pg_variables(struct svc *s, terr *e)
     svc_setvar(s, "USER", pg->os_user);
     _cleanup_free_ char *data = xasprintf("%s/data", s->dir);
     svc_setvar(s, "DATADIR", data);
+    native_env(s);
     return 0;
 }
 
@@ -434,6 +456,8 @@ static void pg_free(struct svc *s)
     s->driver_data = NULL;
 }
 
+static const char *const pg_vars[] = {"URL", "HOST", "PORT", "DBNAME", "USER", "DATADIR", NULL};
+
 const struct tether_driver driver_postgresql = {
     .name = "postgresql",
     .package = "postgresql",
@@ -447,4 +471,5 @@ const struct tether_driver driver_postgresql = {
     .cleanup = pg_cleanup,
     .reap = pg_reap,
     .free = pg_free,
+    .vars = pg_vars,
 };

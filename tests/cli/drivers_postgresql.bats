@@ -1,0 +1,186 @@
+#!/usr/bin/env bats
+# The postgresql driver: a private cluster copied from the per-user cache,
+# run as the postgres user when we are root; or (server = URL) a unique
+# database on an existing server.  Every test also checks that no
+# postgres process, directory, socket, database or shared memory segment
+# is left behind.
+
+load helpers
+
+setup() {
+    tether_setup
+    command -v psql >/dev/null || skip "psql is not installed"
+    # root's servers run as postgres, which must reach our work files
+    chmod 0711 "$WORK"
+    _SHM_BEFORE="$(shm_ids)"
+}
+
+teardown() {
+    local leaked="" id
+    for id in $(shm_ids); do
+        case " $_SHM_BEFORE " in *" $id "*) ;; *) leaked+=" $id" ;; esac
+    done
+    tether_teardown
+    [ -z "$leaked" ] || { echo "shared memory segments left:$leaked" >&2; return 1; }
+}
+
+# System V shared memory segments with no process attached (a SIGKILLed
+# postmaster's leftovers look like that)
+shm_ids() { awk 'NR > 1 && $7 == 0 { print $2 }' /proc/sysvipc/shm 2>/dev/null | sort -n | tr '\n' ' '; }
+
+psql_q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+
+json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+@test "run -- CMD: psql connects to a private database over a private socket" {
+    run tether run postgresql -- sh -c '
+        psql -X -qAt -c "select current_database()" "$TETHER_POSTGRESQL_URL" &&
+        test -S "$TETHER_POSTGRESQL_HOST/.s.PGSQL.$TETHER_POSTGRESQL_PORT" &&
+        test "$PGHOST" = "$TETHER_POSTGRESQL_HOST" && psql -X -qAt -c "select 42"'
+    assert_status 0
+    assert_output_has "tether"
+    assert_output_has "42"
+}
+
+@test "run -- CMD exits with the command's status" {
+    run tether run postgresql -- sh -c 'exit 9'
+    assert_status 9
+}
+
+@test "reset drops what the test made and keeps the init_sql schema" {
+    printf 'CREATE TABLE kept (id int);\nINSERT INTO kept VALUES (1), (2);\n' >"$WORK/schema.sql"
+    cfg=$(printf '[postgresql]\ninit_sql = schema.sql\ndbname = app\n' | config pg.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    [ "$TETHER_POSTGRESQL_DBNAME" = app ]
+    psql_q -c 'CREATE TABLE scratch (x int)' "$TETHER_POSTGRESQL_URL"
+    psql_q -c 'INSERT INTO kept VALUES (3)' "$TETHER_POSTGRESQL_URL"
+    # an open connection must not stop the reset
+    psql_q -c 'select pg_sleep(60)' "$TETHER_POSTGRESQL_URL" 2>/dev/null &
+    for round in 1 2 3; do
+        run tether -q reset postgresql
+        assert_status 0
+        run psql_q -c "select count(*) from kept" "$TETHER_POSTGRESQL_URL"
+        assert_status 0
+        [ "$output" = 2 ]
+        run psql_q -c "select to_regclass('scratch') is null" "$TETHER_POSTGRESQL_URL"
+        [ "$output" = t ]
+        psql_q -c 'CREATE TABLE scratch (x int)' "$TETHER_POSTGRESQL_URL"
+    done
+    eval "$(tether stop)"
+    [ -z "${TETHER_POSTGRESQL_URL:-}" ] && [ -z "${PGHOST:-}" ]
+}
+
+@test "a bad init_sql fails the start with the server's error, and leaves nothing" {
+    printf 'CREATE TABLE oops (;\n' >"$WORK/bad.sql"
+    cfg=$(printf '[postgresql]\ninit_sql = bad.sql\n' | config pg.ini)
+    export TETHER_CACHE_DIR="$WORK/cache"
+    run tether -f "$cfg" run -- true
+    assert_status 1
+    assert_output_has "init_sql"
+    assert_output_has "syntax error"
+    [ -z "$(ls "$WORK/cache" | grep -v '\.lock$')" ]
+}
+
+@test "four first-time users at once build one good cache" {
+    export TETHER_CACHE_DIR="$WORK/cache"
+    for i in 1 2 3 4; do
+        tether -q run postgresql -- sh -c 'psql -X -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" > "$0"' "$WORK/out$i" &
+    done
+    fail=0
+    for j in $(jobs -p); do wait "$j" || fail=$((fail + 1)); done
+    [ "$fail" -eq 0 ]
+    for i in 1 2 3 4; do [ "$(cat "$WORK/out$i")" = 1 ]; done
+    [ "$(ls -d "$WORK"/cache/pg-* | grep -vc '\.lock$')" -eq 1 ]
+    ! ls -d "$WORK"/cache/*.tmp-* 2>/dev/null
+}
+
+@test "server = URL: a unique database on an existing server, dropped at the end" {
+    eval "$(tether -q start postgresql)"
+    server_url="$TETHER_POSTGRESQL_URL"
+    cfg=$(printf '[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\n' "$server_url" | config srv.ini)
+    run env -u PGHOST -u PGPORT -u PGDATABASE -u PGUSER "$TETHER" -f "$cfg" run -- sh -c '
+        psql -X -qAt -c "create table t (x int)" "$SRV_APP_URL" && echo "db=$SRV_APP_DBNAME"'
+    assert_status 0
+    db="${output##*db=}"
+    [ -n "$db" ] && [ "$db" != tether ]
+    run psql_q -c "select count(*) from pg_database where datname = '$db'" "$server_url"
+    [ "$output" = 0 ]
+    eval "$(tether stop)"
+}
+
+@test "server = URL: SIGKILL of the helper, then gc drops the database" {
+    eval "$(tether -q start postgresql)"
+    server_url="$TETHER_POSTGRESQL_URL"
+    cfg=$(printf '[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\n' "$server_url" | config srv.ini)
+    out="$("$TETHER" -q -f "$cfg" start --json)"
+    helper=$(json_get "$out" SRV_APP_CONTROL_PID)
+    db=$(json_get "$out" SRV_APP_DBNAME)
+    run psql_q -c "select count(*) from pg_database where datname = '$db'" "$server_url"
+    [ "$output" = 1 ]
+    kill -KILL "$helper"
+    wait_gone "$helper"
+    run tether gc
+    assert_status 0
+    run psql_q -c "select count(*) from pg_database where datname = '$db'" "$server_url"
+    [ "$output" = 0 ]
+    eval "$(tether stop)"
+}
+
+@test "SIGKILL of the helper: postgres goes, gc leaves no process, directory or segment" {
+    eval "$(tether -q start postgresql)"
+    helper=$TETHER_POSTGRESQL_CONTROL_PID
+    pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    datadir=$TETHER_POSTGRESQL_DATADIR
+    kill -KILL "$helper"
+    wait_gone "$helper"
+    wait_gone "$pm"
+    run tether status
+    [ "$status" -ne 0 ]
+    assert_output_has "postgresql"
+    run tether gc
+    assert_status 0
+    [ ! -e "$datadir" ]
+    eval "$(tether stop 2>/dev/null)" || true
+}
+
+@test "16 concurrent instances, each with its own directory and socket" {
+    for i in $(seq 16); do
+        tether -q run postgresql -- sh -c 'psql -X -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" >/dev/null && echo "$TETHER_POSTGRESQL_HOST" > "$0"' "$WORK/host$i" &
+    done
+    fail=0
+    for j in $(jobs -p); do wait "$j" || fail=$((fail + 1)); done
+    [ "$fail" -eq 0 ]
+    [ "$(cat "$WORK"/host* | sort -u | wc -l)" -eq 16 ]
+}
+
+@test "tcp = yes listens on 127.0.0.1 with a reserved port" {
+    cfg=$(printf '[postgresql]\ntcp = yes\n' | config pg.ini)
+    run tether -f "$cfg" run -- sh -c '
+        test "$TETHER_POSTGRESQL_HOST" = 127.0.0.1 &&
+        psql -X -qAt -h 127.0.0.1 -p "$TETHER_POSTGRESQL_PORT" -c "select 7" "$TETHER_POSTGRESQL_URL"'
+    assert_status 0
+    assert_output_has 7
+}
+
+@test "a missing server names the package to install" {
+    cfg=$(printf '[postgresql]\nbin_dir = /nonexistent\n' | config pg.ini)
+    run tether -f "$cfg" run -- true
+    assert_status 1
+    assert_output_has "bin_dir"
+    cfg=$(printf '[postgresql]\nversion = 3\n' | config pg2.ini)
+    run tether -f "$cfg" run -- true
+    assert_status 1
+    assert_output_has "apt-get install postgresql-3"
+}
+
+@test "bad postgresql keys are config errors with their line" {
+    cfg=$(printf '[postgresql]\ntcp = maybe\n' | config pg.ini)
+    run tether -f "$cfg" run -- true
+    assert_status 2
+    assert_output_has "pg.ini:2:"
+    cfg=$(printf '[postgresql]\n\ncolour = blue\n' | config pg2.ini)
+    run tether -f "$cfg" run -- true
+    assert_status 2
+    assert_output_has "pg2.ini:3:"
+    assert_output_has "unknown key 'colour'"
+}
