@@ -9,6 +9,7 @@ T="$B/tether"
 PROBE="$B/bench/probe"
 RUNS=${RUNS:-20}
 work=$(mktemp -d /dev/shm/tether-bench.XXXXXX)
+chmod 0711 "$work" # as root, postgres runs as the postgres user
 export TETHER_DIR="$work/state" TETHER_CACHE_DIR="$work/cache"
 mkdir -p "$TETHER_DIR"
 export PATH="$B/tests/servers:$PATH"

@@ -361,6 +361,11 @@ static void stop_svc(struct svc *s)
     s->state = SVC_EXITED;
 }
 
+/* As a child subreaper we are the parent of every descendant whose own
+ * parent died, double-forkers and setsid escapers included: our children
+ * are all there is.  (Scanning /proc for the cookie is gc's job, for when
+ * we are dead: reading other processes' environ can stall for tens of
+ * milliseconds while they exec.) */
 static void kill_descendants(void)
 {
     for (int round = 0; round < 100; round++) {
@@ -370,8 +375,7 @@ static void kill_descendants(void)
         for (size_t i = 0; i < n; i++)
             kill(kids[i], SIGKILL);
         free(kids);
-        int cookies = kill_cookie_processes(H.in.cookie);
-        if (n == 0 && cookies == 0)
+        if (n == 0)
             break;
         /* reap what we killed (blocking: they are dying) */
         while (n > 0) {

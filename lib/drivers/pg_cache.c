@@ -175,9 +175,13 @@ static int run_step(struct svc *s, char *const *argv, char *const *envp, bool dr
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         _cleanup_free_ char *tail = file_tail(s->logpath, 20);
-        return terr_set(e, EIO, "[%s] %s failed (status %d) while building the cluster cache; "
+        return terr_set(e, EIO, "[%s] %s failed (status %d) while building the cluster cache%s; "
                         "last lines of %s:\n%s", s->conf->label, argv[0],
                         WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                        drop && s->run_as ? " (it runs as the server's user, who must be able "
+                                            "to reach the cache directory: check the modes of "
+                                            "$TETHER_CACHE_DIR and its parents)"
+                                          : "",
                         s->logpath, tail);
     }
     return 0;
