@@ -16,10 +16,14 @@ DEPS_BUILD = meson:meson ninja:ninja-build pkg-config:pkg-config gcc:gcc \
 	/usr/include/hiredis/hiredis.h:libhiredis-dev /usr/include/postgresql/libpq-fe.h:libpq-dev
 DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	/usr/bin/curl:curl /usr/bin/redis-server:redis-server /usr/bin/redis-cli:redis-tools \
-	/usr/bin/memcached:memcached /usr/lib/postgresql:postgresql /usr/bin/psql:postgresql-client
+	/usr/bin/memcached:memcached /usr/lib/postgresql:postgresql /usr/bin/psql:postgresql-client \
+	$(PYLIB)/fixtures:python3-fixtures $(PYLIB)/testtools:python3-testtools \
+	$(PYLIB)/testresources:python3-testresources $(PYLIB)/pytest:python3-pytest \
+	$(PYLIB)/xdist:python3-pytest-xdist /usr/bin/pip3:python3-pip
+PYLIB      = /usr/lib/python3/dist-packages
 DEPS_RUN   = /usr/bin/python3:python3
 
-.PHONY: all build run check unit unit-asan cli deps-build deps-check install bench clean
+.PHONY: all build run check unit unit-asan cli fixtures python deps-build deps-check install bench clean
 
 all: build
 
@@ -72,8 +76,17 @@ unit-asan: deps-build $(ASAN)/build.ninja
 cli: build
 	TETHER_BUILD=$(abspath $(BUILD)) bats tests/cli
 
+# libtether (cmocka suite, examples/c, bats) and the Python binding
+fixtures: build
+	$(MESON) test -C $(BUILD) --suite fixtures --print-errorlogs
+	TETHER_BUILD=$(abspath $(BUILD)) bats tests/fixture
+
+python: build
+	TETHER_BUILD=$(abspath $(BUILD)) PYTHONDONTWRITEBYTECODE=1 \
+		/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/python
+
 check: deps-check
-	$(MAKE) --no-print-directory unit unit-asan cli
+	$(MAKE) --no-print-directory unit unit-asan cli fixtures python
 
 install: build
 	$(MESON) configure $(BUILD) --prefix=$(PREFIX)

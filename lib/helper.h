@@ -10,6 +10,8 @@ struct helper_opts {
     int lease_fd;    /* EOF on it means the owner is gone: clean up; -1: none */
     pid_t watch_pid; /* clean up when this process exits; 0: none */
     long long expire_ns; /* clean up after this long; 0: never */
+    bool fixed;      /* the instance id follows from the config and services
+                      * (instance_fixed_id): one user at a time */
 };
 
 /* Run the helper until it is told to stop, its owner goes, or the start
@@ -17,7 +19,11 @@ struct helper_opts {
  * start, 1: the start failed, 2: cleanup left something). */
 int helper_main(struct helper_opts *o);
 
-/* Read the helper's answer from the status pipe: 0 and the variables
- * (fully named) on success, -errno and the message in e on failure. */
+/* Read the helper's answer from the status channel (a socketpair): 0 and
+ * the variables (fully named) on success, -errno and the message in e on
+ * failure.  After a success, the starter must call helper_ack() once it
+ * has handed the variables on: until then the helper treats the starter's
+ * death as its owner's. */
 int helper_read_status(int fd, struct var **vars, size_t *n, terr *e);
+int helper_ack(int fd);
 void vars_free(struct var *vars, size_t n);

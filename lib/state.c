@@ -41,6 +41,50 @@ int state_root(char **path, terr *e)
     return fd;
 }
 
+void instance_fixed_id(char id[INSTANCE_ID_LEN + 1], const struct tether_config *cfg,
+                       struct svc_conf *const *sel, size_t n)
+{
+    /* FNV-1a over "config\0label\0label\0..." */
+    unsigned long long h = 0xcbf29ce484222325ULL;
+    const char *path = cfg && cfg->path ? cfg->path : "(built-in)";
+    for (size_t i = 0; i <= n; i++) {
+        const char *s = i == 0 ? path : sel[i - 1]->label;
+        for (const unsigned char *p = (const unsigned char *)s;; p++) {
+            h = (h ^ *p) * 0x100000001b3ULL;
+            if (!*p)
+                break;
+        }
+    }
+    snprintf(id, INSTANCE_ID_LEN + 1, "fixed-%010llx", h & 0xffffffffffULL);
+}
+
+/* The fixed name is taken: say by whom, or reap it if its helper is gone.
+ * Returns 0 to try again. */
+static int fixed_taken(int root, struct instance *in, terr *e)
+{
+    _cleanup_close_ int fd = openat(root, in->id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* gone meanwhile */
+    _cleanup_close_ int lfd = openat(fd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+        /* its helper writes the state file right after taking the name */
+        struct state_info st;
+        for (int i = 0; i < 200 && state_read(fd, &st) < 0; i++)
+            usleep(10000);
+        if (state_read(fd, &st) == 0)
+            return terr_set(e, EBUSY,
+                            "the fixed instance %s/%s is in use by pid %d (its tether helper, "
+                            "started for %s): only one user at a time; stop it (tether stop "
+                            "%s) or use a unique instance",
+                            in->state_dir, in->id, (int)st.helper.pid, st.config, in->id);
+        return terr_set(e, EBUSY, "the fixed instance %s/%s is in use by another tether helper",
+                        in->state_dir, in->id);
+    }
+    int r = gc_reap_instance(root, in->id, e);
+    return r < 0 ? terr_prefix(e, r, "the fixed instance %s/%s is stale", in->state_dir, in->id)
+                 : 0;
+}
+
 int instance_create(struct instance *in, terr *e)
 {
     _cleanup_close_ int root = state_root(&in->state_dir, e);
@@ -48,9 +92,13 @@ int instance_create(struct instance *in, terr *e)
         return root;
     char tmp[64];
     int r;
+    bool fixed = in->id[0] != '\0';
     for (int tries = 0;; tries++) {
-        random_hex(in->id, INSTANCE_ID_LEN);
-        snprintf(tmp, sizeof(tmp), ".tmp-%s", in->id);
+        char rnd[INSTANCE_ID_LEN + 1];
+        random_hex(rnd, INSTANCE_ID_LEN);
+        if (!fixed) /* a fixed id keeps its name; only the temporary one is random */
+            memcpy(in->id, rnd, sizeof(rnd));
+        snprintf(tmp, sizeof(tmp), ".tmp-%s", rnd);
         if (mkdirat(root, tmp, 0700) == 0)
             break;
         if (errno != EEXIST || tries > 8)
@@ -68,10 +116,18 @@ int instance_create(struct instance *in, terr *e)
         rm_rf_at(root, tmp, NULL);
         return r;
     }
-    if (renameat(root, tmp, root, in->id) < 0) {
-        r = terr_set(e, errno, "cannot rename %s/%s: %m", in->state_dir, tmp);
-        rm_rf_at(root, tmp, NULL);
-        return r;
+    for (int tries = 0;; tries++) {
+        if (!fixed ? renameat(root, tmp, root, in->id) == 0
+                   : renameat2(root, tmp, root, in->id, RENAME_NOREPLACE) == 0)
+            break;
+        if (!fixed || errno != EEXIST || tries >= 3)
+            r = terr_set(e, errno, "cannot rename %s/%s: %m", in->state_dir, tmp);
+        else
+            r = fixed_taken(root, in, e);
+        if (r < 0) {
+            rm_rf_at(root, tmp, NULL);
+            return r;
+        }
     }
     in->dir = xasprintf("%s/%s", in->state_dir, in->id);
     in->dirfd = take_fd(&dfd);

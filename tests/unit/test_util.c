@@ -102,7 +102,9 @@ static void files(void **state)
     free(text);
     assert_int_equal(read_file_at(dfd, "missing", &text, &len), -ENOENT);
     /* the tail of a log: the last lines, quoted */
-    FILE *f = fopen(strcat(strcpy(malloc(256), dir), "/log"), "w");
+    char logpath[256];
+    snprintf(logpath, sizeof(logpath), "%s/log", dir);
+    FILE *f = fopen(logpath, "w");
     for (int i = 1; i <= 30; i++)
         fprintf(f, "line %d\n", i);
     fclose(f);
