@@ -105,6 +105,9 @@ static bool deps_ready(struct svc *s)
 
 static void mark_ready(struct svc *s)
 {
+    terr re;
+    if (s->conf->driver->on_ready)
+        s->conf->driver->on_ready(s, &re);
     s->state = SVC_READY;
     s->deadline_ns = 0;
     if (s->ready_fd >= 0) {
@@ -167,24 +170,27 @@ static bool all_ready(void)
     return true;
 }
 
-static void write_all(int fd, const char *p, size_t n)
+static int write_all(int fd, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return;
+            return -EPIPE;
         p += w;
         n -= (size_t)w;
     }
+    return 0;
 }
 
-static void send_status(void)
+/* Returns false if nobody heard it: whoever started us is gone and no one
+ * knows our variables, so the instance must not live on. */
+static bool send_status(void)
 {
     int fd = H.o->status_fd;
     if (fd < 0)
-        return;
+        return true;
     strbuf b = {0};
     if (H.start_failed) {
         sb_addc(&b, 'E');
@@ -204,11 +210,22 @@ static void send_status(void)
             }
         }
     }
-    write_all(fd, b.s, b.len);
+    int r = write_all(fd, b.s, b.len);
     sb_free(&b);
+    if (r == 0 && !H.start_failed) {
+        /* keep the channel for the starter's acknowledgement: it sends one
+         * byte once it has handed the variables on (printed them, or
+         * started the command); until then, its death means nobody knows
+         * about us */
+        shutdown(fd, SHUT_WR);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = EV(T_STATUS, 0)};
+        epoll_ctl(H.ep, EPOLL_CTL_MOD, fd, &ev);
+        return true;
+    }
     ep_del(fd);
     close(fd);
     H.o->status_fd = -1;
+    return r == 0;
 }
 
 /* ---- process exits ---- */
@@ -662,7 +679,7 @@ static int setup(terr *e)
     if (o->lease_fd >= 0)
         ep_add(o->lease_fd, EPOLLIN | EPOLLRDHUP, EV(T_LEASE, 0));
     if (o->status_fd >= 0)
-        ep_add(o->status_fd, 0, EV(T_STATUS, 0)); /* EPOLLERR: the reader is gone */
+        ep_add(o->status_fd, EPOLLRDHUP, EV(T_STATUS, 0)); /* the starter is gone */
     if (o->watch_pid > 0) {
         H.watchfd = (int)syscall(SYS_pidfd_open, o->watch_pid, 0);
         if (H.watchfd < 0)
@@ -729,7 +746,10 @@ int helper_main(struct helper_opts *o)
             break;
         if (H.phase == PH_STARTING && all_ready()) {
             H.phase = PH_RUNNING;
-            send_status();
+            if (!send_status()) {
+                H.why_stop = "the starting command went away";
+                break;
+            }
         }
         arm_timer();
         struct epoll_event evs[16];
@@ -760,10 +780,18 @@ int helper_main(struct helper_opts *o)
                 stop = true;
                 H.why_stop = idx ? "expired" : "the watched process exited";
                 break;
-            case T_STATUS:
+            case T_STATUS: {
+                char ack = 0;
+                if (H.phase == PH_RUNNING && read(o->status_fd, &ack, 1) == 1 && ack == 'A') {
+                    ep_del(o->status_fd);
+                    close(o->status_fd);
+                    o->status_fd = -1;
+                    break;
+                }
                 stop = true;
-                H.why_stop = "the starting command went away";
+                H.why_stop = "the starting command went away before it handed the variables on";
                 break;
+            }
             case T_CONTROL: {
                 int c = accept4(H.ctlfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (c >= 0)
@@ -865,4 +893,10 @@ int helper_read_status(int fd, struct var **vars, size_t *n, terr *e)
     }
     sb_free(&b);
     return 0;
+}
+
+int helper_ack(int fd)
+{
+    char a = 'A';
+    return write(fd, &a, 1) == 1 ? 0 : -errno;
 }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "cli.h"
@@ -56,6 +58,21 @@ static int load_config(struct cli *c, char **names, size_t n, struct tether_conf
         return EXIT_USAGE;
     }
     return EXIT_OK;
+}
+
+/* Close every fd from 3 up, except keep1 and keep2 (-1: none). */
+static void close_fds_except(int keep1, int keep2)
+{
+    int keep[2] = {keep1 < keep2 ? keep1 : keep2, keep1 < keep2 ? keep2 : keep1};
+    unsigned int lo = 3;
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] < (int)lo)
+            continue;
+        if (keep[i] > (int)lo)
+            syscall(SYS_close_range, lo, (unsigned int)keep[i] - 1, 0);
+        lo = (unsigned int)keep[i] + 1;
+    }
+    syscall(SYS_close_range, lo, ~0U, 0);
 }
 
 static void wait_helper(pid_t helper)
@@ -141,10 +158,12 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         {"fish", no_argument, NULL, 'F'},        {"csh", no_argument, NULL, 'c'},
         {"sh", no_argument, NULL, 's'},          {"expire", required_argument, NULL, 'E'},
         {"watch-pid", required_argument, NULL, 'W'}, {"quiet", no_argument, NULL, 'q'},
+        {"fixed", no_argument, NULL, 'X'}, /* hidden: libtether's TETHER_FIXED_INSTANCE */
         {NULL, 0, NULL, 0},
     };
     long long expire = 0;
     pid_t watch = 0;
+    bool fixed = false;
     int o;
     while ((o = getopt_long(argc, argv, "+f:scq", opts, NULL)) != -1) {
         if (parse_fmt(o, c))
@@ -155,6 +174,9 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
             break;
         case 'q':
             c->quiet = true;
+            break;
+        case 'X':
+            fixed = true;
             break;
         case 'E':
             if (parse_duration(optarg, &expire) < 0 || expire <= 0) {
@@ -222,7 +244,8 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     sigprocmask(SIG_BLOCK, &mask, &old);
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     int st[2], lease[2] = {-1, -1};
-    if (sigfd < 0 || pipe2(st, O_CLOEXEC) < 0 || (!background && pipe2(lease, O_CLOEXEC) < 0)) {
+    if (sigfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) < 0 ||
+        (!background && pipe2(lease, O_CLOEXEC) < 0)) {
         cli_err("cannot set up: %m");
         return EXIT_FAIL;
     }
@@ -251,8 +274,13 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
                 dup2(null, 2);
             close(null);
         }
+        /* The helper outlives this command: it must not hold the caller's
+         * files and pipes open (whoever waits for their EOF, a test runner
+         * or a $(...), would hang until the instance stops). */
+        close_fds_except(st[1], lease[0]);
         struct helper_opts ho = {.cfg = cfg, .sel = sel, .nsel = nsel, .status_fd = st[1],
-                                 .lease_fd = lease[0], .watch_pid = watch, .expire_ns = expire};
+                                 .lease_fd = lease[0], .watch_pid = watch, .expire_ns = expire,
+                                 .fixed = fixed};
         _exit(helper_main(&ho));
     }
     close(st[1]);
@@ -280,8 +308,8 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     struct var *vars;
     size_t nvars;
     r = helper_read_status(st[0], &vars, &nvars, &e);
-    close(st[0]);
     if (r < 0) {
+        close(st[0]);
         wait_helper(helper);
         if (r == -EPIPE) /* it died without cleaning up: do it for it */
             gc_run(NULL, NULL);
@@ -294,11 +322,24 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     if (background) {
         out_assign(&out, c->fmt, vars, nvars);
         fwrite(out.s, 1, out.len, stdout);
-        cli_note(c, "started %zu service%s (helper pid %d); `eval \"$(tether stop)\"` stops them",
-                 nsel, nsel == 1 ? "" : "s", (int)helper);
+        /* only once the variables are out may the instance outlive us */
+        if (fflush(stdout) != 0 || ferror(stdout) || helper_ack(st[0]) < 0) {
+            cli_err("could not hand the variables on (stdout: %m); stopping the instance");
+            kill(helper, SIGTERM);
+            wait_helper(helper);
+            ret = EXIT_FAIL;
+        } else {
+            cli_note(c, "started %zu service%s (helper pid %d); `eval \"$(tether stop)\"` stops "
+                     "them", nsel, nsel == 1 ? "" : "s", (int)helper);
+        }
+        close(st[0]);
     } else if (cmd) {
+        helper_ack(st[0]); /* the lease covers the rest */
+        close(st[0]);
         ret = run_cmd(cmd, vars, nvars, sigfd, &old);
     } else {
+        helper_ack(st[0]);
+        close(st[0]);
         out_assign(&out, OUT_SH, vars, nvars);
         if (!c->quiet)
             fwrite(out.s, 1, out.len, stderr);

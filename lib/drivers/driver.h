@@ -23,6 +23,9 @@ struct tether_driver {
     /* One readiness/health probe for READY_DRIVER: 0 ready, -EAGAIN not yet,
      * anything else a hard failure.  May be NULL. */
     int (*probe)(struct svc *s, terr *e);
+    /* The service just became ready (e.g. record what gc will need).  May
+     * be NULL. */
+    int (*on_ready)(struct svc *s, terr *e);
     /* Native reset (e.g. FLUSHALL).  NULL: the config's reset command or
      * restart. */
     int (*reset)(struct svc *s, terr *e);

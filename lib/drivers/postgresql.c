@@ -390,23 +390,50 @@ static int pg_probe(struct svc *s, terr *e)
     return p == PQPING_OK ? 0 : p == PQPING_NO_ATTEMPT ? -EINVAL : -EAGAIN;
 }
 
-/* A SIGKILLed postmaster leaves its System V segment (its id is in
- * postmaster.pid); remove it once nothing is attached. */
-int pg_remove_shm(int svcdir_fd)
+/* Line 7 of postmaster.pid: the System V segment's key and id. */
+static int shm_from_pidfile(int svcdir_fd, unsigned long *key, int *id)
 {
     _cleanup_free_ char *text = NULL;
     if (read_file_at(svcdir_fd, "data/postmaster.pid", &text, NULL) < 0)
-        return 0;
+        return -ENOENT;
     const char *p = text;
     for (int line = 1; line < 7 && p; line++) {
         p = strchr(p, '\n');
         if (p)
             p++;
     }
+    return p && sscanf(p, "%lu %d", key, id) == 2 ? 0 : -EINVAL;
+}
+
+/* Our own record of the segment, made once the server is ready: postgres
+ * removes postmaster.pid as it shuts down, and a helper killed half-way
+ * through a stop must not take the segment's id with it. */
+static int pg_on_ready(struct svc *s, terr *e)
+{
+    if (s->external)
+        return 0;
+    _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     unsigned long key;
     int id;
-    if (!p || sscanf(p, "%lu %d", &key, &id) != 2)
+    if (fd < 0 || shm_from_pidfile(fd, &key, &id) < 0)
         return 0;
+    char rec[64];
+    int n = snprintf(rec, sizeof(rec), "%lu %d\n", key, id);
+    return write_file_atomic(fd, "shm-segment", rec, (size_t)n, 0600);
+}
+
+/* A SIGKILLed postmaster leaves its System V segment; remove it once
+ * nothing is attached. */
+int pg_remove_shm(int svcdir_fd)
+{
+    unsigned long key;
+    int id;
+    _cleanup_free_ char *rec = NULL;
+    if (read_file_at(svcdir_fd, "shm-segment", &rec, NULL) < 0 ||
+        sscanf(rec, "%lu %d", &key, &id) != 2) {
+        if (shm_from_pidfile(svcdir_fd, &key, &id) < 0)
+            return 0;
+    }
     struct shmid_ds ds;
     if (shmctl(id, IPC_STAT, &ds) < 0)
         return 0;
@@ -465,6 +492,7 @@ const struct tether_driver driver_postgresql = {
     .prepare = pg_prepare,
     .argv = pg_argv,
     .probe = pg_probe,
+    .on_ready = pg_on_ready,
     .reset = pg_reset,
     .after_reset = pg_after_reset,
     .variables = pg_variables,
