@@ -85,8 +85,18 @@ python: build
 	TETHER_BUILD=$(abspath $(BUILD)) PYTHONDONTWRITEBYTECODE=1 \
 		/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/python
 
+# Randomised fault injection: `make chaos N=5000 [SEED=...]` for the long
+# round; `make check` runs a short one (200 trials, at most 170 s).
+N ?= 5000
+chaos: build
+	/usr/bin/python3 tests/chaos/chaos.py --trials $(N) --seconds $(or $(SECONDS),36000) \
+		$(if $(SEED),--seed $(SEED))
+
+chaos-short: build
+	/usr/bin/python3 tests/chaos/chaos.py --trials 200 --seconds 170 $(if $(SEED),--seed $(SEED))
+
 check: deps-check
-	$(MAKE) --no-print-directory unit unit-asan cli fixtures python
+	$(MAKE) --no-print-directory unit unit-asan cli fixtures python chaos-short
 
 install: build
 	$(MESON) configure $(BUILD) --prefix=$(PREFIX)

@@ -418,22 +418,49 @@ static int pg_on_ready(struct svc *s, terr *e)
     if (fd < 0 || shm_from_pidfile(fd, &key, &id) < 0)
         return 0;
     char rec[64];
-    int n = snprintf(rec, sizeof(rec), "%lu %d\n", key, id);
+    int n = snprintf(rec, sizeof(rec), "%lu %d %d\n", key, id, (int)s->pid);
     return write_file_atomic(fd, "shm-segment", rec, (size_t)n, 0600);
 }
 
 /* A SIGKILLed postmaster leaves its System V segment; remove it once
  * nothing is attached. */
+/* After a crash of one of its processes the postmaster reinitialises with
+ * a new segment: catch those too, by their creator (our postmaster) and
+ * only when nothing is attached. */
+static void remove_shm_of(pid_t cpid)
+{
+    FILE *f = fopen("/proc/sysvipc/shm", "re");
+    if (!f)
+        return;
+    char line[512];
+    if (!fgets(line, sizeof(line), f)) {
+        fclose(f);
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        long key;
+        int id, perms, pid, lpid;
+        unsigned long size, nattch;
+        if (sscanf(line, "%ld %d %o %lu %d %d %lu", &key, &id, &perms, &size, &pid, &lpid,
+                   &nattch) == 7 &&
+            pid == cpid && nattch == 0)
+            shmctl(id, IPC_RMID, NULL);
+    }
+    fclose(f);
+}
+
 int pg_remove_shm(int svcdir_fd)
 {
     unsigned long key;
-    int id;
+    int id, pm = 0;
     _cleanup_free_ char *rec = NULL;
     if (read_file_at(svcdir_fd, "shm-segment", &rec, NULL) < 0 ||
-        sscanf(rec, "%lu %d", &key, &id) != 2) {
+        sscanf(rec, "%lu %d %d", &key, &id, &pm) < 2) {
         if (shm_from_pidfile(svcdir_fd, &key, &id) < 0)
             return 0;
     }
+    if (pm > 0)
+        remove_shm_of(pm);
     struct shmid_ds ds;
     if (shmctl(id, IPC_STAT, &ds) < 0)
         return 0;
