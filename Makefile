@@ -23,7 +23,7 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 PYLIB      = /usr/lib/python3/dist-packages
 DEPS_RUN   = /usr/bin/python3:python3
 
-.PHONY: all build run check unit unit-asan cli fixtures python deps-build deps-check install bench clean
+.PHONY: all build run check unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short
 
 all: build
 
