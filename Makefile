@@ -96,7 +96,7 @@ chaos-short: build
 	/usr/bin/python3 tests/chaos/chaos.py --trials 200 --seconds 170 $(if $(SEED),--seed $(SEED))
 
 check: deps-check
-	$(MAKE) --no-print-directory unit unit-asan cli fixtures python chaos-short
+	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python chaos-short
 
 install: build
 	$(MESON) configure $(BUILD) --prefix=$(PREFIX)

@@ -204,8 +204,9 @@ static int check_svc(struct cli *c, const struct env_svc *s, bool *healthy)
 {
     *healthy = false;
     if (!instance_alive(s->instdir, s->pid)) {
-        cli_err("service '%s' is not running: its helper (%s_CONTROL_PID=%d) is gone, so the "
-                "service crashed or was killed; run `tether gc`, then start it again",
+        cli_err("service '%s' is not running: its helper (%s_CONTROL_PID=%d) is gone (it was "
+                "killed, stopped elsewhere, or its --expire/--watch-pid ran out); run `tether "
+                "gc`, then start it again",
                 s->label, s->stem, (int)s->pid);
         return 0;
     }
