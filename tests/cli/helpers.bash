@@ -114,7 +114,7 @@ _port_inodes() {
 }
 
 # Port reservations made during the test that are still held by one of our
-# processes, or whose holder cannot be seen: "NAME held by pid N...".
+# processes, or (as root) whose holder cannot be seen: "NAME held by pid N...".
 # Those that existed before the test are someone else's.
 leaked_ports() {
     local new ino socks owners p ours name mine
@@ -135,7 +135,10 @@ leaked_ports() {
         done
         if [ -n "$ours" ]; then
             echo "$name held by pid$ours"
-        elif [ -z "$owners" ] && awk -v i="$ino" '$7 == i { f = 1 } END { exit !f }' /proc/net/unix; then
+        elif [ -z "$owners" ] && [ "$EUID" -eq 0 ] &&
+            awk -v i="$ino" '$7 == i { f = 1 } END { exit !f }' /proc/net/unix; then
+            # root sees every process's fds; another user cannot see root's,
+            # so then an unattributed reservation is someone else's
             echo "$name (holder not visible)"
         fi
     done
@@ -175,25 +178,29 @@ is_gone() {
     [ "${stat%% *}" = Z ] || [ "${stat%% *}" = X ]
 }
 
+# now_ms: monotonic enough for bounding waits (bash 5's EPOCHREALTIME)
+now_ms() {
+    local t="${EPOCHREALTIME/[.,]/}"
+    echo $((t / 1000))
+}
+
 # wait_gone PID [SECONDS]: wait until PID has exited (default 10 s)
 wait_gone() {
-    local pid="$1" limit="${2:-10}" i=0
-    local max=$((limit * 100))
+    local pid="$1" limit="${2:-10}" deadline
+    deadline=$(($(now_ms) + limit * 1000))
     while ! is_gone "$pid"; do
-        i=$((i + 1))
-        [ "$i" -le "$max" ] || { echo "pid $pid still alive after ${limit}s" >&2; return 1; }
+        [ "$(now_ms)" -le "$deadline" ] || { echo "pid $pid still alive after ${limit}s" >&2; return 1; }
         sleep 0.01
     done
 }
 
 # wait_for SECONDS CMD...: retry CMD until it succeeds
 wait_for() {
-    local limit="$1" i=0
+    local limit="$1" deadline
     shift
-    local max=$((limit * 100))
+    deadline=$(($(now_ms) + limit * 1000))
     until "$@"; do
-        i=$((i + 1))
-        [ "$i" -le "$max" ] || { echo "timed out after ${limit}s waiting for: $*" >&2; return 1; }
+        [ "$(now_ms)" -le "$deadline" ] || { echo "timed out after ${limit}s waiting for: $*" >&2; return 1; }
         sleep 0.01
     done
 }

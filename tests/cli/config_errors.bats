@@ -1,0 +1,148 @@
+#!/usr/bin/env bats
+# Scenario 9: bad configs give FILE:LINE: errors on stderr and exit status 2,
+# and nothing is started (a good service in the same file never runs).
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+# bad_config LINE MESSAGE-PART: write stdin after a good [first] service
+# (lines 1-4), run and start it, and check the error.  LINE counts from the
+# top of the whole file.
+bad_config() {
+    local line="$1" part="$2" cfg cmd
+    cfg="$WORK/bad.ini"
+    {
+        echo "[first]"
+        echo "command = sh -c 'touch $WORK/started; exec $TSERVER --tcp \${port}'"
+        echo "port = auto"
+        echo
+        cat
+    } >"$cfg"
+    for cmd in "run -- true" "start"; do
+        # shellcheck disable=SC2086
+        run --separate-stderr tether -f "$cfg" $cmd
+        [ "$status" -eq 2 ] || {
+            echo "tether $cmd: exit $status, want 2; stderr: $stderr" >&2
+            return 1
+        }
+        [ -z "$output" ] || { echo "stdout not empty: $output" >&2; return 1; }
+        case $stderr in
+        "$cfg:$line: "*"$part"*) ;;
+        *)
+            echo "tether $cmd: want \"$cfg:$line: ...$part...\" on stderr, got:" >&2
+            echo "$stderr" >&2
+            return 1
+            ;;
+        esac
+    done
+    [ ! -e "$WORK/started" ] || { echo "a service was started" >&2; return 1; }
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+@test "missing command" {
+    bad_config 5 "no command" <<EOF
+[web]
+port = auto
+EOF
+}
+
+@test "unknown key" {
+    bad_config 7 "colour" <<EOF
+[web]
+command = $TSERVER --tcp \${port}
+colour = blue
+port = auto
+EOF
+}
+
+@test "unknown \${name}" {
+    bad_config 6 '${nope}' <<EOF
+[web]
+command = $TSERVER --tcp \${nope}
+EOF
+}
+
+@test "unknown \${service.VAR}, and a service's variables without after =" {
+    bad_config 7 '${first.NOPE}' <<EOF
+[web]
+command = $TSERVER --tcp \${port}
+export.X = \${first.NOPE}
+after = first
+port = auto
+EOF
+    bad_config 6 "after" <<EOF
+[web]
+command = $TSERVER --tcp \${first.PORT}
+EOF
+}
+
+@test "dependency cycle" {
+    bad_config 7 "cycle" <<EOF
+[a]
+command = $TSERVER
+after = c
+
+[b]
+command = $TSERVER
+after = a
+
+[c]
+command = $TSERVER
+after = b
+EOF
+}
+
+@test "bad port" {
+    bad_config 7 "port = 70000" <<EOF
+[web]
+command = $TSERVER --tcp \${port}
+port = 70000
+EOF
+    bad_config 7 "port = http" <<EOF
+[web]
+command = $TSERVER --tcp \${port}
+port = http
+EOF
+    bad_config 7 "port = 0" <<EOF
+[web]
+command = $TSERVER --tcp \${port}
+port = 0
+EOF
+}
+
+@test "other mistakes: after an unknown service, bad ready, bad timeout, bad signal, syntax" {
+    bad_config 6 "no service [nosuch]" <<EOF
+[web]
+after = nosuch
+command = $TSERVER
+EOF
+    bad_config 7 "ready = carrier-pigeon" <<EOF
+[web]
+command = $TSERVER
+ready = carrier-pigeon
+EOF
+    bad_config 7 "timeout = soon" <<EOF
+[web]
+command = $TSERVER
+timeout = soon
+EOF
+    bad_config 7 "stop_signal = NICELY" <<EOF
+[web]
+command = $TSERVER
+stop_signal = NICELY
+EOF
+    bad_config 7 "duplicate key" <<EOF
+[web]
+command = $TSERVER
+command = $TSERVER
+EOF
+    bad_config 6 "expected key = value" <<EOF
+[web]
+this line is not ini
+EOF
+    bad_config 7 "ready = tcp needs a port" <<EOF
+[web]
+command = $TSERVER
+ready = tcp
+EOF
+}
