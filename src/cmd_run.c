@@ -75,10 +75,12 @@ static void close_fds_except(int keep1, int keep2)
     syscall(SYS_close_range, lo, ~0U, 0);
 }
 
-static void wait_helper(pid_t helper)
+static int wait_helper(pid_t helper)
 {
-    while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+    int status = 0;
+    while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
         ;
+    return status;
 }
 
 static int exit_code(int status)
@@ -366,7 +368,18 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         if (!cmd)
             cli_note(c, "stopping");
         kill(helper, SIGTERM);
-        wait_helper(helper);
+        int hs = wait_helper(helper);
+        /* a helper that was killed could not clean up: do it now, and say
+         * so, since the services were not there for all of CMD's run */
+        if (WIFSIGNALED(hs) && WTERMSIG(hs) != SIGTERM) {
+            cli_err("the helper was killed (signal %s) while the command ran; reaping what it "
+                    "left", signal_name(WTERMSIG(hs)));
+            gc_run(NULL, NULL);
+            if (ret == EXIT_OK)
+                ret = EXIT_FAIL;
+        } else if (WIFEXITED(hs) && WEXITSTATUS(hs) == 2) {
+            cli_err("the helper could not remove everything (see above); run `tether gc`");
+        }
     }
     if (lease[1] >= 0)
         close(lease[1]);
