@@ -348,10 +348,14 @@ static int handler(void *user, const char *section, const char *name, const char
             *--end = '\0';
         if (!*v)
             return 1;
+        /* appended in place: re-copying the value for each line made a
+         * long value quadratic (a 1 MB one took 45 s) */
         struct conf_kv *kv = &sec->kv[sec->n - 1];
-        char *joined = *kv->value ? xasprintf("%s %s", kv->value, v) : xstrdup(v);
-        free(kv->value);
-        kv->value = joined;
+        size_t ol = strlen(kv->value), vl = strlen(v);
+        kv->value = xrealloc(kv->value, ol + vl + 2);
+        if (ol)
+            kv->value[ol++] = ' ';
+        memcpy(kv->value + ol, v, vl + 1);
         return 1;
     }
     if (!*name) {
@@ -798,6 +802,24 @@ static int check_tmpl(struct tctx *t, const char *key, int line, const char *v, 
     return 0;
 }
 
+/* A command is split into words first and each word expanded (svc_argv):
+ * check it the same way, so that a value like $'{'x} or $'{}' fails here,
+ * with its line, and not when the service starts. */
+static int check_tmpl_words(struct tctx *t, const char *key, int line, const char *v, terr *e)
+{
+    if (!v)
+        return 0;
+    _cleanup_strv_ strv w = {0};
+    terr sub;
+    if (split_words(v, &w, &sub) < 0) /* checked when the key was read */
+        return ferr(e, t->file, line > 0 ? line : t->s->line, "[%s] %s: %s", t->s->label, key,
+                    sub.msg);
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < w.n; i++)
+        r = check_tmpl(t, key, line, w.v[i], e);
+    return r;
+}
+
 static int check_templates(const char *file, const struct tether_config *c, terr *e)
 {
     for (size_t i = 0; i < c->n_svcs; i++) {
@@ -805,11 +827,13 @@ static int check_templates(const char *file, const struct tether_config *c, terr
         _cleanup_free_ bool *dep = xcalloc(c->n_svcs, sizeof(bool));
         mark_deps(c, s, dep);
         struct tctx t = {.file = file, .c = c, .s = s, .dep = dep};
-        int r = check_tmpl(&t, "command", s->command_line, s->command, e);
-        if (r == 0 && (s->ready == READY_UNIX || s->ready == READY_LOG || s->ready == READY_EXEC))
+        int r = check_tmpl_words(&t, "command", s->command_line, s->command, e);
+        if (r == 0 && (s->ready == READY_UNIX || s->ready == READY_LOG))
             r = check_tmpl(&t, "ready", s->ready_line, s->ready_arg, e);
+        if (r == 0 && s->ready == READY_EXEC)
+            r = check_tmpl_words(&t, "ready", s->ready_line, s->ready_arg, e);
         if (r == 0)
-            r = check_tmpl(&t, "reset", s->reset_line, s->reset, e);
+            r = check_tmpl_words(&t, "reset", s->reset_line, s->reset, e);
         for (size_t k = 0; r == 0 && k < s->n_exports; k++) {
             _cleanup_free_ char *key = xasprintf("export.%s", s->exports[k].key);
             r = check_tmpl(&t, key, s->exports[k].line, s->exports[k].value, e);
@@ -849,21 +873,11 @@ static int finish(const char *file, struct tether_config *c, terr *e)
     return check_templates(file, c, e);
 }
 
-int config_load(const char *path, struct tether_config **out, terr *e)
+/* Parse data[0..len) into c (whose path is set); frees c on error. */
+static int parse_into(struct tether_config *c, const char *path, const char *data, size_t len,
+                      struct tether_config **out, terr *e)
 {
-    _cleanup_free_ char *data = NULL;
-    size_t len = 0;
-    int r = read_file_at(AT_FDCWD, path, &data, &len);
-    if (r < 0)
-        return terr_set(e, r, "cannot read config file %s: %s (give another one with -f FILE)",
-                        path, strerror(-r));
-    struct tether_config *c = xcalloc(1, sizeof(*c));
-    c->path = realpath(path, NULL);
-    if (!c->path) {
-        r = -errno;
-        config_free(c);
-        return terr_set(e, r, "cannot resolve config file %s: %s", path, strerror(-r));
-    }
+    int r;
     c->prefix = xstrdup("TETHER");
 
     struct parser p = {.file = path, .data = data, .len = len, .cur = -1, .e = e};
@@ -888,6 +902,64 @@ int config_load(const char *path, struct tether_config **out, terr *e)
     }
     *out = c;
     return 0;
+}
+
+/* A config is small: refuse to read more than this (-f /dev/zero). */
+#define CONFIG_MAX_BYTES (4 << 20)
+
+static int read_config(const char *path, char **out, size_t *len, terr *e)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return terr_set(e, errno,
+                        "cannot read config file %s: %s (give another one with -f FILE)", path,
+                        strerror(errno));
+    _cleanup_sb_ strbuf b = {0};
+    for (;;) {
+        sb_grow(&b, 65536);
+        ssize_t n = read(fd, b.s + b.len, 65536);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return terr_set(e, errno,
+                            "cannot read config file %s: %s (give another one with -f FILE)",
+                            path, strerror(errno));
+        if (n == 0)
+            break;
+        b.len += (size_t)n;
+        if (b.len > CONFIG_MAX_BYTES)
+            return terr_set(e, EFBIG, "%s: more than %d MB: that is not a tether config", path,
+                            CONFIG_MAX_BYTES >> 20);
+    }
+    b.s[b.len] = '\0';
+    *len = b.len;
+    *out = sb_steal(&b);
+    return 0;
+}
+
+int config_load(const char *path, struct tether_config **out, terr *e)
+{
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    int r = read_config(path, &data, &len, e);
+    if (r < 0)
+        return r;
+    struct tether_config *c = xcalloc(1, sizeof(*c));
+    c->path = realpath(path, NULL);
+    if (!c->path) {
+        r = -errno;
+        config_free(c);
+        return terr_set(e, r, "cannot resolve config file %s: %s", path, strerror(-r));
+    }
+    return parse_into(c, path, data, len, out, e);
+}
+
+int config_parse(const char *name, const char *data, size_t len, struct tether_config **out,
+                 terr *e)
+{
+    struct tether_config *c = xcalloc(1, sizeof(*c));
+    c->path = xstrdup(name);
+    return parse_into(c, name, data, len, out, e);
 }
 
 int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e)

@@ -65,6 +65,10 @@ struct tether_config {
 /* Parse and validate a config file.  Errors are "FILE:LINE: message"
  * (return -EINVAL); a file that cannot be read gives -errno. */
 int config_load(const char *path, struct tether_config **out, terr *e);
+/* The same from memory (data[0..len), NUL bytes included): `name` is used
+ * in messages and as the config's path.  For tests and fuzzing. */
+int config_parse(const char *name, const char *data, size_t len, struct tether_config **out,
+                 terr *e);
 /* A config with no file: one default section for each named built-in
  * driver (e.g. "postgresql", "redis"). */
 int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e);
