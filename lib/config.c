@@ -26,6 +26,8 @@
 #include "template.h"
 
 #define BUILTIN_FILE "(built-in)"
+/* [service] sections per config, [tether] not counted */
+#define CONFIG_MAX_SERVICES 64
 
 static const char *const core_vars[] = {"HOST",        "PORT",       "SOCKET", "DIR",
                                         "CONTROL_PID", "CONFIGFILE", "PIDFILE"};
@@ -252,6 +254,15 @@ static int new_section(struct parser *p, const char *name, size_t n)
             return perr(p, "[%s] and [%s] (line %d) both give the variable name %s: rename one",
                         nm, o->name, o->line, u);
     }
+    /* An instance's state file records at most 64 services (instance.h),
+     * and the dependency checks are not meant for thousands (3000 took
+     * 38 s): a config this big is a mistake or an attack. */
+    size_t nsvc = 0;
+    for (size_t i = 0; i < p->n_secs; i++)
+        nsvc += !streq(p->secs[i].name, "tether");
+    if (!streq(nm, "tether") && nsvc >= CONFIG_MAX_SERVICES)
+        return perr(p, "more than %d services in one config: split it into several files",
+                    CONFIG_MAX_SERVICES);
     p->secs = xrealloc(p->secs, (p->n_secs + 1) * sizeof(*p->secs));
     p->secs[p->n_secs] = (struct raw_sec){.name = take_ptr(&nm), .line = p->line};
     p->cur = (ssize_t)p->n_secs++;

@@ -249,6 +249,12 @@ int ensure_private_dir(const char *path, uid_t uid, terr *e)
         if (err == ENOTDIR)
             return terr_set(e, err, "%s is not a directory: remove it or set TETHER_DIR",
                             path);
+        /* someone else's, and closed to us: say so, not just EACCES */
+        if (err == EACCES && lstat(path, &st) == 0 && st.st_uid != uid)
+            return terr_set(e, EPERM,
+                            "%s is owned by uid %u, not you (uid %u): remove it or set "
+                            "TETHER_DIR",
+                            path, (unsigned)st.st_uid, (unsigned)uid);
         return terr_set(e, err, "cannot open %s: %s", path, strerror(err));
     }
     struct stat st;

@@ -12,6 +12,52 @@
 
 #define RECORD "external-db"
 
+/* The server as messages show it: with any password replaced by ***, as
+ * errors end up on consoles and in CI logs.  Covers the URL's user:PASS@
+ * and a password= in its query string or in a key=value string. */
+static char *shown_url(const char *url)
+{
+    strbuf b = {0};
+    const char *p = url, *scheme = strstr(url, "://");
+    if (scheme && (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)) {
+        const char *auth = scheme + 3;
+        size_t alen = strcspn(auth, "/?");
+        const char *at = memrchr(auth, '@', alen);
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon) {
+            sb_addn(&b, url, (size_t)(colon + 1 - url));
+            sb_add(&b, "***");
+            p = at;
+        }
+    }
+    while (*p) {
+        const char *k = strcasestr(p, "password");
+        if (!k)
+            break;
+        const char *q = k + 8;
+        q += strspn(q, " \t");
+        bool key = (k == url || strchr("?& \t", k[-1])) && *q == '=';
+        sb_addn(&b, p, (size_t)(q - p));
+        p = q;
+        if (!key)
+            continue;
+        sb_add(&b, "=***");
+        p++;
+        p += strspn(p, " \t");
+        if (*p == '\'') { /* key='quoted \' value' */
+            for (p++; *p && *p != '\''; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (*p)
+                p++;
+        } else {
+            p += strcspn(p, "& \t");
+        }
+    }
+    sb_add(&b, p);
+    return sb_steal(&b);
+}
+
 static PGconn *connect_url(const char *url, const char *dbname, terr *e)
 {
     /* the URL's own settings, with our database and a bounded wait */
@@ -19,7 +65,9 @@ static PGconn *connect_url(const char *url, const char *dbname, terr *e)
     const char *vals[] = {url, dbname, "5", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
-        terr_set(e, ECONNREFUSED, "cannot connect to server = %s: %s", url, PQerrorMessage(c));
+        _cleanup_free_ char *shown = shown_url(url);
+        terr_set(e, ECONNREFUSED, "cannot connect to server = %s: %s", shown,
+                 PQerrorMessage(c));
         PQfinish(c);
         return NULL;
     }
@@ -59,9 +107,11 @@ int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
         return r;
     /* which database to connect to while creating ours: the URL's own */
     PQconninfoOption *opts = PQconninfoParse(url, NULL);
-    if (!opts)
+    if (!opts) {
+        _cleanup_free_ char *shown = shown_url(url);
         return terr_set(e, EINVAL, "[%s] server = %s is not a valid connection string or URL",
-                        s->conf->label, url);
+                        s->conf->label, shown);
+    }
     const char *maint = "postgres";
     for (PQconninfoOption *o = opts; o->keyword; o++)
         if (streq(o->keyword, "dbname") && o->val && *o->val)
