@@ -446,12 +446,24 @@ static int remove_instance(void)
 
 /* ---- control socket ---- */
 
+/* Whether pid, failing its health check, is on its way out: a process
+ * killed a moment ago closes its sockets before it becomes a zombie. */
+static bool exits_soon(pid_t pid)
+{
+    _cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0)
+        return errno == ESRCH;
+    struct pollfd p = {.fd = pfd, .events = POLLIN};
+    return poll(&p, 1, 200) > 0;
+}
+
 static void handle_request(int client, char *req)
 {
     char *nl = strchr(req, '\n');
     if (nl)
         *nl = '\0';
     if (streq(req, "status")) {
+        reap(); /* exits queued behind this request count */
         strbuf b = {0};
         sb_add(&b, "OK\n");
         for (size_t i = 0; i < H.in.n_svcs; i++) {
@@ -482,6 +494,12 @@ static void handle_request(int client, char *req)
             return;
         }
         terr e;
+        /* a SIGCHLD may be queued behind this request: a crash must read
+         * as a crash, not as whatever the health check stumbles on */
+        reap();
+        int health = s->state == SVC_READY && s->pending_client < 0 ? svc_health(s, &e) : 0;
+        if (health < 0 && s->pid > 0 && exits_soon(s->pid))
+            reap();
         if (s->state == SVC_EXITED) {
             _cleanup_sb_ strbuf why = {0};
             describe_status(&why, s->exit_status);
@@ -495,7 +513,7 @@ static void handle_request(int client, char *req)
             reply(&c, "ERR service '%s' is busy (starting or being reset)", s->conf->label);
             return;
         }
-        if (svc_health(s, &e) < 0) {
+        if (health < 0) {
             reply(&c, "ERR %s", e.msg);
             return;
         }
@@ -659,8 +677,9 @@ static bool on_signal(void)
 static int setup(terr *e)
 {
     struct helper_opts *o = H.o;
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    prctl(PR_SET_NAME, "tether-helper");
+    /* all five arguments: prctl() reads them, whatever the option */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    prctl(PR_SET_NAME, "tether-helper", 0, 0, 0);
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);

@@ -57,7 +57,7 @@ static void child(const struct spawn_opts *o, int pipefd, pid_t parent)
             child_fail(pipefd, errno);
     }
     /* after the privilege drop, which would clear it */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
         child_fail(pipefd, errno);
     if (getppid() != parent)
         child_fail(pipefd, ESRCH); /* the helper died before we could be tied to it */
