@@ -28,6 +28,11 @@ for target in "$@"; do
     failed=$((failed + f))
 done
 if [ ${#bad_suites[@]} -gt 0 ]; then
+    # the failures once more, last, where a truncated CI log still has them
+    for target in "${bad_suites[@]}"; do
+        grep -E '^not ok |LEAKED|^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT)|\[  (FAILED|ERROR)|^FAILED |Error [0-9]' \
+            "$logs/$target.log" | tail -n 20 | sed "s/^/check: $target: /" >&2
+    done
     echo "check: failing suites: ${bad_suites[*]}" >&2
 fi
 echo "check: $passed passed, $failed failed"

@@ -428,6 +428,9 @@ class Harness:
         log(f"chaos: {done} trials in {elapsed:.1f} s, seed {self.args.seed}")
         for k, v in sorted(self.counts.items()):
             log(f"chaos:   {k}: {v}")
+        # again at the end, where a CI log's tail shows them
+        for t, what in self.leaks:
+            log(f"chaos: trial {t} (seed {self.args.seed}) LEAKED {what}")
         print(f"chaos: {done - len({t for t, _ in self.leaks})} passed, "
               f"{len({t for t, _ in self.leaks})} failed")
         return 1 if self.leaks else 0
