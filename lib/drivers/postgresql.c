@@ -464,8 +464,11 @@ int pg_remove_shm(int svcdir_fd)
     struct shmid_ds ds;
     if (shmctl(id, IPC_STAT, &ds) < 0)
         return 0;
-    if ((unsigned long)ds.shm_perm.__key != key || ds.shm_nattch != 0)
-        return 0; /* not the one we think, or still in use */
+    if ((unsigned long)ds.shm_perm.__key != key)
+        return 0; /* not the one we think */
+    /* Even while attached: the backends of a SIGKILLed postmaster notice
+     * its death only a moment later, and the record goes with the
+     * instance directory.  IPC_RMID frees it as the last one detaches. */
     return shmctl(id, IPC_RMID, NULL) < 0 ? -errno : 0;
 }
 

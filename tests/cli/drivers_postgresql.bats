@@ -143,6 +143,26 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     eval "$(tether stop 2>/dev/null)" || true
 }
 
+@test "SIGKILL of the helper while a backend still holds the segment: gc frees it all the same" {
+    eval "$(tether -q start postgresql)"
+    helper=$TETHER_POSTGRESQL_CONTROL_PID
+    pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    # a backend that cannot notice its postmaster's death: still attached
+    # when gc runs, as happens by chance when gc is quick
+    child=$(pgrep -P "$pm" | head -1)
+    [ -n "$child" ]
+    kill -STOP "$child"
+    kill -KILL "$helper"
+    wait_gone "$helper"
+    wait_gone "$pm"
+    run tether gc
+    assert_status 0
+    kill -KILL "$child"
+    wait_gone "$child"
+    # teardown: no segment without a process attached is left
+    eval "$(tether stop 2>/dev/null)" || true
+}
+
 @test "16 concurrent instances, each with its own directory and socket" {
     for i in $(seq 16); do
         tether -q run postgresql -- sh -c 'psql -X -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" >/dev/null && echo "$TETHER_POSTGRESQL_HOST" > "$0"' "$WORK/host$i" &
