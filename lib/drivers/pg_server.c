@@ -96,6 +96,25 @@ char *pg_template_name(struct svc *s, struct pg *pg)
     return xasprintf("%s_template", pg_dbname(s->conf));
 }
 
+/* A session lock per database name, held by its creator from before the
+ * record until its connection ends.  A creator killed in mid CREATE
+ * DATABASE leaves the statement running on the server: gc's DROP would
+ * find nothing yet and the database would appear after it.  gc takes the
+ * same lock first, so it drops only once the CREATE is over. */
+#define LOCK_CLASS 0x74657468 /* "teth" */
+
+static int lock_db(PGconn *c, const char *db, const char *label, terr *e)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = db; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    char sql[128];
+    snprintf(sql, sizeof(sql),
+             "SET lock_timeout = '120s'; SELECT pg_advisory_lock(%d, %d); RESET lock_timeout",
+             LOCK_CLASS, (int32_t)h);
+    return pg_exec(c, sql, label, e);
+}
+
 int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
 {
     s->external = true;
@@ -128,6 +147,10 @@ int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
     for (const char *p = s->conf->label; *p; p++)
         sb_addc(&name, isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : '_');
     pg->server_db = sb_steal(&name);
+    if ((r = lock_db(c, pg->server_db, s->conf->label, e)) < 0) {
+        PQfinish(c);
+        return r;
+    }
     /* record first: if we die between CREATE and the record, gc could not
      * know the database */
     _cleanup_free_ char *rec = xasprintf("%s\n%s\n%s\n", pg->server_url, pg->maint_db, pg->server_db);
@@ -206,7 +229,9 @@ static int drop_db(const char *url, const char *maint, const char *db, terr *e)
         return -ECONNREFUSED;
     _cleanup_free_ char *qd = qid(c, db);
     _cleanup_free_ char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qd);
-    int r = pg_exec(c, sql, "postgresql", e);
+    int r = lock_db(c, db, "postgresql", e);
+    if (r == 0)
+        r = pg_exec(c, sql, "postgresql", e);
     PQfinish(c);
     return r;
 }

@@ -126,6 +126,50 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     eval "$(tether stop)"
 }
 
+@test "server = URL: helper SIGKILLed in mid CREATE DATABASE, gc still drops it once created" {
+    eval "$(tether -q start postgresql)"
+    server_url="$TETHER_POSTGRESQL_URL"
+    psql_q -c "create database tmpl" "$server_url"
+    cfg=$(printf '[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\ntemplate = tmpl\n' "$server_url" | config srv.ini)
+    # hold a lock on the template: our CREATE DATABASE ... TEMPLATE waits
+    mkfifo "$WORK/sql"
+    psql -X -q "$server_url" <"$WORK/sql" >"$WORK/holder.out" 2>&1 &
+    holder=$!
+    exec 8>"$WORK/sql"
+    echo "BEGIN; COMMENT ON DATABASE tmpl IS 'held'; SELECT 'locked';" >&8
+    wait_for 10 grep -q locked "$WORK/holder.out"
+    # (fd 8 closed: only we may hold the holder's input open)
+    "$TETHER" -q -f "$cfg" start >/dev/null 2>&1 8>&- &
+    starter=$!
+    creating() {
+        [ "$(psql_q -c "select count(*) from pg_stat_activity where wait_event_type = 'Lock'
+            and query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 1 ]
+    }
+    wait_for 20 creating
+    helper=$(pgrep -P "$starter" -x tether-helper)
+    [ -n "$helper" ]
+    kill -KILL "$helper"
+    wait_gone "$helper"
+    # start (which reaps for its dead helper) and gc, while the CREATE
+    # still waits: neither may drop "nothing" and go
+    "$TETHER" gc >"$WORK/gc.out" 2>&1 8>&- &
+    gc=$!
+    echo "COMMIT;" >&8
+    exec 8>&-
+    wait "$holder"
+    wait "$gc"
+    wait "$starter" || true
+    # the CREATE may still be copying: judge once it is over
+    created() {
+        [ "$(psql_q -c "select count(*) from pg_stat_activity
+            where query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 0 ]
+    }
+    wait_for 20 created
+    run psql_q -c "select datname from pg_database where datname like 'tether_%_app'" "$server_url"
+    [ -z "$output" ] || { echo "left on the server: $output; gc said: $(cat "$WORK/gc.out")" >&2; return 1; }
+    eval "$(tether stop)"
+}
+
 @test "SIGKILL of the helper: postgres goes, gc leaves no process, directory or segment" {
     eval "$(tether -q start postgresql)"
     helper=$TETHER_POSTGRESQL_CONTROL_PID
