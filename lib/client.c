@@ -1,13 +1,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 
 #include "client.h"
@@ -116,28 +114,11 @@ int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
         return 0; /* already gone */
     if (r < 0)
         return terr_set(e, r, "cannot read %s/state: %s", instdir, strerror(-r));
-    if (st.helper.pid == pid) {
-        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (pfd >= 0 && proc_same(&st.helper)) {
-            syscall(SYS_pidfd_send_signal, pfd, SIGTERM, NULL, 0);
-            struct pollfd p = {.fd = pfd, .events = POLLIN};
-            long long deadline = now_ns() + timeout_ns;
-            int pr;
-            do {
-                long long left = deadline - now_ns();
-                pr = poll(&p, 1, left > 0 ? (int)(left / 1000000 + 1) : 0);
-            } while (pr < 0 && errno == EINTR);
-            if (pr == 0) {
-                close(pfd);
-                return terr_set(e, ETIMEDOUT,
-                                "the helper (pid %d) did not finish cleaning up in time; "
-                                "try again, or kill -9 %d and run `tether gc`",
-                                (int)pid, (int)pid);
-            }
-        }
-        if (pfd >= 0)
-            close(pfd);
-    }
+    if (st.helper.pid == pid && proc_kill_wait(&st.helper, SIGTERM, timeout_ns) == -ETIMEDOUT)
+        return terr_set(e, ETIMEDOUT,
+                        "the helper (pid %d) did not finish cleaning up in time; "
+                        "try again, or kill -9 %d and run `tether gc`",
+                        (int)pid, (int)pid);
     /* Whatever is left (the helper was SIGKILLed, or died mid-cleanup):
      * reap it like gc would, under the instance's lock. */
     _cleanup_free_ char *c1 = xstrdup(instdir), *c2 = xstrdup(instdir);

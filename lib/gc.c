@@ -69,16 +69,9 @@ static void kill_verified(const struct proc_id *id, const char *boot_ok)
 {
     if (id->pid <= 0 || !boot_ok)
         return;
-    /* pid + start time: a recycled pid belongs to someone else */
-    int fd = (int)syscall(SYS_pidfd_open, id->pid, 0);
-    if (fd < 0)
-        return;
-    if (proc_same(id)) {
-        syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        poll(&p, 1, 5000);
-    }
-    close(fd);
+    /* pid + start time: a recycled pid belongs to someone else; a
+     * SIGKILLed process exits promptly unless stuck in D state */
+    proc_kill_wait(id, SIGKILL, 5000LL * 1000000);
 }
 
 int gc_reap_instance(int rootfd, const char *id, terr *e)

@@ -7,9 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Parse a decimal pid ("123"), rejecting signs, junk and overflow. */
 static int parse_pid(const char *s, size_t n, pid_t *out)
@@ -146,6 +150,35 @@ bool proc_same(const struct proc_id *id)
     if (state == 'Z' || state == 'X' || state == 'x')
         return false;
     return start == id->starttime;
+}
+
+int proc_kill_wait(const struct proc_id *id, int sig, long long timeout_ns)
+{
+    long long deadline = now_ns() + timeout_ns;
+    /* the pidfd first, so that the wait follows this very process */
+    _cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, id->pid, 0);
+    if (pfd < 0 && errno == ESRCH)
+        return 0;
+    if (!proc_same(id))
+        return 0;
+    if (pfd >= 0) {
+        syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0);
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        int pr;
+        do {
+            long long left = deadline - now_ns();
+            pr = poll(&p, 1, left > 0 ? (int)(left / 1000000 + 1) : 0);
+        } while (pr < 0 && errno == EINTR);
+        return pr == 0 ? -ETIMEDOUT : 0;
+    }
+    kill(id->pid, sig);
+    /* a zombie counts as gone (proc_same), as it does for the pidfd */
+    while (proc_same(id)) {
+        if (now_ns() >= deadline)
+            return -ETIMEDOUT;
+        usleep(10000);
+    }
+    return 0;
 }
 
 int proc_boot_id(char out[64])

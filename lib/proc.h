@@ -18,6 +18,13 @@ int proc_parse_stat(const char *stat, unsigned long long *starttime, pid_t *ppid
 int proc_starttime(pid_t pid, unsigned long long *starttime);
 /* True if pid is alive (not a zombie) and has the recorded start time. */
 bool proc_same(const struct proc_id *id);
+/* Send sig to the process id (if it still is that process: pid and start
+ * time) and wait up to timeout_ns for it to exit.  Through a pidfd; where
+ * pidfd_open fails (ENOSYS: kernels before 5.3, valgrind 3.19) with
+ * kill(2) and polling /proc, the start-time check narrowing, not closing,
+ * the window for a recycled pid.  0 once it is gone (or was not there),
+ * -ETIMEDOUT if it still runs. */
+int proc_kill_wait(const struct proc_id *id, int sig, long long timeout_ns);
 /* The kernel's boot id (/proc/sys/kernel/random/boot_id), 36 chars + NUL. */
 int proc_boot_id(char out[64]);
 /* True if /proc/PID/environ contains the exact entry "name=value". */

@@ -179,6 +179,39 @@ static void test_proc_same(void **state)
     assert_false(proc_same(&none));
 }
 
+/* Natively through a pidfd; under valgrind 3.19, which has no pidfd_open,
+ * through kill(2) and polling (tests/valgrind.sh runs this test). */
+static void test_kill_wait(void **state)
+{
+    (void)state;
+    struct waiter w;
+    waiter_start(&w);
+    struct proc_id id = {.pid = w.pid};
+    assert_int_equal(proc_starttime(id.pid, &id.starttime), 0);
+
+    /* another start time: someone else, left alone */
+    struct proc_id wrong = id;
+    wrong.starttime++;
+    assert_int_equal(proc_kill_wait(&wrong, SIGKILL, 0), 0);
+    assert_true(proc_same(&id));
+
+    /* a signal it ignores: still there at the deadline */
+    assert_int_equal(proc_kill_wait(&id, SIGWINCH, 100 * 1000000LL), -ETIMEDOUT);
+    assert_true(proc_same(&id));
+
+    /* one it dies of: gone once it has exited, reaped or not */
+    assert_int_equal(proc_kill_wait(&id, SIGTERM, 30 * 1000000000LL), 0);
+    assert_false(proc_same(&id));
+    int status;
+    assert_int_equal(waitpid(id.pid, &status, 0), id.pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGTERM);
+    close(w.release);
+    assert_int_equal(proc_kill_wait(&id, SIGKILL, 0), 0);
+    struct proc_id none = {.pid = NO_PID};
+    assert_int_equal(proc_kill_wait(&none, SIGKILL, 0), 0);
+}
+
 static void test_boot_id(void **state)
 {
     char id[64], again[64];
@@ -387,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_parse_stat),
         cmocka_unit_test(test_starttime_self_and_child),
         cmocka_unit_test(test_proc_same),
+        cmocka_unit_test(test_kill_wait),
         cmocka_unit_test(test_boot_id),
         cmocka_unit_test(test_has_env),
         cmocka_unit_test(test_foreach),
