@@ -6,6 +6,9 @@
 set -e
 mode=$1 cached=$2 probe=$3
 dir=$(mktemp -d /dev/shm/floor-pg.XXXXXX)
+pid=
+# interrupted (hyperfine killed, Ctrl-C): leave no server or directory
+trap 'if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; wait 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as=(); user=$(id -un)
 if [ "$(id -u)" = 0 ]; then as=(setpriv --reuid=postgres --regid=postgres --clear-groups); user=postgres; chown postgres: "$dir"; fi
@@ -17,7 +20,10 @@ fi
 "${as[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -c listen_addresses= -c fsync=off \
     -c synchronous_commit=off -c full_page_writes=off -c dynamic_shared_memory_type=mmap >/dev/null 2>&1 &
 pid=$!
-"$probe" pg "$dir" 5432 "$user" postgres
+# tether's cached cluster holds the database it hands out, "tether", and
+# (to stay small) no "postgres"; a fresh initdb has only "postgres"
+db=tether; [ "$mode" = cold ] && db=postgres
+"$probe" pg "$dir" 5432 "$user" "$db"
 kill -QUIT "$pid"
 wait "$pid" || true
-rm -rf "$dir"
+pid=

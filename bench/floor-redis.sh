@@ -7,7 +7,8 @@ dir=$(mktemp -d /dev/shm/floor-redis.XXXXXX)
 redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save '' \
     --appendonly no --dir "$dir" --daemonize no >/dev/null 2>&1 &
 pid=$!
+trap 'if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; wait 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 "$probe" unix "$dir/redis.sock" 'PING\r\n' '+PONG'
 kill -KILL "$pid"
-wait "$pid" || true
-rm -rf "$dir"
+wait "$pid" 2>/dev/null || true
+pid=
