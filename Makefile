@@ -24,7 +24,7 @@ PYLIB      = /usr/lib/python3/dist-packages
 DEPS_RUN   = /usr/bin/python3:python3
 
 .PHONY: all build run check unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
-	valgrind valgrind-short
+	valgrind valgrind-short fuzz
 
 all: build
 
@@ -107,6 +107,13 @@ valgrind-short: build
 	$(call need,valgrind:valgrind)
 	tests/valgrind.sh --short $(BUILD)
 
+# libFuzzer, with clang: each target for FUZZ_SECONDS, new finds merged
+# into tests/fuzz/corpus (commit them); `make check` replays the corpus.
+FUZZ_SECONDS ?= 600
+fuzz: deps-build
+	$(call need,clang:clang)
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 check: deps-check
 	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python chaos-short valgrind-short
 
@@ -120,4 +127,4 @@ bench: build
 	bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) build-fuzz

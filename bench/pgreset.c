@@ -3,7 +3,9 @@
  * test would run it (a process per reset).  Both are timed here, in one
  * run, and printed as a mean per reset.
  *   pgreset floor CONNINFO DBNAME TEMPLATE N
- *   pgreset cmd N COMMAND [ARGS...] */
+ *   pgreset cmd N COMMAND [ARGS...]
+ * With PGRESET_GAP_MS=G, each reset follows G ms of idle time (a test's
+ * body), which is not counted: what a test waits for per reset. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,18 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* the idle time before each reset, outside the measurement */
+static double gap(void)
+{
+    const char *g = getenv("PGRESET_GAP_MS");
+    long ms = g ? atol(g) : 0;
+    if (ms > 0) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return now();
 }
 
 static int exec_ok(PGconn *c, const char *sql)
@@ -41,18 +55,22 @@ int main(int argc, char **argv)
         char drop[512], create[512];
         snprintf(drop, sizeof(drop), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", argv[3]);
         snprintf(create, sizeof(create), "CREATE DATABASE \"%s\" TEMPLATE \"%s\"", argv[3], argv[4]);
-        double t0 = now();
-        for (int i = 0; i < n; i++)
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            double t0 = gap();
             if (!exec_ok(c, drop) || !exec_ok(c, create))
                 return 1;
-        printf("%.3f\n", (now() - t0) / n * 1000);
+            sum += now() - t0;
+        }
+        printf("%.3f\n", sum / n * 1000);
         PQfinish(c);
         return 0;
     }
     if (argc >= 4 && strcmp(argv[1], "cmd") == 0) {
         int n = atoi(argv[2]);
-        double t0 = now();
+        double sum = 0;
         for (int i = 0; i < n; i++) {
+            double t0 = gap();
             pid_t p = fork();
             if (p == 0) {
                 execvp(argv[3], argv + 3);
@@ -64,8 +82,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "%s failed\n", argv[3]);
                 return 1;
             }
+            sum += now() - t0;
         }
-        printf("%.3f\n", (now() - t0) / n * 1000);
+        printf("%.3f\n", sum / n * 1000);
         return 0;
     }
     fprintf(stderr, "usage: pgreset floor CONNINFO DB TEMPLATE N | pgreset cmd N CMD...\n");

@@ -383,6 +383,18 @@ static int pg_probe(struct svc *s, terr *e)
 {
     if (pq_load(e) < 0)
         return -ENOENT;
+    /* Once ready, the reset connection answers for the server: a SELECT on
+     * it costs a round trip, where PQping forks a backend every time. */
+    struct pg *pg = pg_of(s);
+    if (s->state == SVC_READY && pg->conn && PQstatus(pg->conn) == CONNECTION_OK) {
+        PGresult *res = PQexec(pg->conn, "SELECT 1");
+        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+        if (ok)
+            return 0;
+        PQfinish(pg->conn); /* broken: the next reset makes a new one */
+        pg->conn = NULL;
+    }
     const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
     const char *vals[] = {svc_getvar(s, "HOST"), svc_getvar(s, "PORT"), svc_getvar(s, "USER"),
                           svc_getvar(s, "DBNAME"), "1", NULL};
