@@ -428,6 +428,16 @@ class Harness:
         log(f"chaos: {done} trials in {elapsed:.1f} s, seed {self.args.seed}")
         for k, v in sorted(self.counts.items()):
             log(f"chaos:   {k}: {v}")
+        # the same faults by target, by signal and by moment
+        agg = collections.Counter()
+        for k, v in self.counts.items():
+            if k.startswith("fault="):
+                target, rest = k[6:].split(":")
+                sig, moment = rest.split("@")
+                agg[f"target={target}"] += v
+                agg[f"signal={sig}"] += v
+                agg[f"moment={moment}"] += v
+        log("chaos: by " + ", ".join(f"{k} {v}" for k, v in sorted(agg.items())))
         # again at the end, where a CI log's tail shows them
         for t, what in self.leaks:
             log(f"chaos: trial {t} (seed {self.args.seed}) LEAKED {what}")
