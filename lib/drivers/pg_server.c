@@ -155,10 +155,11 @@ int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
      * know the database */
     _cleanup_free_ char *rec = xasprintf("%s\n%s\n%s\n", pg->server_url, pg->maint_db, pg->server_db);
     _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (dfd < 0 || (r = write_file_atomic(dfd, RECORD, rec, strlen(rec), 0600)) < 0) {
+    r = dfd < 0 ? -errno : write_file_atomic(dfd, RECORD, rec, strlen(rec), 0600);
+    if (r < 0) {
         PQfinish(c);
-        return terr_set(e, errno, "[%s] cannot record the database in %s: %m", s->conf->label,
-                        s->dir);
+        return terr_set(e, -r, "[%s] cannot record the database in %s/%s: %s", s->conf->label,
+                        s->dir, RECORD, strerror(-r));
     }
     _cleanup_free_ char *qd = qid(c, pg->server_db);
     const char *t = svc_opt(s->conf, "template");

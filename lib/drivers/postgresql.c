@@ -451,7 +451,8 @@ static void remove_shm_of(pid_t cpid)
     }
     while (fgets(line, sizeof(line), f)) {
         long key;
-        int id, perms, pid, lpid;
+        int id, pid, lpid;
+        unsigned perms;
         unsigned long size, nattch;
         if (sscanf(line, "%ld %d %o %lu %d %d %lu", &key, &id, &perms, &size, &pid, &lpid,
                    &nattch) == 7 &&
