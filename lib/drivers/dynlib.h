@@ -16,7 +16,7 @@
 #define PQ_FUNCS(X)                                                                             \
     X(PQclear) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse) X(PQerrorMessage)      \
     X(PQescapeIdentifier) X(PQexec) X(PQfinish) X(PQfreemem) X(PQpingParams)                     \
-    X(PQresultStatus) X(PQstatus)
+    X(PQresultStatus) X(PQserverVersion) X(PQstatus)
 #define REDIS_FUNCS(X)                                                                          \
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
     X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout)
@@ -45,6 +45,7 @@ int redis_load(terr *e);
 #define PQfreemem pq_api.PQfreemem
 #define PQpingParams pq_api.PQpingParams
 #define PQresultStatus pq_api.PQresultStatus
+#define PQserverVersion pq_api.PQserverVersion
 #define PQstatus pq_api.PQstatus
 #define freeReplyObject redis_api.freeReplyObject
 #define redisCommand redis_api.redisCommand

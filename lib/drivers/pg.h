@@ -17,6 +17,8 @@ struct pg {
 
 const char *pg_dbname(const struct svc_conf *c);
 int pg_exec(PGconn *c, const char *sql, const char *label, terr *e);
+/* " STRATEGY = FILE_COPY" where the server has it (15+), else "" */
+const char *pg_copy_strategy(PGconn *c);
 int pg_remove_shm(int svcdir_fd);
 void pg_server_args(struct svc *s, const char *bindir, const char *datadir, const char *sockdir,
                     int port, strv *argv);

@@ -222,9 +222,10 @@ static int load_schema(struct svc *s, struct pg *pg, const char *dir, const char
     if (!c)
         return -ECONNREFUSED;
     _cleanup_free_ char *qt = qid(c, tmpl), *qd = qid(c, pg_dbname(s->conf));
-    _cleanup_free_ char *mk = xasprintf("CREATE DATABASE %s", qt);
+    _cleanup_free_ char *mk = xasprintf("CREATE DATABASE %s%s", qt, pg_copy_strategy(c));
     _cleanup_free_ char *mark = xasprintf("ALTER DATABASE %s WITH IS_TEMPLATE true", qt);
-    _cleanup_free_ char *copy = xasprintf("CREATE DATABASE %s TEMPLATE %s", qd, qt);
+    _cleanup_free_ char *copy =
+        xasprintf("CREATE DATABASE %s TEMPLATE %s%s", qd, qt, pg_copy_strategy(c));
     int r = pg_exec(c, mk, s->conf->label, e);
     if (r == 0 && sql) {
         PGconn *t = connect_db(dir, pg->os_user, tmpl, e, s->conf->label);

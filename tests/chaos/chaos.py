@@ -422,6 +422,12 @@ class Harness:
                     for t, what in self.leaks[before:]:
                         log(f"chaos: trial {t} (seed {self.args.seed}; {self.desc}) LEAKED {what}")
         finally:
+            # interrupted in mid trial (Ctrl-C, SIGTERM): its instance too
+            for d in os.listdir(self.work):
+                state = os.path.join(self.work, d, "state")
+                if os.path.isdir(state):
+                    subprocess.run([self.tether, "stop", "--all"], capture_output=True,
+                                   env=dict(os.environ, TETHER_DIR=state), timeout=60)
             self.stop_pg_server()
             shutil.rmtree(self.work, ignore_errors=True)
         elapsed = time.monotonic() - start
@@ -459,6 +465,8 @@ def main():
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 32)
     args.build = os.path.abspath(args.build)
+    # a SIGTERM (make, a CI timeout) runs the clean-up in run() too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(Harness(args).run())
 
 
