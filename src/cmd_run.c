@@ -2,12 +2,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -107,6 +110,28 @@ static void build_env(strv *env, const struct var *vars, size_t n)
         strv_pushf(env, "%s=%s", vars[i].name, vars[i].value);
 }
 
+/* Whether NAME exists in a PATH directory (execvp fails with EACCES when
+ * it merely met a directory it may not search, like root's ~/.cargo/bin
+ * in a PATH inherited through su). */
+static bool on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path;;) {
+        size_t n = strcspn(p, ":");
+        char buf[PATH_MAX];
+        struct stat st;
+        if (snprintf(buf, sizeof(buf), "%.*s%s%s", (int)n, p, n ? "/" : "", name) <
+                (int)sizeof(buf) &&
+            stat(buf, &st) == 0)
+            return true;
+        if (!p[n])
+            return false;
+        p += n + 1;
+    }
+}
+
 /* Run CMD with the variables; returns its exit code.  Signals sent to us
  * (not the terminal's, which CMD gets itself) are passed on. */
 static int run_cmd(char **cmd, const struct var *vars, size_t n, int sigfd, const sigset_t *old)
@@ -129,6 +154,8 @@ static int run_cmd(char **cmd, const struct var *vars, size_t n, int sigfd, cons
         environ = env.v;
         execvp(cmd[0], cmd);
         int err = errno;
+        if (err == EACCES && !strchr(cmd[0], '/') && !on_path(cmd[0]))
+            err = ENOENT; /* only a PATH directory was closed to us: not found, as in sh */
         ssize_t w = write(p[1], &err, sizeof(err));
         (void)w;
         _exit(err == ENOENT ? 127 : 126);

@@ -72,6 +72,22 @@ print(s.recv(10).decode(), end=\"\")" > "$WORK/pong"
     assert_output_has "no-such-command-on-path"
 }
 
+@test "run -- CMD: not found is 127 even past a PATH directory we may not search; not executable is 126" {
+    cfg="$(web_config)"
+    mkdir -m 0000 "$WORK/closed"
+    if [ "$(id -u)" != 0 ]; then # root may search anything: nothing to show there
+        PATH="$WORK/closed:$PATH" run -127 "$TETHER" -f "$cfg" run -- no-such-command-on-path
+        chmod 0700 "$WORK/closed"
+        assert_status 127
+    fi
+    chmod 0700 "$WORK/closed"
+    printf 'echo hi\n' >"$WORK/not-executable"
+    chmod 0644 "$WORK/not-executable"
+    run -126 tether -f "$cfg" run -- "$WORK/not-executable"
+    assert_status 126
+    assert_output_has "Permission denied"
+}
+
 @test "run SERVICE -- CMD starts only that service and what it runs after" {
     cfg="$(config multi.ini <<EOF
 [db]
