@@ -82,9 +82,12 @@ fixtures: build
 	$(MESON) test -C $(BUILD) --suite fixtures --print-errorlogs
 	TETHER_BUILD=$(abspath $(BUILD)) bats tests/fixture
 
+# pytest's temporary directories go too (it keeps its last three runs)
 python: build
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/tether-pytest.XXXXXX") && \
 	TETHER_BUILD=$(abspath $(BUILD)) PYTHONDONTWRITEBYTECODE=1 \
-		/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/python
+		/usr/bin/python3 -m pytest -p no:cacheprovider -q --basetemp="$$tmp/t" tests/python; \
+	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # Randomised fault injection: `make chaos N=5000 [SEED=...]` for the long
 # round; `make check` runs a short one (200 trials, at most 170 s).

@@ -31,7 +31,12 @@ def tether_dir(monkeypatch):
             monkeypatch.delenv(k)
     d = tempfile.mkdtemp(prefix="tether-py.")
     monkeypatch.setenv("TETHER_DIR", d)
+    # the pytest runs a test starts keep their temporary directories in
+    # /tmp/pytest-of-$USER; give them one that goes with the test
+    inner = tempfile.mkdtemp(prefix="tether-tmp.")
+    monkeypatch.setenv("TMPDIR", inner)
     yield d
+    shutil.rmtree(inner, ignore_errors=True)
     left = wait_clean(d, 1.0)
     if left:
         for line in left:
