@@ -320,10 +320,12 @@ class Harness:
     def kill_tree(self, pid, sig):
         """signal the descendants of pid (the test command), not pid itself"""
         for kid in self.children_of(pid):
-            if os.path.exists(f"/proc/{kid}/comm"):
+            try:
                 with open(f"/proc/{kid}/comm") as f:
                     if f.read().strip() == "tether-helper":
                         continue
+            except OSError:  # it exited meanwhile
+                continue
             self.kill_tree(kid, sig)
             self.send(kid, sig)
 
