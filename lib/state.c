@@ -44,16 +44,12 @@ int state_root(char **path, terr *e)
 void instance_fixed_id(char id[INSTANCE_ID_LEN + 1], const struct tether_config *cfg,
                        struct svc_conf *const *sel, size_t n)
 {
-    /* FNV-1a over "config\0label\0label\0..." */
-    unsigned long long h = 0xcbf29ce484222325ULL;
+    /* over "config\0label\0label\0..." */
+    unsigned long long h = FNV1A_INIT;
     const char *path = cfg && cfg->path ? cfg->path : "(built-in)";
     for (size_t i = 0; i <= n; i++) {
         const char *s = i == 0 ? path : sel[i - 1]->label;
-        for (const unsigned char *p = (const unsigned char *)s;; p++) {
-            h = (h ^ *p) * 0x100000001b3ULL;
-            if (!*p)
-                break;
-        }
+        h = fnv1a(h, s, strlen(s) + 1);
     }
     snprintf(id, INSTANCE_ID_LEN + 1, "fixed-%010llx", h & 0xffffffffffULL);
 }

@@ -250,6 +250,14 @@ int write_file_atomic(int dirfd, const char *name, const char *data, size_t len,
     return 0;
 }
 
+unsigned long long fnv1a(unsigned long long h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 long long now_ns(void)
 {
     struct timespec ts;

@@ -78,6 +78,11 @@ int read_file_at(int dirfd, const char *path, char **out, size_t *len);
 int write_file_atomic(int dirfd, const char *name, const char *data, size_t len, int mode);
 /* Monotonic clock in nanoseconds. */
 long long now_ns(void);
+
+/* 64-bit FNV-1a of n bytes, continuing from h (start with FNV1A_INIT):
+ * cache keys, fixed instance ids and lock ids, never security. */
+#define FNV1A_INIT 0xcbf29ce484222325ULL
+unsigned long long fnv1a(unsigned long long h, const void *data, size_t n);
 /* Parse "30", "1.5", "500ms", "2m", "1h", "1d" into nanoseconds. */
 int parse_duration(const char *s, long long *ns);
 /* Random lowercase hex string of n chars (n < 64). */

@@ -105,13 +105,8 @@ int pg_cache_root(char **path, terr *e)
 
 static void fnv(unsigned long long *h, const void *data, size_t n)
 {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        *h ^= p[i];
-        *h *= 1099511628211ULL;
-    }
-    *h ^= 0xff; /* separator, so "ab"+"c" differs from "a"+"bc" */
-    *h *= 1099511628211ULL;
+    /* then a separator, so "ab"+"c" differs from "a"+"bc" */
+    *h = fnv1a(fnv1a(*h, data, n), "\xff", 1);
 }
 
 static void fnv_str(unsigned long long *h, const char *s) { fnv(h, s ? s : "", s ? strlen(s) : 0); }
@@ -133,7 +128,7 @@ static char *init_sql_path(const struct svc *s)
 
 static int cache_key(struct svc *s, struct pg *pg, char out[32], char **sql, terr *e)
 {
-    unsigned long long h = 14695981039346656037ULL;
+    unsigned long long h = FNV1A_INIT;
     fnv_str(&h, CACHE_FORMAT);
     fnv_str(&h, pg->bindir);
     struct stat st;

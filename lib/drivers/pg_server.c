@@ -105,13 +105,11 @@ char *pg_template_name(struct svc *s, struct pg *pg)
 
 static int lock_db(PGconn *c, const char *db, const char *label, terr *e)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const char *p = db; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
+    unsigned long long h = fnv1a(FNV1A_INIT, db, strlen(db));
     char sql[128];
     snprintf(sql, sizeof(sql),
              "SET lock_timeout = '120s'; SELECT pg_advisory_lock(%d, %d); RESET lock_timeout",
-             LOCK_CLASS, (int32_t)h);
+             LOCK_CLASS, (int32_t)(uint32_t)(h ^ (h >> 32)));
     return pg_exec(c, sql, label, e);
 }
 

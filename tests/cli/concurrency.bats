@@ -43,7 +43,7 @@ need() {
 # parallel KIND...: one `tether run` per KIND, all at once; fails unless
 # every one succeeds and every identity is distinct; prints the wall time
 parallel() {
-    local cfg start i kind failed=0 pids=()
+    local cfg start i kind failed=0 pids=() kinds=("$@")
     cfg=$(config web.ini <<EOF
 [web]
 command = $TSERVER --tcp \${port}
@@ -62,7 +62,7 @@ EOF
     done
     for i in "${!pids[@]}"; do
         if ! wait "${pids[$i]}"; then
-            echo "run $((i + 1)) ($(sed -n "$((i + 1))p" <(printf '%s\n' "$@"))) failed:" >&2
+            echo "run $((i + 1)) (${kinds[$i]}) failed:" >&2
             cat "$WORK/err.$((i + 1))" >&2
             failed=$((failed + 1))
         fi

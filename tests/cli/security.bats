@@ -61,16 +61,20 @@ assert_private_tree() {
     [ -z "$bad" ] || { printf 'not private:\n%s\n' "$bad" >&2; return 1; }
 }
 
-@test "instance directories are 0700 and ours: command and redis services" {
-    need_redis
-    cfg=$(config s.ini <<EOF
+# a config with a unix-socket command service and a redis
+web_and_redis_config() {
+    config s.ini <<EOF
 [web]
 command = $TSERVER --unix \${socket}
 socket = auto
 ready = unix:\${socket}
 [redis]
 EOF
-)
+}
+
+@test "instance directories are 0700 and ours: command and redis services" {
+    need_redis
+    cfg=$(web_and_redis_config)
     eval "$(tether -q -f "$cfg" start)"
     inst="${TETHER_WEB_CONFIGFILE%/*}"
     assert_mode "$TETHER_DIR" "700 $(id -un)"
@@ -199,14 +203,7 @@ EOF
 @test "another user can neither connect to a service's socket nor read its CONFIGFILE" {
     need_root
     need_redis
-    cfg=$(config s.ini <<EOF
-[web]
-command = $TSERVER --unix \${socket}
-socket = auto
-ready = unix:\${socket}
-[redis]
-EOF
-)
+    cfg=$(web_and_redis_config)
     eval "$(tether -q -f "$cfg" start)"
     # the sockets work for us...
     [ "$(ping_unix "$TETHER_WEB_SOCKET")" = pong ]
