@@ -457,6 +457,20 @@ static bool exits_soon(pid_t pid)
     return poll(&p, 1, 200) > 0;
 }
 
+/* A service found dead when asked for: say it crashed (and how). */
+static bool reply_if_crashed(struct svc *s, int *c)
+{
+    if (s->state != SVC_EXITED)
+        return false;
+    _cleanup_sb_ strbuf why = {0};
+    describe_status(&why, s->exit_status);
+    svc_fail(s, "is not running: it %s (it crashed; this instance will not restart it "
+             "silently: stop it and start a new one)",
+             why.s);
+    reply(c, "ERR %s", s->err.msg);
+    return true;
+}
+
 static void handle_request(int client, char *req)
 {
     char *nl = strchr(req, '\n');
@@ -494,21 +508,20 @@ static void handle_request(int client, char *req)
             return;
         }
         terr e;
+        const struct tether_driver *d = s->conf->driver;
+        bool native = d->reset && !s->conf->reset && !s->conf->reset_restart;
         /* a SIGCHLD may be queued behind this request: a crash must read
          * as a crash, not as whatever the health check stumbles on */
         reap();
-        int health = s->state == SVC_READY && s->pending_client < 0 ? svc_health(s, &e) : 0;
+        /* a driver whose reset talks to the server finds out by doing */
+        int health = s->state == SVC_READY && s->pending_client < 0 &&
+                             !(native && d->reset_checks_health)
+                         ? svc_health(s, &e)
+                         : 0;
         if (health < 0 && s->pid > 0 && exits_soon(s->pid))
             reap();
-        if (s->state == SVC_EXITED) {
-            _cleanup_sb_ strbuf why = {0};
-            describe_status(&why, s->exit_status);
-            svc_fail(s, "is not running: it %s (it crashed; this instance will not restart "
-                     "it silently: stop it and start a new one)",
-                     why.s);
-            reply(&c, "ERR %s", s->err.msg);
+        if (reply_if_crashed(s, &c))
             return;
-        }
         if (s->pending_client >= 0 || s->state != SVC_READY) {
             reply(&c, "ERR service '%s' is busy (starting or being reset)", s->conf->label);
             return;
@@ -517,10 +530,12 @@ static void handle_request(int client, char *req)
             reply(&c, "ERR %s", e.msg);
             return;
         }
-        const struct tether_driver *d = s->conf->driver;
-        if (d->reset && !s->conf->reset && !s->conf->reset_restart) {
+        if (native) {
             if (d->reset(s, &e) < 0) {
-                reply(&c, "ERR %s", e.msg);
+                if (s->pid > 0 && exits_soon(s->pid))
+                    reap();
+                if (!reply_if_crashed(s, &c))
+                    reply(&c, "ERR %s", e.msg);
                 return;
             }
             reply(&c, "OK reset");

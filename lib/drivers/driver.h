@@ -29,6 +29,9 @@ struct tether_driver {
     /* Native reset (e.g. FLUSHALL).  NULL: the config's reset command or
      * restart. */
     int (*reset)(struct svc *s, terr *e);
+    /* The reset talks to the server and fails clearly when it does not
+     * answer: no health probe before it. */
+    bool reset_checks_health;
     /* Runs after a reset's reply went out, while the test works: prepare
      * the next reset (e.g. a spare database copy).  May be NULL. */
     int (*after_reset)(struct svc *s, terr *e);

@@ -7,13 +7,33 @@
 struct pg {
     char *bindir;
     char *os_user; /* runs the server; also the database superuser */
-    PGconn *conn;  /* maintenance connection, for resets */
     bool spare_ready;
+    pid_t spare_job; /* the reset's job, still making the next spare */
     /* server = URL mode */
     char *server_url;
     char *server_db; /* the unique database made for this instance */
     char *maint_db;
+    strv server_vars; /* HOST, PORT, USER, URL_AUTH: parsed by the job */
 };
+
+/* pg_job.c: libpq runs only in short-lived children of the helper. */
+struct pg_job {
+    struct svc *s;
+    struct pg *pg;
+    void *arg;
+    int sock; /* to the helper, until the reply */
+    strv out; /* key, value, ... handed back with the reply */
+};
+typedef int (*pg_job_fn)(struct pg_job *j, terr *e);
+/* Run fn(job) in a child that loads libpq; its result (and e, and the
+ * pairs it put in out) comes back when it replies: at its end, or earlier
+ * with pg_job_reply().  With `more`, a job that replied 0 may go on: its
+ * pid is stored there, for pg_job_finish().  `keep`: fds the job uses. */
+int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int *keep,
+               size_t n_keep, strv *out, pid_t *more, terr *e);
+void pg_job_reply(struct pg_job *j, int r, const terr *e);
+/* Wait for a job that went on after its reply: 0 if it succeeded. */
+int pg_job_finish(pid_t pid);
 
 const char *pg_dbname(const struct svc_conf *c);
 int pg_exec(PGconn *c, const char *sql, const char *label, terr *e);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -257,6 +259,67 @@ static int load_schema(struct svc *s, struct pg *pg, const char *dir, const char
     return r;
 }
 
+/* A READY=1 on the notify socket (Debian's postgres is built with
+ * systemd support), with PQping as the fallback for servers without it. */
+static int wait_ready(struct svc *s, struct pg *pg, const char *dir, int nfd, pid_t pid, terr *e)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    const char *keys[] = {"host", "port", "user", "dbname", NULL};
+    const char *vals[] = {dir, "5432", pg->os_user, "template1", NULL};
+    long long deadline = now_ns() + s->conf->timeout_ns;
+    int delay = 2, r = 0;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = nfd, .events = POLLIN}, {.fd = pfd, .events = POLLIN}};
+        int n = poll(p, pfd >= 0 ? 2 : 1, delay);
+        if (n > 0 && (p[1].revents & POLLIN)) {
+            _cleanup_free_ char *tail = file_tail(s->logpath, 20);
+            r = terr_set(e, EIO, "[%s] postgres exited while building the cluster cache; last "
+                         "lines of %s:\n%s", s->conf->label, s->logpath, tail);
+            break;
+        }
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            char buf[4096];
+            ssize_t len = recv(nfd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+            buf[len > 0 ? len : 0] = '\0';
+            if (strstr(buf, "READY=1"))
+                break;
+            continue;
+        }
+        /* no word yet: a server without sd_notify is ready when it answers */
+        if (PQpingParams(keys, vals, 0) == PQPING_OK)
+            break;
+        delay = delay * 2 > 50 ? 50 : delay * 2;
+        if (now_ns() > deadline) {
+            r = terr_set(e, ETIMEDOUT, "[%s] postgres did not start while building the cache",
+                         s->conf->label);
+            break;
+        }
+    }
+    if (pfd >= 0)
+        close(pfd);
+    return r;
+}
+
+static int notify_socket(struct svc *s, const char *dir, strv *env, terr *e)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", dir);
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+        return terr_set(e, ENAMETOOLONG, "[%s] %s/notify is too long for a unix socket: set "
+                        "TETHER_CACHE_DIR to a shorter directory", s->conf->label, dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        (s->run_as && chown(sa.sun_path, s->uid, s->gid) < 0)) {
+        int r = terr_set(e, errno, "[%s] cannot make notify socket %s: %m", s->conf->label,
+                         sa.sun_path);
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    strv_pushf(env, "NOTIFY_SOCKET=%s", sa.sun_path);
+    return fd;
+}
+
 /* Start a server on the fresh cluster, load it, shut it down cleanly (so
  * that the copies need no crash recovery). */
 static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const char *sql,
@@ -265,44 +328,31 @@ static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const cha
     _cleanup_free_ char *data = xasprintf("%s/data", dir);
     _cleanup_strv_ strv argv = {0};
     pg_server_args(NULL, pg->bindir, data, dir, 5432, &argv);
+    /* a server that lives for a second needs no autovacuum */
+    strv_push(&argv, "-c");
+    strv_push(&argv, "autovacuum=off");
+    _cleanup_strv_ strv senv = {0};
+    for (size_t i = 0; i < env->n; i++)
+        strv_push(&senv, env->v[i]);
+    _cleanup_close_ int nfd = notify_socket(s, dir, &senv, e);
+    if (nfd < 0)
+        return nfd;
     _cleanup_close_ int log = open(s->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    struct spawn_opts o = {.argv = argv.v, .envp = env->v, .log_fd = log, .pass_fd = -1, .cwd = "/",
-                           .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
+    struct spawn_opts o = {.argv = argv.v, .envp = senv.v, .log_fd = log, .pass_fd = -1,
+                           .cwd = "/", .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
     pid_t pid;
     int r = spawn_process(&o, &pid, e);
     if (r < 0)
         return terr_prefix(e, r, "[%s]", s->conf->label);
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    const char *keys[] = {"host", "port", "user", "dbname", NULL};
-    const char *vals[] = {dir, "5432", pg->os_user, "template1", NULL};
-    long long deadline = now_ns() + s->conf->timeout_ns;
-    int delay = 1;
-    r = 0;
-    while (PQpingParams(keys, vals, 0) != PQPING_OK) {
-        /* wait on the server's exit with a growing timeout: a backoff
-         * that still notices a crash at once */
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        if (pfd >= 0 && poll(&p, 1, delay) > 0) {
-            _cleanup_free_ char *tail = file_tail(s->logpath, 20);
-            r = terr_set(e, EIO, "[%s] postgres exited while building the cluster cache; last "
-                         "lines of %s:\n%s", s->conf->label, s->logpath, tail);
-            break;
-        }
-        delay = delay * 2 > 50 ? 50 : delay * 2;
-        if (now_ns() > deadline) {
-            r = terr_set(e, ETIMEDOUT, "[%s] postgres did not start while building the cache",
-                         s->conf->label);
-            break;
-        }
-    }
+    r = wait_ready(s, pg, dir, nfd, pid, e);
     if (r == 0)
         r = load_schema(s, pg, dir, sql, env, e);
     kill(pid, SIGINT); /* fast shutdown: a clean checkpoint */
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    if (pfd >= 0)
-        close(pfd);
+    _cleanup_free_ char *sock = xasprintf("%s/notify", dir);
+    unlink(sock);
     return r;
 }
 
@@ -346,6 +396,18 @@ fail:
     return r;
 }
 
+struct build_args {
+    int root;
+    const char *rootpath, *key, *sql;
+};
+
+/* In a job: the helper never loads libpq (see pg_job.c). */
+static int job_build(struct pg_job *j, terr *e)
+{
+    const struct build_args *a = j->arg;
+    return build(j->s, j->pg, a->root, a->rootpath, a->key, a->sql, e);
+}
+
 int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
 {
     _cleanup_free_ char *rootpath = NULL;
@@ -387,7 +449,8 @@ int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
             rm_rf_at(root, stale.v[i], NULL);
         strv_free(&stale);
     }
-    if ((r = build(s, pg, root, rootpath, key, sql, e)) < 0)
+    struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .sql = sql};
+    if ((r = pg_job_run(s, pg, job_build, &a, &root, 1, NULL, NULL, e)) < 0)
         return r;
     *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (*fd < 0)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../service.h"
 #include "pg.h"
@@ -113,39 +114,50 @@ static int lock_db(PGconn *c, const char *db, const char *label, terr *e)
     return pg_exec(c, sql, label, e);
 }
 
-int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
+static const char *out_get(const strv *out, const char *key)
 {
-    s->external = true;
-    if (pg->server_db)
-        return 0;
-    _cleanup_free_ char *url = NULL;
-    int r = svc_expand(s, svc_opt(s->conf, "server"), &url, e);
-    if (r < 0)
-        return r;
-    /* which database to connect to while creating ours: the URL's own */
-    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    for (size_t i = 0; i + 1 < out->n; i += 2)
+        if (streq(out->v[i], key))
+            return out->v[i + 1];
+    return NULL;
+}
+
+/* In a job: parse the URL, then lock, record and create the database.
+ * Hands back the maintenance database and the parts of the URL that the
+ * variables show. */
+static int job_create(struct pg_job *j, terr *e)
+{
+    struct svc *s = j->s;
+    struct pg *pg = j->pg;
+    PQconninfoOption *opts = PQconninfoParse(pg->server_url, NULL);
     if (!opts) {
-        _cleanup_free_ char *shown = shown_url(url);
+        _cleanup_free_ char *shown = shown_url(pg->server_url);
         return terr_set(e, EINVAL, "[%s] server = %s is not a valid connection string or URL",
                         s->conf->label, shown);
     }
-    const char *maint = "postgres";
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        if (streq(o->keyword, "dbname") && o->val && *o->val)
-            maint = o->val;
-    pg->maint_db = xstrdup(maint);
+    /* which database to connect to while creating ours: the URL's own */
+    free(pg->maint_db);
+    pg->maint_db = xstrdup("postgres");
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (streq(o->keyword, "dbname")) {
+            free(pg->maint_db);
+            pg->maint_db = xstrdup(o->val);
+        } else if (streq(o->keyword, "host") || streq(o->keyword, "port") ||
+                   streq(o->keyword, "user") || streq(o->keyword, "password")) {
+            strv_push(&j->out, o->keyword);
+            strv_push(&j->out, o->val);
+        }
+    }
     PQconninfoFree(opts);
-    pg->server_url = take_ptr(&url);
+    strv_push(&j->out, "maint");
+    strv_push(&j->out, pg->maint_db);
     PGconn *c = pg_server_connect(pg, e);
     if (!c)
         return terr_prefix(e, -ECONNREFUSED, "[%s]", s->conf->label);
-    /* unique: the instance id is random, the label unique in it */
-    strbuf name = {0};
-    sb_addf(&name, "%s_%s_", pg_dbname(s->conf), s->inst->id);
-    for (const char *p = s->conf->label; *p; p++)
-        sb_addc(&name, isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : '_');
-    pg->server_db = sb_steal(&name);
-    if ((r = lock_db(c, pg->server_db, s->conf->label, e)) < 0) {
+    int r = lock_db(c, pg->server_db, s->conf->label, e);
+    if (r < 0) {
         PQfinish(c);
         return r;
     }
@@ -169,6 +181,33 @@ int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
     return r;
 }
 
+int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
+{
+    s->external = true;
+    if (pg->server_db)
+        return 0;
+    _cleanup_free_ char *url = NULL;
+    int r = svc_expand(s, svc_opt(s->conf, "server"), &url, e);
+    if (r < 0)
+        return r;
+    /* unique: the instance id is random, the label unique in it */
+    strbuf name = {0};
+    sb_addf(&name, "%s_%s_", pg_dbname(s->conf), s->inst->id);
+    for (const char *p = s->conf->label; *p; p++)
+        sb_addc(&name, isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : '_');
+    pg->server_db = sb_steal(&name);
+    pg->server_url = take_ptr(&url);
+    strv_free(&pg->server_vars);
+    r = pg_job_run(s, pg, job_create, NULL, NULL, 0, &pg->server_vars, NULL, e);
+    const char *maint = out_get(&pg->server_vars, "maint");
+    if (maint)
+        pg->maint_db = xstrdup(maint);
+    _cleanup_free_ char *rec = xasprintf("%s/%s", s->dir, RECORD);
+    if (r < 0 && access(rec, F_OK) < 0) /* nothing made: nothing to drop */
+        free(take_ptr(&pg->server_db));
+    return r;
+}
+
 static void url_enc(strbuf *b, const char *s)
 {
     for (; *s; s++) {
@@ -182,22 +221,15 @@ static void url_enc(strbuf *b, const char *s)
 
 int pg_server_variables(struct svc *s, struct pg *pg, terr *e)
 {
+    (void)e;
     if (!pg->server_url || !pg->server_db)
         return 0;
-    PQconninfoOption *opts = PQconninfoParse(pg->server_url, NULL);
-    const char *host = "", *port = "5432", *user = "", *password = NULL;
-    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-        if (!o->val || !*o->val)
-            continue;
-        if (streq(o->keyword, "host"))
-            host = o->val;
-        else if (streq(o->keyword, "port"))
-            port = o->val;
-        else if (streq(o->keyword, "user"))
-            user = o->val;
-        else if (streq(o->keyword, "password"))
-            password = o->val;
-    }
+    const strv *v = &pg->server_vars;
+    const char *host = out_get(v, "host"), *port = out_get(v, "port");
+    const char *user = out_get(v, "user"), *password = out_get(v, "password");
+    host = host ? host : "";
+    port = port ? port : "5432";
+    user = user ? user : "";
     strbuf u = {0};
     sb_add(&u, "postgresql://");
     if (*user) {
@@ -217,7 +249,6 @@ int pg_server_variables(struct svc *s, struct pg *pg, terr *e)
     svc_setvar(s, "PORT", port);
     svc_setvar(s, "DBNAME", pg->server_db);
     svc_setvar(s, "USER", user);
-    PQconninfoFree(opts);
     return 0;
 }
 
@@ -235,11 +266,16 @@ static int drop_db(const char *url, const char *maint, const char *db, terr *e)
     return r;
 }
 
+static int job_drop(struct pg_job *j, terr *e)
+{
+    return drop_db(j->pg->server_url, j->pg->maint_db, j->pg->server_db, e);
+}
+
 int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e)
 {
-    if (!pg->server_db)
+    if (!pg->server_db || !pg->maint_db)
         return 0;
-    int r = drop_db(pg->server_url, pg->maint_db, pg->server_db, e);
+    int r = pg_job_run(s, pg, job_drop, NULL, NULL, 0, NULL, NULL, e);
     if (r == 0) {
         _cleanup_free_ char *rec = xasprintf("%s/%s", s->dir, RECORD);
         unlink(rec);
@@ -258,5 +294,9 @@ int pg_server_reap(int svcdir_fd, terr *e)
     char *db = strtok_r(NULL, "\n", &save);
     if (!url || !maint || !db)
         return 0;
+    /* gc runs in the tether command, not in a helper: libpq right here */
+    int r = pq_load(e);
+    if (r < 0)
+        return r;
     return drop_db(url, maint, db, e);
 }

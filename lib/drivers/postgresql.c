@@ -134,8 +134,6 @@ static int open_path_for(struct svc *s, terr *e)
 
 static int pg_prepare(struct svc *s, terr *e)
 {
-    if (pq_load(e) < 0)
-        return terr_prefix(e, -ENOENT, "[%s]", s->conf->label);
     struct pg *pg = pg_of(s);
     int r;
     if (svc_opt(s->conf, "server"))
@@ -241,8 +239,6 @@ static void url_enc(strbuf *b, const char *s)
 
 static int pg_variables(struct svc *s, terr *e)
 {
-    if (pq_load(e) < 0)
-        return terr_prefix(e, -ENOENT, "[%s]", s->conf->label);
     struct pg *pg = pg_of(s);
     if (svc_opt(s->conf, "server")) {
         int r = pg_server_variables(s, pg, e);
@@ -272,31 +268,22 @@ static int pg_variables(struct svc *s, terr *e)
     return 0;
 }
 
-/* libpq connection to the maintenance database, kept for resets. */
+/* A connection to the maintenance database (in a job: see pg_job.c). */
 static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
 {
-    if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
-        return pg->conn;
-    if (pg->conn)
-        PQfinish(pg->conn);
+    if (pg->server_url)
+        return pg_server_connect(pg, e);
     const char *host = svc_getvar(s, "HOST"), *port = svc_getvar(s, "PORT");
     const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
-    const char *vals[] = {host, port, svc_getvar(s, "USER"), pg->server_db ? pg->maint_db : "template1",
-                          "5", NULL};
-    if (pg->server_url) {
-        pg->conn = pg_server_connect(pg, e);
-        if (!pg->conn)
-            return NULL;
-        return pg->conn;
+    const char *vals[] = {host, port, svc_getvar(s, "USER"), "template1", "5", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    if (PQstatus(c) != CONNECTION_OK) {
+        terr_set(e, ECONNREFUSED, "[%s] postgres (pid %d) does not answer at %s: %s",
+                 s->conf->label, (int)s->pid, host, PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
     }
-    pg->conn = PQconnectdbParams(keys, vals, 0);
-    if (PQstatus(pg->conn) != CONNECTION_OK) {
-        terr_set(e, ECONNREFUSED, "[%s] cannot connect to postgres at %s: %s", s->conf->label,
-                 host, PQerrorMessage(pg->conn));
-        PQfinish(pg->conn);
-        pg->conn = NULL;
-    }
-    return pg->conn;
+    return c;
 }
 
 int pg_exec(PGconn *c, const char *sql, const char *label, terr *e)
@@ -326,89 +313,99 @@ static char *quote_ident(PGconn *c, const char *name)
     return r;
 }
 
-/* Reset: the test's database is dropped (FORCE ends its connections) and
- * replaced by a pristine copy of the template: the spare made after the
- * previous reset when there is one (a rename), else a fresh copy. */
-static int pg_reset(struct svc *s, terr *e)
+/* The next reset's copy of the template, made while the test runs. */
+static int make_spare(struct svc *s, struct pg *pg, PGconn *c, terr *e)
 {
-    if (pq_load(e) < 0)
-        return terr_prefix(e, -ENOENT, "[%s]", s->conf->label);
-    struct pg *pg = pg_of(s);
-    PGconn *c = maint_conn(s, pg, e);
-    if (!c)
-        return -ECONNREFUSED;
-    const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
-    _cleanup_free_ char *qdb = quote_ident(c, db);
-    _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qdb);
-    int r = pg_exec(c, drop, s->conf->label, e);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *spare = xasprintf("%s_spare", db);
-    _cleanup_free_ char *qspare = quote_ident(c, spare);
-    _cleanup_free_ char *sql = NULL;
-    if (pg->spare_ready) {
-        pg->spare_ready = false;
-        sql = xasprintf("ALTER DATABASE %s RENAME TO %s", qspare, qdb);
-        if (pg_exec(c, sql, s->conf->label, NULL) == 0)
-            return 0;
-        free(take_ptr(&sql));
-    }
-    _cleanup_free_ char *tmpl = pg_template_name(s, pg);
-    if (tmpl) {
-        _cleanup_free_ char *qt = quote_ident(c, tmpl);
-        sql = xasprintf("CREATE DATABASE %s TEMPLATE %s%s", qdb, qt, pg_copy_strategy(c));
-    } else {
-        sql = xasprintf("CREATE DATABASE %s", qdb);
-    }
-    return pg_exec(c, sql, s->conf->label, e);
-}
-
-/* After the reply went out: make the next reset's copy while the test
- * runs (the helper is otherwise idle). */
-static int pg_after_reset(struct svc *s, terr *e)
-{
-    if (pq_load(e) < 0)
-        return -ENOENT;
-    struct pg *pg = pg_of(s);
-    if (pg->spare_ready || pg->server_url)
-        return 0;
-    PGconn *c = maint_conn(s, pg, e);
-    if (!c)
-        return -ECONNREFUSED;
-    const char *db = pg_dbname(s->conf);
-    _cleanup_free_ char *spare = xasprintf("%s_spare", db);
+    _cleanup_free_ char *spare = xasprintf("%s_spare", pg_dbname(s->conf));
     _cleanup_free_ char *qspare = quote_ident(c, spare);
     _cleanup_free_ char *tmpl = pg_template_name(s, pg);
     _cleanup_free_ char *qt = quote_ident(c, tmpl);
     _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s", qspare);
     _cleanup_free_ char *sql =
         xasprintf("CREATE DATABASE %s TEMPLATE %s%s", qspare, qt, pg_copy_strategy(c));
-    if (pg_exec(c, drop, s->conf->label, e) == 0 && pg_exec(c, sql, s->conf->label, e) == 0)
-        pg->spare_ready = true;
+    int r = pg_exec(c, drop, s->conf->label, e);
+    return r < 0 ? r : pg_exec(c, sql, s->conf->label, e);
+}
+
+/* Reset, in a job: the test's database is dropped (FORCE ends its
+ * connections) and replaced by a pristine copy of the template: the spare
+ * made after the previous reset when there is one (a rename), else a
+ * fresh copy.  The job replies, then makes the next spare. */
+static int job_reset(struct pg_job *j, terr *e)
+{
+    struct svc *s = j->s;
+    struct pg *pg = j->pg;
+    PGconn *c = maint_conn(s, pg, e);
+    if (!c)
+        return -ECONNREFUSED;
+    const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
+    _cleanup_free_ char *qdb = quote_ident(c, db);
+    _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qdb);
+    _cleanup_free_ char *spare = xasprintf("%s_spare", db);
+    _cleanup_free_ char *qspare = quote_ident(c, spare);
+    _cleanup_free_ char *sql = NULL;
+    int r = pg_exec(c, drop, s->conf->label, e);
+    if (r == 0 && pg->spare_ready) {
+        sql = xasprintf("ALTER DATABASE %s RENAME TO %s", qspare, qdb);
+        if (pg_exec(c, sql, s->conf->label, NULL) < 0)
+            free(take_ptr(&sql));
+    }
+    if (r == 0 && !sql) {
+        _cleanup_free_ char *tmpl = pg_template_name(s, pg);
+        _cleanup_free_ char *qt = tmpl ? quote_ident(c, tmpl) : NULL;
+        sql = qt ? xasprintf("CREATE DATABASE %s TEMPLATE %s%s", qdb, qt, pg_copy_strategy(c))
+                 : xasprintf("CREATE DATABASE %s", qdb);
+        r = pg_exec(c, sql, s->conf->label, e);
+    }
+    pg_job_reply(j, r, e);
+    if (r == 0 && !pg->server_url)
+        r = make_spare(s, pg, c, e);
+    PQfinish(c);
+    return r;
+}
+
+/* Wait for the job that makes the next spare; it exits 0 once it did. */
+static void wait_spare(struct pg *pg)
+{
+    if (pg->spare_job <= 0)
+        return;
+    pg->spare_ready = pg_job_finish(pg->spare_job) == 0 && !pg->server_url;
+    pg->spare_job = 0;
+}
+
+static int pg_reset(struct svc *s, terr *e)
+{
+    struct pg *pg = pg_of(s);
+    wait_spare(pg);
+    int r = pg_job_run(s, pg, job_reset, NULL, NULL, 0, NULL, &pg->spare_job, e);
+    pg->spare_ready = false;
+    return r;
+}
+
+/* After the reply went out: wait for the job making the next reset's copy
+ * (the helper is otherwise idle while the test runs). */
+static int pg_after_reset(struct svc *s, terr *e)
+{
+    (void)e;
+    wait_spare(pg_of(s));
     return 0;
 }
 
-static int pg_probe(struct svc *s, terr *e)
+static int job_ping(struct pg_job *j, terr *e)
 {
-    if (pq_load(e) < 0)
-        return -ENOENT;
-    /* Once ready, the reset connection answers for the server: a SELECT on
-     * it costs a round trip, where PQping forks a backend every time. */
-    struct pg *pg = pg_of(s);
-    if (s->state == SVC_READY && pg->conn && PQstatus(pg->conn) == CONNECTION_OK) {
-        PGresult *res = PQexec(pg->conn, "SELECT 1");
-        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-        PQclear(res);
-        if (ok)
-            return 0;
-        PQfinish(pg->conn); /* broken: the next reset makes a new one */
-        pg->conn = NULL;
-    }
+    (void)e;
+    struct svc *s = j->s;
     const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
     const char *vals[] = {svc_getvar(s, "HOST"), svc_getvar(s, "PORT"), svc_getvar(s, "USER"),
                           svc_getvar(s, "DBNAME"), "1", NULL};
     PGPing p = PQpingParams(keys, vals, 0);
     return p == PQPING_OK ? 0 : p == PQPING_NO_ATTEMPT ? -EINVAL : -EAGAIN;
+}
+
+/* PQping, for `ready = driver` and for status (a reset checks by doing). */
+static int pg_probe(struct svc *s, terr *e)
+{
+    return pg_job_run(s, pg_of(s), job_ping, NULL, NULL, 0, NULL, NULL, e);
 }
 
 /* Line 7 of postmaster.pid: the System V segment's key and id. */
@@ -496,13 +493,8 @@ int pg_remove_shm(int svcdir_fd)
 
 static int pg_cleanup(struct svc *s, terr *e)
 {
-    if (pq_load(e) < 0)
-        return -ENOENT;
     struct pg *pg = pg_of(s);
-    if (pg->conn) {
-        PQfinish(pg->conn);
-        pg->conn = NULL;
-    }
+    wait_spare(pg);
     if (pg->server_url)
         return pg_server_cleanup(s, pg, e);
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -513,8 +505,7 @@ static int pg_cleanup(struct svc *s, terr *e)
 
 static int pg_reap(int svcdir_fd, const char *svcdir, terr *e)
 {
-    if (pq_load(e) < 0)
-        return -ENOENT;
+    (void)svcdir;
     pg_remove_shm(svcdir_fd);
     return pg_server_reap(svcdir_fd, e);
 }
@@ -524,13 +515,12 @@ static void pg_free(struct svc *s)
     struct pg *pg = s->driver_data;
     if (!pg)
         return;
-    if (pg->conn)
-        PQfinish(pg->conn);
     free(pg->bindir);
     free(pg->os_user);
     free(pg->server_url);
     free(pg->server_db);
     free(pg->maint_db);
+    strv_free(&pg->server_vars);
     free(pg);
     s->driver_data = NULL;
 }
@@ -546,6 +536,7 @@ const struct tether_driver driver_postgresql = {
     .probe = pg_probe,
     .on_ready = pg_on_ready,
     .reset = pg_reset,
+    .reset_checks_health = true,
     .after_reset = pg_after_reset,
     .variables = pg_variables,
     .cleanup = pg_cleanup,

@@ -70,6 +70,49 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     [ -z "${TETHER_POSTGRESQL_URL:-}" ] && [ -z "${PGHOST:-}" ]
 }
 
+@test "the helper never loads libpq: its jobs do, and none lingers after a reset" {
+    eval "$(tether -q start postgresql)"
+    helper=$TETHER_POSTGRESQL_CONTROL_PID
+    run tether -q reset postgresql
+    assert_status 0
+    run tether -q reset postgresql
+    assert_status 0
+    run tether status
+    assert_status 0
+    if grep libpq "/proc/$helper/maps"; then
+        echo "the helper (pid $helper) has libpq mapped" >&2
+        return 1
+    fi
+    # its one child is the postmaster: the reset's job (and its spare) are done
+    kids=$(ps -o pid= --ppid "$helper" | tr -d ' ')
+    [ "$kids" = "$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")" ] || {
+        echo "children of the helper: $kids" >&2
+        return 1
+    }
+    eval "$(tether stop)"
+}
+
+@test "reset of a postgres that does not answer fails with the reason, and stop still cleans" {
+    eval "$(tether -q start postgresql)"
+    pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    kill -STOP "$pm"
+    run tether -q reset postgresql
+    kill -CONT "$pm"
+    assert_status 1
+    assert_output_has "does not answer"
+    eval "$(tether stop)"
+}
+
+@test "reset of a postgres that was SIGKILLed says it crashed" {
+    eval "$(tether -q start postgresql)"
+    pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    kill -KILL "$pm"
+    run tether -q reset postgresql
+    assert_status 1
+    assert_output_has "crashed"
+    eval "$(tether stop)"
+}
+
 @test "a bad init_sql fails the start with the server's error, and leaves nothing" {
     printf 'CREATE TABLE oops (;\n' >"$WORK/bad.sql"
     cfg=$(printf '[postgresql]\ninit_sql = bad.sql\n' | config pg.ini)

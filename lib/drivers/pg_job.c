@@ -1,0 +1,165 @@
+/* Every libpq call of the helper runs in a short-lived child process.
+ * libpq brings libssl, libcrypto, GSSAPI and LDAP: loading it costs
+ * 10-15 ms and 5 MiB of RSS, for as long as the helper lives, which is as
+ * long as the instance.  A job costs a fork and that load, only when the
+ * database is really talked to (a cache build, a reset, server = URL). */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "../service.h"
+#include "pg.h"
+
+#define MSG_MAX 65536
+
+/* One message: "R\0MESSAGE\0" then key\0value\0 pairs. */
+void pg_job_reply(struct pg_job *j, int r, const terr *e)
+{
+    if (j->sock < 0)
+        return;
+    strbuf b = {0};
+    sb_addf(&b, "%d", r);
+    sb_addc(&b, '\0');
+    sb_add(&b, r < 0 && e ? e->msg : "");
+    sb_addc(&b, '\0');
+    for (size_t i = 0; i + 1 < j->out.n; i += 2) {
+        sb_add(&b, j->out.v[i]);
+        sb_addc(&b, '\0');
+        sb_add(&b, j->out.v[i + 1]);
+        sb_addc(&b, '\0');
+    }
+    size_t len = b.len < MSG_MAX ? b.len : MSG_MAX;
+    while (send(j->sock, b.s, len, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+    sb_free(&b);
+    close(j->sock);
+    j->sock = -1;
+}
+
+/* The child keeps only what the job needs: a client connection or the
+ * control socket held here would outlive the helper's close of it (a
+ * client waiting for EOF would wait for the job). */
+static void close_other_fds(int sock, const int *keep, size_t n_keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int self = dirfd(d);
+    int fds[1024];
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < ARRAY_SIZE(fds)) {
+        int fd = atoi(de->d_name);
+        bool k = fd <= 2 || fd == sock || fd == self || de->d_name[0] == '.';
+        for (size_t i = 0; i < n_keep && !k; i++)
+            k = fd == keep[i];
+        if (!k)
+            fds[n++] = fd;
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+_Noreturn static void child(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, int sock,
+                           const int *keep, size_t n_keep, pid_t parent)
+{
+    /* the helper's death ends the job (and, through theirs, its children) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+        _exit(3);
+    close_other_fds(sock, keep, n_keep);
+    struct pg_job j = {.s = s, .pg = pg, .arg = arg, .sock = sock};
+    terr e = {0};
+    int r = pq_load(&e);
+    if (r < 0)
+        terr_prefix(&e, r, "[%s]", s->conf->label);
+    else
+        r = fn(&j, &e);
+    pg_job_reply(&j, r, &e);
+    _exit(r < 0 ? 1 : 0);
+}
+
+static int parse(char *buf, size_t len, strv *out, terr *e)
+{
+    const char *end = buf + len;
+    char *p = buf;
+    const char *f[2];
+    for (int i = 0; i < 2; i++) {
+        char *z = memchr(p, '\0', (size_t)(end - p));
+        if (!z)
+            return terr_set(e, EPROTO, "postgresql: malformed reply from a libpq job");
+        f[i] = p;
+        p = z + 1;
+    }
+    int r = atoi(f[0]);
+    if (r < 0)
+        terr_set(e, -r, "%s", f[1]);
+    while (out && p < end) {
+        char *z = memchr(p, '\0', (size_t)(end - p));
+        if (!z)
+            break;
+        strv_push(out, p);
+        p = z + 1;
+    }
+    return r;
+}
+
+int pg_job_finish(pid_t pid)
+{
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int *keep,
+               size_t n_keep, strv *out, pid_t *more, terr *e)
+{
+    if (more)
+        *more = 0;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return terr_set(e, errno, "[%s] socketpair: %m", s->conf->label);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int r = terr_set(e, errno, "[%s] fork: %m", s->conf->label);
+        close(sv[0]);
+        close(sv[1]);
+        return r;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        child(s, pg, fn, arg, sv[1], keep, n_keep, parent);
+    }
+    close(sv[1]);
+    _cleanup_free_ char *buf = xmalloc(MSG_MAX);
+    ssize_t n;
+    while ((n = recv(sv[0], buf, MSG_MAX, 0)) < 0 && errno == EINTR)
+        ;
+    close(sv[0]);
+    int r;
+    if (n > 0) {
+        r = parse(buf, (size_t)n, out, e);
+    } else {
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        return terr_set(e, EIO, "[%s] the process that talks to postgres (pid %d) died without "
+                        "a word (%s %d)", s->conf->label, (int)pid,
+                        WIFSIGNALED(status) ? "signal" : "status",
+                        WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    }
+    if (more && r == 0)
+        *more = pid; /* it goes on: pg_job_finish() */
+    else
+        pg_job_finish(pid);
+    return r;
+}
