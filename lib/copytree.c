@@ -1,19 +1,33 @@
 /* Copying a cached PostgreSQL cluster into an instance, as fast as the
- * file system allows. */
+ * file system allows: 1,300 files, most of them small, so the cost is in
+ * system calls per file.  A reflink where the file system can (tried
+ * once), empty files without opening their source, and, as root, files
+ * created as their final owner (setfsuid) instead of a chown each. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 
 #include "fsutil.h"
 
-static int copy_file(int sfd, int dfd, off_t size)
+struct copy {
+    bool no_clone; /* FICLONE failed once: this file system cannot */
+    bool chown_to; /* files need a chown (we could not create them as uid) */
+    uid_t uid;
+    gid_t gid;
+};
+
+static int copy_file(struct copy *c, int sfd, int dfd, off_t size)
 {
-    if (ioctl(dfd, FICLONE, sfd) == 0)
-        return 0;
+    if (!c->no_clone) {
+        if (ioctl(dfd, FICLONE, sfd) == 0)
+            return 0;
+        c->no_clone = true;
+    }
     off_t left = size;
     while (left > 0) {
         ssize_t n = copy_file_range(sfd, NULL, dfd, NULL, (size_t)left, 0);
@@ -48,7 +62,7 @@ static int copy_file(int sfd, int dfd, off_t size)
     return 0;
 }
 
-static int copy_dir(int sdir, int ddir, bool chown_to, uid_t uid, gid_t gid, int depth, terr *e)
+static int copy_dir(struct copy *c, int sdir, int ddir, int depth, terr *e)
 {
     if (depth > 64)
         return terr_set(e, ELOOP, "copy: directory tree too deep");
@@ -80,8 +94,8 @@ static int copy_dir(int sdir, int ddir, bool chown_to, uid_t uid, gid_t gid, int
             if (s2 < 0 || d2 < 0)
                 r = terr_set(e, errno, "copy: open %s: %m", n);
             else
-                r = copy_dir(s2, d2, chown_to, uid, gid, depth + 1, e);
-            if (r == 0 && chown_to && fchown(d2, uid, gid) < 0)
+                r = copy_dir(c, s2, d2, depth + 1, e);
+            if (r == 0 && c->chown_to && fchown(d2, c->uid, c->gid) < 0)
                 r = terr_set(e, errno, "copy: chown %s: %m", n);
             if (r == 0 && fchmod(d2, st.st_mode & 07777) < 0)
                 r = terr_set(e, errno, "copy: chmod %s: %m", n);
@@ -90,14 +104,14 @@ static int copy_dir(int sdir, int ddir, bool chown_to, uid_t uid, gid_t gid, int
             if (d2 >= 0)
                 close(d2);
         } else if (S_ISREG(st.st_mode)) {
-            int s2 = openat(sdir, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            int s2 = st.st_size > 0 ? openat(sdir, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -2;
             int d2 = openat(ddir, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                             st.st_mode & 07777);
-            if (s2 < 0 || d2 < 0)
+            if (s2 == -1 || d2 < 0)
                 r = terr_set(e, errno, "copy: open %s: %m", n);
-            else if ((r = copy_file(s2, d2, st.st_size)) < 0)
+            else if (s2 >= 0 && (r = copy_file(c, s2, d2, st.st_size)) < 0)
                 terr_set(e, r, "copy: %s: %s", n, strerror(-r));
-            else if (chown_to && fchown(d2, uid, gid) < 0)
+            else if (c->chown_to && fchown(d2, c->uid, c->gid) < 0)
                 r = terr_set(e, errno, "copy: chown %s: %m", n);
             if (s2 >= 0)
                 close(s2);
@@ -113,13 +127,24 @@ static int copy_dir(int sdir, int ddir, bool chown_to, uid_t uid, gid_t gid, int
             target[l] = '\0';
             if (symlinkat(target, ddir, n) < 0)
                 r = terr_set(e, errno, "copy: symlink %s: %m", n);
-            else if (chown_to)
-                fchownat(ddir, n, uid, gid, AT_SYMLINK_NOFOLLOW);
+            else if (c->chown_to)
+                fchownat(ddir, n, c->uid, c->gid, AT_SYMLINK_NOFOLLOW);
         }
         /* sockets, fifos, devices: nothing a cluster needs copied */
     }
     closedir(d);
     return r;
+}
+
+/* As root, create everything as the final owner: the file system uid is
+ * the thread's own, and we are single-threaded while copying. */
+static bool become(uid_t uid, gid_t gid)
+{
+    if (geteuid() != 0)
+        return false;
+    setfsgid(gid);
+    setfsuid(uid);
+    return (uid_t)setfsuid((uid_t)-1) == uid && (gid_t)setfsgid((gid_t)-1) == gid;
 }
 
 int copy_tree(int srcfd, int dstparent, const char *dstname, bool chown_to, uid_t uid, gid_t gid,
@@ -128,17 +153,31 @@ int copy_tree(int srcfd, int dstparent, const char *dstname, bool chown_to, uid_
     struct stat st;
     if (fstat(srcfd, &st) < 0)
         return terr_set(e, errno, "copy: %m");
-    if (mkdirat(dstparent, dstname, 0700) < 0)
-        return terr_set(e, errno, "copy: mkdir %s: %m", dstname);
-    _cleanup_close_ int dfd = openat(dstparent, dstname, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd < 0)
-        return terr_set(e, errno, "copy: open %s: %m", dstname);
-    int r = copy_dir(srcfd, dfd, chown_to, uid, gid, 0, e);
-    if (r < 0)
-        return r;
-    if (chown_to && fchown(dfd, uid, gid) < 0)
-        return terr_set(e, errno, "copy: chown %s: %m", dstname);
-    if (fchmod(dfd, st.st_mode & 07777) < 0)
-        return terr_set(e, errno, "copy: chmod %s: %m", dstname);
-    return 0;
+    struct copy c = {.chown_to = chown_to, .uid = uid, .gid = gid};
+    bool as_owner = chown_to && become(uid, gid);
+    if (as_owner)
+        c.chown_to = false;
+    int r = 0;
+    _cleanup_close_ int dfd = -1;
+    if (mkdirat(dstparent, dstname, 0700) < 0) {
+        r = terr_set(e, errno, "copy: mkdir %s: %m", dstname);
+        goto out;
+    }
+    dfd = openat(dstparent, dstname, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        r = terr_set(e, errno, "copy: open %s: %m", dstname);
+        goto out;
+    }
+    if ((r = copy_dir(&c, srcfd, dfd, 0, e)) < 0)
+        goto out;
+    if (c.chown_to && fchown(dfd, uid, gid) < 0)
+        r = terr_set(e, errno, "copy: chown %s: %m", dstname);
+    else if (fchmod(dfd, st.st_mode & 07777) < 0)
+        r = terr_set(e, errno, "copy: chmod %s: %m", dstname);
+out:
+    if (as_owner) {
+        setfsuid(0);
+        setfsgid(0);
+    }
+    return r;
 }

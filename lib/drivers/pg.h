@@ -6,6 +6,7 @@
 
 struct pg {
     char *bindir;
+    char *cache_entry; /* the cache's directory for this cluster (pg_cache_get) */
     char *os_user; /* runs the server; also the database superuser */
     bool spare_ready;
     pid_t spare_job; /* the reset's job, still making the next spare */
@@ -32,6 +33,8 @@ typedef int (*pg_job_fn)(struct pg_job *j, terr *e);
 int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int *keep,
                size_t n_keep, strv *out, pid_t *more, terr *e);
 void pg_job_reply(struct pg_job *j, int r, const terr *e);
+/* In a child of the helper: close every fd but 0-2 and keep[]. */
+void pg_close_fds_except(const int *keep, size_t n_keep);
 /* Wait for a job that went on after its reply: 0 if it succeeded. */
 int pg_job_finish(pid_t pid);
 
@@ -51,6 +54,12 @@ int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e);
 /* An initdb'd cluster for this configuration, built on first use; *fd is
  * its data directory. */
 int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e);
+/* Move the entry's spare copy into place as dstdir/data: 0, or -errno
+ * (none there, another file system...). */
+int pg_cache_take_spare(struct pg *pg, int dstdir);
+/* Make the next spare in the background (a child of the helper that it
+ * reaps like any other), unless one exists or is being made. */
+void pg_cache_make_spare(struct svc *s, struct pg *pg, int dstdir);
 /* The per-user cache root (created 0700, or 0711 for root). */
 int pg_cache_root(char **path, terr *e);
 

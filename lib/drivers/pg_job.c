@@ -45,7 +45,7 @@ void pg_job_reply(struct pg_job *j, int r, const terr *e)
 /* The child keeps only what the job needs: a client connection or the
  * control socket held here would outlive the helper's close of it (a
  * client waiting for EOF would wait for the job). */
-static void close_other_fds(int sock, const int *keep, size_t n_keep)
+void pg_close_fds_except(const int *keep, size_t n_keep)
 {
     DIR *d = opendir("/proc/self/fd");
     if (!d)
@@ -56,7 +56,7 @@ static void close_other_fds(int sock, const int *keep, size_t n_keep)
     struct dirent *de;
     while ((de = readdir(d)) && n < ARRAY_SIZE(fds)) {
         int fd = atoi(de->d_name);
-        bool k = fd <= 2 || fd == sock || fd == self || de->d_name[0] == '.';
+        bool k = fd <= 2 || fd == self || de->d_name[0] == '.';
         for (size_t i = 0; i < n_keep && !k; i++)
             k = fd == keep[i];
         if (!k)
@@ -73,7 +73,12 @@ _Noreturn static void child(struct svc *s, struct pg *pg, pg_job_fn fn, void *ar
     /* the helper's death ends the job (and, through theirs, its children) */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
         _exit(3);
-    close_other_fds(sock, keep, n_keep);
+    int kept[16];
+    size_t n = 0;
+    kept[n++] = sock;
+    for (size_t i = 0; i < n_keep && n < ARRAY_SIZE(kept); i++)
+        kept[n++] = keep[i];
+    pg_close_fds_except(kept, n);
     struct pg_job j = {.s = s, .pg = pg, .arg = arg, .sock = sock};
     terr e = {0};
     int r = pq_load(&e);

@@ -113,6 +113,30 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     eval "$(tether stop)"
 }
 
+@test "the next instance starts from the spare copy (a rename), and a half-made spare is cleared" {
+    export TETHER_CACHE_DIR="$WORK/cache"
+    run tether -q run postgresql -- true
+    assert_status 0
+    entry=$(ls -d "$WORK"/cache/pg-*/ | head -1)
+    # a maker killed half-way: the next maker removes its leftovers
+    rm -rf "$entry/spare"
+    mkdir "$entry/spare.tmp" && touch "$entry/spare.tmp/junk"
+    eval "$(tether -q start postgresql)"
+    wait_for 20 test -d "$entry/spare"
+    [ ! -e "$entry/spare.tmp" ]
+    inode=$(stat -c %i "$entry/spare")
+    eval "$(tether stop)"
+    eval "$(tether -q start postgresql)"
+    # the spare became this instance's data directory
+    [ "$(stat -c %i "$TETHER_POSTGRESQL_DATADIR")" = "$inode" ]
+    psql_q -c 'select 1' "$TETHER_POSTGRESQL_URL"
+    wait_for 20 test -d "$entry/spare"
+    [ "$(stat -c %i "$entry/spare")" != "$inode" ]
+    eval "$(tether stop)"
+    # one entry: the cluster, its spare and the spare's lock
+    [ "$(ls "$entry" | tr '\n' ' ')" = "data spare spare.lock " ]
+}
+
 @test "a bad init_sql fails the start with the server's error, and leaves nothing" {
     printf 'CREATE TABLE oops (;\n' >"$WORK/bad.sql"
     cfg=$(printf '[postgresql]\ninit_sql = bad.sql\n' | config pg.ini)
