@@ -53,6 +53,9 @@ hf pg-warm -w 2 -r "$RUNS" "bench/floor-postgresql.sh warm $cached $PROBE" \
     "$T -q run postgresql -- true"
 hf pg-cold -w 1 -r 5 --prepare "rm -rf $TETHER_CACHE_DIR" \
     "bench/floor-postgresql.sh cold - $PROBE" "$T -q run postgresql -- true"
+# a stricter floor than the issue's: the server runs on initdb's output itself
+hf pg-cold-direct -w 1 -r 5 --prepare "rm -rf $TETHER_CACHE_DIR" \
+    "bench/floor-postgresql.sh cold-direct - $PROBE" "$T -q run postgresql -- true"
 
 # Resets, with a 20-table schema
 python3 -c 'print("\n".join(f"CREATE TABLE t{i} (id serial primary key, v text);" for i in range(20)))' > "$work/schema.sql"

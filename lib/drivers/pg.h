@@ -8,8 +8,8 @@ struct pg {
     char *bindir;
     char *cache_entry; /* the cache's directory for this cluster (pg_cache_get) */
     char *os_user; /* runs the server; also the database superuser */
-    bool spare_ready;
-    pid_t spare_job; /* the reset's job, still making the next spare */
+    int worker_fd;    /* to the reset worker (pg_job.c), or -1 */
+    pid_t worker_pid;
     /* server = URL mode */
     char *server_url;
     char *server_db; /* the unique database made for this instance */
@@ -22,7 +22,8 @@ struct pg_job {
     struct svc *s;
     struct pg *pg;
     void *arg;
-    int sock; /* to the helper, until the reply */
+    int sock; /* to the helper */
+    bool replied;
     strv out; /* key, value, ... handed back with the reply */
 };
 typedef int (*pg_job_fn)(struct pg_job *j, terr *e);
@@ -33,6 +34,14 @@ typedef int (*pg_job_fn)(struct pg_job *j, terr *e);
 int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int *keep,
                size_t n_keep, strv *out, pid_t *more, terr *e);
 void pg_job_reply(struct pg_job *j, int r, const terr *e);
+/* A worker serves requests (its `arg` points to its own state, NULL at
+ * first) until it has been idle for a while.  pg_worker_call() starts one
+ * when there is none, sends req and waits for the reply, killing the
+ * worker if it does not come within timeout_ns. */
+typedef int (*pg_worker_fn)(struct pg_job *j, const char *req, terr *e);
+int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char *req,
+                   long long timeout_ns, terr *e);
+void pg_worker_forget(struct pg *pg);
 /* In a child of the helper: close every fd but 0-2 and keep[]. */
 void pg_close_fds_except(const int *keep, size_t n_keep);
 /* Wait for a job that went on after its reply: 0 if it succeeded. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -17,11 +18,14 @@
 #include "pg.h"
 
 #define MSG_MAX 65536
+/* A worker with nothing to do for this long exits: the helper is back to
+ * its own small self between test sessions. */
+#define WORKER_IDLE_MS 10000
 
 /* One message: "R\0MESSAGE\0" then key\0value\0 pairs. */
 void pg_job_reply(struct pg_job *j, int r, const terr *e)
 {
-    if (j->sock < 0)
+    if (j->replied)
         return;
     strbuf b = {0};
     sb_addf(&b, "%d", r);
@@ -38,8 +42,7 @@ void pg_job_reply(struct pg_job *j, int r, const terr *e)
     while (send(j->sock, b.s, len, MSG_NOSIGNAL) < 0 && errno == EINTR)
         ;
     sb_free(&b);
-    close(j->sock);
-    j->sock = -1;
+    j->replied = true;
 }
 
 /* The child keeps only what the job needs: a client connection or the
@@ -167,4 +170,129 @@ int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int 
     else
         pg_job_finish(pid);
     return r;
+}
+
+/* The worker: a job that stays, for requests that come often (resets
+ * between tests), so that each one costs neither the fork and libpq's
+ * load nor a new connection.  It serves one request at a time; what it
+ * does after its reply (the next spare) delays only the next request. */
+_Noreturn static void worker(struct svc *s, struct pg *pg, pg_worker_fn serve, int sock,
+                             pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+        _exit(3);
+    pg_close_fds_except(&sock, 1);
+    terr le = {0};
+    int lr = pq_load(&le);
+    if (lr < 0)
+        terr_prefix(&le, lr, "[%s]", s->conf->label);
+    void *state = NULL;
+    char req[1024];
+    for (;;) {
+        struct pollfd p = {.fd = sock, .events = POLLIN};
+        int n = poll(&p, 1, WORKER_IDLE_MS);
+        if (n == 0)
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        ssize_t len = recv(sock, req, sizeof(req) - 1, 0);
+        if (len <= 0)
+            break;
+        req[len] = '\0';
+        struct pg_job j = {.s = s, .pg = pg, .arg = &state, .sock = sock};
+        terr e = {0};
+        int r = lr < 0 ? lr : serve(&j, req, &e);
+        pg_job_reply(&j, r, lr < 0 ? &le : &e);
+        strv_free(&j.out);
+    }
+    _exit(0);
+}
+
+/* Forget the worker; the helper's SIGCHLD handling reaps it.  kill_it
+ * only when it is known to be alive (it holds its end of the socket
+ * open), never on a pid that may have been reaped and reused. */
+static void worker_gone(struct pg *pg, bool kill_it)
+{
+    if (pg->worker_fd >= 0)
+        close(pg->worker_fd);
+    pg->worker_fd = -1;
+    if (kill_it && pg->worker_pid > 0)
+        kill(pg->worker_pid, SIGKILL);
+    pg->worker_pid = 0;
+}
+
+static int worker_start(struct svc *s, struct pg *pg, pg_worker_fn serve, terr *e)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return terr_set(e, errno, "[%s] socketpair: %m", s->conf->label);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int r = terr_set(e, errno, "[%s] fork: %m", s->conf->label);
+        close(sv[0]);
+        close(sv[1]);
+        return r;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        worker(s, pg, serve, sv[1], parent);
+    }
+    close(sv[1]);
+    pg->worker_fd = sv[0];
+    pg->worker_pid = pid;
+    return 0;
+}
+
+int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char *req,
+                   long long timeout_ns, terr *e)
+{
+    _cleanup_free_ char *buf = xmalloc(MSG_MAX);
+    /* twice: a worker may have just left for being idle */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int r;
+        if (pg->worker_fd < 0 && (r = worker_start(s, pg, serve, e)) < 0)
+            return r;
+        if (send(pg->worker_fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
+            worker_gone(pg, false);
+            continue;
+        }
+        long long deadline = now_ns() + timeout_ns;
+        ssize_t n = -1;
+        for (;;) {
+            long long left = deadline - now_ns();
+            struct pollfd p = {.fd = pg->worker_fd, .events = POLLIN};
+            int pr = left > 0 ? poll(&p, 1, (int)(left / 1000000 + 1)) : 0;
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr <= 0) {
+                pid_t pid = pg->worker_pid;
+                worker_gone(pg, true);
+                return terr_set(e, ETIMEDOUT, "[%s] postgres (pid %d) did not answer within "
+                                "%lld s (the worker that talks to it, pid %d, was killed): is "
+                                "it stopped or overloaded?", s->conf->label, (int)s->pid,
+                                timeout_ns / 1000000000LL, (int)pid);
+            }
+            n = recv(pg->worker_fd, buf, MSG_MAX, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        if (n <= 0) {
+            worker_gone(pg, false);
+            if (attempt == 0)
+                continue;
+            return terr_set(e, EIO, "[%s] the process that talks to postgres died",
+                            s->conf->label);
+        }
+        return parse(buf, (size_t)n, NULL, e);
+    }
+    return terr_set(e, EIO, "[%s] cannot reach the process that talks to postgres",
+                    s->conf->label);
+}
+
+void pg_worker_forget(struct pg *pg)
+{
+    /* closing its socket ends it; the helper reaps it */
+    worker_gone(pg, false);
 }

@@ -77,8 +77,11 @@ static int pg_configure(struct svc_conf *c, const char *file, terr *e)
 
 static struct pg *pg_of(struct svc *s)
 {
-    if (!s->driver_data)
-        s->driver_data = xcalloc(1, sizeof(struct pg));
+    if (!s->driver_data) {
+        struct pg *pg = xcalloc(1, sizeof(struct pg));
+        pg->worker_fd = -1;
+        s->driver_data = pg;
+    }
     return s->driver_data;
 }
 
@@ -280,8 +283,12 @@ static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
     if (pg->server_url)
         return pg_server_connect(pg, e);
     const char *host = svc_getvar(s, "HOST"), *port = svc_getvar(s, "PORT");
+    /* within the helper's own wait for the reply (the service's timeout) */
+    long long half = s->conf->timeout_ns / 2000000000LL;
+    char ct[16];
+    snprintf(ct, sizeof(ct), "%lld", half < 2 ? 2 : half > 5 ? 5 : half); /* libpq: 2 at least */
     const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
-    const char *vals[] = {host, port, svc_getvar(s, "USER"), "template1", "5", NULL};
+    const char *vals[] = {host, port, svc_getvar(s, "USER"), "template1", ct, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(c) != CONNECTION_OK) {
         terr_set(e, ECONNREFUSED, "[%s] postgres (pid %d) does not answer at %s: %s",
@@ -333,17 +340,33 @@ static int make_spare(struct svc *s, struct pg *pg, PGconn *c, terr *e)
     return r < 0 ? r : pg_exec(c, sql, s->conf->label, e);
 }
 
-/* Reset, in a job: the test's database is dropped (FORCE ends its
+/* The reset worker's own state (see pg_job.c). */
+struct reset_state {
+    PGconn *c;
+    bool spare_ready; /* this worker made the spare after the last reset */
+};
+
+/* Reset, in the worker: the test's database is dropped (FORCE ends its
  * connections) and replaced by a pristine copy of the template: the spare
  * made after the previous reset when there is one (a rename), else a
- * fresh copy.  The job replies, then makes the next spare. */
-static int job_reset(struct pg_job *j, terr *e)
+ * fresh copy.  The worker replies, then makes the next spare while the
+ * test runs. */
+static int serve_reset(struct pg_job *j, const char *req, terr *e)
 {
+    (void)req;
     struct svc *s = j->s;
     struct pg *pg = j->pg;
-    PGconn *c = maint_conn(s, pg, e);
-    if (!c)
+    struct reset_state **sp = j->arg;
+    if (!*sp)
+        *sp = xcalloc(1, sizeof(**sp));
+    struct reset_state *st = *sp;
+    if (st->c && PQstatus(st->c) != CONNECTION_OK) {
+        PQfinish(st->c);
+        st->c = NULL;
+    }
+    if (!st->c && !(st->c = maint_conn(s, pg, e)))
         return -ECONNREFUSED;
+    PGconn *c = st->c;
     const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
     _cleanup_free_ char *qdb = quote_ident(c, db);
     _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qdb);
@@ -351,11 +374,12 @@ static int job_reset(struct pg_job *j, terr *e)
     _cleanup_free_ char *qspare = quote_ident(c, spare);
     _cleanup_free_ char *sql = NULL;
     int r = pg_exec(c, drop, s->conf->label, e);
-    if (r == 0 && pg->spare_ready) {
+    if (r == 0 && st->spare_ready) {
         sql = xasprintf("ALTER DATABASE %s RENAME TO %s", qspare, qdb);
         if (pg_exec(c, sql, s->conf->label, NULL) < 0)
             free(take_ptr(&sql));
     }
+    st->spare_ready = false;
     if (r == 0 && !sql) {
         _cleanup_free_ char *tmpl = pg_template_name(s, pg);
         _cleanup_free_ char *qt = tmpl ? quote_ident(c, tmpl) : NULL;
@@ -365,36 +389,13 @@ static int job_reset(struct pg_job *j, terr *e)
     }
     pg_job_reply(j, r, e);
     if (r == 0 && !pg->server_url)
-        r = make_spare(s, pg, c, e);
-    PQfinish(c);
+        st->spare_ready = make_spare(s, pg, c, e) == 0;
     return r;
-}
-
-/* Wait for the job that makes the next spare; it exits 0 once it did. */
-static void wait_spare(struct pg *pg)
-{
-    if (pg->spare_job <= 0)
-        return;
-    pg->spare_ready = pg_job_finish(pg->spare_job) == 0 && !pg->server_url;
-    pg->spare_job = 0;
 }
 
 static int pg_reset(struct svc *s, terr *e)
 {
-    struct pg *pg = pg_of(s);
-    wait_spare(pg);
-    int r = pg_job_run(s, pg, job_reset, NULL, NULL, 0, NULL, &pg->spare_job, e);
-    pg->spare_ready = false;
-    return r;
-}
-
-/* After the reply went out: wait for the job making the next reset's copy
- * (the helper is otherwise idle while the test runs). */
-static int pg_after_reset(struct svc *s, terr *e)
-{
-    (void)e;
-    wait_spare(pg_of(s));
-    return 0;
+    return pg_worker_call(s, pg_of(s), serve_reset, "reset", s->conf->timeout_ns, e);
 }
 
 static int job_ping(struct pg_job *j, terr *e)
@@ -500,7 +501,7 @@ int pg_remove_shm(int svcdir_fd)
 static int pg_cleanup(struct svc *s, terr *e)
 {
     struct pg *pg = pg_of(s);
-    wait_spare(pg);
+    pg_worker_forget(pg);
     if (pg->server_url)
         return pg_server_cleanup(s, pg, e);
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -521,6 +522,7 @@ static void pg_free(struct svc *s)
     struct pg *pg = s->driver_data;
     if (!pg)
         return;
+    pg_worker_forget(pg);
     free(pg->bindir);
     free(pg->cache_entry);
     free(pg->os_user);
@@ -544,7 +546,6 @@ const struct tether_driver driver_postgresql = {
     .on_ready = pg_on_ready,
     .reset = pg_reset,
     .reset_checks_health = true,
-    .after_reset = pg_after_reset,
     .variables = pg_variables,
     .cleanup = pg_cleanup,
     .reap = pg_reap,

@@ -70,7 +70,7 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     [ -z "${TETHER_POSTGRESQL_URL:-}" ] && [ -z "${PGHOST:-}" ]
 }
 
-@test "the helper never loads libpq: its jobs do, and none lingers after a reset" {
+@test "the helper never loads libpq: its worker does, and leaves when idle" {
     eval "$(tether -q start postgresql)"
     helper=$TETHER_POSTGRESQL_CONTROL_PID
     run tether -q reset postgresql
@@ -83,23 +83,42 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
         echo "the helper (pid $helper) has libpq mapped" >&2
         return 1
     fi
-    # its one child is the postmaster: the reset's job (and its spare) are done
-    kids=$(ps -o pid= --ppid "$helper" | tr -d ' ')
-    [ "$kids" = "$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")" ] || {
-        echo "children of the helper: $kids" >&2
-        return 1
-    }
+    # the worker: the helper's one child with libpq, serving both resets
+    pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    workers=""
+    for k in $(ps -o pid= --ppid "$helper"); do
+        [ "$k" != "$pm" ] && grep -q libpq "/proc/$k/maps" 2>/dev/null && workers+=" $k"
+    done
+    [ "$(echo $workers | wc -w)" = 1 ] || { echo "workers:$workers" >&2; return 1; }
+    # idle for 10 s, it goes; the next reset starts another
+    wait_gone $workers 20
+    run tether -q reset postgresql
+    assert_status 0
     eval "$(tether stop)"
 }
 
 @test "reset of a postgres that does not answer fails with the reason, and stop still cleans" {
-    eval "$(tether -q start postgresql)"
+    cfg=$(printf '[postgresql]\ntimeout = 4\n' | config pg.ini)
+    eval "$(tether -q -f "$cfg" start)"
     pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    # no worker yet: its connection attempt gives up
     kill -STOP "$pm"
     run tether -q reset postgresql
     kill -CONT "$pm"
     assert_status 1
     assert_output_has "does not answer"
+    # a worker already connected: the helper stops waiting for it (its
+    # backend hangs too: the whole server is stopped)
+    run tether -q reset postgresql
+    assert_status 0
+    all="$pm $(ps -o pid= --ppid "$pm")"
+    kill -STOP $all
+    run tether -q reset postgresql
+    kill -CONT $all
+    assert_status 1
+    assert_output_has "did not answer within 4 s"
+    run tether -q reset postgresql
+    assert_status 0
     eval "$(tether stop)"
 }
 
