@@ -76,5 +76,8 @@ int pg_cache_root(char **path, terr *e);
 int pg_server_prepare(struct svc *s, struct pg *pg, terr *e);
 int pg_server_variables(struct svc *s, struct pg *pg, terr *e);
 PGconn *pg_server_connect(struct pg *pg, terr *e);
+/* The session lock that whoever creates or drops database db holds (gc
+ * included): a statement still running for a killed client ends first. */
+int pg_server_lock(PGconn *c, const char *db, const char *label, terr *e);
 int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e);
 int pg_server_reap(int svcdir_fd, terr *e);

@@ -104,7 +104,7 @@ char *pg_template_name(struct svc *s, struct pg *pg)
  * same lock first, so it drops only once the CREATE is over. */
 #define LOCK_CLASS 0x74657468 /* "teth" */
 
-static int lock_db(PGconn *c, const char *db, const char *label, terr *e)
+int pg_server_lock(PGconn *c, const char *db, const char *label, terr *e)
 {
     unsigned long long h = fnv1a(FNV1A_INIT, db, strlen(db));
     char sql[128];
@@ -156,7 +156,7 @@ static int job_create(struct pg_job *j, terr *e)
     PGconn *c = pg_server_connect(pg, e);
     if (!c)
         return terr_prefix(e, -ECONNREFUSED, "[%s]", s->conf->label);
-    int r = lock_db(c, pg->server_db, s->conf->label, e);
+    int r = pg_server_lock(c, pg->server_db, s->conf->label, e);
     if (r < 0) {
         PQfinish(c);
         return r;
@@ -259,7 +259,7 @@ static int drop_db(const char *url, const char *maint, const char *db, terr *e)
         return -ECONNREFUSED;
     _cleanup_free_ char *qd = qid(c, db);
     _cleanup_free_ char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qd);
-    int r = lock_db(c, db, "postgresql", e);
+    int r = pg_server_lock(c, db, "postgresql", e);
     if (r == 0)
         r = pg_exec(c, sql, "postgresql", e);
     PQfinish(c);

@@ -344,6 +344,7 @@ static int make_spare(struct svc *s, struct pg *pg, PGconn *c, terr *e)
 struct reset_state {
     PGconn *c;
     bool spare_ready; /* this worker made the spare after the last reset */
+    bool locked;      /* server = URL: c holds the database's lock */
 };
 
 /* Reset, in the worker: the test's database is dropped (FORCE ends its
@@ -363,11 +364,21 @@ static int serve_reset(struct pg_job *j, const char *req, terr *e)
     if (st->c && PQstatus(st->c) != CONNECTION_OK) {
         PQfinish(st->c);
         st->c = NULL;
+        st->locked = false;
     }
     if (!st->c && !(st->c = maint_conn(s, pg, e)))
         return -ECONNREFUSED;
     PGconn *c = st->c;
     const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
+    /* on a shared server, a CREATE that outlives us (the helper killed in
+     * mid reset) must end before gc's DROP: hold the lock gc takes, for as
+     * long as this connection lives */
+    if (pg->server_url && !st->locked) {
+        int lr = pg_server_lock(c, db, s->conf->label, e);
+        if (lr < 0)
+            return lr;
+        st->locked = true;
+    }
     _cleanup_free_ char *qdb = quote_ident(c, db);
     _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qdb);
     _cleanup_free_ char *spare = xasprintf("%s_spare", db);

@@ -256,6 +256,47 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     eval "$(tether stop)"
 }
 
+@test "server = URL: helper SIGKILLed in mid reset, gc drops the database its worker was making" {
+    eval "$(tether -q start postgresql)"
+    server_url="$TETHER_POSTGRESQL_URL"
+    psql_q -c "create database tmpl" "$server_url"
+    cfg=$(printf '[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\ntemplate = tmpl\n' "$server_url" | config srv.ini)
+    eval "$("$TETHER" -q -f "$cfg" start)"
+    helper=$SRV_APP_CONTROL_PID
+    # hold a lock on the template: the reset's CREATE DATABASE ... TEMPLATE waits
+    mkfifo "$WORK/sql"
+    psql -X -q "$server_url" <"$WORK/sql" >"$WORK/holder.out" 2>&1 &
+    holder=$!
+    exec 8>"$WORK/sql"
+    echo "BEGIN; COMMENT ON DATABASE tmpl IS 'held'; SELECT 'locked';" >&8
+    wait_for 10 grep -q locked "$WORK/holder.out"
+    "$TETHER" -q reset app >/dev/null 2>&1 8>&- &
+    resetter=$!
+    creating() {
+        [ "$(psql_q -c "select count(*) from pg_stat_activity where wait_event_type = 'Lock'
+            and query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 1 ]
+    }
+    wait_for 20 creating
+    kill -KILL "$helper"
+    wait_gone "$helper"
+    "$TETHER" gc >"$WORK/gc.out" 2>&1 8>&- &
+    gc=$!
+    echo "COMMIT;" >&8
+    exec 8>&-
+    wait "$holder"
+    wait "$gc"
+    wait "$resetter" || true
+    created() {
+        [ "$(psql_q -c "select count(*) from pg_stat_activity
+            where query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 0 ]
+    }
+    wait_for 20 created
+    run psql_q -c "select datname from pg_database where datname like 'tether_%_app'" "$server_url"
+    [ -z "$output" ] || { echo "left on the server: $output; gc said: $(cat "$WORK/gc.out")" >&2; return 1; }
+    unset SRV_APP_CONTROL_PID
+    eval "$(tether stop)"
+}
+
 @test "SIGKILL of the helper: postgres goes, gc leaves no process, directory or segment" {
     eval "$(tether -q start postgresql)"
     helper=$TETHER_POSTGRESQL_CONTROL_PID
