@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "drivers/driver.h"
 #include "instance.h"
 
 extern char **environ;
@@ -85,6 +86,7 @@ static void add_unset_names(strv *names, const struct env_svc *s)
         if (!strv_contains(names, n))
             strv_push(names, n);
     }
+    driver_globals_of(s->stem, names);
 }
 
 static int stop_one(const char *instdir, pid_t pid)

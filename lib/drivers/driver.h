@@ -48,7 +48,15 @@ struct tether_driver {
     /* The variables the driver sets (NULL-terminated), so that other
      * services' templates can name them: ${postgresql.URL}. */
     const char *const *vars;
+    /* Variables outside the service's prefix that it may set, paired with
+     * the service variable each copies: {"REDIS_URL", "URL", NULL}. */
+    const char *const *globals;
 };
+
+/* Add to names the globals (PGHOST, REDIS_URL...) whose value in this
+ * environment is that of the service's own variable under stem: they were
+ * set by that service, and stop unsets them even once it is gone. */
+void driver_globals_of(const char *stem, strv *names);
 
 const struct tether_driver *driver_find(const char *name);
 

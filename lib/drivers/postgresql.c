@@ -546,6 +546,8 @@ static void pg_free(struct svc *s)
 }
 
 static const char *const pg_vars[] = {"URL", "HOST", "PORT", "DBNAME", "USER", "DATADIR", NULL};
+static const char *const pg_globals[] = {"PGHOST", "HOST", "PGPORT",     "PORT",
+                                         "PGUSER", "USER", "PGDATABASE", "DBNAME", NULL};
 
 const struct tether_driver driver_postgresql = {
     .name = "postgresql",
@@ -562,4 +564,5 @@ const struct tether_driver driver_postgresql = {
     .reap = pg_reap,
     .free = pg_free,
     .vars = pg_vars,
+    .globals = pg_globals,
 };

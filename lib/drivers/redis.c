@@ -334,4 +334,5 @@ const struct tether_driver driver_redis = {
     .cleanup = redis_cleanup,
     .free = redis_free,
     .vars = redis_vars,
+    .globals = (const char *const[]){"REDIS_URL", "URL", NULL},
 };

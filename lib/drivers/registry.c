@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "driver.h"
@@ -17,6 +18,17 @@ const struct tether_driver *driver_find(const char *name)
         if (streq(drivers[i]->name, name))
             return drivers[i];
     return NULL;
+}
+
+void driver_globals_of(const char *stem, strv *names)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(drivers); i++)
+        for (const char *const *g = drivers[i]->globals; g && g[0] && g[1]; g += 2) {
+            _cleanup_free_ char *own = xasprintf("%s_%s", stem, g[1]);
+            const char *gv = getenv(g[0]), *ov = getenv(own);
+            if (gv && ov && streq(gv, ov) && !strv_contains(names, g[0]))
+                strv_push(names, g[0]);
+        }
 }
 
 static bool is_exec(const char *path)

@@ -188,7 +188,8 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
         psql -X -qAt -c "create table t (x int)" "$SRV_APP_URL" && echo "db=$SRV_APP_DBNAME"'
     assert_status 0
     db="${output##*db=}"
-    [ -n "$db" ] && [ "$db" != tether ]
+    [ -n "$db" ]
+    [ "$db" != tether ]
     run psql_q -c "select count(*) from pg_database where datname = '$db'" "$server_url"
     [ "$output" = 0 ]
     eval "$(tether stop)"

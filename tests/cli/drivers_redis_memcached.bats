@@ -168,7 +168,9 @@ EOF
     [[ ${lines[3]} == "VERSION "* ]]
     port="$(sed -n 's/^TETHER_REDIS_PORT=//p' "$WORK/env")"
     mport="$(sed -n 's/^TETHER_MEMCACHED_PORT=//p' "$WORK/env")"
-    [ -n "$port" ] && [ -n "$mport" ] && [ "$port" != "$mport" ]
+    [ -n "$port" ]
+    [ -n "$mport" ]
+    [ "$port" != "$mport" ]
     grep -qx "TETHER_REDIS_URL=redis://127.0.0.1:$port/0" "$WORK/env"
     grep -qx "REDIS_URL=redis://127.0.0.1:$port/0" "$WORK/env"
     grep -qx "TETHER_MEMCACHED_ADDRESS=127.0.0.1:$mport" "$WORK/env"
@@ -253,4 +255,19 @@ EOF
         wait "${pids[$((i - 1))]}" || { fails=$((fails + 1)); cat "$WORK/out.$i" >&2; }
     done
     [ "$fails" -eq 0 ]
+}
+
+@test "stop unsets REDIS_URL and PGHOST... even when the instance is already gone" {
+    command -v redis-server >/dev/null || skip "redis-server is not installed"
+    eval "$(tether -q start redis)"
+    [ -n "$REDIS_URL" ]
+    kill -KILL "$TETHER_REDIS_CONTROL_PID"
+    wait_gone "$TETHER_REDIS_CONTROL_PID" 5
+    tether gc >/dev/null 2>&1
+    # someone else's PGHOST, not copied from any service of ours, stays
+    export PGHOST=/elsewhere
+    eval "$(tether stop 2>/dev/null)"
+    [ -z "${REDIS_URL:-}" ]
+    [ -z "${TETHER_REDIS_URL:-}" ]
+    [ "$PGHOST" = /elsewhere ]
 }

@@ -50,7 +50,8 @@ EOF
     [ "$SECONDS" -lt 30 ] || { echo "took ${SECONDS}s" >&2; return 1; }
     # 7000 words; port (up to 5 digits) + 500 * 151
     [ "${lines[0]}" -eq 7000 ]
-    [ "${lines[1]}" -ge 75501 ] && [ "${lines[1]}" -le 75505 ]
+    [ "${lines[1]}" -ge 75501 ]
+    [ "${lines[1]}" -le 75505 ]
     no_instance
 }
 
