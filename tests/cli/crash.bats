@@ -41,8 +41,8 @@ EOF
     eval "$(tether -f "$cfg" start)"
     db="$(cat "$TETHER_DB_PIDFILE")"
     web="$(cat "$TETHER_WEB_PIDFILE")"
-    ! is_gone "$db"
-    ! is_gone "$web"
+    run ! is_gone "$db"
+    run ! is_gone "$web"
     kill -KILL "$TETHER_WEB_CONTROL_PID"
     wait_gone "$TETHER_WEB_CONTROL_PID" 5
     wait_gone "$db" 5
@@ -75,7 +75,7 @@ EOF
 )"
     eval "$(tether -f "$cfg" start)"
     esc="$(cat "$WORK/escaper.pid")"
-    ! is_gone "$esc"
+    run ! is_gone "$esc"
     kill -KILL "$TETHER_WEB_CONTROL_PID"
     wait_gone "$TETHER_WEB_CONTROL_PID" 5
     # the escaper has no parent death signal: only the cookie finds it

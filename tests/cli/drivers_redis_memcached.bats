@@ -52,8 +52,8 @@ EOF
     [[ $sock == "$TETHER_DIR"/*/redis/redis.sock ]]
     grep -qx "TETHER_REDIS_URL=redis+unix://$sock" "$WORK/env"
     grep -qx "REDIS_URL=redis+unix://$sock" "$WORK/env"
-    ! grep -q '^TETHER_REDIS_PORT=' "$WORK/env"
-    ! grep -q '^TETHER_REDIS_HOST=' "$WORK/env"
+    run ! grep -q '^TETHER_REDIS_PORT=' "$WORK/env"
+    run ! grep -q '^TETHER_REDIS_HOST=' "$WORK/env"
     [ "$(cat "$WORK/mode")" = 700 ]
     grep -qx 'port 0' "$WORK/redis.conf"
     grep -qx 'save ""' "$WORK/redis.conf"
@@ -72,7 +72,7 @@ EOF
     sock="$(sed -n 's/^TETHER_MEMCACHED_SOCKET=//p' "$WORK/env")"
     [[ $sock == "$TETHER_DIR"/*/memcached/memcached.sock ]]
     grep -qx "TETHER_MEMCACHED_ADDRESS=$sock" "$WORK/env"
-    ! grep -q '^TETHER_MEMCACHED_PORT=' "$WORK/env"
+    run ! grep -q '^TETHER_MEMCACHED_PORT=' "$WORK/env"
     grep -q '^REDIS_URL=redis+unix://' "$WORK/env"
     # memcached answers its text protocol over the socket
     run tether run memcached -- sh -c '
@@ -175,7 +175,7 @@ EOF
     grep -qx "REDIS_URL=redis://127.0.0.1:$port/0" "$WORK/env"
     grep -qx "TETHER_MEMCACHED_ADDRESS=127.0.0.1:$mport" "$WORK/env"
     grep -qx "TETHER_MEMCACHED_HOST=127.0.0.1" "$WORK/env"
-    ! grep -q '^TETHER_REDIS_SOCKET=' "$WORK/env"
+    run ! grep -q '^TETHER_REDIS_SOCKET=' "$WORK/env"
     ! grep -q '^TETHER_MEMCACHED_SOCKET=' "$WORK/env"
 }
 

@@ -17,7 +17,7 @@ EOF
     cfg="$(escape_config)"
     eval "$(tether -f "$cfg" start)"
     esc="$(cat "$WORK/escaper.pid")"
-    ! is_gone "$esc"
+    run ! is_gone "$esc"
     # it really escaped: another session, and not the service's child
     svc="$(cat "$TETHER_WEB_PIDFILE")"
     read -r stat <"/proc/$svc/stat"

@@ -16,6 +16,10 @@
 # that other tether users on the machine cannot make a test fail.  After a
 # failure, teardown kills what was left so later tests start clean.
 
+# `run ! CMD`: a bare `! CMD` in mid-test never fails it (set -e spares
+# negations, as it spares all but the last command of an && list)
+bats_require_minimum_version 1.5.0
+
 ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
 TETHER_BUILD="${TETHER_BUILD:-$ROOT/build}"
 TETHER="$TETHER_BUILD/tether"

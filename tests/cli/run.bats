@@ -109,7 +109,7 @@ EOF
     assert_status 0
     grep -q '^TETHER_DB_PORT=' "$WORK/env"
     grep -q '^TETHER_APP_PORT=' "$WORK/env"
-    ! grep -q '^TETHER_OTHER_' "$WORK/env"
+    run ! grep -q '^TETHER_OTHER_' "$WORK/env"
     dbport="$(sed -n 's/^TETHER_DB_PORT=//p' "$WORK/env")"
     grep -qx "TETHER_APP_DB=127.0.0.1:$dbport" "$WORK/env"
 }

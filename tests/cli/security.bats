@@ -404,7 +404,7 @@ postgres_files_since() {
     run grep -lsF -- "$pw" /proc/[0-9]*/cmdline
     [ -z "$output" ]
     # nor in any log, nor in what start said on stderr
-    ! grep -rqF -- "$pw" "$WORK/start.err" "$TETHER_DIR"/*/*.log
+    run ! grep -rqF -- "$pw" "$WORK/start.err" "$TETHER_DIR"/*/*.log
     eval "$(tether stop)"
 
     # a failing server: the message names the server, not the password

@@ -74,7 +74,7 @@ EOF
     new="$(cat "$TETHER_WEB_PIDFILE")"
     [ "$new" != "$old" ]
     is_gone "$old"
-    ! is_gone "$new"
+    run ! is_gone "$new"
     [ "$(ping_tcp "$TETHER_WEB_PORT")" = pong ]
     run tether status
     assert_status 0
