@@ -49,6 +49,8 @@ int pg_job_finish(pid_t pid);
 
 const char *pg_dbname(const struct svc_conf *c);
 int pg_exec(PGconn *c, const char *sql, const char *label, terr *e);
+/* name as a quoted SQL identifier (malloc'd) */
+char *pg_quote_ident(PGconn *c, const char *name);
 /* " STRATEGY = FILE_COPY" where the server has it (15+), else "" */
 const char *pg_copy_strategy(PGconn *c);
 int pg_remove_shm(int svcdir_fd);

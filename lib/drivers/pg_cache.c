@@ -201,14 +201,6 @@ static PGconn *connect_db(const char *host, const char *user, const char *db, te
     return c;
 }
 
-static char *qid(PGconn *c, const char *name)
-{
-    char *q = PQescapeIdentifier(c, name, strlen(name));
-    char *r = xstrdup(q ? q : "\"\"");
-    PQfreemem(q);
-    return r;
-}
-
 /* Make the template database, load the schema into it, and copy it to
  * the database handed out. */
 static int load_schema(struct svc *s, struct pg *pg, const char *dir, const char *sql, strv *env,
@@ -220,7 +212,8 @@ static int load_schema(struct svc *s, struct pg *pg, const char *dir, const char
     PGconn *c = connect_db(dir, pg->os_user, "template1", e, s->conf->label);
     if (!c)
         return -ECONNREFUSED;
-    _cleanup_free_ char *qt = qid(c, tmpl), *qd = qid(c, pg_dbname(s->conf));
+    _cleanup_free_ char *qt = pg_quote_ident(c, tmpl);
+    _cleanup_free_ char *qd = pg_quote_ident(c, pg_dbname(s->conf));
     _cleanup_free_ char *mk = xasprintf("CREATE DATABASE %s%s", qt, pg_copy_strategy(c));
     _cleanup_free_ char *mark = xasprintf("ALTER DATABASE %s WITH IS_TEMPLATE true", qt);
     _cleanup_free_ char *copy =

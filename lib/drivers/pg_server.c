@@ -80,14 +80,6 @@ PGconn *pg_server_connect(struct pg *pg, terr *e)
     return connect_url(pg->server_url, pg->maint_db, e);
 }
 
-static char *qid(PGconn *c, const char *name)
-{
-    char *q = PQescapeIdentifier(c, name, strlen(name));
-    char *r = xstrdup(q ? q : "\"\"");
-    PQfreemem(q);
-    return r;
-}
-
 char *pg_template_name(struct svc *s, struct pg *pg)
 {
     if (pg->server_url) {
@@ -163,7 +155,8 @@ static int job_create(struct pg_job *j, terr *e)
     }
     /* record first: if we die between CREATE and the record, gc could not
      * know the database */
-    _cleanup_free_ char *rec = xasprintf("%s\n%s\n%s\n", pg->server_url, pg->maint_db, pg->server_db);
+    _cleanup_free_ char *rec =
+        xasprintf("%s\n%s\n%s\n", pg->server_url, pg->maint_db, pg->server_db);
     _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     r = dfd < 0 ? -errno : write_file_atomic(dfd, RECORD, rec, strlen(rec), 0600);
     if (r < 0) {
@@ -171,9 +164,9 @@ static int job_create(struct pg_job *j, terr *e)
         return terr_set(e, -r, "[%s] cannot record the database in %s/%s: %s", s->conf->label,
                         s->dir, RECORD, strerror(-r));
     }
-    _cleanup_free_ char *qd = qid(c, pg->server_db);
+    _cleanup_free_ char *qd = pg_quote_ident(c, pg->server_db);
     const char *t = svc_opt(s->conf, "template");
-    _cleanup_free_ char *qt = t ? qid(c, t) : NULL;
+    _cleanup_free_ char *qt = t ? pg_quote_ident(c, t) : NULL;
     _cleanup_free_ char *sql = t ? xasprintf("CREATE DATABASE %s TEMPLATE %s", qd, qt)
                                  : xasprintf("CREATE DATABASE %s", qd);
     r = pg_exec(c, sql, s->conf->label, e);
@@ -257,7 +250,7 @@ static int drop_db(const char *url, const char *maint, const char *db, terr *e)
     PGconn *c = connect_url(url, maint, e);
     if (!c)
         return -ECONNREFUSED;
-    _cleanup_free_ char *qd = qid(c, db);
+    _cleanup_free_ char *qd = pg_quote_ident(c, db);
     _cleanup_free_ char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qd);
     int r = pg_server_lock(c, db, "postgresql", e);
     if (r == 0)

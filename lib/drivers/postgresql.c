@@ -318,7 +318,7 @@ const char *pg_copy_strategy(PGconn *c)
     return PQserverVersion(c) >= 150000 ? " STRATEGY = FILE_COPY" : "";
 }
 
-static char *quote_ident(PGconn *c, const char *name)
+char *pg_quote_ident(PGconn *c, const char *name)
 {
     char *q = PQescapeIdentifier(c, name, strlen(name));
     char *r = xstrdup(q ? q : "\"\"");
@@ -330,9 +330,9 @@ static char *quote_ident(PGconn *c, const char *name)
 static int make_spare(struct svc *s, struct pg *pg, PGconn *c, terr *e)
 {
     _cleanup_free_ char *spare = xasprintf("%s_spare", pg_dbname(s->conf));
-    _cleanup_free_ char *qspare = quote_ident(c, spare);
+    _cleanup_free_ char *qspare = pg_quote_ident(c, spare);
     _cleanup_free_ char *tmpl = pg_template_name(s, pg);
-    _cleanup_free_ char *qt = quote_ident(c, tmpl);
+    _cleanup_free_ char *qt = pg_quote_ident(c, tmpl);
     _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s", qspare);
     _cleanup_free_ char *sql =
         xasprintf("CREATE DATABASE %s TEMPLATE %s%s", qspare, qt, pg_copy_strategy(c));
@@ -379,10 +379,10 @@ static int serve_reset(struct pg_job *j, const char *req, terr *e)
             return lr;
         st->locked = true;
     }
-    _cleanup_free_ char *qdb = quote_ident(c, db);
+    _cleanup_free_ char *qdb = pg_quote_ident(c, db);
     _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qdb);
     _cleanup_free_ char *spare = xasprintf("%s_spare", db);
-    _cleanup_free_ char *qspare = quote_ident(c, spare);
+    _cleanup_free_ char *qspare = pg_quote_ident(c, spare);
     _cleanup_free_ char *sql = NULL;
     int r = pg_exec(c, drop, s->conf->label, e);
     if (r == 0 && st->spare_ready) {
@@ -393,7 +393,7 @@ static int serve_reset(struct pg_job *j, const char *req, terr *e)
     st->spare_ready = false;
     if (r == 0 && !sql) {
         _cleanup_free_ char *tmpl = pg_template_name(s, pg);
-        _cleanup_free_ char *qt = tmpl ? quote_ident(c, tmpl) : NULL;
+        _cleanup_free_ char *qt = tmpl ? pg_quote_ident(c, tmpl) : NULL;
         sql = qt ? xasprintf("CREATE DATABASE %s TEMPLATE %s%s", qdb, qt, pg_copy_strategy(c))
                  : xasprintf("CREATE DATABASE %s", qdb);
         r = pg_exec(c, sql, s->conf->label, e);
