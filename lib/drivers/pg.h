@@ -17,7 +17,7 @@ struct pg {
     strv server_vars; /* HOST, PORT, USER, URL_AUTH: parsed by the job */
 };
 
-/* pg_job.c: libpq runs only in short-lived children of the helper. */
+/* pg_job.c: libpq runs only in children of the helper (jobs, a worker). */
 struct pg_job {
     struct svc *s;
     struct pg *pg;
@@ -27,12 +27,12 @@ struct pg_job {
     strv out; /* key, value, ... handed back with the reply */
 };
 typedef int (*pg_job_fn)(struct pg_job *j, terr *e);
-/* Run fn(job) in a child that loads libpq; its result (and e, and the
- * pairs it put in out) comes back when it replies: at its end, or earlier
- * with pg_job_reply().  With `more`, a job that replied 0 may go on: its
- * pid is stored there, for pg_job_finish().  `keep`: fds the job uses. */
+/* Run fn(job) in a child that loads libpq and wait for it: its result
+ * (and e, and the pairs it put in out) is what it replied.  `keep`: fds
+ * the job uses (the child closes all others). */
 int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int *keep,
-               size_t n_keep, strv *out, pid_t *more, terr *e);
+               size_t n_keep, strv *out, terr *e);
+/* Reply now (once; later calls do nothing): the job may go on after it. */
 void pg_job_reply(struct pg_job *j, int r, const terr *e);
 /* A worker serves requests (its `arg` points to its own state, NULL at
  * first) until it has been idle for a while.  pg_worker_call() starts one
@@ -44,8 +44,6 @@ int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char 
 void pg_worker_forget(struct pg *pg);
 /* In a child of the helper: close every fd but 0-2 and keep[]. */
 void pg_close_fds_except(const int *keep, size_t n_keep);
-/* Wait for a job that went on after its reply: 0 if it succeeded. */
-int pg_job_finish(pid_t pid);
 
 const char *pg_dbname(const struct svc_conf *c);
 int pg_exec(PGconn *c, const char *sql, const char *label, terr *e);

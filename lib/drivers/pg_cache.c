@@ -447,7 +447,7 @@ int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
         strv_free(&stale);
     }
     struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .sql = sql};
-    if ((r = pg_job_run(s, pg, job_build, &a, &root, 1, NULL, NULL, e)) < 0)
+    if ((r = pg_job_run(s, pg, job_build, &a, &root, 1, NULL, e)) < 0)
         return r;
     *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (*fd < 0)

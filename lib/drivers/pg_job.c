@@ -1,8 +1,9 @@
-/* Every libpq call of the helper runs in a short-lived child process.
- * libpq brings libssl, libcrypto, GSSAPI and LDAP: loading it costs
- * 10-15 ms and 5 MiB of RSS, for as long as the helper lives, which is as
- * long as the instance.  A job costs a fork and that load, only when the
- * database is really talked to (a cache build, a reset, server = URL). */
+/* Every libpq call of the helper runs in a child process.  libpq brings
+ * libssl, libcrypto, GSSAPI and LDAP: loading it costs 10-15 ms and 5 MiB
+ * of RSS, for as long as the helper lives, which is as long as the
+ * instance.  A job (cache build, server = URL's create and drop, a status
+ * ping) is a fork that loads it, replies and exits; resets, which come
+ * often, go to a worker that stays while they come (see worker()). */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -118,7 +119,7 @@ static int parse(char *buf, size_t len, strv *out, terr *e)
     return r;
 }
 
-int pg_job_finish(pid_t pid)
+static int job_finish(pid_t pid)
 {
     int status;
     while (waitpid(pid, &status, 0) < 0)
@@ -128,10 +129,8 @@ int pg_job_finish(pid_t pid)
 }
 
 int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int *keep,
-               size_t n_keep, strv *out, pid_t *more, terr *e)
+               size_t n_keep, strv *out, terr *e)
 {
-    if (more)
-        *more = 0;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return terr_set(e, errno, "[%s] socketpair: %m", s->conf->label);
@@ -165,10 +164,7 @@ int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int 
                         WIFSIGNALED(status) ? "signal" : "status",
                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     }
-    if (more && r == 0)
-        *more = pid; /* it goes on: pg_job_finish() */
-    else
-        pg_job_finish(pid);
+    job_finish(pid);
     return r;
 }
 

@@ -191,7 +191,7 @@ int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
     pg->server_db = sb_steal(&name);
     pg->server_url = take_ptr(&url);
     strv_free(&pg->server_vars);
-    r = pg_job_run(s, pg, job_create, NULL, NULL, 0, &pg->server_vars, NULL, e);
+    r = pg_job_run(s, pg, job_create, NULL, NULL, 0, &pg->server_vars, e);
     const char *maint = out_get(&pg->server_vars, "maint");
     if (maint)
         pg->maint_db = xstrdup(maint);
@@ -268,7 +268,7 @@ int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e)
 {
     if (!pg->server_db || !pg->maint_db)
         return 0;
-    int r = pg_job_run(s, pg, job_drop, NULL, NULL, 0, NULL, NULL, e);
+    int r = pg_job_run(s, pg, job_drop, NULL, NULL, 0, NULL, e);
     if (r == 0) {
         _cleanup_free_ char *rec = xasprintf("%s/%s", s->dir, RECORD);
         unlink(rec);

@@ -423,7 +423,7 @@ static int job_ping(struct pg_job *j, terr *e)
 /* PQping, for `ready = driver` and for status (a reset checks by doing). */
 static int pg_probe(struct svc *s, terr *e)
 {
-    return pg_job_run(s, pg_of(s), job_ping, NULL, NULL, 0, NULL, NULL, e);
+    return pg_job_run(s, pg_of(s), job_ping, NULL, NULL, 0, NULL, e);
 }
 
 /* Line 7 of postmaster.pid: the System V segment's key and id. */
