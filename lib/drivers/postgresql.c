@@ -347,14 +347,14 @@ struct reset_state {
     bool locked;      /* server = URL: c holds the database's lock */
 };
 
-/* Reset, in the worker: the test's database is dropped (FORCE ends its
+/* The worker's requests: "ping" (status's health check) and "reset".
+ * Reset: the test's database is dropped (FORCE ends its
  * connections) and replaced by a pristine copy of the template: the spare
  * made after the previous reset when there is one (a rename), else a
  * fresh copy.  The worker replies, then makes the next spare while the
  * test runs. */
-static int serve_reset(struct pg_job *j, const char *req, terr *e)
+static int serve(struct pg_job *j, const char *req, terr *e)
 {
-    (void)req;
     struct svc *s = j->s;
     struct pg *pg = j->pg;
     struct reset_state **sp = j->arg;
@@ -369,6 +369,13 @@ static int serve_reset(struct pg_job *j, const char *req, terr *e)
     if (!st->c && !(st->c = maint_conn(s, pg, e)))
         return -ECONNREFUSED;
     PGconn *c = st->c;
+    if (streq(req, "ping")) { /* the health check: a round trip, no new backend */
+        PGresult *res = PQexec(c, "SELECT 1");
+        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+        return ok ? 0 : terr_set(e, EIO, "[%s] postgres (pid %d) does not answer: %s",
+                                 s->conf->label, (int)s->pid, PQerrorMessage(c));
+    }
     const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
     /* on a shared server, a CREATE that outlives us (the helper killed in
      * mid reset) must end before gc's DROP: hold the lock gc takes, for as
@@ -406,7 +413,7 @@ static int serve_reset(struct pg_job *j, const char *req, terr *e)
 
 static int pg_reset(struct svc *s, terr *e)
 {
-    return pg_worker_call(s, pg_of(s), serve_reset, "reset", s->conf->timeout_ns, e);
+    return pg_worker_call(s, pg_of(s), serve, "reset", s->conf->timeout_ns, e);
 }
 
 static int job_ping(struct pg_job *j, terr *e)
@@ -420,9 +427,13 @@ static int job_ping(struct pg_job *j, terr *e)
     return p == PQPING_OK ? 0 : p == PQPING_NO_ATTEMPT ? -EINVAL : -EAGAIN;
 }
 
-/* PQping, for `ready = driver` and for status (a reset checks by doing). */
+/* PQping, for `ready = driver`. */
 static int pg_probe(struct svc *s, terr *e)
 {
+    /* a ready server is asked through the worker (which a reset will use
+     * too); while starting (ready = driver) a ping job says "not yet" */
+    if (s->state == SVC_READY) /* within 2 s, as PQping's connect_timeout was */
+        return pg_worker_call(s, pg_of(s), serve, "ping", 2000000000LL, e);
     return pg_job_run(s, pg_of(s), job_ping, NULL, NULL, 0, NULL, e);
 }
 
