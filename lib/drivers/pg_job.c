@@ -1,9 +1,10 @@
 /* Every libpq call of the helper runs in a child process.  libpq brings
  * libssl, libcrypto, GSSAPI and LDAP: loading it costs 10-15 ms and 5 MiB
  * of RSS, for as long as the helper lives, which is as long as the
- * instance.  A job (cache build, server = URL's create and drop, a status
- * ping) is a fork that loads it, replies and exits; resets, which come
- * often, go to a worker that stays while they come (see worker()). */
+ * instance.  A job (cache build, server = URL's create and drop, a
+ * readiness ping) is a fork that loads it, replies and exits; resets and
+ * health checks, which come often, go to a worker that stays while they
+ * come (see worker()). */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
