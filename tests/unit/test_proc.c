@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -248,6 +249,21 @@ static pid_t spawn_sleep(char *const envp[])
     if (n != 0) {
         waitpid(pid, NULL, 0);
         fail_msg("execve /bin/sleep: %s", strerror(err));
+    }
+    /* EOF comes as exec closes our fds, a moment before the kernel records
+     * where the new environment is (an empty /proc/PID/environ until
+     * then): wait for it to show, up to a second */
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+    for (int i = 0; i < 1000; i++) {
+        char c;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? read(fd, &c, 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (got == 1)
+            break;
+        usleep(1000);
     }
     return pid;
 }
