@@ -258,6 +258,14 @@ class Harness:
                     self.leaks.append((n, "tether run did not finish within 30 s"))
                     owner.kill()
                     owner.wait()
+                # a test command orphaned by an owner killed outright is the
+                # harness's own (run passes it no death signal, like any
+                # parent): still in the owner's process group, unlike the
+                # helper, which has its own session
+                try:
+                    os.killpg(owner.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             else:
                 starter = subprocess.Popen([self.tether, "-q", "-f", cfg, "start", "--json"],
                                            env=env, stdout=subprocess.PIPE,

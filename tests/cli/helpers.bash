@@ -170,6 +170,9 @@ kill_leftovers() {
         for p in $(helper_pids) $(cookie_pids); do kill -KILL "$p" 2>/dev/null; done
         for p in $(helper_pids) $(cookie_pids); do wait_gone "$p" 5; done
     done
+    # what the dead instances recorded (a SIGKILLed postmaster's segment, a
+    # server = URL database) goes with gc, before their directories do
+    "$TETHER" gc >/dev/null 2>&1 || true
 }
 
 # ---- waiting for events (bounded polling, never a fixed sleep) ----
