@@ -42,8 +42,10 @@ typedef int (*pg_worker_fn)(struct pg_job *j, const char *req, terr *e);
 int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char *req,
                    long long timeout_ns, terr *e);
 void pg_worker_forget(struct pg *pg);
-/* In a child of the helper: close every fd but 0-2 and keep[]. */
-void pg_close_fds_except(const int *keep, size_t n_keep);
+/* Fork a child of the helper, tied to it by PDEATHSIG, with every fd but
+ * 0-2, keep[] and (with sock) its end of a seqpacket socket closed: the
+ * pid in the helper, 0 in the child; *sock is each side's own end. */
+pid_t pg_fork(struct svc *s, int *sock, const int *keep, size_t n_keep, terr *e);
 
 const char *pg_dbname(const struct svc_conf *c);
 int pg_exec(PGconn *c, const char *sql, const char *label, terr *e);

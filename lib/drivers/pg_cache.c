@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -484,15 +483,11 @@ void pg_cache_make_spare(struct svc *s, struct pg *pg, int dstdir)
             close(kd);
         return;
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = pg_fork(s, NULL, &kd, 1, NULL);
     if (pid != 0) { /* the helper reaps it; a failed fork costs only speed */
         close(kd);
         return;
     }
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
-        _exit(0);
-    pg_close_fds_except(&kd, 1);
     setpriority(PRIO_PROCESS, 0, 10); /* behind the servers that are starting */
     int lock = openat(kd, "spare.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0 ||

@@ -50,7 +50,7 @@ void pg_job_reply(struct pg_job *j, int r, const terr *e)
 /* The child keeps only what the job needs: a client connection or the
  * control socket held here would outlive the helper's close of it (a
  * client waiting for EOF would wait for the job). */
-void pg_close_fds_except(const int *keep, size_t n_keep)
+static void close_fds_except(const int *keep, size_t n_keep)
 {
     DIR *d = opendir("/proc/self/fd");
     if (!d)
@@ -72,24 +72,55 @@ void pg_close_fds_except(const int *keep, size_t n_keep)
         close(fds[i]);
 }
 
-_Noreturn static void child(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, int sock,
-                           const int *keep, size_t n_keep, pid_t parent)
+pid_t pg_fork(struct svc *s, int *sock, const int *keep, size_t n_keep, terr *e)
 {
-    /* the helper's death ends the job (and, through theirs, its children) */
+    int sv[2] = {-1, -1};
+    if (sock && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return terr_set(e, errno, "[%s] socketpair: %m", s->conf->label);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int r = terr_set(e, errno, "[%s] fork: %m", s->conf->label);
+        if (sock) {
+            close(sv[0]);
+            close(sv[1]);
+        }
+        return r;
+    }
+    if (pid > 0) {
+        if (sock) {
+            close(sv[1]);
+            *sock = sv[0];
+        }
+        return pid;
+    }
+    /* the helper's death ends the child (and, through theirs, its own) */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
         _exit(3);
     int kept[16];
     size_t n = 0;
-    kept[n++] = sock;
+    if (sock) {
+        close(sv[0]);
+        kept[n++] = *sock = sv[1];
+    }
     for (size_t i = 0; i < n_keep && n < ARRAY_SIZE(kept); i++)
         kept[n++] = keep[i];
-    pg_close_fds_except(kept, n);
+    close_fds_except(kept, n);
+    return 0;
+}
+
+static int load_libpq(struct svc *s, terr *e)
+{
+    int r = pq_load(e);
+    return r < 0 ? terr_prefix(e, r, "[%s]", s->conf->label) : 0;
+}
+
+_Noreturn static void job(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, int sock)
+{
     struct pg_job j = {.s = s, .pg = pg, .arg = arg, .sock = sock};
     terr e = {0};
-    int r = pq_load(&e);
-    if (r < 0)
-        terr_prefix(&e, r, "[%s]", s->conf->label);
-    else
+    int r = load_libpq(s, &e);
+    if (r == 0)
         r = fn(&j, &e);
     pg_job_reply(&j, r, &e);
     _exit(r < 0 ? 1 : 0);
@@ -120,69 +151,45 @@ static int parse(char *buf, size_t len, strv *out, terr *e)
     return r;
 }
 
-static int job_finish(pid_t pid)
+static int wait_status(pid_t pid)
 {
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -errno;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
 }
 
 int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int *keep,
                size_t n_keep, strv *out, terr *e)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return terr_set(e, errno, "[%s] socketpair: %m", s->conf->label);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int r = terr_set(e, errno, "[%s] fork: %m", s->conf->label);
-        close(sv[0]);
-        close(sv[1]);
-        return r;
-    }
-    if (pid == 0) {
-        close(sv[0]);
-        child(s, pg, fn, arg, sv[1], keep, n_keep, parent);
-    }
-    close(sv[1]);
+    int sock;
+    pid_t pid = pg_fork(s, &sock, keep, n_keep, e);
+    if (pid < 0)
+        return pid;
+    if (pid == 0)
+        job(s, pg, fn, arg, sock);
     _cleanup_free_ char *buf = xmalloc(MSG_MAX);
     ssize_t n;
-    while ((n = recv(sv[0], buf, MSG_MAX, 0)) < 0 && errno == EINTR)
+    while ((n = recv(sock, buf, MSG_MAX, 0)) < 0 && errno == EINTR)
         ;
-    close(sv[0]);
-    int r;
-    if (n > 0) {
-        r = parse(buf, (size_t)n, out, e);
-    } else {
-        int status = 0;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        return terr_set(e, EIO, "[%s] the process that talks to postgres (pid %d) died without "
-                        "a word (%s %d)", s->conf->label, (int)pid,
-                        WIFSIGNALED(status) ? "signal" : "status",
-                        WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-    }
-    job_finish(pid);
-    return r;
+    close(sock);
+    int status = wait_status(pid);
+    if (n > 0)
+        return parse(buf, (size_t)n, out, e);
+    return terr_set(e, EIO, "[%s] the process that talks to postgres (pid %d) died without "
+                    "a word (%s %d)", s->conf->label, (int)pid,
+                    WIFSIGNALED(status) ? "signal" : "status",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
 /* The worker: a job that stays, for requests that come often (resets
  * between tests), so that each one costs neither the fork and libpq's
  * load nor a new connection.  It serves one request at a time; what it
  * does after its reply (the next spare) delays only the next request. */
-_Noreturn static void worker(struct svc *s, struct pg *pg, pg_worker_fn serve, int sock,
-                             pid_t parent)
+_Noreturn static void worker(struct svc *s, struct pg *pg, pg_worker_fn serve, int sock)
 {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
-        _exit(3);
-    pg_close_fds_except(&sock, 1);
     terr le = {0};
-    int lr = pq_load(&le);
-    if (lr < 0)
-        terr_prefix(&le, lr, "[%s]", s->conf->label);
+    int lr = load_libpq(s, &le);
     void *state = NULL;
     char req[1024];
     for (;;) {
@@ -220,23 +227,13 @@ static void worker_gone(struct pg *pg, bool kill_it)
 
 static int worker_start(struct svc *s, struct pg *pg, pg_worker_fn serve, terr *e)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return terr_set(e, errno, "[%s] socketpair: %m", s->conf->label);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int r = terr_set(e, errno, "[%s] fork: %m", s->conf->label);
-        close(sv[0]);
-        close(sv[1]);
-        return r;
-    }
-    if (pid == 0) {
-        close(sv[0]);
-        worker(s, pg, serve, sv[1], parent);
-    }
-    close(sv[1]);
-    pg->worker_fd = sv[0];
+    int sock;
+    pid_t pid = pg_fork(s, &sock, NULL, 0, e);
+    if (pid < 0)
+        return pid;
+    if (pid == 0)
+        worker(s, pg, serve, sock);
+    pg->worker_fd = sock;
     pg->worker_pid = pid;
     return 0;
 }
