@@ -7,7 +7,6 @@
  * NAME\0VALUE\0 pairs, or "E" followed by the error message; then EOF. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -347,14 +346,12 @@ static bool wait_child(pid_t pid, long long deadline)
                 close(pfd);
             return true;
         }
-        long long left = deadline - now_ns();
-        if (left <= 0 || pfd < 0) {
+        if (pfd < 0 || now_ns() >= deadline) {
             if (pfd >= 0)
                 close(pfd);
             return false;
         }
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        poll(&p, 1, (int)(left / 1000000 + 1));
+        pidfd_wait(pfd, deadline);
     }
 }
 
@@ -453,8 +450,7 @@ static bool exits_soon(pid_t pid)
     _cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pfd < 0)
         return errno == ESRCH;
-    struct pollfd p = {.fd = pfd, .events = POLLIN};
-    return poll(&p, 1, 200) > 0;
+    return pidfd_wait(pfd, now_ns() + 200000000LL);
 }
 
 /* A service found dead when asked for: say it crashed (and how). */

@@ -152,6 +152,17 @@ bool proc_same(const struct proc_id *id)
     return start == id->starttime;
 }
 
+bool pidfd_wait(int pfd, long long deadline)
+{
+    struct pollfd p = {.fd = pfd, .events = POLLIN};
+    int pr;
+    do {
+        long long left = deadline - now_ns();
+        pr = poll(&p, 1, left > 0 ? (int)(left / 1000000 + 1) : 0);
+    } while (pr < 0 && errno == EINTR);
+    return pr > 0;
+}
+
 int proc_kill_wait(const struct proc_id *id, int sig, long long timeout_ns)
 {
     long long deadline = now_ns() + timeout_ns;
@@ -163,13 +174,7 @@ int proc_kill_wait(const struct proc_id *id, int sig, long long timeout_ns)
         return 0;
     if (pfd >= 0) {
         syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0);
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        int pr;
-        do {
-            long long left = deadline - now_ns();
-            pr = poll(&p, 1, left > 0 ? (int)(left / 1000000 + 1) : 0);
-        } while (pr < 0 && errno == EINTR);
-        return pr == 0 ? -ETIMEDOUT : 0;
+        return pidfd_wait(pfd, deadline) ? 0 : -ETIMEDOUT;
     }
     kill(id->pid, sig);
     /* a zombie counts as gone (proc_same), as it does for the pidfd */

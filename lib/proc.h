@@ -25,6 +25,9 @@ bool proc_same(const struct proc_id *id);
  * the window for a recycled pid.  0 once it is gone (or was not there),
  * -ETIMEDOUT if it still runs. */
 int proc_kill_wait(const struct proc_id *id, int sig, long long timeout_ns);
+/* Wait on a pidfd until its process exits (true) or deadline, a
+ * now_ns() time, passes (false). */
+bool pidfd_wait(int pfd, long long deadline);
 /* The kernel's boot id (/proc/sys/kernel/random/boot_id), 36 chars + NUL. */
 int proc_boot_id(char out[64]);
 /* True if /proc/PID/environ contains the exact entry "name=value". */
