@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -345,4 +346,21 @@ const char *signal_name(int sig)
         if (sigs[i].sig == sig)
             return sigs[i].name;
     return "?";
+}
+
+int path_search(const char *name, bool (*ok)(const char *path), char *out, size_t outsz)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path;;) {
+        size_t n = strcspn(p, ":");
+        int w = n ? snprintf(out, outsz, "%.*s/%s", (int)n, p, name)
+                  : snprintf(out, outsz, "./%s", name);
+        if (w > 0 && (size_t)w < outsz && ok(out))
+            return 0;
+        if (!p[n])
+            return -ENOENT;
+        p += n + 1;
+    }
 }

@@ -89,4 +89,8 @@ int parse_duration(const char *s, long long *ns);
 int random_hex(char *out, size_t n);
 /* Signal name ("TERM", "SIGTERM", "15") to number; -EINVAL if unknown. */
 int parse_signal(const char *s);
+/* Look for name in $PATH (a default when unset) as execvp does: the first
+ * entry where ok(candidate) holds, an empty entry being the current
+ * directory.  0 and the candidate in out, or -ENOENT. */
+int path_search(const char *name, bool (*ok)(const char *path), char *out, size_t outsz);
 const char *signal_name(int sig);

@@ -110,26 +110,19 @@ static void build_env(strv *env, const struct var *vars, size_t n)
         strv_pushf(env, "%s=%s", vars[i].name, vars[i].value);
 }
 
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
 /* Whether NAME exists in a PATH directory (execvp fails with EACCES when
  * it merely met a directory it may not search, like root's ~/.cargo/bin
  * in a PATH inherited through su). */
 static bool on_path(const char *name)
 {
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    for (const char *p = path;;) {
-        size_t n = strcspn(p, ":");
-        char buf[PATH_MAX];
-        struct stat st;
-        if (snprintf(buf, sizeof(buf), "%.*s%s%s", (int)n, p, n ? "/" : "", name) <
-                (int)sizeof(buf) &&
-            stat(buf, &st) == 0)
-            return true;
-        if (!p[n])
-            return false;
-        p += n + 1;
-    }
+    char buf[PATH_MAX];
+    return path_search(name, exists, buf, sizeof(buf)) == 0;
 }
 
 /* Run CMD with the variables; returns its exit code.  Signals sent to us

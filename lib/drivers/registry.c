@@ -46,19 +46,5 @@ int driver_which(const char *bin, char *out, size_t outsz)
             return -ENOENT;
         return 0;
     }
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    for (const char *p = path;;) {
-        size_t n = strcspn(p, ":");
-        /* an empty PATH entry is the current directory */
-        int w = n ? snprintf(out, outsz, "%.*s/%s", (int)n, p, bin)
-                  : snprintf(out, outsz, "./%s", bin);
-        if (w > 0 && (size_t)w < outsz && is_exec(out))
-            return 0;
-        if (!p[n])
-            break;
-        p += n + 1;
-    }
-    return -ENOENT;
+    return path_search(bin, is_exec, out, outsz);
 }
