@@ -219,26 +219,57 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     eval "$(tether stop)"
 }
 
-@test "server = URL: helper SIGKILLed in mid CREATE DATABASE, gc still drops it once created" {
+# For the two tests below: a server with a database "tmpl" and a config
+# whose service "app" makes its databases from it ($server_url, $cfg).
+server_with_template() {
     eval "$(tether -q start postgresql)"
     server_url="$TETHER_POSTGRESQL_URL"
     psql_q -c "create database tmpl" "$server_url"
     cfg=$(printf '[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\ntemplate = tmpl\n' "$server_url" | config srv.ini)
-    # hold a lock on the template: our CREATE DATABASE ... TEMPLATE waits
+}
+
+# Hold a lock on the template from a transaction on fd 8, so that any
+# CREATE DATABASE ... TEMPLATE tmpl waits (commands started meanwhile must
+# close fd 8: only we may hold the holder's input open).
+hold_template() {
     mkfifo "$WORK/sql"
     psql -X -q "$server_url" <"$WORK/sql" >"$WORK/holder.out" 2>&1 &
     holder=$!
     exec 8>"$WORK/sql"
     echo "BEGIN; COMMENT ON DATABASE tmpl IS 'held'; SELECT 'locked';" >&8
     wait_for 10 grep -q locked "$WORK/holder.out"
-    # (fd 8 closed: only we may hold the holder's input open)
+}
+
+release_template() {
+    echo "COMMIT;" >&8
+    exec 8>&-
+    wait "$holder"
+}
+
+create_waiting() {
+    [ "$(psql_q -c "select count(*) from pg_stat_activity where wait_event_type = 'Lock'
+        and query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 1 ]
+}
+
+create_over() {
+    [ "$(psql_q -c "select count(*) from pg_stat_activity
+        where query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 0 ]
+}
+
+# Once the CREATE is over (it may still be copying), none of app's
+# databases may be left on the server.
+assert_no_app_database() {
+    wait_for 20 create_over
+    run psql_q -c "select datname from pg_database where datname like 'tether_%_app'" "$server_url"
+    [ -z "$output" ] || { echo "left on the server: $output; gc said: $(cat "$WORK/gc.out")" >&2; return 1; }
+}
+
+@test "server = URL: helper SIGKILLed in mid CREATE DATABASE, gc still drops it once created" {
+    server_with_template
+    hold_template
     "$TETHER" -q -f "$cfg" start >/dev/null 2>&1 8>&- &
     starter=$!
-    creating() {
-        [ "$(psql_q -c "select count(*) from pg_stat_activity where wait_event_type = 'Lock'
-            and query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 1 ]
-    }
-    wait_for 20 creating
+    wait_for 20 create_waiting
     helper=$(pgrep -P "$starter" -x tether-helper)
     [ -n "$helper" ]
     kill -KILL "$helper"
@@ -247,59 +278,29 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     # still waits: neither may drop "nothing" and go
     "$TETHER" gc >"$WORK/gc.out" 2>&1 8>&- &
     gc=$!
-    echo "COMMIT;" >&8
-    exec 8>&-
-    wait "$holder"
+    release_template
     wait "$gc"
     wait "$starter" || true
-    # the CREATE may still be copying: judge once it is over
-    created() {
-        [ "$(psql_q -c "select count(*) from pg_stat_activity
-            where query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 0 ]
-    }
-    wait_for 20 created
-    run psql_q -c "select datname from pg_database where datname like 'tether_%_app'" "$server_url"
-    [ -z "$output" ] || { echo "left on the server: $output; gc said: $(cat "$WORK/gc.out")" >&2; return 1; }
+    assert_no_app_database
     eval "$(tether stop)"
 }
 
 @test "server = URL: helper SIGKILLed in mid reset, gc drops the database its worker was making" {
-    eval "$(tether -q start postgresql)"
-    server_url="$TETHER_POSTGRESQL_URL"
-    psql_q -c "create database tmpl" "$server_url"
-    cfg=$(printf '[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\ntemplate = tmpl\n' "$server_url" | config srv.ini)
+    server_with_template
     eval "$("$TETHER" -q -f "$cfg" start)"
     helper=$SRV_APP_CONTROL_PID
-    # hold a lock on the template: the reset's CREATE DATABASE ... TEMPLATE waits
-    mkfifo "$WORK/sql"
-    psql -X -q "$server_url" <"$WORK/sql" >"$WORK/holder.out" 2>&1 &
-    holder=$!
-    exec 8>"$WORK/sql"
-    echo "BEGIN; COMMENT ON DATABASE tmpl IS 'held'; SELECT 'locked';" >&8
-    wait_for 10 grep -q locked "$WORK/holder.out"
+    hold_template
     "$TETHER" -q reset app >/dev/null 2>&1 8>&- &
     resetter=$!
-    creating() {
-        [ "$(psql_q -c "select count(*) from pg_stat_activity where wait_event_type = 'Lock'
-            and query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 1 ]
-    }
-    wait_for 20 creating
+    wait_for 20 create_waiting
     kill -KILL "$helper"
     wait_gone "$helper"
     "$TETHER" gc >"$WORK/gc.out" 2>&1 8>&- &
     gc=$!
-    echo "COMMIT;" >&8
-    exec 8>&-
-    wait "$holder"
+    release_template
     wait "$gc"
     wait "$resetter" || true
-    created() {
-        [ "$(psql_q -c "select count(*) from pg_stat_activity
-            where query like 'CREATE DATABASE%TEMPLATE%'" "$server_url")" = 0 ]
-    }
-    wait_for 20 created
-    run psql_q -c "select datname from pg_database where datname like 'tether_%_app'" "$server_url"
-    [ -z "$output" ] || { echo "left on the server: $output; gc said: $(cat "$WORK/gc.out")" >&2; return 1; }
+    assert_no_app_database
     unset SRV_APP_CONTROL_PID
     eval "$(tether stop)"
 }
