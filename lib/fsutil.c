@@ -224,6 +224,139 @@ int rm_rf_at(int dirfd, const char *name, terr *e)
     return r;
 }
 
+static const char *type_name(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFIFO:
+        return "a FIFO";
+    case S_IFSOCK:
+        return "a socket";
+    case S_IFDIR:
+        return "a directory";
+    case S_IFCHR:
+        return "a character device";
+    case S_IFBLK:
+        return "a block device";
+    case S_IFLNK:
+        return "a symlink";
+    default:
+        return "not a regular file";
+    }
+}
+
+/* Why openat(dirfd, name, ...O_NOFOLLOW) failed: a symlink gets its own
+ * message (and -ELOOP) whatever the flags made of it. */
+static int open_failed(int dirfd, const char *name, const char *path, int err, terr *e)
+{
+    struct stat st;
+    if (err == ELOOP ||
+        (err == ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+         S_ISLNK(st.st_mode)))
+        return terr_set(e, ELOOP, "%s: a symlink, not followed", path);
+    return terr_set(e, err, "cannot open %s: %s", path, strerror(err));
+}
+
+/* The directory that holds path's last component, reached from dirfd
+ * without following a symlink: *dfd (-1: dirfd itself) and *base, the last
+ * component.  An absolute path's directories are the caller's choice. */
+static int walk_to_parent(int dirfd, const char *path, int *dfd, const char **base, terr *e)
+{
+    *dfd = -1;
+    *base = path;
+    const char *slash;
+    while (path[0] != '/' && (slash = strchr(*base, '/'))) {
+        _cleanup_free_ char *name = xstrndup(*base, (size_t)(slash - *base));
+        *base = slash + 1;
+        if (!*name) /* "a//b" */
+            continue;
+        int at = *dfd >= 0 ? *dfd : dirfd;
+        int fd = openat(at, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int r = fd < 0 ? open_failed(at, name, path, errno, e) : 0;
+        if (*dfd >= 0)
+            close(*dfd);
+        *dfd = fd;
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* What fd is may be trusted to hold what owner wrote. */
+static int check_trusted(int fd, const char *path, uid_t owner, terr *e)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return terr_set(e, errno, "cannot stat %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return terr_set(e, EINVAL, "%s is %s, not a regular file: not read", path,
+                        type_name(st.st_mode));
+    if (owner == ANY_OWNER)
+        return 0;
+    if (st.st_uid != owner)
+        return terr_set(e, EPERM, "%s is owned by uid %u, not uid %u: not trusted", path,
+                        (unsigned)st.st_uid, (unsigned)owner);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return terr_set(e, EPERM, "%s is writable by others (mode %04o): not trusted", path,
+                        (unsigned)(st.st_mode & 07777));
+    return 0;
+}
+
+int open_file_trusted(int dirfd, const char *path, uid_t owner, terr *e)
+{
+    if (!path || !*path)
+        return terr_set(e, EINVAL, "open_file_trusted: empty path");
+    int pfd;
+    const char *base;
+    int r = walk_to_parent(dirfd, path, &pfd, &base, e);
+    if (r < 0)
+        return r;
+    int at = pfd >= 0 ? pfd : dirfd;
+    /* O_NONBLOCK: opening a FIFO would wait for a writer, forever */
+    _cleanup_close_ int fd =
+        openat(at, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    r = fd < 0 ? open_failed(at, base, path, errno, e) : check_trusted(fd, path, owner, e);
+    if (pfd >= 0)
+        close(pfd);
+    if (r < 0)
+        return r;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return terr_set(e, errno, "%s: fcntl: %s", path, strerror(errno));
+    return take_fd(&fd);
+}
+
+int read_file_trusted(int dirfd, const char *path, uid_t owner, size_t max, char **out,
+                      size_t *len, terr *e)
+{
+    _cleanup_close_ int fd = open_file_trusted(dirfd, path, owner, e);
+    if (fd < 0)
+        return fd;
+    _cleanup_sb_ strbuf b = {0};
+    for (;;) {
+        /* never more than max + 1 bytes: one too many says "too big" */
+        size_t chunk = b.len < 4096 ? 4096 : b.len;
+        if (chunk > max + 1 - b.len)
+            chunk = max + 1 - b.len;
+        sb_grow(&b, chunk);
+        ssize_t n = read(fd, b.s + b.len, chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return terr_set(e, errno, "cannot read %s: %s", path, strerror(errno));
+        if (n == 0)
+            break;
+        b.len += (size_t)n;
+        if (b.len > max)
+            return terr_set(e, EFBIG, "%s is larger than %zu bytes: not read", path, max);
+    }
+    sb_grow(&b, 0);
+    b.s[b.len] = '\0';
+    if (len)
+        *len = b.len;
+    *out = sb_steal(&b);
+    return 0;
+}
+
 int ensure_private_dir(const char *path, uid_t uid, terr *e)
 {
     if (mkdir(path, 0700) == 0) {

@@ -1,5 +1,5 @@
-/* File-system helpers for the state directory: safe removal and ownership
- * checks. */
+/* File-system helpers for the state directory: safe removal, ownership
+ * checks, and reading files that a less trusted user could have touched. */
 #pragma once
 #include <stdbool.h>
 #include <sys/types.h>
@@ -11,6 +11,25 @@
  * -EXDEV), and copes with entries vanishing underneath.  A missing name
  * is success. */
 int rm_rf_at(int dirfd, const char *name, terr *e);
+
+/* open_file_trusted(), read_file_trusted(): anyone may own the file. */
+#define ANY_OWNER ((uid_t)-1)
+
+/* Open dirfd/path to read a file that someone less trusted may have
+ * planted or swapped (as root, a service's directory belongs to its server
+ * user): no component of a relative path may be a symlink (of an absolute
+ * one, the last), the open never blocks (a FIFO), and what was opened must
+ * be a regular file that owner owns and nobody else may write (ANY_OWNER:
+ * any regular file).  A blocking O_RDONLY|O_CLOEXEC fd, or -errno with the
+ * reason in e: -ELOOP a symlink, -EINVAL not a regular file, -EPERM
+ * another owner or writable by others, -ENOENT missing. */
+int open_file_trusted(int dirfd, const char *path, uid_t owner, terr *e);
+
+/* The same, and read it whole: more than max bytes is -EFBIG (/proc's
+ * files, which say size 0, are capped too).  *out is NUL-terminated; len
+ * may be NULL. */
+int read_file_trusted(int dirfd, const char *path, uid_t owner, size_t max, char **out,
+                      size_t *len, terr *e);
 
 /* Make sure `path` is a directory owned by uid with mode 0700, creating it
  * (and only the last component) if missing.  Refuses symlinks, other

@@ -487,6 +487,130 @@ static void test_mkdir_p(void **state)
     assert_int_equal(mkdir_p("", 0700), -EINVAL);
 }
 
+/* ---- read_file_trusted: files a less trusted user may have planted ---- */
+
+/* read_file_trusted in a child under alarm(): a FIFO that blocked the
+ * open or the read must fail the test, not hang it.  The child's result
+ * (-errno, or the length read) comes back in its exit status. */
+static int read_guarded(int dirfd, const char *path, uid_t owner, size_t max, terr *e)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        alarm(5);
+        char *out = NULL;
+        size_t len = 0;
+        terr ce = {{0}};
+        int r = read_file_trusted(dirfd, path, owner, max, &out, &len, &ce);
+        if (write(p[1], ce.msg, sizeof(ce.msg)) < 0)
+            _exit(99);
+        _exit(r < 0 ? -r : (int)(len < 100 ? len : 100) + 150);
+    }
+    close(p[1]);
+    memset(e, 0, sizeof(*e));
+    ssize_t n = read(p[0], e->msg, sizeof(e->msg));
+    (void)n;
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        fail_msg("read_file_trusted(%s) hung (killed by signal %d)", path, WTERMSIG(status));
+    assert_true(WIFEXITED(status));
+    int code = WEXITSTATUS(status);
+    return code >= 150 ? code - 150 : -code;
+}
+
+static void expect_refused(int dirfd, const char *path, uid_t owner, size_t max, int err,
+                           const char *says)
+{
+    terr e;
+    int r = read_guarded(dirfd, path, owner, max, &e);
+    if (r != -err)
+        fail_msg("%s: got %d (%s), want %d", path, r, e.msg, -err);
+    if (!strstr(e.msg, says))
+        fail_msg("%s: message \"%s\" does not say \"%s\"", path, e.msg, says);
+}
+
+static void test_read_trusted_ok(void **state)
+{
+    assert_int_equal(mkdirat(tmpfd, "rt", 0700), 0);
+    assert_int_equal(mkdirat(tmpfd, "rt/sub", 0700), 0);
+    assert_int_equal(put(tmpfd, "rt/sub/rec", "12 34\n"), 0);
+    assert_int_equal(fchmodat(tmpfd, "rt/sub/rec", 0600, 0), 0);
+    char *out = NULL;
+    size_t len = 0;
+    terr e = {{0}};
+    assert_int_equal(read_file_trusted(tmpfd, "rt/sub/rec", geteuid(), 6, &out, &len, &e), 0);
+    assert_string_equal(out, "12 34\n");
+    assert_int_equal(len, 6);
+    free(out);
+    /* an empty file is "", terminated */
+    assert_int_equal(put(tmpfd, "rt/empty", ""), 0);
+    assert_int_equal(read_file_trusted(tmpfd, "rt/empty", ANY_OWNER, 0, &out, NULL, &e), 0);
+    assert_string_equal(out, "");
+    free(out);
+    /* the fd it hands out is blocking again */
+    int fd = open_file_trusted(tmpfd, "rt/sub/rec", geteuid(), &e);
+    assert_true(fd >= 0);
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    close(fd);
+}
+
+static void test_read_trusted_refuses(void **state)
+{
+    assert_int_equal(mkdirat(tmpfd, "rr", 0700), 0);
+    assert_int_equal(put(tmpfd, "rr/real", "x"), 0);
+    assert_int_equal(fchmodat(tmpfd, "rr/real", 0600, 0), 0);
+    assert_int_equal(mkfifoat(tmpfd, "rr/fifo", 0600), 0);
+    assert_int_equal(symlinkat("/dev/zero", tmpfd, "rr/zero"), 0);
+    assert_int_equal(symlinkat("real", tmpfd, "rr/link"), 0);
+    assert_int_equal(symlinkat(".", tmpfd, "rr/dirlink"), 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/rr", tmp);
+    assert_int_equal(make_socket(tmpfd, path, "sock"), 0);
+    uid_t me = geteuid();
+
+    expect_refused(tmpfd, "rr/fifo", me, 100, EINVAL, "is a FIFO, not a regular file");
+    expect_refused(tmpfd, "rr/fifo", ANY_OWNER, 100, EINVAL, "FIFO");
+    expect_refused(tmpfd, "rr/zero", ANY_OWNER, 100, ELOOP, "a symlink, not followed");
+    expect_refused(tmpfd, "rr/link", me, 100, ELOOP, "rr/link: a symlink");
+    /* a symlink on the way there is refused as well */
+    expect_refused(tmpfd, "rr/dirlink/real", me, 100, ELOOP, "rr/dirlink/real: a symlink");
+    expect_refused(tmpfd, "rr/sock", ANY_OWNER, 100, ENXIO, "cannot open rr/sock");
+    expect_refused(tmpfd, "rr", ANY_OWNER, 100, EINVAL, "is a directory");
+    expect_refused(AT_FDCWD, "/dev/zero", ANY_OWNER, 100, EINVAL, "a character device");
+    expect_refused(tmpfd, "rr/missing", me, 100, ENOENT, "No such file");
+    /* someone else's, or writable by others */
+    expect_refused(tmpfd, "rr/real", me + 1, 100, EPERM, "not trusted");
+    assert_int_equal(fchmodat(tmpfd, "rr/real", 0620, 0), 0);
+    expect_refused(tmpfd, "rr/real", me, 100, EPERM, "writable by others (mode 0620)");
+    /* ANY_OWNER takes the file as it is */
+    assert_int_equal(read_guarded(tmpfd, "rr/real", ANY_OWNER, 100, &(terr){{0}}), 1);
+}
+
+static void test_read_trusted_size_cap(void **state)
+{
+    assert_int_equal(mkdirat(tmpfd, "rs", 0700), 0);
+    char big[10001];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(put(tmpfd, "rs/big", big), 0);
+    assert_int_equal(fchmodat(tmpfd, "rs/big", 0600, 0), 0);
+    terr e = {{0}};
+    char *out = NULL;
+    size_t len = 0;
+    /* exactly the cap is fine, one byte more is not */
+    assert_int_equal(read_file_trusted(tmpfd, "rs/big", geteuid(), 10000, &out, &len, &e), 0);
+    assert_int_equal(len, 10000);
+    free(out);
+    expect_refused(tmpfd, "rs/big", geteuid(), 9999, EFBIG, "larger than 9999 bytes");
+    /* /proc's files say size 0: the cap holds while reading */
+    expect_refused(AT_FDCWD, "/proc/self/maps", ANY_OWNER, 10, EFBIG, "larger than 10 bytes");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +621,9 @@ int main(void)
         cmocka_unit_test(test_rm_rf_mount),
         cmocka_unit_test(test_ensure_private_dir),
         cmocka_unit_test(test_mkdir_p),
+        cmocka_unit_test(test_read_trusted_ok),
+        cmocka_unit_test(test_read_trusted_refuses),
+        cmocka_unit_test(test_read_trusted_size_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
