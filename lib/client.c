@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include "client.h"
+#include "fsutil.h"
 #include "instance.h"
 
 static const char *env_get(char **envp, const char *name)
@@ -138,7 +139,8 @@ int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
 int configfile_names(const char *path, strv *names)
 {
     _cleanup_free_ char *text = NULL;
-    int r = read_file_at(AT_FDCWD, path, &text, NULL);
+    /* the instance's, so ours: never a FIFO that hangs `stop` */
+    int r = read_file_trusted(AT_FDCWD, path, geteuid(), CONFIGFILE_MAX, &text, NULL, NULL);
     if (r < 0)
         return r;
     const char *p = text;

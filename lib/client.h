@@ -27,5 +27,8 @@ int control_request(const char *instdir, const char *req, char **reply, terr *e)
  * has cleaned up; if it is already dead, reap what it left (gc). */
 int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e);
 
+/* A CONFIGFILE is a few lines per variable: read no more than this. */
+#define CONFIGFILE_MAX (1 << 20)
+
 /* Names of the variables a CONFIGFILE defines (for unset lines). */
 int configfile_names(const char *path, strv *names);

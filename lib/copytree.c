@@ -62,6 +62,20 @@ static int copy_file(struct copy *c, int sfd, int dfd, off_t size)
     return 0;
 }
 
+/* The source tree may belong to a less trusted user (as root, the cache's
+ * clusters are the server user's): a regular file at stat time may be a
+ * FIFO by the open, which must not wait for a writer. */
+static int open_source(int sdir, const char *name)
+{
+    int fd = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)))
+        return fd;
+    close(fd);
+    errno = EINVAL;
+    return -1;
+}
+
 static int copy_dir(struct copy *c, int sdir, int ddir, int depth, terr *e)
 {
     if (depth > 64)
@@ -104,9 +118,10 @@ static int copy_dir(struct copy *c, int sdir, int ddir, int depth, terr *e)
             if (d2 >= 0)
                 close(d2);
         } else if (S_ISREG(st.st_mode)) {
-            int s2 = st.st_size > 0 ? openat(sdir, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -2;
-            int d2 = openat(ddir, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            st.st_mode & 07777);
+            int s2 = st.st_size > 0 ? open_source(sdir, n) : -2;
+            int d2 = s2 == -1 ? -1
+                              : openat(ddir, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                                    O_CLOEXEC, st.st_mode & 07777);
             if (s2 == -1 || d2 < 0)
                 r = terr_set(e, errno, "copy: open %s: %m", n);
             else if (s2 >= 0 && (r = copy_file(c, s2, d2, st.st_size)) < 0)

@@ -26,6 +26,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "fsutil.h"
 #include "json.h"
 #include "tether-build.h"
 #include <tether/tether.h>
@@ -419,9 +420,9 @@ static int start_new(tether_service *s, bool fixed)
 static int read_configfile(const char *path, struct var **vars, size_t *n, terr *e)
 {
     _cleanup_free_ char *text = NULL;
-    int r = read_file_at(AT_FDCWD, path, &text, NULL);
+    int r = read_file_trusted(AT_FDCWD, path, geteuid(), CONFIGFILE_MAX, &text, NULL, e);
     if (r < 0)
-        return terr_set(e, r, "cannot read %s: %s", path, strerror(-r));
+        return r;
     *vars = NULL;
     *n = 0;
     const char *p = text;

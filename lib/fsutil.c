@@ -290,7 +290,7 @@ static int check_trusted(int fd, const char *path, uid_t owner, terr *e)
     if (!S_ISREG(st.st_mode))
         return terr_set(e, EINVAL, "%s is %s, not a regular file: not read", path,
                         type_name(st.st_mode));
-    if (owner == ANY_OWNER)
+    if (owner == USER_PATH)
         return 0;
     if (st.st_uid != owner)
         return terr_set(e, EPERM, "%s is owned by uid %u, not uid %u: not trusted", path,
@@ -305,15 +305,16 @@ int open_file_trusted(int dirfd, const char *path, uid_t owner, terr *e)
 {
     if (!path || !*path)
         return terr_set(e, EINVAL, "open_file_trusted: empty path");
-    int pfd;
-    const char *base;
-    int r = walk_to_parent(dirfd, path, &pfd, &base, e);
+    int pfd = -1;
+    const char *base = path;
+    bool follow = owner == USER_PATH;
+    int r = follow ? 0 : walk_to_parent(dirfd, path, &pfd, &base, e);
     if (r < 0)
         return r;
     int at = pfd >= 0 ? pfd : dirfd;
     /* O_NONBLOCK: opening a FIFO would wait for a writer, forever */
-    _cleanup_close_ int fd =
-        openat(at, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    _cleanup_close_ int fd = openat(at, base, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+                                                  (follow ? 0 : O_NOFOLLOW));
     r = fd < 0 ? open_failed(at, base, path, errno, e) : check_trusted(fd, path, owner, e);
     if (pfd >= 0)
         close(pfd);

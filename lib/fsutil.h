@@ -12,17 +12,21 @@
  * is success. */
 int rm_rf_at(int dirfd, const char *name, terr *e);
 
-/* open_file_trusted(), read_file_trusted(): anyone may own the file. */
-#define ANY_OWNER ((uid_t)-1)
+/* open_file_trusted(), read_file_trusted() of a path the user named (an
+ * init_sql file): its symlinks are followed, as the user's shell would,
+ * and anyone may own it. */
+#define USER_PATH ((uid_t)-1)
 
 /* Open dirfd/path to read a file that someone less trusted may have
  * planted or swapped (as root, a service's directory belongs to its server
  * user): no component of a relative path may be a symlink (of an absolute
  * one, the last), the open never blocks (a FIFO), and what was opened must
- * be a regular file that owner owns and nobody else may write (ANY_OWNER:
- * any regular file).  A blocking O_RDONLY|O_CLOEXEC fd, or -errno with the
- * reason in e: -ELOOP a symlink, -EINVAL not a regular file, -EPERM
- * another owner or writable by others, -ENOENT missing. */
+ * be a regular file that owner owns and nobody else may write.  With
+ * owner USER_PATH, only the last condition is dropped and symlinks are
+ * followed: still a regular file, still no wait.  A blocking
+ * O_RDONLY|O_CLOEXEC fd, or -errno with the reason in e: -ELOOP a symlink,
+ * -EINVAL not a regular file, -EPERM another owner or writable by others,
+ * -ENOENT missing. */
 int open_file_trusted(int dirfd, const char *path, uid_t owner, terr *e);
 
 /* The same, and read it whole: more than max bytes is -EFBIG (/proc's

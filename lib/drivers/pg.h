@@ -53,7 +53,6 @@ int pg_exec(PGconn *c, const char *sql, const char *label, terr *e);
 char *pg_quote_ident(PGconn *c, const char *name);
 /* " STRATEGY = FILE_COPY" where the server has it (15+), else "" */
 const char *pg_copy_strategy(PGconn *c);
-int pg_remove_shm(int svcdir_fd);
 void pg_server_args(struct svc *s, const char *bindir, const char *datadir, const char *sockdir,
                     int port, strv *argv);
 /* The template a reset copies: <dbname>_template in a private cluster,

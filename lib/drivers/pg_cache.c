@@ -24,6 +24,7 @@
 #include "pg.h"
 
 #define CACHE_FORMAT "tether-pg-cache-3"
+#define INIT_SQL_MAX (256 << 20) /* a schema, not a data load */
 
 static bool is_exe(const char *dir, const char *name)
 {
@@ -148,10 +149,10 @@ static int cache_key(struct svc *s, struct pg *pg, char out[32], char **sql, ter
     *sql = NULL;
     if (path) {
         size_t len;
-        int r = read_file_at(AT_FDCWD, path, sql, &len);
+        /* as root too: a FIFO must not hang the start, nor a huge file eat memory */
+        int r = read_file_trusted(AT_FDCWD, path, USER_PATH, INIT_SQL_MAX, sql, &len, e);
         if (r < 0)
-            return terr_set(e, r, "[%s] cannot read init_sql = %s: %s", s->conf->label, path,
-                            strerror(-r));
+            return terr_prefix(e, r, "[%s] cannot read init_sql = %s", s->conf->label, path);
         fnv(&h, *sql, len);
     }
     snprintf(out, 32, "pg-%016llx", h);

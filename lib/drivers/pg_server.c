@@ -8,10 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../fsutil.h"
 #include "../service.h"
 #include "pg.h"
 
 #define RECORD "external-db"
+#define RECORD_MAX 65536 /* a URL, two names */
 
 /* The server as messages show it: with any password replaced by ***, as
  * errors end up on consoles and in CI logs.  Covers the URL's user:PASS@
@@ -279,8 +281,10 @@ int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e)
 int pg_server_reap(int svcdir_fd, terr *e)
 {
     _cleanup_free_ char *text = NULL;
-    if (read_file_at(svcdir_fd, RECORD, &text, NULL) < 0)
-        return 0;
+    /* written by us (no server of ours runs as anyone else here) */
+    int r = read_file_trusted(svcdir_fd, RECORD, geteuid(), RECORD_MAX, &text, NULL, e);
+    if (r < 0)
+        return r == -ENOENT ? 0 : terr_prefix(e, r, "cannot tell which database to drop");
     char *save = NULL;
     char *url = strtok_r(text, "\n", &save);
     char *maint = strtok_r(NULL, "\n", &save);
@@ -288,7 +292,7 @@ int pg_server_reap(int svcdir_fd, terr *e)
     if (!url || !maint || !db)
         return 0;
     /* gc runs in the tether command, not in a helper: libpq right here */
-    int r = pq_load(e);
+    r = pq_load(e);
     if (r < 0)
         return r;
     return drop_db(url, maint, db, e);

@@ -437,44 +437,127 @@ static int pg_probe(struct svc *s, terr *e)
     return pg_job_run(s, pg_of(s), job_ping, NULL, NULL, 0, NULL, e);
 }
 
-/* Line 7 of postmaster.pid: the System V segment's key and id. */
-static int shm_from_pidfile(int svcdir_fd, unsigned long *key, int *id)
+/* Tether's own record of the server's System V segment, written once the
+ * server is ready: postgres removes postmaster.pid as it shuts down, and a
+ * helper killed half-way through a stop must not take the segment's id
+ * with it.  The record lives in INSTANCE/LABEL.rec, beside the service's
+ * directory and not in it: as root, that directory belongs to the server's
+ * user, and what a test's SQL can write there (COPY ... TO PROGRAM) must
+ * neither choose the segment that root removes nor make it wait on a FIFO
+ * or read /dev/zero. */
+#define RECORDS ".rec"
+#define SHM_RECORD "shm"
+#define SHM_RECORD_MAX 256
+#define PIDFILE_MAX 4096 /* postmaster.pid: eight short lines */
+
+struct shm_rec {
+    unsigned long key;
+    int id;
+    pid_t pm;  /* the postmaster that made it */
+    uid_t uid; /* the server's user, who must have made it and own it */
+};
+
+static uid_t server_uid(const struct svc *s) { return s->run_as ? s->uid : geteuid(); }
+
+/* INSTANCE/LABEL.rec (made if create): only ours, or an error.  -ENOENT
+ * (no message) when there is none. */
+static int open_records(int instfd, const char *label, bool create, terr *e)
+{
+    _cleanup_free_ char *name = xasprintf("%s" RECORDS, label);
+    if (create && mkdirat(instfd, name, 0700) < 0 && errno != EEXIST)
+        return terr_set(e, errno, "[%s] cannot create %s: %m", label, name);
+    _cleanup_close_ int fd = openat(instfd, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ENOENT
+                               : terr_set(e, errno, "[%s] cannot open %s: %m", label, name);
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077))
+        return terr_set(e, EPERM, "[%s] %s is not tether's own 0700 directory: not trusted",
+                        label, name);
+    return take_fd(&fd);
+}
+
+/* Lines 1 and 7 of postmaster.pid: the postmaster's pid, the segment's key
+ * and id.  Postgres writes it: a file of the server's user. */
+static int shm_from_pidfile(int svcdir_fd, uid_t uid, struct shm_rec *rec, terr *e)
 {
     _cleanup_free_ char *text = NULL;
-    if (read_file_at(svcdir_fd, "data/postmaster.pid", &text, NULL) < 0)
-        return -ENOENT;
+    int r = read_file_trusted(svcdir_fd, "data/postmaster.pid", uid, PIDFILE_MAX, &text, NULL,
+                              e);
+    if (r < 0)
+        return r;
     const char *p = text;
     for (int line = 1; line < 7 && p; line++) {
         p = strchr(p, '\n');
         if (p)
             p++;
     }
-    return p && sscanf(p, "%lu %d", key, id) == 2 ? 0 : -EINVAL;
+    int pm;
+    if (sscanf(text, "%d", &pm) != 1 || pm <= 0 || !p ||
+        sscanf(p, "%lu %d", &rec->key, &rec->id) != 2)
+        return terr_set(e, EINVAL, "data/postmaster.pid names no shared memory segment");
+    rec->pm = pm;
+    rec->uid = uid;
+    return 0;
 }
 
-/* Our own record of the segment, made once the server is ready: postgres
- * removes postmaster.pid as it shuts down, and a helper killed half-way
- * through a stop must not take the segment's id with it. */
+static int shm_from_record(int recfd, struct shm_rec *rec, terr *e)
+{
+    _cleanup_free_ char *text = NULL;
+    int r = read_file_trusted(recfd, SHM_RECORD, geteuid(), SHM_RECORD_MAX, &text, NULL, e);
+    if (r < 0)
+        return r;
+    int pm;
+    unsigned uid;
+    if (sscanf(text, "%lu %d %d %u", &rec->key, &rec->id, &pm, &uid) != 4 || pm <= 0)
+        return terr_set(e, EINVAL, RECORDS "/" SHM_RECORD " is not a segment record");
+    rec->pm = pm;
+    rec->uid = uid;
+    return 0;
+}
+
 static int pg_on_ready(struct svc *s, terr *e)
 {
     if (s->external)
         return 0;
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    unsigned long key;
-    int id;
-    if (fd < 0 || shm_from_pidfile(fd, &key, &id) < 0)
+    struct shm_rec rec;
+    /* none to be read: cleanup falls back to postmaster.pid */
+    if (fd < 0 || shm_from_pidfile(fd, server_uid(s), &rec, NULL) < 0)
         return 0;
-    char rec[64];
-    int n = snprintf(rec, sizeof(rec), "%lu %d %d\n", key, id, (int)s->pid);
-    return write_file_atomic(fd, "shm-segment", rec, (size_t)n, 0600);
+    rec.pm = s->pid; /* ours for certain, whatever the file says */
+    _cleanup_close_ int rfd = open_records(s->inst->dirfd, s->conf->label, true, e);
+    if (rfd < 0)
+        return rfd;
+    char line[96];
+    int n = snprintf(line, sizeof(line), "%lu %d %d %u\n", rec.key, rec.id, (int)rec.pm,
+                     (unsigned)rec.uid);
+    int r = write_file_atomic(rfd, SHM_RECORD, line, (size_t)n, 0600);
+    if (r < 0)
+        return terr_set(e, r, "[%s] cannot write %s/%s" RECORDS "/" SHM_RECORD ": %s",
+                        s->conf->label, s->inst->dir, s->conf->label, strerror(-r));
+    return 0;
 }
 
-/* A SIGKILLed postmaster leaves its System V segment; remove it once
- * nothing is attached. */
+/* Remove segment id if it is the one rec means: made and owned by the
+ * server's user, created by our postmaster, and (with_key) rec's key. */
+static int remove_if_ours(int id, const struct shm_rec *rec, bool with_key, terr *e)
+{
+    struct shmid_ds ds;
+    if (shmctl(id, IPC_STAT, &ds) < 0)
+        return 0; /* gone already, or not ours to see */
+    if ((with_key && (unsigned long)ds.shm_perm.__key != rec->key) ||
+        ds.shm_perm.uid != rec->uid || ds.shm_perm.cuid != rec->uid || ds.shm_cpid != rec->pm)
+        return 0; /* not the one we think */
+    if (shmctl(id, IPC_RMID, NULL) < 0)
+        return terr_set(e, errno, "cannot remove shared memory segment %d: %m", id);
+    return 0;
+}
+
 /* After a crash of one of its processes the postmaster reinitialises with
  * a new segment: catch those too, by their creator (our postmaster) and
  * only when nothing is attached. */
-static void remove_shm_of(pid_t cpid)
+static void remove_shm_of(const struct shm_rec *rec)
 {
     FILE *f = fopen("/proc/sysvipc/shm", "re");
     if (!f)
@@ -491,33 +574,30 @@ static void remove_shm_of(pid_t cpid)
         unsigned long size, nattch;
         if (sscanf(line, "%ld %d %o %lu %d %d %lu", &key, &id, &perms, &size, &pid, &lpid,
                    &nattch) == 7 &&
-            pid == cpid && nattch == 0)
-            shmctl(id, IPC_RMID, NULL);
+            pid == rec->pm && nattch == 0)
+            remove_if_ours(id, rec, false, NULL);
     }
     fclose(f);
 }
 
-int pg_remove_shm(int svcdir_fd)
+/* A SIGKILLed postmaster leaves its System V segment: remove it, going by
+ * our record, or by postmaster.pid when the server never got ready (read
+ * as the file of uid, the server's user). */
+static int remove_shm(int recfd, int svcdir_fd, uid_t uid, terr *e)
 {
-    unsigned long key;
-    int id, pm = 0;
-    _cleanup_free_ char *rec = NULL;
-    if (read_file_at(svcdir_fd, "shm-segment", &rec, NULL) < 0 ||
-        sscanf(rec, "%lu %d %d", &key, &id, &pm) < 2) {
-        if (shm_from_pidfile(svcdir_fd, &key, &id) < 0)
-            return 0;
-    }
-    if (pm > 0)
-        remove_shm_of(pm);
-    struct shmid_ds ds;
-    if (shmctl(id, IPC_STAT, &ds) < 0)
+    struct shm_rec rec;
+    int r = recfd >= 0 ? shm_from_record(recfd, &rec, e) : -ENOENT;
+    if (r == -ENOENT && svcdir_fd >= 0)
+        r = shm_from_pidfile(svcdir_fd, uid, &rec, e);
+    if (r == -ENOENT)
         return 0;
-    if ((unsigned long)ds.shm_perm.__key != key)
-        return 0; /* not the one we think */
+    if (r < 0)
+        return terr_prefix(e, r, "cannot tell which shared memory segment to remove");
+    remove_shm_of(&rec);
     /* Even while attached: the backends of a SIGKILLed postmaster notice
      * its death only a moment later, and the record goes with the
      * instance directory.  IPC_RMID frees it as the last one detaches. */
-    return shmctl(id, IPC_RMID, NULL) < 0 ? -errno : 0;
+    return remove_if_ours(rec.id, &rec, true, e);
 }
 
 static int pg_cleanup(struct svc *s, terr *e)
@@ -527,15 +607,25 @@ static int pg_cleanup(struct svc *s, terr *e)
     if (pg->server_url)
         return pg_server_cleanup(s, pg, e);
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0)
-        pg_remove_shm(fd);
-    return 0;
+    _cleanup_close_ int rfd = open_records(s->inst->dirfd, s->conf->label, false, e);
+    int r = rfd < 0 && rfd != -ENOENT ? rfd : remove_shm(rfd, fd, server_uid(s), e);
+    return r < 0 ? terr_prefix(e, r, "[%s]", s->conf->label) : 0;
 }
 
+/* gc has the service's directory (id/label): our records are beside it,
+ * and its owner is the server's user (pg_prepare made it so). */
 static int pg_reap(int svcdir_fd, const char *svcdir, terr *e)
 {
-    (void)svcdir;
-    pg_remove_shm(svcdir_fd);
+    const char *slash = strrchr(svcdir, '/');
+    const char *label = slash ? slash + 1 : svcdir;
+    _cleanup_close_ int instfd = openat(svcdir_fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int rfd = instfd < 0 ? -ENOENT : open_records(instfd, label, false, e);
+    struct stat st;
+    int r = rfd < 0 && rfd != -ENOENT ? rfd
+            : fstat(svcdir_fd, &st) < 0 ? terr_set(e, errno, "%s: %m", svcdir)
+                                         : remove_shm(rfd, svcdir_fd, st.st_uid, e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", label);
     return pg_server_reap(svcdir_fd, e);
 }
 

@@ -549,7 +549,7 @@ static void test_read_trusted_ok(void **state)
     free(out);
     /* an empty file is "", terminated */
     assert_int_equal(put(tmpfd, "rt/empty", ""), 0);
-    assert_int_equal(read_file_trusted(tmpfd, "rt/empty", ANY_OWNER, 0, &out, NULL, &e), 0);
+    assert_int_equal(read_file_trusted(tmpfd, "rt/empty", USER_PATH, 0, &out, NULL, &e), 0);
     assert_string_equal(out, "");
     free(out);
     /* the fd it hands out is blocking again */
@@ -574,21 +574,24 @@ static void test_read_trusted_refuses(void **state)
     uid_t me = geteuid();
 
     expect_refused(tmpfd, "rr/fifo", me, 100, EINVAL, "is a FIFO, not a regular file");
-    expect_refused(tmpfd, "rr/fifo", ANY_OWNER, 100, EINVAL, "FIFO");
-    expect_refused(tmpfd, "rr/zero", ANY_OWNER, 100, ELOOP, "a symlink, not followed");
+    expect_refused(tmpfd, "rr/fifo", USER_PATH, 100, EINVAL, "FIFO");
+    expect_refused(tmpfd, "rr/zero", geteuid(), 100, ELOOP, "a symlink, not followed");
+    /* a path the user named: followed, but /dev/zero is still no file */
+    expect_refused(tmpfd, "rr/zero", USER_PATH, 100, EINVAL, "a character device");
     expect_refused(tmpfd, "rr/link", me, 100, ELOOP, "rr/link: a symlink");
     /* a symlink on the way there is refused as well */
     expect_refused(tmpfd, "rr/dirlink/real", me, 100, ELOOP, "rr/dirlink/real: a symlink");
-    expect_refused(tmpfd, "rr/sock", ANY_OWNER, 100, ENXIO, "cannot open rr/sock");
-    expect_refused(tmpfd, "rr", ANY_OWNER, 100, EINVAL, "is a directory");
-    expect_refused(AT_FDCWD, "/dev/zero", ANY_OWNER, 100, EINVAL, "a character device");
+    expect_refused(tmpfd, "rr/sock", USER_PATH, 100, ENXIO, "cannot open rr/sock");
+    expect_refused(tmpfd, "rr", USER_PATH, 100, EINVAL, "is a directory");
+    expect_refused(AT_FDCWD, "/dev/zero", USER_PATH, 100, EINVAL, "a character device");
     expect_refused(tmpfd, "rr/missing", me, 100, ENOENT, "No such file");
     /* someone else's, or writable by others */
     expect_refused(tmpfd, "rr/real", me + 1, 100, EPERM, "not trusted");
     assert_int_equal(fchmodat(tmpfd, "rr/real", 0620, 0), 0);
     expect_refused(tmpfd, "rr/real", me, 100, EPERM, "writable by others (mode 0620)");
-    /* ANY_OWNER takes the file as it is */
-    assert_int_equal(read_guarded(tmpfd, "rr/real", ANY_OWNER, 100, &(terr){{0}}), 1);
+    /* USER_PATH takes the file as it is, through a link too */
+    assert_int_equal(read_guarded(tmpfd, "rr/real", USER_PATH, 100, &(terr){{0}}), 1);
+    assert_int_equal(read_guarded(tmpfd, "rr/dirlink/link", USER_PATH, 100, &(terr){{0}}), 1);
 }
 
 static void test_read_trusted_size_cap(void **state)
@@ -608,7 +611,7 @@ static void test_read_trusted_size_cap(void **state)
     free(out);
     expect_refused(tmpfd, "rs/big", geteuid(), 9999, EFBIG, "larger than 9999 bytes");
     /* /proc's files say size 0: the cap holds while reading */
-    expect_refused(AT_FDCWD, "/proc/self/maps", ANY_OWNER, 10, EFBIG, "larger than 10 bytes");
+    expect_refused(AT_FDCWD, "/proc/self/maps", USER_PATH, 10, EFBIG, "larger than 10 bytes");
 }
 
 int main(void)
