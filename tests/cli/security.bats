@@ -12,7 +12,11 @@
 #   - as root, PostgreSQL leaves no postgres-owned file outside the
 #     instance and the cache;
 #   - credentials (server = URL with a password) land only in 0600 files,
-#     never in messages, logs or command lines.
+#     never in messages, logs or command lines;
+#   - as root, what the postgres user can write (its service directory, so
+#     any test's COPY ... TO PROGRAM) steers nothing root does: a forged
+#     segment record or postmaster.pid removes no other user's segment, a
+#     FIFO or a link to /dev/zero hangs neither stop nor gc (issue 9.3).
 # Tests that need root (setpriv, chown, the postgres user) skip otherwise.
 
 load helpers
@@ -26,6 +30,11 @@ setup() {
 
 teardown() {
     if [ -n "${SHM_DEFAULT:-}" ]; then rm -rf -- "$SHM_DEFAULT"; fi
+    # what a test planted for the server to trip us with: gone before the
+    # teardown's gc, which would trip over it too on a tether without the fix
+    if [ -n "${PLANTED:-}" ]; then rm -f -- $PLANTED; fi
+    if [ -n "${FOREIGN_PID:-}" ]; then kill -KILL "$FOREIGN_PID" && wait_gone "$FOREIGN_PID"; fi
+    if [ -n "${FOREIGN_ID:-}" ]; then ipcrm -m "$FOREIGN_ID" 2>/dev/null || true; fi
     tether_teardown
 }
 
@@ -101,7 +110,9 @@ EOF
     # the instance's own files are root's and private; the server's are
     # postgres' and private (the notify socket is postgres', 0755 at most)
     assert_private_tree "$inst" root "/postgresql($|/|\.notify$)"
-    assert_private_tree "$TETHER_POSTGRESQL_DIR" postgres " $TETHER_POSTGRESQL_DIR/shm-segment\$"
+    assert_private_tree "$TETHER_POSTGRESQL_DIR" postgres
+    # tether's own records are beside it, out of postgres' reach
+    assert_mode "$inst/postgresql.rec" "700 root"
     assert_mode "$inst/postgresql.notify" "755 postgres"
     eval "$(tether stop)"
     # a reused state root is tightened back by the next instance? no: 0711
@@ -341,7 +352,7 @@ print("connected"); sys.exit(1)' "$sock"
 }
 
 # SysV segments created by PID (the postmaster), if any remain
-segments_of() { awk -v p="$1" 'NR > 1 && $8 == p { print $2 }' /proc/sysvipc/shm; }
+segments_of() { awk -v p="$1" 'NR > 1 && $5 == p { print $2 }' /proc/sysvipc/shm; }
 
 # new postgres-owned entries: directly in the world-writable directories
 # (the postgres user cannot write below others' directories there) and
@@ -419,4 +430,145 @@ postgres_files_since() {
     [ "$status" -ne 0 ]
     assert_output_has "password=***"
     [[ $output != *"$pw"* ]]
+}
+
+# ---- as root, the postgres user's files steer nothing root does (9.3) ----
+
+# SQL as the server's user, as any test may run it
+pg_sql() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+
+# A System V segment of another user (nobody), in use by its process
+# (FOREIGN_PID): what a forged record would name.  Sets FOREIGN_KEY,
+# FOREIGN_ID, FOREIGN_CPID.
+foreign_segment() {
+    FOREIGN_KEY=$((0x54e70000 + RANDOM))
+    # not through as_nobody: $! must be the python process itself; and
+    # without bats' fd 3, which bats would wait for
+    setpriv --reuid=nobody --regid=nogroup --clear-groups "$PY" -c '
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+shm_id = libc.shmget(int(sys.argv[1]), 4096, 0o1000 | 0o600)  # IPC_CREAT
+if shm_id < 0 or libc.shmat(shm_id, None, 0) == ctypes.c_void_p(-1).value:
+    sys.exit("shm: errno %d" % ctypes.get_errno())
+print(shm_id, flush=True)
+time.sleep(300)
+' "$FOREIGN_KEY" >"$WORK/foreign" 3>&- &
+    FOREIGN_PID=$!
+    wait_file "$WORK/foreign"
+    FOREIGN_ID="$(cat "$WORK/foreign")"
+    FOREIGN_CPID="$(awk -v i="$FOREIGN_ID" 'NR > 1 && $2 == i { print $5 }' /proc/sysvipc/shm)"
+    [ "$FOREIGN_CPID" = "$FOREIGN_PID" ]
+}
+
+# the foreign segment is still there, nobody's, with its key (a removed
+# segment that is still attached shows key 0)
+assert_foreign_intact() {
+    local line
+    line="$(awk -v i="$FOREIGN_ID" 'NR > 1 && $2 == i' /proc/sysvipc/shm)"
+    [ -n "$line" ] || { echo "segment $FOREIGN_ID of nobody was removed" >&2; return 1; }
+    set -- $line
+    [ "$1" = "$FOREIGN_KEY" ] && [ "$8" = "$(id -u nobody)" ]
+}
+
+# start PostgreSQL as root; PM is its postmaster, DIR the postgres-owned
+# service directory, INST the instance.  With MEM_LIMIT_KB, the helper (and
+# its servers) run under that ulimit -v.
+start_pg_as_root() {
+    need_root
+    need_pg
+    eval "$({ [ -z "${MEM_LIMIT_KB:-}" ] || ulimit -v "$MEM_LIMIT_KB"; } && tether -q start postgresql)"
+    PM=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    DIR=$TETHER_POSTGRESQL_DIR
+    INST=${TETHER_POSTGRESQL_CONFIGFILE%/*}
+    [ "$(stat -c %U "$DIR")" = postgres ]
+}
+
+# SIGKILL the helper: postgres follows; wait until no backend holds its
+# segment any more (so gc's sweep of the postmaster's segments may take it)
+kill_helper() {
+    kill -KILL "$TETHER_POSTGRESQL_CONTROL_PID"
+    wait_gone "$TETHER_POSTGRESQL_CONTROL_PID"
+    wait_gone "$PM"
+    wait_for 10 sh -c "! awk -v p=$PM 'NR > 1 && \$5 == p && \$7 > 0 { f = 1 } END { exit !f }' /proc/sysvipc/shm"
+}
+
+@test "as root, a segment record the server rewrote makes stop remove no other user's segment" {
+    need_root
+    foreign_segment
+    start_pg_as_root
+    # where tether kept its record before, and any such name: the server
+    # owns the directory, so it can replace root's file there
+    pg_sql "COPY (SELECT 1) TO PROGRAM 'rm -f $DIR/shm-segment; echo $FOREIGN_KEY $FOREIGN_ID $FOREIGN_CPID >$DIR/shm-segment'"
+    [ "$(stat -c %U "$DIR/shm-segment")" = postgres ]
+    run timeout 30 "$TETHER" stop
+    assert_status 0
+    assert_foreign_intact
+    wait_gone "$PM"
+    [ -z "$(segments_of "$PM")" ]
+}
+
+@test "as root, a postmaster.pid the server forged makes gc remove no other user's segment" {
+    need_root
+    foreign_segment
+    start_pg_as_root
+    # a helper killed before the server was ready has recorded nothing:
+    # gc goes by postmaster.pid, which the server's user can rewrite
+    rm -f "$INST/postgresql.rec/shm"
+    pg_sql "COPY (SELECT 1) TO PROGRAM 'rm -f $DIR/shm-segment; sed -i \"7s/.*/$FOREIGN_KEY $FOREIGN_ID/\" $TETHER_POSTGRESQL_DATADIR/postmaster.pid'"
+    [ "$(sed -n 7p "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")" = "$FOREIGN_KEY $FOREIGN_ID" ]
+    kill_helper
+    run timeout 30 "$TETHER" gc
+    assert_status 0
+    assert_foreign_intact
+    # and the postmaster's own segment went all the same
+    [ -z "$(segments_of "$PM")" ]
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+@test "as root, FIFOs the server planted in its directory hang no stop" {
+    start_pg_as_root
+    PLANTED="$DIR/shm-segment $DIR/data/postmaster.opts"
+    pg_sql "COPY (SELECT 1) TO PROGRAM 'rm -f $PLANTED && mkfifo $PLANTED'"
+    [ -p "$DIR/shm-segment" ]
+    run timeout 30 "$TETHER" stop
+    assert_status 0
+    wait_gone "$PM"
+    [ -z "$(segments_of "$PM")" ]
+}
+
+@test "as root, a FIFO the server planted hangs neither gc nor a later run after the helper died" {
+    start_pg_as_root
+    PLANTED="$DIR/shm-segment"
+    pg_sql "COPY (SELECT 1) TO PROGRAM 'rm -f $PLANTED && mkfifo $PLANTED'"
+    kill_helper
+    # a run in the same state directory reaps the stale instance first
+    cfg=$(printf '[svc]\ncommand = sleep 1000\n' | config s.ini)
+    run timeout 30 "$TETHER" -f "$cfg" run -- true
+    assert_status 0
+    run timeout 30 "$TETHER" gc
+    assert_status 0
+    [ -z "$(segments_of "$PM")" ]
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+@test "as root, a link to /dev/zero the server planted is not read: stop and gc finish" {
+    # a tether that read it would grow until its memory limit stops it
+    MEM_LIMIT_KB=2097152
+    start_pg_as_root
+    PLANTED="$DIR/shm-segment"
+    pg_sql "COPY (SELECT 1) TO PROGRAM 'rm -f $PLANTED && ln -s /dev/zero $PLANTED'"
+    run timeout 30 sh -c 'ulimit -v 1048576 && exec "$TETHER" stop'
+    assert_status 0
+    wait_gone "$PM"
+    [ -z "$(segments_of "$PM")" ]
+
+    start_pg_as_root
+    PLANTED="$DIR/shm-segment"
+    pg_sql "COPY (SELECT 1) TO PROGRAM 'rm -f $PLANTED && ln -s /dev/zero $PLANTED'"
+    kill_helper
+    run timeout 30 sh -c 'ulimit -v 1048576 && exec "$TETHER" gc'
+    assert_status 0
+    [ -z "$(segments_of "$PM")" ]
+    [ -z "$(ls -A "$TETHER_DIR")" ]
 }
