@@ -521,7 +521,7 @@ static int pg_on_ready(struct svc *s, terr *e)
     if (s->external)
         return 0;
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    struct shm_rec rec;
+    struct shm_rec rec = {0};
     /* none to be read: cleanup falls back to postmaster.pid */
     if (fd < 0 || shm_from_pidfile(fd, server_uid(s), &rec, NULL) < 0)
         return 0;
@@ -585,7 +585,7 @@ static void remove_shm_of(const struct shm_rec *rec)
  * as the file of uid, the server's user). */
 static int remove_shm(int recfd, int svcdir_fd, uid_t uid, terr *e)
 {
-    struct shm_rec rec;
+    struct shm_rec rec = {0};
     int r = recfd >= 0 ? shm_from_record(recfd, &rec, e) : -ENOENT;
     if (r == -ENOENT && svcdir_fd >= 0)
         r = shm_from_pidfile(svcdir_fd, uid, &rec, e);
