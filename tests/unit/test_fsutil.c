@@ -251,6 +251,21 @@ static void test_rm_rf_simple_cases(void **state)
 
     assert_int_equal(rm_rf_at(tmpfd, "target", &e), 0);
     assert_false(exists(tmpfd, "target"));
+
+    /* what a service user plants: a FIFO (opening it would wait for a
+     * writer: alarm() turns a hang into a failure) and links to devices,
+     * at the top and inside */
+    alarm(10);
+    assert_int_equal(mkfifoat(tmpfd, "fifo-top", 0600), 0);
+    assert_int_equal(rm_rf_at(tmpfd, "fifo-top", &e), 0);
+    assert_false(exists(tmpfd, "fifo-top"));
+    assert_int_equal(mkdirat(tmpfd, "planted", 0700), 0);
+    assert_int_equal(mkfifoat(tmpfd, "planted/fifo", 0600), 0);
+    assert_int_equal(symlinkat("/dev/zero", tmpfd, "planted/zero"), 0);
+    assert_int_equal(symlinkat("/dev/tty", tmpfd, "planted/tty"), 0);
+    assert_int_equal(rm_rf_at(tmpfd, "planted", &e), 0);
+    assert_false(exists(tmpfd, "planted"));
+    alarm(0);
 }
 
 /* Deeper than the limit: -ELOOP, the rest is still removed as far as it
