@@ -608,7 +608,9 @@ static int pg_cleanup(struct svc *s, terr *e)
         return pg_server_cleanup(s, pg, e);
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     _cleanup_close_ int rfd = open_records(s->inst->dirfd, s->conf->label, false, e);
-    int r = rfd < 0 && rfd != -ENOENT ? rfd : remove_shm(rfd, fd, server_uid(s), e);
+    if (rfd < 0 && rfd != -ENOENT)
+        return rfd; /* its message names the service */
+    int r = remove_shm(rfd, fd, server_uid(s), e);
     return r < 0 ? terr_prefix(e, r, "[%s]", s->conf->label) : 0;
 }
 
@@ -620,10 +622,12 @@ static int pg_reap(int svcdir_fd, const char *svcdir, terr *e)
     const char *label = slash ? slash + 1 : svcdir;
     _cleanup_close_ int instfd = openat(svcdir_fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
     _cleanup_close_ int rfd = instfd < 0 ? -ENOENT : open_records(instfd, label, false, e);
+    if (rfd < 0 && rfd != -ENOENT)
+        return rfd; /* its message names the service */
     struct stat st;
-    int r = rfd < 0 && rfd != -ENOENT ? rfd
-            : fstat(svcdir_fd, &st) < 0 ? terr_set(e, errno, "%s: %m", svcdir)
-                                         : remove_shm(rfd, svcdir_fd, st.st_uid, e);
+    if (fstat(svcdir_fd, &st) < 0)
+        return terr_set(e, errno, "[%s] %s: %m", label, svcdir);
+    int r = remove_shm(rfd, svcdir_fd, st.st_uid, e);
     if (r < 0)
         return terr_prefix(e, r, "[%s]", label);
     return pg_server_reap(svcdir_fd, e);
