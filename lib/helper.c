@@ -39,6 +39,8 @@ static struct {
     bool start_failed;
     terr err;
     const char *why_stop;
+    strv kept;        /* services whose cleanup failed */
+    strbuf kept_why;  /* and why */
 } H;
 
 static void ep_add(int fd, uint32_t events, uint64_t data)
@@ -422,16 +424,34 @@ static int shutdown_all(void)
     for (size_t i = 0; i < H.in.n_svcs; i++) {
         struct svc *s = &H.in.svcs[i];
         terr e;
-        if (s->conf->driver->cleanup && s->conf->driver->cleanup(s, &e) < 0)
+        if (s->conf->driver->cleanup && s->conf->driver->cleanup(s, &e) < 0) {
             ret = 2;
+            strv_push(&H.kept, s->conf->label);
+            sb_addf(&H.kept_why, "%s%s", H.kept_why.len ? "; " : "", e.msg);
+        }
     }
     return ret;
+}
+
+/* A cleanup failed (a database on a server that is down): the instance
+ * stays with what lets gc retry, and the note says why to `tether stop`
+ * (or run), which waits for us to exit and then reads it. */
+static int keep_instance(void)
+{
+    sb_addf(&H.kept_why, "; its record stays in %s: run `tether gc` once the cause is fixed "
+            "(it retries)", H.in.dir);
+    terr e;
+    if (instance_keep(H.in.dirfd, &H.kept, H.kept_why.s, &e) < 0)
+        fprintf(stderr, "tether-helper: %s\n", e.msg);
+    return 2;
 }
 
 static int remove_instance(void)
 {
     if (!H.in.dir)
         return 0;
+    if (H.kept.n)
+        return keep_instance();
     int root = open(H.in.state_dir, O_DIRECTORY | O_CLOEXEC);
     if (root < 0)
         return 2;
@@ -862,7 +882,13 @@ out:
      * not return before its debris is gone */
     if (remove_instance() != 0 && !ret)
         ret = 2;
+    if (H.start_failed && H.kept.n) { /* the starter hears of it too */
+        terr start = H.err;
+        terr_set(&H.err, EIO, "%s; and its cleanup failed: %s", start.msg, H.kept_why.s);
+    }
     send_status();
+    strv_free(&H.kept);
+    sb_free(&H.kept_why);
     for (size_t i = 0; i < H.in.n_svcs; i++)
         svc_free(&H.in.svcs[i]);
     free(H.in.svcs);

@@ -432,7 +432,7 @@ int cmd_gc(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
     strbuf report = {0};
     terr e;
-    int r = gc_run(&report, &e);
+    int r = gc_run_retrying(&report, &e);
     if (report.len && !c->quiet)
         fputs(report.s, stderr);
     sb_free(&report);

@@ -219,6 +219,119 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     eval "$(tether stop)"
 }
 
+# For the tests below: a private server (tether's own) and a config whose
+# service "app" makes a database on it, with a short timeout so that a
+# hung server costs little ($server_url, $cfg, $postmaster).
+server_for_app() {
+    eval "$(tether -q start postgresql)"
+    server_url="$TETHER_POSTGRESQL_URL"
+    postmaster=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    cfg=$(printf '[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\ntimeout = 2\n' "$server_url" | config srv.ini)
+}
+
+# `tether stop` of app alone (the server's variables stay in the shell)
+stop_app() { timeout 60 env -u TETHER_POSTGRESQL_CONTROL_PID "$TETHER" stop "$app_id"; }
+
+db_count() { psql_q -c "select count(*) from pg_database where datname = '$1'" "$server_url"; }
+
+# Start app; $app_id, $app_db and $app_helper say what it made.
+start_app() {
+    local out
+    out="$("$TETHER" -q -f "$cfg" start --json)"
+    app_helper=$(json_get "$out" SRV_APP_CONTROL_PID)
+    app_db=$(json_get "$out" SRV_APP_DBNAME)
+    app_id=$(basename "$(dirname "$(json_get "$out" SRV_APP_CONFIGFILE)")")
+    [ "$(db_count "$app_db")" = 1 ]
+}
+
+# The server's socket moved away and back: a server that is down, then up.
+server_down() { mv "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432" "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432.away"; }
+server_up() { mv "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432.away" "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432"; }
+
+@test "server = URL: stop while the server hangs fails, names the database, and gc drops it later" {
+    server_for_app
+    start_app
+    kill -STOP "$postmaster"
+    run stop_app
+    kill -CONT "$postmaster"
+    [ "$status" -ne 0 ]
+    [ "$status" -ne 124 ]
+    assert_output_has "cannot drop database $app_db on server = "
+    assert_output_has "no answer within 2 s"
+    assert_output_has "tether gc"
+    # the record is kept: the instance directory, without its helper
+    [ -d "$TETHER_DIR/$app_id" ]
+    is_gone "$app_helper"
+    [ "$(db_count "$app_db")" = 1 ]
+    run tether gc
+    assert_status 0
+    assert_output_has "retried the cleanup of stale instance $TETHER_DIR/$app_id: done"
+    [ "$(db_count "$app_db")" = 0 ]
+    [ ! -e "$TETHER_DIR/$app_id" ]
+    eval "$(tether stop)"
+}
+
+@test "server = URL: gc while the server hangs keeps the record and says so; it retries" {
+    server_for_app
+    start_app
+    kill -STOP "$postmaster"
+    run stop_app
+    [ "$status" -ne 0 ]
+    [ "$status" -ne 124 ]
+    run timeout 60 "$TETHER" gc
+    kill -CONT "$postmaster"
+    [ "$status" -ne 0 ]
+    [ "$status" -ne 124 ]
+    assert_output_has "cannot drop database $app_db on server = "
+    assert_output_has "kept instance $app_id"
+    [ -d "$TETHER_DIR/$app_id" ]
+    [ "$(db_count "$app_db")" = 1 ]
+    run tether gc
+    assert_status 0
+    [ "$(db_count "$app_db")" = 0 ]
+    [ ! -e "$TETHER_DIR/$app_id" ]
+    eval "$(tether stop)"
+}
+
+@test "server = URL: helper SIGKILLed while the server is down: gc keeps the record, drops it once the server is back" {
+    server_for_app
+    start_app
+    kill -KILL "$app_helper"
+    wait_gone "$app_helper"
+    server_down
+    run tether gc
+    [ "$status" -ne 0 ]
+    assert_output_has "cannot drop database $app_db on server = "
+    assert_output_has "kept instance $app_id"
+    # a start's own gc neither retries nor removes it
+    run "$TETHER" -q -f "$cfg" run -- true
+    [ -d "$TETHER_DIR/$app_id" ]
+    server_up
+    [ "$(db_count "$app_db")" = 1 ]
+    run tether gc
+    assert_status 0
+    assert_output_has "retried the cleanup of stale instance $TETHER_DIR/$app_id: done"
+    [ "$(db_count "$app_db")" = 0 ]
+    [ ! -e "$TETHER_DIR/$app_id" ]
+    eval "$(tether stop)"
+}
+
+@test "server = URL: run whose server went down fails at the end and names the database" {
+    server_for_app
+    run "$TETHER" -q -f "$cfg" run -- sh -c 'mv "$0/.s.PGSQL.5432" "$0/.s.PGSQL.5432.away"; echo "db=$SRV_APP_DBNAME"' "$TETHER_POSTGRESQL_HOST"
+    [ "$status" -ne 0 ]
+    assert_output_has "cannot drop database "
+    db=$(printf '%s\n' "$output" | sed -n 's/^db=//p')
+    [ -n "$db" ]
+    assert_output_has "cannot drop database $db on server = "
+    server_up
+    [ "$(db_count "$db")" = 1 ]
+    run tether gc
+    assert_status 0
+    [ "$(db_count "$db")" = 0 ]
+    eval "$(tether stop)"
+}
+
 # For the two tests below: a server with a database "tmpl" and a config
 # whose service "app" makes its databases from it ($server_url, $cfg).
 server_with_template() {
