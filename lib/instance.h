@@ -41,6 +41,7 @@ struct svc {
     size_t log_off;  /* log: bytes of the log already scanned */
     strbuf line;     /* partial line for log/fd readiness */
     int pending_client;     /* control client waiting for a reset/restart */
+    char *reset_err; /* the last reset failed (why): not ready until one works */
     bool restarting;
     terr err;
     void *ready_re; /* compiled regex for READY_LOG */

@@ -16,6 +16,7 @@ setup() {
 }
 
 teardown() {
+    teardown_tmpfs
     local leaked="" id
     for id in $(shm_ids); do
         case " $_SHM_BEFORE " in *" $id "*) ;; *) leaked+=" $id" ;; esac
@@ -121,6 +122,90 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     # status's health check gives up within 2 s too
     [ "$status_rc" = 1 ]
     case $status_out in *"is running but does not answer"*) ;; *) echo "$status_out" >&2; false ;; esac
+    run tether -q reset postgresql
+    assert_status 0
+    run tether status
+    assert_status 0
+    eval "$(tether stop)"
+}
+
+@test "a reset that failed leaves postgres marked not ready until a reset works" {
+    cfg=$(printf '[postgresql]\ntimeout = 2\n' | config pg.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    kill -STOP "$pm"
+    run tether -q reset postgresql
+    kill -CONT "$pm"
+    assert_status 1
+    # the server answers again, but the reset may have dropped the database
+    run tether status
+    assert_status 1
+    assert_output_has "service 'postgresql' is unhealthy: the last reset failed (reset it again): "
+    run tether -q reset postgresql
+    assert_status 0
+    run tether status
+    assert_status 0
+    eval "$(tether stop)"
+}
+
+@test "a cache directory owned by someone else: the error names TETHER_CACHE_DIR" {
+    if [ "$EUID" -eq 0 ]; then
+        dir="$WORK/their-cache"
+        mkdir "$dir"
+        chown 65534 "$dir"
+    else
+        dir=/ # root's, and left as it is: only a directory of our own is ever changed
+    fi
+    run env TETHER_CACHE_DIR="$dir" "$TETHER" run postgresql -- true
+    [ "$status" -ne 0 ]
+    assert_output_has "$dir is owned by uid "
+    assert_output_has "remove it or set TETHER_CACHE_DIR"
+}
+
+# A tmpfs of size $1 on a new directory $WORK/$2 (root only), unmounted by
+# teardown_tmpfs.
+tmpfs_dir() {
+    [ "$EUID" -eq 0 ] || skip "mounting a small tmpfs needs root"
+    mkdir "$WORK/$2"
+    mount -t tmpfs -o "size=$1" tether-test "$WORK/$2" || skip "cannot mount a tmpfs here"
+    _TMPFS+=" $WORK/$2"
+}
+
+teardown_tmpfs() {
+    local m
+    for m in ${_TMPFS:-}; do umount "$m" 2>/dev/null || umount -l "$m"; done
+    _TMPFS=""
+}
+
+@test "a cache build that runs out of space says so, and where" {
+    tmpfs_dir 2m cache
+    run env TETHER_CACHE_DIR="$WORK/cache" "$TETHER" run postgresql -- true
+    teardown_tmpfs
+    [ "$status" -ne 0 ]
+    assert_output_has "no space left on device in $WORK/cache"
+    assert_output_has "set TETHER_CACHE_DIR"
+    [[ $output != *"check the modes"* ]] || { echo "$output" >&2; false; }
+}
+
+@test "a reset whose copy fails after its drop: status says the reset failed, not ready" {
+    # (as one that runs out of space: the database is dropped, its new copy
+    # fails) a session on the template makes CREATE DATABASE ... TEMPLATE fail
+    eval "$(tether -q start postgresql)"
+    mkfifo "$WORK/sql"
+    psql -X -q -d tether_template <"$WORK/sql" >"$WORK/holder.out" 2>&1 &
+    holder=$!
+    exec 8>"$WORK/sql"
+    echo "SELECT 'connected';" >&8
+    wait_for 10 grep -q connected "$WORK/holder.out"
+    run tether -q reset postgresql
+    [ "$status" -ne 0 ]
+    assert_output_has "is being accessed by other users"
+    [ "$(psql_q -d template1 -c "select count(*) from pg_database where datname = 'tether'")" = 0 ]
+    run tether status
+    [ "$status" -eq 1 ]
+    assert_output_has "service 'postgresql' is unhealthy: the last reset failed (reset it again): "
+    exec 8>&-
+    wait "$holder"
     run tether -q reset postgresql
     assert_status 0
     run tether status
