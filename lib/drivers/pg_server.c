@@ -110,12 +110,13 @@ static PGconn *connect_until(const char *url, const char *dbname, long long time
     }
     if (c && st == PGRES_POLLING_OK && PQstatus(c) == CONNECTION_OK)
         return c;
-    char m[1024];
-    if (r == -ETIMEDOUT)
+    if (r == -ETIMEDOUT) {
         terr_set(e, ETIMEDOUT, "no answer within %g s (is the server stopped or "
                  "overloaded?)", (double)timeout_ns / 1e9);
-    else
+    } else {
+        char m[1024];
         terr_set(e, ECONNREFUSED, "%s", c ? pq_msg(c, m, sizeof(m)) : "out of memory");
+    }
     if (c)
         PQfinish(c);
     return NULL;

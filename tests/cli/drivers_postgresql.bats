@@ -333,6 +333,21 @@ start_app() {
 server_down() { mv "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432" "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432.away"; }
 server_up() { mv "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432.away" "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432"; }
 
+@test "server = URL: one stop of the server's instance and the database's stops the newer first" {
+    for how in env all; do
+        server_for_app
+        eval "$("$TETHER" -q -f "$cfg" start)"
+        if [ $how = env ]; then
+            run tether stop
+        else
+            run tether stop --all
+        fi
+        assert_status 0
+        [ -z "$(ls -A "$TETHER_DIR")" ]
+        unset SRV_APP_CONTROL_PID TETHER_POSTGRESQL_CONTROL_PID
+    done
+}
+
 @test "server = URL: stop while the server hangs fails, names the database, and gc drops it later" {
     server_for_app
     start_app
