@@ -193,14 +193,15 @@ static char *note_of(int ifd)
     return xstrdup(buf);
 }
 
-/* Reap name, whose lock we hold, and say what happened in report. */
-static int reap_one(int root, const char *root_path, const char *name, int ifd, strbuf *report)
+/* Reap name, whose lock we hold, and say what happened in report (the
+ * error also in err). */
+static int reap_one(int root, const char *root_path, const char *name, int ifd, strbuf *report,
+                    terr *err)
 {
     _cleanup_free_ char *before = note_of(ifd);
-    terr err;
-    int r = gc_reap_instance(root, name, &err);
+    int r = gc_reap_instance(root, name, err);
     if (r < 0 && report)
-        sb_addf(report, "tether: %s/%s: %s\n", root_path, name, err.msg);
+        sb_addf(report, "tether: %s/%s: %s\n", root_path, name, err->msg);
     else if (r == 1 && report)
         sb_addf(report, "tether: retried the cleanup of stale instance %s/%s: done (it had "
                 "failed: %s)\n", root_path, name, before);
@@ -252,16 +253,19 @@ static int gc_scan(strbuf *report, bool retry, terr *e)
         }
         if (!retry && faccessat(ifd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
             continue; /* a failed drop: `tether gc` retries it */
-        int r = reap_one(root, root_path, name, ifd, report);
-        if (r < 0)
-            failed++;
-        else
+        terr err;
+        int r = reap_one(root, root_path, name, ifd, report, &err);
+        if (r < 0 && !failed++ && !report && e)
+            *e = err; /* nowhere else to say it */
+        else if (r >= 0)
             reaped++;
     }
-    if (failed)
-        ret = terr_set(e, EAGAIN, "could not finish %d stale instance%s%s; run `tether gc` "
-                       "again once the cause is fixed", failed, failed == 1 ? "" : "s",
-                       report ? " (see above)" : "");
+    if (failed && report)
+        ret = terr_set(e, EAGAIN, "could not finish %d stale instance%s (see above); run "
+                       "`tether gc` again once the cause is fixed", failed,
+                       failed == 1 ? "" : "s");
+    else if (failed)
+        ret = -EAGAIN;
     strv_free(&names);
     return ret < 0 ? ret : reaped;
 }
