@@ -356,17 +356,18 @@ static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const cha
     return r;
 }
 
-/* A build that ran out of room says so, and where.  The step's own
- * message tells (initdb removes its files as it fails, so the file system
- * need not look full any more). */
+/* A build that ran out of room says so, and where: the step's message
+ * tells, or (in any language) the file system is full with the failed
+ * build still on it (initdb --no-clean). */
 static int out_of_space(struct svc *s, int root, const char *rootpath, int r, terr *e)
 {
-    if (r != -ENOSPC && !strstr(e->msg, NO_SPACE))
-        return r;
     struct statvfs v;
+    bool full_now = fstatvfs(root, &v) == 0 && (unsigned long long)v.f_bavail * v.f_frsize < 1 << 20;
+    if (r != -ENOSPC && !strstr(e->msg, NO_SPACE) && !full_now)
+        return r;
     char room[96] = "";
     if (fstatvfs(root, &v) == 0)
-        snprintf(room, sizeof(room), " (%llu of %llu MB free now)",
+        snprintf(room, sizeof(room), " (%llu of %llu MB free when it failed)",
                  (unsigned long long)v.f_bavail * v.f_frsize >> 20,
                  (unsigned long long)v.f_blocks * v.f_frsize >> 20);
     terr was = *e;
@@ -441,8 +442,9 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     return 0;
 fail:
     remove_build_shm(s, root, tmp);
+    r = out_of_space(s, root, rootpath, r, e);
     rm_rf_at(root, tmp, NULL);
-    return out_of_space(s, root, rootpath, r, e);
+    return r;
 }
 
 struct build_args {

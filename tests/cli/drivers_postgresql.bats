@@ -399,6 +399,11 @@ server_up() { mv "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432.away" "$TETHER_POSTGRESQ
     kill -KILL "$app_helper"
     wait_gone "$app_helper"
     server_down
+    # stop, which reaps for the dead helper, fails the same way
+    run stop_app
+    [ "$status" -ne 0 ]
+    assert_output_has "cannot drop database $app_db on server = "
+    assert_output_has "kept instance $app_id"
     run tether gc
     [ "$status" -ne 0 ]
     assert_output_has "cannot drop database $app_db on server = "
