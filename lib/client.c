@@ -107,6 +107,18 @@ int control_request(const char *instdir, const char *req, char **reply, terr *e)
     return 0;
 }
 
+int instance_leftover(const char *instdir, terr *e)
+{
+    _cleanup_free_ char *path = xasprintf("%s/%s", instdir, LEFTOVER_NOTE);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[TERR_MAX];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    return terr_set(e, EAGAIN, "%s", n > 0 ? buf : "the cleanup failed (no reason recorded)");
+}
+
 int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
 {
     struct state_info st = {0};
@@ -120,6 +132,8 @@ int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
                         "the helper (pid %d) did not finish cleaning up in time; "
                         "try again, or kill -9 %d and run `tether gc`",
                         (int)pid, (int)pid);
+    if (st.helper.pid == pid && instance_leftover(instdir, e) < 0)
+        return -EAGAIN; /* gc retries: not now, a second wait for the same server */
     /* Whatever is left (the helper was SIGKILLed, or died mid-cleanup):
      * reap it like gc would, under the instance's lock. */
     _cleanup_free_ char *c1 = xstrdup(instdir), *c2 = xstrdup(instdir);
@@ -133,7 +147,8 @@ int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
         return 0;
     if (flock(lfd, LOCK_EX | LOCK_NB) < 0)
         return terr_set(e, EBUSY, "instance %s is still locked by a live helper", instdir);
-    return gc_reap_instance(rfd, id, e);
+    r = gc_reap_instance(rfd, id, e);
+    return r < 0 ? r : 0;
 }
 
 int configfile_names(const char *path, strv *names)

@@ -24,11 +24,16 @@ bool instance_alive(const char *instdir, pid_t pid);
 int control_request(const char *instdir, const char *req, char **reply, terr *e);
 
 /* SIGTERM the helper (verified by pid and start time) and wait until it
- * has cleaned up; if it is already dead, reap what it left (gc). */
+ * has cleaned up; if it is already dead, reap what it left (gc).  A
+ * cleanup that failed (the instance was kept for gc) is an error that
+ * says why. */
 int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e);
 
 /* A CONFIGFILE is a few lines per variable: read no more than this. */
 #define CONFIGFILE_MAX (1 << 20)
+/* 0, or -EAGAIN and why when the helper of instdir, now gone, kept the
+ * instance because its cleanup failed (a database it could not drop). */
+int instance_leftover(const char *instdir, terr *e);
 
 /* Names of the variables a CONFIGFILE defines (for unset lines). */
 int configfile_names(const char *path, strv *names);

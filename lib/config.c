@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "drivers/driver.h"
+#include "instance.h" /* COOKIE_VAR */
 #include "template.h"
 
 #define BUILTIN_FILE "(built-in)"
@@ -868,6 +869,122 @@ static int check_templates(const char *file, const struct tether_config *c, terr
     return 0;
 }
 
+/* ---- variable names: one name, one maker ---- */
+
+/* A variable tether makes for a service: its full name and where it
+ * comes from (for messages: "export.X" or "PORT", and the line). */
+struct made_var {
+    char *name;
+    const struct svc_conf *s;
+    char *what;
+    int line;
+};
+
+static void made_push(struct made_var **v, size_t *n, const struct tether_config *c,
+                      const struct svc_conf *s, const char *short_name, const char *what, int line)
+{
+    _cleanup_free_ char *full = xasprintf("%s_%s_%s", c->prefix, s->ulabel, short_name);
+    for (size_t i = 0; i < *n; i++)
+        if ((*v)[i].s == s && streq((*v)[i].name, full))
+            return; /* a driver variable that is also a core one (PORT) */
+    *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[*n] = (struct made_var){.name = take_ptr(&full), .s = s, .what = xstrdup(what),
+                                 .line = line};
+    (*n)++;
+}
+
+/* Every variable s makes (as svc_compute_vars does, with every variable
+ * its driver may set). */
+static void vars_of(const struct tether_config *c, const struct svc_conf *s,
+                    struct made_var **v, size_t *n)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(core_vars); i++)
+        if (svc_has_var(s, core_vars[i])) {
+            bool port = streq(core_vars[i], "PORT") || streq(core_vars[i], "HOST");
+            made_push(v, n, c, s, core_vars[i], core_vars[i],
+                      port && s->port_line ? s->port_line : s->line);
+        }
+    for (const char *const *d = s->driver->vars; d && *d; d++)
+        made_push(v, n, c, s, *d, *d, s->line);
+    for (size_t i = 0; i < s->n_exports; i++) {
+        _cleanup_free_ char *what = xasprintf("export.%s", s->exports[i].key);
+        made_push(v, n, c, s, s->exports[i].key, what, s->exports[i].line);
+    }
+}
+
+static void made_free(struct made_var *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].what);
+    }
+    free(v);
+}
+
+/* An export must not replace a variable of its own driver either. */
+static int check_exports(const char *file, const struct svc_conf *s, terr *e)
+{
+    for (size_t i = 0; i < s->n_exports; i++)
+        for (const char *const *d = s->driver->vars; d && *d; d++)
+            if (streq(s->exports[i].key, *d))
+                return ferr(e, file, s->exports[i].line,
+                            "[%s] export.%s clashes with the variable %s that the %s driver "
+                            "sets: pick another name",
+                            s->label, s->exports[i].key, *d, s->driver->name);
+    return 0;
+}
+
+/* env.NAME must not hide what tether sets in a service's environment: its
+ * cookie, the notify socket, or any service's variables. */
+static int check_env(const char *file, const struct svc_conf *s, const struct made_var *v,
+                     size_t n, terr *e)
+{
+    for (size_t i = 0; i < s->n_env; i++) {
+        const struct conf_kv *kv = &s->env[i];
+        if (streq(kv->key, COOKIE_VAR) ||
+            (streq(kv->key, "NOTIFY_SOCKET") && s->ready == READY_NOTIFY))
+            return ferr(e, file, kv->line,
+                        "[%s] env.%s: tether sets %s itself (%s): remove it", s->label, kv->key,
+                        kv->key, streq(kv->key, COOKIE_VAR)
+                                     ? "it marks every process of an instance, for gc"
+                                     : "ready = notify listens there");
+        for (size_t j = 0; j < n; j++)
+            if (streq(kv->key, v[j].name))
+                return ferr(e, file, kv->line,
+                            "[%s] env.%s would hide the variable that [%s] %s (line %d) "
+                            "makes: remove it, or pick another name",
+                            s->label, kv->key, v[j].s->label, v[j].what, v[j].line);
+    }
+    return 0;
+}
+
+/* Two services must not make the same variable ([a] export.B_PORT and
+ * [a_b]'s PORT both make PREFIX_A_B_PORT): the last one would win. */
+static int check_names(const char *file, const struct tether_config *c, terr *e)
+{
+    struct made_var *v = NULL;
+    size_t n = 0;
+    int r = 0;
+    for (size_t i = 0; i < c->n_svcs; i++)
+        vars_of(c, c->svcs[i], &v, &n);
+    for (size_t i = 0; i < n && r == 0; i++)
+        for (size_t j = 0; j < i && r == 0; j++) {
+            if (!streq(v[i].name, v[j].name))
+                continue;
+            bool later = v[i].line >= v[j].line;
+            const struct made_var *a = later ? &v[i] : &v[j], *b = later ? &v[j] : &v[i];
+            r = ferr(e, file, a->line,
+                     "[%s] %s makes the variable %s, and so does [%s] %s (line %d): rename "
+                     "one",
+                     a->s->label, a->what, a->name, b->s->label, b->what, b->line);
+        }
+    for (size_t i = 0; i < c->n_svcs && r == 0; i++)
+        if ((r = check_exports(file, c->svcs[i], e)) == 0)
+            r = check_env(file, c->svcs[i], v, n, e);
+    made_free(v, n);
+    return r;
+}
+
 /* Everything that needs the whole config: references, cycles, the drivers'
  * own checks, then templates (a driver may have set a port or ready kind). */
 static int finish(const char *file, struct tether_config *c, terr *e)
@@ -890,6 +1007,8 @@ static int finish(const char *file, struct tether_config *c, terr *e)
                         "choose another ready = check",
                         s->label);
     }
+    if ((r = check_names(file, c, e)) < 0)
+        return r;
     return check_templates(file, c, e);
 }
 

@@ -360,6 +360,11 @@ int read_file_trusted(int dirfd, const char *path, uid_t owner, size_t max, char
 
 int ensure_private_dir(const char *path, uid_t uid, terr *e)
 {
+    return ensure_private_dir_var(path, uid, "TETHER_DIR", e);
+}
+
+int ensure_private_dir_var(const char *path, uid_t uid, const char *var, terr *e)
+{
     if (mkdir(path, 0700) == 0) {
         /* a umask like 0277 must not leave us a directory we cannot use */
         (void)fchmodat(AT_FDCWD, path, 0700, AT_SYMLINK_NOFOLLOW);
@@ -381,24 +386,22 @@ int ensure_private_dir(const char *path, uid_t uid, terr *e)
                             "trying to hijack tether's state)",
                             path);
         if (err == ENOTDIR)
-            return terr_set(e, err, "%s is not a directory: remove it or set TETHER_DIR",
-                            path);
+            return terr_set(e, err, "%s is not a directory: remove it or set %s", path, var);
         /* someone else's, and closed to us: say so, not just EACCES */
         if (err == EACCES && lstat(path, &st) == 0 && st.st_uid != uid)
             return terr_set(e, EPERM,
-                            "%s is owned by uid %u, not you (uid %u): remove it or set "
-                            "TETHER_DIR",
-                            path, (unsigned)st.st_uid, (unsigned)uid);
+                            "%s is owned by uid %u, not you (uid %u): remove it or set %s",
+                            path, (unsigned)st.st_uid, (unsigned)uid, var);
         return terr_set(e, err, "cannot open %s: %s", path, strerror(err));
     }
     struct stat st;
     if (fstat(fd, &st) < 0)
         return terr_set(e, errno, "cannot stat %s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return terr_set(e, ENOTDIR, "%s is not a directory: remove it or set TETHER_DIR", path);
+        return terr_set(e, ENOTDIR, "%s is not a directory: remove it or set %s", path, var);
     if (st.st_uid != uid)
-        return terr_set(e, EPERM, "%s is owned by uid %u, not you (uid %u): remove it or set "
-                        "TETHER_DIR", path, (unsigned)st.st_uid, (unsigned)uid);
+        return terr_set(e, EPERM, "%s is owned by uid %u, not you (uid %u): remove it or set %s",
+                        path, (unsigned)st.st_uid, (unsigned)uid, var);
     /* It is ours, so tightening it is safe; fd pins the very directory. */
     /* 0711 is accepted: a root-run instance whose server drops to another
      * user needs that user to traverse (never list) the directory. */

@@ -40,6 +40,9 @@ int read_file_trusted(int dirfd, const char *path, uid_t owner, size_t max, char
  * owners and group/world access with a message that says what to do.
  * Returns an O_DIRECTORY|O_CLOEXEC fd on success (>= 0). */
 int ensure_private_dir(const char *path, uid_t uid, terr *e);
+/* The same for a directory that another variable than TETHER_DIR chooses
+ * (TETHER_CACHE_DIR): the errors name var as the way out. */
+int ensure_private_dir_var(const char *path, uid_t uid, const char *var, terr *e);
 
 /* mkdir -p with mode for each created component. */
 int mkdir_p(const char *path, int mode);

@@ -74,11 +74,82 @@ static void kill_verified(const struct proc_id *id, const char *boot_ok)
     proc_kill_wait(id, SIGKILL, 5000LL * 1000000);
 }
 
+int instance_keep(int instfd, const strv *labels, const char *why, terr *e)
+{
+    int r = write_file_atomic(instfd, LEFTOVER_NOTE, why, strlen(why), 0600);
+    if (r < 0)
+        return terr_set(e, -r, "cannot write %s: %s", LEFTOVER_NOTE, strerror(-r));
+    int dupfd = fcntl(instfd, F_DUPFD_CLOEXEC, 3);
+    DIR *d = dupfd < 0 ? NULL : fdopendir(dupfd);
+    if (!d) {
+        if (dupfd >= 0)
+            close(dupfd);
+        return terr_set(e, errno, "cannot read the instance directory: %m");
+    }
+    strv names = {0};
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && !streq(de->d_name, "state") &&
+            !streq(de->d_name, "lock") && !streq(de->d_name, LEFTOVER_NOTE) &&
+            !strv_contains(labels, de->d_name))
+            strv_push(&names, de->d_name);
+    closedir(d);
+    int ret = 0;
+    for (size_t i = 0; i < names.n; i++) {
+        terr re;
+        int rr = rm_rf_at(instfd, names.v[i], &re);
+        if (rr < 0 && ret == 0) {
+            ret = rr;
+            if (e)
+                *e = re;
+        }
+    }
+    strv_free(&names);
+    return ret;
+}
+
+/* Each service's driver drops what lives outside the processes
+ * (databases, shared memory); the labels whose drop failed go in failed,
+ * their messages in why. */
+static void reap_outside(int fd, const char *id, const struct state_info *st, strv *failed,
+                         strbuf *why)
+{
+    for (size_t i = 0; i < st->n_svcs; i++) {
+        const struct tether_driver *d = driver_find(st->svcs[i].driver);
+        if (!d || !d->reap || strchr(st->svcs[i].label, '/') || st->svcs[i].label[0] == '.')
+            continue;
+        int sfd = openat(fd, st->svcs[i].label, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sfd < 0)
+            continue;
+        _cleanup_free_ char *path = xasprintf("%s/%s", id, st->svcs[i].label);
+        terr re;
+        if (d->reap(sfd, path, &re) < 0) {
+            strv_push(failed, st->svcs[i].label);
+            sb_addf(why, "%s%s", why->len ? "; " : "", re.msg);
+        }
+        close(sfd);
+    }
+}
+
+/* A drop failed (the server is down or hung): keep what lets the next gc
+ * retry it (state, lock, the services' records) and say why. */
+static int keep_for_retry(int fd, const char *id, const strv *failed, const strbuf *why,
+                          terr *e)
+{
+    terr ke;
+    if (instance_keep(fd, failed, why->s, &ke) < 0)
+        return terr_set(e, EAGAIN, "%s; and instance %s could not be kept as it should: %s",
+                        why->s, id, ke.msg);
+    return terr_set(e, EAGAIN, "%s; kept instance %s with its record: the next `tether gc` "
+                    "retries", why->s, id);
+}
+
 int gc_reap_instance(int rootfd, const char *id, terr *e)
 {
     _cleanup_close_ int fd = openat(rootfd, id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : terr_set(e, errno, "cannot open instance %s: %m", id);
+    bool retry = faccessat(fd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
     struct state_info st;
     if (state_read(fd, &st) == 0) {
         char boot[64] = "";
@@ -89,23 +160,18 @@ int gc_reap_instance(int rootfd, const char *id, terr *e)
         for (size_t i = 0; i < st.n_svcs; i++)
             kill_verified(&st.svcs[i].proc, same_boot);
         kill_cookie_processes(st.cookie);
-        /* what lives outside the processes: databases, shared memory */
-        for (size_t i = 0; i < st.n_svcs; i++) {
-            const struct tether_driver *d = driver_find(st.svcs[i].driver);
-            if (!d || !d->reap || strchr(st.svcs[i].label, '/') || st.svcs[i].label[0] == '.')
-                continue;
-            int sfd = openat(fd, st.svcs[i].label, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sfd < 0)
-                continue;
-            _cleanup_free_ char *path = xasprintf("%s/%s", id, st.svcs[i].label);
-            d->reap(sfd, path, NULL);
-            close(sfd);
-        }
+        strv failed = {0};
+        _cleanup_sb_ strbuf why = {0};
+        reap_outside(fd, id, &st, &failed, &why);
+        int kr = failed.n ? keep_for_retry(fd, id, &failed, &why, e) : 0;
+        strv_free(&failed);
+        if (kr < 0)
+            return kr;
     }
     int r = rm_rf_at(rootfd, id, e);
     if (r < 0)
         return terr_prefix(e, r, "cannot remove stale instance %s", id);
-    return 0;
+    return retry ? 1 : 0;
 }
 
 static bool is_old(int rootfd, const char *name)
@@ -116,7 +182,35 @@ static bool is_old(int rootfd, const char *name)
     return time(NULL) - st.st_mtime > YOUNG_SECONDS;
 }
 
-int gc_run(strbuf *report, terr *e)
+/* What the note of an instance kept by a failed cleanup says ("" if none). */
+static char *note_of(int ifd)
+{
+    char buf[TERR_MAX] = "";
+    _cleanup_close_ int fd = openat(ifd, LEFTOVER_NOTE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+                                                        O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    return xstrdup(buf);
+}
+
+/* Reap name, whose lock we hold, and say what happened in report (the
+ * error also in err). */
+static int reap_one(int root, const char *root_path, const char *name, int ifd, strbuf *report,
+                    terr *err)
+{
+    _cleanup_free_ char *before = note_of(ifd);
+    int r = gc_reap_instance(root, name, err);
+    if (r < 0 && report)
+        sb_addf(report, "tether: %s/%s: %s\n", root_path, name, err->msg);
+    else if (r == 1 && report)
+        sb_addf(report, "tether: retried the cleanup of stale instance %s/%s: done (it had "
+                "failed: %s)\n", root_path, name, before);
+    else if (report)
+        sb_addf(report, "tether: reaped stale instance %s/%s\n", root_path, name);
+    return r;
+}
+
+static int gc_scan(strbuf *report, bool retry, terr *e)
 {
     _cleanup_free_ char *root_path = NULL;
     _cleanup_close_ int root = state_root(&root_path, e);
@@ -130,7 +224,7 @@ int gc_run(strbuf *report, terr *e)
         close(dupfd);
         return terr_set(e, errno, "%s: %m", root_path);
     }
-    int reaped = 0, ret = 0;
+    int reaped = 0, failed = 0, ret = 0;
     struct dirent *de;
     strv names = {0};
     while ((de = readdir(d)))
@@ -157,18 +251,31 @@ int gc_run(strbuf *report, terr *e)
         } else if (name[0] == '.' && !is_old(root, name)) {
             continue;
         }
+        if (!retry && faccessat(ifd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+            continue; /* a failed drop: `tether gc` retries it */
         terr err;
-        int r = gc_reap_instance(root, name, &err);
-        if (r < 0) {
-            if (ret == 0 && e)
-                *e = err;
-            ret = ret ? ret : r;
-            continue;
-        }
-        reaped++;
-        if (report)
-            sb_addf(report, "tether: reaped stale instance %s/%s\n", root_path, name);
+        int r = reap_one(root, root_path, name, ifd, report, &err);
+        if (r < 0 && !failed++ && !report && e)
+            *e = err; /* nowhere else to say it */
+        else if (r >= 0)
+            reaped++;
     }
+    if (failed && report)
+        ret = terr_set(e, EAGAIN, "could not finish %d stale instance%s (see above); run "
+                       "`tether gc` again once the cause is fixed", failed,
+                       failed == 1 ? "" : "s");
+    else if (failed)
+        ret = -EAGAIN;
     strv_free(&names);
     return ret < 0 ? ret : reaped;
+}
+
+int gc_run(strbuf *report, terr *e)
+{
+    return gc_scan(report, false, e);
+}
+
+int gc_run_retrying(strbuf *report, terr *e)
+{
+    return gc_scan(report, true, e);
 }

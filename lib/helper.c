@@ -39,6 +39,8 @@ static struct {
     bool start_failed;
     terr err;
     const char *why_stop;
+    strv kept;        /* services whose cleanup failed */
+    strbuf kept_why;  /* and why */
 } H;
 
 static void ep_add(int fd, uint32_t events, uint64_t data)
@@ -81,6 +83,18 @@ static void reply(int *client, const char *fmt, ...)
     *client = -1;
 }
 
+/* A failed reset may have left the service half reset (its database
+ * dropped, the copy not made): status says so until a reset works.  One
+ * line, as status's reply has one per service. */
+static void reset_outcome(struct svc *s, const char *failed)
+{
+    free(s->reset_err);
+    s->reset_err = failed ? xstrdup(failed) : NULL;
+    for (char *p = s->reset_err; p && *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
 /* ---- starting ---- */
 
 static void fail_start(struct svc *s)
@@ -121,6 +135,7 @@ static void mark_ready(struct svc *s)
     instance_write_state(&H.in, NULL);
     if (s->restarting) {
         s->restarting = false;
+        reset_outcome(s, NULL);
         reply(&s->pending_client, "OK restarted");
     }
 }
@@ -296,12 +311,14 @@ static void reset_done(struct svc *s, int status)
 {
     s->reset_pid = 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        reset_outcome(s, NULL);
         reply(&s->pending_client, "OK reset");
         return;
     }
     _cleanup_sb_ strbuf why = {0};
     describe_status(&why, status);
     svc_fail(s, "reset command (%s) %s", s->conf->reset, why.s);
+    reset_outcome(s, s->err.msg);
     reply(&s->pending_client, "ERR %s", s->err.msg);
 }
 
@@ -422,16 +439,34 @@ static int shutdown_all(void)
     for (size_t i = 0; i < H.in.n_svcs; i++) {
         struct svc *s = &H.in.svcs[i];
         terr e;
-        if (s->conf->driver->cleanup && s->conf->driver->cleanup(s, &e) < 0)
+        if (s->conf->driver->cleanup && s->conf->driver->cleanup(s, &e) < 0) {
             ret = 2;
+            strv_push(&H.kept, s->conf->label);
+            sb_addf(&H.kept_why, "%s%s", H.kept_why.len ? "; " : "", e.msg);
+        }
     }
     return ret;
+}
+
+/* A cleanup failed (a database on a server that is down): the instance
+ * stays with what lets gc retry, and the note says why to `tether stop`
+ * (or run), which waits for us to exit and then reads it. */
+static int keep_instance(void)
+{
+    sb_addf(&H.kept_why, "; its record stays in %s: run `tether gc` once the cause is fixed "
+            "(it retries)", H.in.dir);
+    terr e;
+    if (instance_keep(H.in.dirfd, &H.kept, H.kept_why.s, &e) < 0)
+        fprintf(stderr, "tether-helper: %s\n", e.msg);
+    return 2;
 }
 
 static int remove_instance(void)
 {
     if (!H.in.dir)
         return 0;
+    if (H.kept.n)
+        return keep_instance();
     int root = open(H.in.state_dir, O_DIRECTORY | O_CLOEXEC);
     if (root < 0)
         return 2;
@@ -479,7 +514,12 @@ static void handle_request(int client, char *req)
         for (size_t i = 0; i < H.in.n_svcs; i++) {
             struct svc *s = &H.in.svcs[i];
             terr e;
-            if (s->state == SVC_READY && svc_health(s, &e) == 0) {
+            /* what is wrong now first, then what the last reset left */
+            int health = s->state == SVC_READY ? svc_health(s, &e) : 0;
+            if (s->state == SVC_READY && health == 0 && s->reset_err) {
+                sb_addf(&b, "%s unhealthy the last reset failed (reset it again): %s\n",
+                        s->conf->label, s->reset_err);
+            } else if (s->state == SVC_READY && health == 0) {
                 sb_addf(&b, "%s ready %d\n", s->conf->label, (int)s->pid);
             } else if (s->state == SVC_EXITED) {
                 sb_addf(&b, "%s dead ", s->conf->label);
@@ -530,10 +570,12 @@ static void handle_request(int client, char *req)
             if (d->reset(s, &e) < 0) {
                 if (s->pid > 0 && exits_soon(s->pid))
                     reap();
+                reset_outcome(s, e.msg);
                 if (!reply_if_crashed(s, &c))
                     reply(&c, "ERR %s", e.msg);
                 return;
             }
+            reset_outcome(s, NULL);
             reply(&c, "OK reset");
             if (d->after_reset)
                 d->after_reset(s, &e);
@@ -862,7 +904,13 @@ out:
      * not return before its debris is gone */
     if (remove_instance() != 0 && !ret)
         ret = 2;
+    if (H.start_failed && H.kept.n) { /* the starter hears of it too */
+        terr start = H.err;
+        terr_set(&H.err, EIO, "%s; and its cleanup failed: %s", start.msg, H.kept_why.s);
+    }
     send_status();
+    strv_free(&H.kept);
+    sb_free(&H.kept_why);
     for (size_t i = 0; i < H.in.n_svcs; i++)
         svc_free(&H.in.svcs[i]);
     free(H.in.svcs);

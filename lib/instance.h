@@ -8,6 +8,8 @@
 #include "util.h"
 
 #define COOKIE_VAR "TETHER_COOKIE"
+/* In an instance directory kept after its cleanup failed: why (text). */
+#define LEFTOVER_NOTE "cleanup-failed"
 #define INSTANCE_ID_LEN 16
 
 enum svc_state { SVC_PENDING, SVC_STARTING, SVC_READY, SVC_STOPPING, SVC_EXITED };
@@ -39,6 +41,7 @@ struct svc {
     size_t log_off;  /* log: bytes of the log already scanned */
     strbuf line;     /* partial line for log/fd readiness */
     int pending_client;     /* control client waiting for a reset/restart */
+    char *reset_err; /* the last reset failed (why): not ready until one works */
     bool restarting;
     terr err;
     void *ready_re; /* compiled regex for READY_LOG */
@@ -115,8 +118,19 @@ int state_read(int instfd, struct state_info *st);
  * everything carrying its cookie, then remove its directory.  Returns the
  * number reaped (>= 0) or -errno. */
 int gc_run(strbuf *report, terr *e);
-/* Kill and reap one instance whose lock we hold. */
+/* Kill and reap one instance whose lock we hold: 0, or 1 when it finished
+ * a cleanup that had failed before (the instance had a LEFTOVER_NOTE).  A
+ * drop that fails again keeps the instance for the next gc (-EAGAIN). */
 int gc_reap_instance(int rootfd, const char *id, terr *e);
+/* As gc_run, and also retry the instances whose cleanup failed (a
+ * database on a server that was down): `tether gc`.  gc_run, which runs
+ * before every start, leaves those: a hung server would delay each start
+ * by the service's timeout. */
+int gc_run_retrying(strbuf *report, terr *e);
+/* After a failed cleanup: write why into the instance's LEFTOVER_NOTE and
+ * remove everything but the state, the lock, the note and the directories
+ * of labels (which hold the records the next gc needs to retry). */
+int instance_keep(int instfd, const strv *labels, const char *why, terr *e);
 /* SIGKILL every process whose environment carries COOKIE_VAR=cookie, until
  * none is left (waits for them to die). */
 int kill_cookie_processes(const char *cookie);

@@ -73,6 +73,7 @@ void svc_free(struct svc *s)
     free(s->dir);
     free(s->logpath);
     free(s->sockpath);
+    free(s->reset_err);
     sb_free(&s->line);
     if (s->conf && s->conf->driver->free)
         s->conf->driver->free(s);

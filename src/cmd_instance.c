@@ -99,6 +99,8 @@ static int stop_one(const char *instdir, pid_t pid)
     return EXIT_OK;
 }
 
+static struct env_svc **newest_first(struct env_svc *svcs, size_t n);
+
 static int stop_all(void)
 {
     _cleanup_free_ char *root = NULL;
@@ -114,18 +116,63 @@ static int stop_all(void)
         if (de->d_name[0] != '.')
             strv_push(&ids, de->d_name);
     closedir(d);
-    int ret = EXIT_OK;
+    /* as env_svc entries, to stop them in the same order as cmd_stop */
+    struct env_svc *svcs = xcalloc(ids.n ? ids.n : 1, sizeof(*svcs));
+    size_t n = 0;
     for (size_t i = 0; i < ids.n; i++) {
-        _cleanup_free_ char *dir = xasprintf("%s/%s", root, ids.v[i]);
         _cleanup_close_ int fd = openat(rfd, ids.v[i], O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         struct state_info st;
         if (fd < 0 || state_read(fd, &st) < 0)
             continue;
-        if (stop_one(dir, st.helper.pid))
-            ret = EXIT_FAIL;
+        svcs[n].instdir = xasprintf("%s/%s", root, ids.v[i]);
+        svcs[n++].pid = st.helper.pid;
     }
     strv_free(&ids);
+    struct env_svc **order = newest_first(svcs, n);
+    int ret = EXIT_OK;
+    for (size_t i = 0; i < n; i++)
+        if (stop_one(order[i]->instdir, order[i]->pid))
+            ret = EXIT_FAIL;
+    free(order);
+    env_services_free(svcs, n);
     return ret;
+}
+
+/* When an instance's helper started (0 if unknown): boot-time ticks. */
+static unsigned long long started(const struct env_svc *s)
+{
+    _cleanup_close_ int fd = open(s->instdir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    struct state_info st;
+    return fd >= 0 && state_read(fd, &st) == 0 ? st.helper.starttime : 0;
+}
+
+struct by_start {
+    struct env_svc *s;
+    unsigned long long t;
+    size_t i; /* ties keep their order */
+};
+
+static int later_first(const void *a, const void *b)
+{
+    const struct by_start *x = a, *y = b;
+    if (x->t != y->t)
+        return x->t < y->t ? 1 : -1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* The services in the order their instances should stop: the newest
+ * first, the reverse of how they were started. */
+static struct env_svc **newest_first(struct env_svc *svcs, size_t n)
+{
+    struct by_start *v = xcalloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct by_start){.s = &svcs[i], .t = started(&svcs[i]), .i = i};
+    qsort(v, n, sizeof(*v), later_first);
+    struct env_svc **order = xcalloc(n ? n : 1, sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = v[i].s;
+    free(v);
+    return order;
 }
 
 int cmd_stop(struct cli *c, int argc, char **argv)
@@ -139,14 +186,17 @@ int cmd_stop(struct cli *c, int argc, char **argv)
     strv names = {0};
     for (size_t i = 0; i < n; i++)
         add_unset_names(&names, &svcs[i]);
-    /* one helper per instance: stop each once */
+    /* one helper per instance: stop each once, the newest first (an
+     * instance with a database on another's server = goes before it) */
+    struct env_svc **order = newest_first(svcs, n);
     for (size_t i = 0; i < n; i++) {
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = streq(svcs[j].instdir, svcs[i].instdir);
-        if (!seen && stop_one(svcs[i].instdir, svcs[i].pid))
+            seen = streq(order[j]->instdir, order[i]->instdir);
+        if (!seen && stop_one(order[i]->instdir, order[i]->pid))
             ret = EXIT_FAIL;
     }
+    free(order);
     if (all && stop_all())
         ret = EXIT_FAIL;
     if (optind < argc) {
@@ -432,7 +482,7 @@ int cmd_gc(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
     strbuf report = {0};
     terr e;
-    int r = gc_run(&report, &e);
+    int r = gc_run_retrying(&report, &e);
     if (report.len && !c->quiet)
         fputs(report.s, stderr);
     sb_free(&report);

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "cli.h"
+#include "client.h"
 #include "config.h"
 #include "helper.h"
 #include "instance.h"
@@ -84,6 +85,27 @@ static int wait_helper(pid_t helper)
     while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
         ;
     return status;
+}
+
+/* The helper exited 2: something is left.  Say what (a database it could
+ * not drop is in the note of the instance it kept for gc). */
+static void say_leftover(const struct var *vars, size_t n)
+{
+    static const char sfx[] = "_CONFIGFILE";
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(vars[i].name);
+        const char *slash = strrchr(vars[i].value, '/');
+        if (l <= sizeof(sfx) - 1 || !streq(vars[i].name + l - (sizeof(sfx) - 1), sfx) || !slash)
+            continue;
+        _cleanup_free_ char *dir = xstrndup(vars[i].value, (size_t)(slash - vars[i].value));
+        terr e;
+        if (instance_leftover(dir, &e) < 0) {
+            cli_err("%s", e.msg);
+            return;
+        }
+        break;
+    }
+    cli_err("the helper could not remove everything; run `tether gc`");
 }
 
 static int exit_code(int status)
@@ -398,7 +420,9 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
             if (ret == EXIT_OK)
                 ret = EXIT_FAIL;
         } else if (WIFEXITED(hs) && WEXITSTATUS(hs) == 2) {
-            cli_err("the helper could not remove everything (see above); run `tether gc`");
+            say_leftover(vars, nvars);
+            if (ret == EXIT_OK)
+                ret = EXIT_FAIL;
         }
     }
     if (lease[1] >= 0)

@@ -16,7 +16,10 @@
 #define PQ_FUNCS(X)                                                                             \
     X(PQclear) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse) X(PQerrorMessage)      \
     X(PQescapeIdentifier) X(PQexec) X(PQfinish) X(PQfreemem) X(PQpingParams)                     \
-    X(PQresultStatus) X(PQserverVersion) X(PQstatus)
+    X(PQresultStatus) X(PQserverVersion) X(PQstatus)                                             \
+    /* the asynchronous calls, for talking to a server with a deadline */                     \
+    X(PQconnectStartParams) X(PQconnectPoll) X(PQsocket) X(PQsendQuery) X(PQconsumeInput)       \
+    X(PQisBusy) X(PQgetResult) X(PQflush) X(PQsetnonblocking)
 #define REDIS_FUNCS(X)                                                                          \
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
     X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout)
@@ -47,6 +50,15 @@ int redis_load(terr *e);
 #define PQresultStatus pq_api.PQresultStatus
 #define PQserverVersion pq_api.PQserverVersion
 #define PQstatus pq_api.PQstatus
+#define PQconnectStartParams pq_api.PQconnectStartParams
+#define PQconnectPoll pq_api.PQconnectPoll
+#define PQsocket pq_api.PQsocket
+#define PQsendQuery pq_api.PQsendQuery
+#define PQconsumeInput pq_api.PQconsumeInput
+#define PQisBusy pq_api.PQisBusy
+#define PQgetResult pq_api.PQgetResult
+#define PQflush pq_api.PQflush
+#define PQsetnonblocking pq_api.PQsetnonblocking
 #define freeReplyObject redis_api.freeReplyObject
 #define redisCommand redis_api.redisCommand
 #define redisConnectUnixWithTimeout redis_api.redisConnectUnixWithTimeout

@@ -12,9 +12,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -25,6 +27,8 @@
 
 #define CACHE_FORMAT "tether-pg-cache-3"
 #define INIT_SQL_MAX (256 << 20) /* a schema, not a data load */
+/* strerror(ENOSPC), as initdb and postgres write it in their messages */
+#define NO_SPACE "No space left on device"
 
 static bool is_exe(const char *dir, const char *name)
 {
@@ -94,7 +98,7 @@ int pg_cache_root(char **path, terr *e)
         p = xasprintf("%s/tether-cache", xdg);
     else
         p = xasprintf("/dev/shm/tether-cache-%u", (unsigned)getuid());
-    int fd = ensure_private_dir(p, getuid(), e);
+    int fd = ensure_private_dir_var(p, getuid(), "TETHER_CACHE_DIR", e);
     if (fd < 0) {
         terr_prefix(e, fd, "tether's cache directory");
         free(p);
@@ -174,13 +178,15 @@ static int run_step(struct svc *s, char *const *argv, char *const *envp, bool dr
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         _cleanup_free_ char *tail = file_tail(s->logpath, 20);
+        /* a full disk is no matter of modes (build() says where) */
+        bool modes = drop && s->run_as && !strstr(tail, NO_SPACE);
         return terr_set(e, EIO, "[%s] %s failed (status %d) while building the cluster cache%s; "
                         "last lines of %s:\n%s", s->conf->label, argv[0],
                         WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-                        drop && s->run_as ? " (it runs as the server's user, who must be able "
-                                            "to reach the cache directory: check the modes of "
-                                            "$TETHER_CACHE_DIR and its parents)"
-                                          : "",
+                        modes ? " (it runs as the server's user, who must be able "
+                                "to reach the cache directory: check the modes of "
+                                "$TETHER_CACHE_DIR and its parents)"
+                              : "",
                         s->logpath, tail);
     }
     return 0;
@@ -351,6 +357,54 @@ static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const cha
     return r;
 }
 
+/* A build that ran out of room says so, and where: the step's message
+ * tells, or (in any language) the file system is full with the failed
+ * build still on it (initdb --no-clean). */
+static int out_of_space(struct svc *s, int root, const char *rootpath, int r, terr *e)
+{
+    struct statvfs v;
+    bool full_now = fstatvfs(root, &v) == 0 && (unsigned long long)v.f_bavail * v.f_frsize < 1 << 20;
+    if (r != -ENOSPC && !strstr(e->msg, NO_SPACE) && !full_now)
+        return r;
+    char room[96] = "";
+    if (fstatvfs(root, &v) == 0)
+        snprintf(room, sizeof(room), " (%llu of %llu MB free when it failed)",
+                 (unsigned long long)v.f_bavail * v.f_frsize >> 20,
+                 (unsigned long long)v.f_blocks * v.f_frsize >> 20);
+    terr was = *e;
+    return terr_set(e, ENOSPC, "[%s] no space left on device in %s%s while building the cluster "
+                    "cache: free some space there, or set TETHER_CACHE_DIR to a directory with "
+                    "room for a cluster (some 40 MB); what failed: %s",
+                    s->conf->label, rootpath, room, was.msg);
+}
+
+/* A server of the build that PANICs (initdb's bootstrap, out of space)
+ * aborts and leaves its System V segment.  Its key is the data
+ * directory's inode number (postgres 12+; the next ones if that is taken):
+ * remove those, once nothing is attached, made by the server's user. */
+static void remove_build_shm(struct svc *s, int root, const char *tmp)
+{
+    _cleanup_free_ char *data = xasprintf("%s/data", tmp);
+    struct stat st;
+    if (fstatat(root, data, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return;
+    uid_t uid = s->run_as ? s->uid : geteuid();
+    FILE *f = fopen("/proc/sysvipc/shm", "re");
+    char line[512];
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        int key, id, cpid, lpid;
+        unsigned perms, owner, group, cuid;
+        unsigned long size, nattch;
+        if (sscanf(line, "%d %d %o %lu %d %d %lu %u %u %u", &key, &id, &perms, &size, &cpid,
+                   &lpid, &nattch, &owner, &group, &cuid) == 10 &&
+            (unsigned)key - (unsigned)st.st_ino < 16 && nattch == 0 && cuid == uid)
+            shmctl(id, IPC_RMID, NULL);
+    }
+    fclose(f);
+}
+
 static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, const char *key,
                  const char *sql, terr *e)
 {
@@ -374,6 +428,7 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     strv_pushf(&argv, "--username=%s", pg->os_user);
     strv_push(&argv, "--auth=trust");
     strv_push(&argv, "--no-sync");
+    strv_push(&argv, "--no-clean"); /* ours to remove, once its segment is found */
     strv_push(&argv, "--encoding=UTF8");
     strv_push(&argv, "--locale=C");
     strv_push(&argv, "--wal-segsize=1"); /* 1 MB segments: a smaller copy */
@@ -387,6 +442,8 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     }
     return 0;
 fail:
+    remove_build_shm(s, root, tmp);
+    r = out_of_space(s, root, rootpath, r, e);
     rm_rf_at(root, tmp, NULL);
     return r;
 }

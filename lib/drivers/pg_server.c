@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,18 +62,105 @@ static char *shown_url(const char *url)
     return sb_steal(&b);
 }
 
+/* libpq's message without its trailing newline, for ours to go on. */
+static const char *pq_msg(PGconn *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", PQerrorMessage(c));
+    buf[strcspn(buf, "\n")] = '\0';
+    return buf;
+}
+
+/* Until c's socket is ready for ev: 0, or -ETIMEDOUT at the deadline. */
+static int wait_sock(PGconn *c, short ev, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - now_ns();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = PQsocket(c), .events = ev};
+        int r = poll(&p, 1, (int)(left / 1000000 + 1));
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+static int timed_out(terr *e, const char *what, long long timeout_ns)
+{
+    return terr_set(e, ETIMEDOUT, "%s: no answer within %g s (is the server stopped or "
+                    "overloaded?)", what, (double)timeout_ns / 1e9);
+}
+
+/* Connect with the URL's own settings and our database, giving up at the
+ * deadline: a server that accepts connections but never answers (stopped,
+ * hung) must not hold up a stop or gc for ever. */
+static PGconn *connect_until(const char *url, const char *dbname, long long timeout_ns,
+                             terr *e)
+{
+    long long deadline = now_ns() + timeout_ns;
+    const char *keys[] = {"dbname", "dbname", NULL};
+    const char *vals[] = {url, dbname, NULL};
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    int r = 0;
+    while (c && PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+           st != PGRES_POLLING_FAILED && r == 0) {
+        r = wait_sock(c, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+        if (r == 0)
+            st = PQconnectPoll(c);
+    }
+    if (c && st == PGRES_POLLING_OK && PQstatus(c) == CONNECTION_OK)
+        return c;
+    if (r == -ETIMEDOUT) {
+        terr_set(e, ETIMEDOUT, "no answer within %g s (is the server stopped or "
+                 "overloaded?)", (double)timeout_ns / 1e9);
+    } else {
+        char m[1024];
+        terr_set(e, ECONNREFUSED, "%s", c ? pq_msg(c, m, sizeof(m)) : "out of memory");
+    }
+    if (c)
+        PQfinish(c);
+    return NULL;
+}
+
+/* PQexec with a deadline: 0, or the first error of the statements in sql. */
+static int exec_until(PGconn *c, const char *sql, long long deadline, long long timeout_ns,
+                      terr *e)
+{
+    char m[1024];
+    if (!PQsendQuery(c, sql))
+        return terr_set(e, EIO, "%s: %s", sql, pq_msg(c, m, sizeof(m)));
+    int r = 0;
+    while (r == 0 && PQflush(c) == 1)
+        r = wait_sock(c, POLLOUT, deadline);
+    for (;;) {
+        while (r == 0 && PQisBusy(c)) {
+            r = wait_sock(c, POLLIN, deadline);
+            if (r == 0 && !PQconsumeInput(c))
+                return terr_set(e, EIO, "%s: %s", sql, pq_msg(c, m, sizeof(m)));
+        }
+        if (r < 0)
+            return r == -ETIMEDOUT ? timed_out(e, sql, timeout_ns)
+                                   : terr_set(e, -r, "%s: %s", sql, strerror(-r));
+        PGresult *res = PQgetResult(c);
+        if (!res)
+            return 0;
+        ExecStatusType st = PQresultStatus(res);
+        PQclear(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            r = terr_set(e, EIO, "%s: %s", sql, pq_msg(c, m, sizeof(m)));
+        if (r < 0) /* the rest of the results, already there or on their way */
+            return r;
+    }
+}
+
 static PGconn *connect_url(const char *url, const char *dbname, terr *e)
 {
-    /* the URL's own settings, with our database and a bounded wait */
-    const char *keys[] = {"dbname", "dbname", "connect_timeout", NULL};
-    const char *vals[] = {url, dbname, "5", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
+    PGconn *c = connect_until(url, dbname, 5000000000LL, e);
+    if (!c) {
         _cleanup_free_ char *shown = shown_url(url);
-        terr_set(e, ECONNREFUSED, "cannot connect to server = %s: %s", shown,
-                 PQerrorMessage(c));
-        PQfinish(c);
-        return NULL;
+        terr_prefix(e, -ECONNREFUSED, "cannot connect to server = %s", shown);
     }
     return c;
 }
@@ -158,7 +246,8 @@ static int job_create(struct pg_job *j, terr *e)
     /* record first: if we die between CREATE and the record, gc could not
      * know the database */
     _cleanup_free_ char *rec =
-        xasprintf("%s\n%s\n%s\n", pg->server_url, pg->maint_db, pg->server_db);
+        xasprintf("%s\n%s\n%s\n%lld\n", pg->server_url, pg->maint_db, pg->server_db,
+                  s->conf->timeout_ns);
     _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     r = dfd < 0 ? -errno : write_file_atomic(dfd, RECORD, rec, strlen(rec), 0600);
     if (r < 0) {
@@ -247,23 +336,36 @@ int pg_server_variables(struct svc *s, struct pg *pg, terr *e)
     return 0;
 }
 
-static int drop_db(const char *url, const char *maint, const char *db, terr *e)
+/* The lock, then the drop, all within timeout_ns; the message names the
+ * database, the server and the cause. */
+static int drop_db(const char *url, const char *maint, const char *db, long long timeout_ns,
+                   terr *e)
 {
-    PGconn *c = connect_url(url, maint, e);
-    if (!c)
-        return -ECONNREFUSED;
-    _cleanup_free_ char *qd = pg_quote_ident(c, db);
-    _cleanup_free_ char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qd);
-    int r = pg_server_lock(c, db, "postgresql", e);
-    if (r == 0)
-        r = pg_exec(c, sql, "postgresql", e);
-    PQfinish(c);
+    long long deadline = now_ns() + timeout_ns;
+    PGconn *c = connect_until(url, maint, timeout_ns, e);
+    int r = c ? 0 : terr_prefix(e, -ECONNREFUSED, "cannot connect");
+    if (c) {
+        _cleanup_free_ char *qd = pg_quote_ident(c, db);
+        _cleanup_free_ char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qd);
+        unsigned long long h = fnv1a(FNV1A_INIT, db, strlen(db));
+        _cleanup_free_ char *lock = xasprintf("SELECT pg_advisory_lock(%d, %d)", LOCK_CLASS,
+                                              (int32_t)(uint32_t)(h ^ (h >> 32)));
+        r = exec_until(c, lock, deadline, timeout_ns, e);
+        if (r == 0)
+            r = exec_until(c, sql, deadline, timeout_ns, e);
+        PQfinish(c);
+    }
+    if (r < 0) {
+        _cleanup_free_ char *shown = shown_url(url);
+        terr_prefix(e, r, "cannot drop database %s on server = %s", db, shown);
+    }
     return r;
 }
 
 static int job_drop(struct pg_job *j, terr *e)
 {
-    return drop_db(j->pg->server_url, j->pg->maint_db, j->pg->server_db, e);
+    return drop_db(j->pg->server_url, j->pg->maint_db, j->pg->server_db,
+                   j->s->conf->timeout_ns, e);
 }
 
 int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e)
@@ -271,11 +373,13 @@ int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e)
     if (!pg->server_db || !pg->maint_db)
         return 0;
     int r = pg_job_run(s, pg, job_drop, NULL, NULL, 0, NULL, e);
-    if (r == 0) {
-        _cleanup_free_ char *rec = xasprintf("%s/%s", s->dir, RECORD);
-        unlink(rec);
+    if (r < 0) { /* the record stays, for gc to retry */
+        terr why = *e;
+        return terr_set(e, -r, "[%s] %s", s->conf->label, why.msg);
     }
-    return r;
+    _cleanup_free_ char *rec = xasprintf("%s/%s", s->dir, RECORD);
+    unlink(rec);
+    return 0;
 }
 
 int pg_server_reap(int svcdir_fd, terr *e)
@@ -289,11 +393,18 @@ int pg_server_reap(int svcdir_fd, terr *e)
     char *url = strtok_r(text, "\n", &save);
     char *maint = strtok_r(NULL, "\n", &save);
     char *db = strtok_r(NULL, "\n", &save);
+    char *timeout = strtok_r(NULL, "\n", &save);
     if (!url || !maint || !db)
         return 0;
+    /* the service's timeout bounds gc's wait as it bounded the helper's
+     * (a record written before it was kept there: the default) */
+    long long timeout_ns = timeout ? strtoll(timeout, NULL, 10) : 0;
+    if (timeout_ns <= 0)
+        timeout_ns = 30LL * 1000000000LL;
     /* gc runs in the tether command, not in a helper: libpq right here */
     r = pq_load(e);
     if (r < 0)
         return r;
-    return drop_db(url, maint, db, e);
+    r = drop_db(url, maint, db, timeout_ns, e);
+    return r < 0 ? r : unlinkat(svcdir_fd, RECORD, 0) < 0 && errno != ENOENT ? -errno : 0;
 }

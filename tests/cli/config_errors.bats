@@ -146,3 +146,42 @@ command = $TSERVER
 ready = tcp
 EOF
 }
+
+
+@test "two services that make one variable, and env. names tether sets itself" {
+    bad_config 10 "[web_x] PORT makes the variable TETHER_WEB_X_PORT, and so does [web] export.X_PORT (line 7)" <<EOF
+[web]
+command = $TSERVER
+export.X_PORT = 1
+[web_x]
+command = $TSERVER --tcp \${port}
+port = auto
+EOF
+    bad_config 10 "[web] export.X_PORT makes the variable TETHER_WEB_X_PORT, and so does [web_x] PORT (line 7)" <<EOF
+[web_x]
+command = $TSERVER --tcp \${port}
+port = auto
+[web]
+command = $TSERVER
+export.X_PORT = 1
+EOF
+    bad_config 7 "[web] env.TETHER_COOKIE: tether sets TETHER_COOKIE itself" <<EOF
+[web]
+command = $TSERVER
+env.TETHER_COOKIE = not-yours
+EOF
+    bad_config 8 "[web] env.TETHER_FIRST_PORT would hide the variable that [first] PORT (line 3) makes" <<EOF
+[web]
+command = $TSERVER
+after = first
+env.TETHER_FIRST_PORT = 1
+EOF
+}
+
+@test "two redis services: neither sets REDIS_URL, each has its own URL" {
+    command -v redis-server >/dev/null || skip "redis-server is not installed"
+    cfg=$(printf '[a]\ndriver = redis\n[b]\ndriver = redis\n' | config two.ini)
+    run --separate-stderr tether -f "$cfg" run -- sh -c 'echo "R=${REDIS_URL-unset} A=$TETHER_A_URL B=$TETHER_B_URL"'
+    assert_status 0
+    case $output in "R=unset A=redis"*" B=redis"*) ;; *) echo "got: $output" >&2; return 1 ;; esac
+}

@@ -16,6 +16,7 @@ setup() {
 }
 
 teardown() {
+    teardown_tmpfs
     local leaked="" id
     for id in $(shm_ids); do
         case " $_SHM_BEFORE " in *" $id "*) ;; *) leaked+=" $id" ;; esac
@@ -128,6 +129,90 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     eval "$(tether stop)"
 }
 
+@test "a reset that failed leaves postgres marked not ready until a reset works" {
+    cfg=$(printf '[postgresql]\ntimeout = 2\n' | config pg.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    kill -STOP "$pm"
+    run tether -q reset postgresql
+    kill -CONT "$pm"
+    assert_status 1
+    # the server answers again, but the reset may have dropped the database
+    run tether status
+    assert_status 1
+    assert_output_has "service 'postgresql' is unhealthy: the last reset failed (reset it again): "
+    run tether -q reset postgresql
+    assert_status 0
+    run tether status
+    assert_status 0
+    eval "$(tether stop)"
+}
+
+@test "a cache directory owned by someone else: the error names TETHER_CACHE_DIR" {
+    if [ "$EUID" -eq 0 ]; then
+        dir="$WORK/their-cache"
+        mkdir "$dir"
+        chown 65534 "$dir"
+    else
+        dir=/ # root's, and left as it is: only a directory of our own is ever changed
+    fi
+    run env TETHER_CACHE_DIR="$dir" "$TETHER" run postgresql -- true
+    [ "$status" -ne 0 ]
+    assert_output_has "$dir is owned by uid "
+    assert_output_has "remove it or set TETHER_CACHE_DIR"
+}
+
+# A tmpfs of size $1 on a new directory $WORK/$2 (root only), unmounted by
+# teardown_tmpfs.
+tmpfs_dir() {
+    [ "$EUID" -eq 0 ] || skip "mounting a small tmpfs needs root"
+    mkdir "$WORK/$2"
+    mount -t tmpfs -o "size=$1" tether-test "$WORK/$2" || skip "cannot mount a tmpfs here"
+    _TMPFS+=" $WORK/$2"
+}
+
+teardown_tmpfs() {
+    local m
+    for m in ${_TMPFS:-}; do umount "$m" 2>/dev/null || umount -l "$m"; done
+    _TMPFS=""
+}
+
+@test "a cache build that runs out of space says so, and where" {
+    tmpfs_dir 2m cache
+    run env TETHER_CACHE_DIR="$WORK/cache" "$TETHER" run postgresql -- true
+    teardown_tmpfs
+    [ "$status" -ne 0 ]
+    assert_output_has "no space left on device in $WORK/cache"
+    assert_output_has "set TETHER_CACHE_DIR"
+    [[ $output != *"check the modes"* ]] || { echo "$output" >&2; false; }
+}
+
+@test "a reset whose copy fails after its drop: status says the reset failed, not ready" {
+    # (as one that runs out of space: the database is dropped, its new copy
+    # fails) a session on the template makes CREATE DATABASE ... TEMPLATE fail
+    eval "$(tether -q start postgresql)"
+    mkfifo "$WORK/sql"
+    psql -X -q -d tether_template <"$WORK/sql" >"$WORK/holder.out" 2>&1 &
+    holder=$!
+    exec 8>"$WORK/sql"
+    echo "SELECT 'connected';" >&8
+    wait_for 10 grep -q connected "$WORK/holder.out"
+    run tether -q reset postgresql
+    [ "$status" -ne 0 ]
+    assert_output_has "is being accessed by other users"
+    [ "$(psql_q -d template1 -c "select count(*) from pg_database where datname = 'tether'")" = 0 ]
+    run tether status
+    [ "$status" -eq 1 ]
+    assert_output_has "service 'postgresql' is unhealthy: the last reset failed (reset it again): "
+    exec 8>&-
+    wait "$holder"
+    run tether -q reset postgresql
+    assert_status 0
+    run tether status
+    assert_status 0
+    eval "$(tether stop)"
+}
+
 @test "reset of a postgres that was SIGKILLed says it crashed" {
     eval "$(tether -q start postgresql)"
     pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
@@ -216,6 +301,139 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     assert_status 0
     run psql_q -c "select count(*) from pg_database where datname = '$db'" "$server_url"
     [ "$output" = 0 ]
+    eval "$(tether stop)"
+}
+
+# For the tests below: a private server (tether's own) and a config whose
+# service "app" makes a database on it, with a short timeout so that a
+# hung server costs little ($server_url, $cfg, $postmaster).
+server_for_app() {
+    eval "$(tether -q start postgresql)"
+    server_url="$TETHER_POSTGRESQL_URL"
+    postmaster=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    cfg=$(printf '[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\ntimeout = 2\n' "$server_url" | config srv.ini)
+}
+
+# `tether stop` of app alone (the server's variables stay in the shell)
+stop_app() { timeout 60 env -u TETHER_POSTGRESQL_CONTROL_PID "$TETHER" stop "$app_id"; }
+
+db_count() { psql_q -c "select count(*) from pg_database where datname = '$1'" "$server_url"; }
+
+# Start app; $app_id, $app_db and $app_helper say what it made.
+start_app() {
+    local out
+    out="$("$TETHER" -q -f "$cfg" start --json)"
+    app_helper=$(json_get "$out" SRV_APP_CONTROL_PID)
+    app_db=$(json_get "$out" SRV_APP_DBNAME)
+    app_id=$(basename "$(dirname "$(json_get "$out" SRV_APP_CONFIGFILE)")")
+    [ "$(db_count "$app_db")" = 1 ]
+}
+
+# The server's socket moved away and back: a server that is down, then up.
+server_down() { mv "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432" "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432.away"; }
+server_up() { mv "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432.away" "$TETHER_POSTGRESQL_HOST/.s.PGSQL.5432"; }
+
+@test "server = URL: one stop of the server's instance and the database's stops the newer first" {
+    for how in env all; do
+        server_for_app
+        eval "$("$TETHER" -q -f "$cfg" start)"
+        if [ $how = env ]; then
+            run tether stop
+        else
+            run tether stop --all
+        fi
+        assert_status 0
+        [ -z "$(ls -A "$TETHER_DIR")" ]
+        unset SRV_APP_CONTROL_PID TETHER_POSTGRESQL_CONTROL_PID
+    done
+}
+
+@test "server = URL: stop while the server hangs fails, names the database, and gc drops it later" {
+    server_for_app
+    start_app
+    kill -STOP "$postmaster"
+    run stop_app
+    kill -CONT "$postmaster"
+    [ "$status" -ne 0 ]
+    [ "$status" -ne 124 ]
+    assert_output_has "cannot drop database $app_db on server = "
+    assert_output_has "no answer within 2 s"
+    assert_output_has "tether gc"
+    # the record is kept: the instance directory, without its helper
+    [ -d "$TETHER_DIR/$app_id" ]
+    is_gone "$app_helper"
+    [ "$(db_count "$app_db")" = 1 ]
+    run tether gc
+    assert_status 0
+    assert_output_has "retried the cleanup of stale instance $TETHER_DIR/$app_id: done"
+    [ "$(db_count "$app_db")" = 0 ]
+    [ ! -e "$TETHER_DIR/$app_id" ]
+    eval "$(tether stop)"
+}
+
+@test "server = URL: gc while the server hangs keeps the record and says so; it retries" {
+    server_for_app
+    start_app
+    kill -STOP "$postmaster"
+    run stop_app
+    [ "$status" -ne 0 ]
+    [ "$status" -ne 124 ]
+    run timeout 60 "$TETHER" gc
+    kill -CONT "$postmaster"
+    [ "$status" -ne 0 ]
+    [ "$status" -ne 124 ]
+    assert_output_has "cannot drop database $app_db on server = "
+    assert_output_has "kept instance $app_id"
+    [ -d "$TETHER_DIR/$app_id" ]
+    [ "$(db_count "$app_db")" = 1 ]
+    run tether gc
+    assert_status 0
+    [ "$(db_count "$app_db")" = 0 ]
+    [ ! -e "$TETHER_DIR/$app_id" ]
+    eval "$(tether stop)"
+}
+
+@test "server = URL: helper SIGKILLed while the server is down: gc keeps the record, drops it once the server is back" {
+    server_for_app
+    start_app
+    kill -KILL "$app_helper"
+    wait_gone "$app_helper"
+    server_down
+    # stop, which reaps for the dead helper, fails the same way
+    run stop_app
+    [ "$status" -ne 0 ]
+    assert_output_has "cannot drop database $app_db on server = "
+    assert_output_has "kept instance $app_id"
+    run tether gc
+    [ "$status" -ne 0 ]
+    assert_output_has "cannot drop database $app_db on server = "
+    assert_output_has "kept instance $app_id"
+    # a start's own gc neither retries nor removes it
+    run "$TETHER" -q -f "$cfg" run -- true
+    [ -d "$TETHER_DIR/$app_id" ]
+    server_up
+    [ "$(db_count "$app_db")" = 1 ]
+    run tether gc
+    assert_status 0
+    assert_output_has "retried the cleanup of stale instance $TETHER_DIR/$app_id: done"
+    [ "$(db_count "$app_db")" = 0 ]
+    [ ! -e "$TETHER_DIR/$app_id" ]
+    eval "$(tether stop)"
+}
+
+@test "server = URL: run whose server went down fails at the end and names the database" {
+    server_for_app
+    run "$TETHER" -q -f "$cfg" run -- sh -c 'mv "$0/.s.PGSQL.5432" "$0/.s.PGSQL.5432.away"; echo "db=$SRV_APP_DBNAME"' "$TETHER_POSTGRESQL_HOST"
+    [ "$status" -ne 0 ]
+    assert_output_has "cannot drop database "
+    db=$(printf '%s\n' "$output" | sed -n 's/^db=//p')
+    [ -n "$db" ]
+    assert_output_has "cannot drop database $db on server = "
+    server_up
+    [ "$(db_count "$db")" = 1 ]
+    run tether gc
+    assert_status 0
+    [ "$(db_count "$db")" = 0 ]
     eval "$(tether stop)"
 }
 

@@ -98,6 +98,29 @@ EOF
     assert_output_has "web"
 }
 
+@test "after a failed reset, status says so (not ready) until a reset works" {
+    cfg="$(config flakyreset.ini <<EOF
+[web]
+command = $TSERVER --tcp \${port}
+port = auto
+reset = sh -c 'test -e $WORK/reset-ok || { echo half-reset >&2; exit 4; }'
+EOF
+)"
+    eval "$(tether -f "$cfg" start)"
+    run tether reset
+    [ "$status" -ne 0 ]
+    run tether status
+    [ "$status" -eq 1 ]
+    assert_output_has "service 'web' is unhealthy: the last reset failed"
+    assert_output_has "exited with status 4"
+    touch "$WORK/reset-ok"
+    run tether reset
+    assert_status 0
+    run tether status
+    assert_status 0
+    eval "$(tether stop)"
+}
+
 @test "start --json: parseable, and stop with those variables cleans up" {
     cfg="$(web_config)"
     tether -f "$cfg" start --json >"$WORK/vars.json"

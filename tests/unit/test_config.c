@@ -111,6 +111,46 @@ static const struct {
      ":2: duplicate section [tether] (first on line 1): merge the two or rename one"},
     {"[my-db]\ncommand = x\n[my_db]\ncommand = y\n",
      ":3: [my_db] and [my-db] (line 1) both give the variable name MY_DB: rename one"},
+    /* two makers of one variable: the last one would win, silently */
+    {"[a]\ncommand = x\nexport.B_PORT = 1\n[a_b]\ncommand = y\nport = auto\n",
+     ":6: [a_b] PORT makes the variable TETHER_A_B_PORT, and so does [a] export.B_PORT (line 3): "
+     "rename one"},
+    {"[a_b]\ncommand = y\nport = 7\n[a]\ncommand = x\nexport.B_HOST = 1\n",
+     ":6: [a] export.B_HOST makes the variable TETHER_A_B_HOST, and so does [a_b] HOST (line 3): "
+     "rename one"},
+    {"[tether]\nprefix = lp\n[a]\ncommand = x\nexport.B_URL = 1\n[a-b]\ndriver = redis\n",
+     ":6: [a-b] URL makes the variable LP_A_B_URL, and so does [a] export.B_URL (line 5): rename "
+     "one"},
+    {"[x]\ncommand = x\nexport.Y_CONFIGFILE = 1\n[x_y]\ncommand = y\n",
+     ":4: [x_y] CONFIGFILE makes the variable TETHER_X_Y_CONFIGFILE, and so does [x] "
+     "export.Y_CONFIGFILE (line 3): rename one"},
+    {"[x_y]\ncommand = y\n[x]\ncommand = x\nexport.Y_CONTROL_PID = 1\n",
+     ":5: [x] export.Y_CONTROL_PID makes the variable TETHER_X_Y_CONTROL_PID, and so does [x_y] "
+     "CONTROL_PID (line 1): rename one"},
+    {"[x]\ncommand = x\nexport.Y_PIDFILE = 1\n[x_y]\ncommand = y\n",
+     ":4: [x_y] PIDFILE makes the variable TETHER_X_Y_PIDFILE, and so does [x] export.Y_PIDFILE "
+     "(line 3): rename one"},
+    {"[x]\ncommand = x\nexport.Y_SOCKET = 1\n[x_y]\ncommand = y\nsocket = auto\n",
+     ":4: [x_y] SOCKET makes the variable TETHER_X_Y_SOCKET, and so does [x] export.Y_SOCKET "
+     "(line 3): rename one"},
+    {"[x]\ncommand = x\nexport.Y_Z = 1\n[x_y]\ncommand = y\nexport.Z = 2\n",
+     ":6: [x_y] export.Z makes the variable TETHER_X_Y_Z, and so does [x] export.Y_Z (line 3): "
+     "rename one"},
+    {"[pg]\ndriver = postgresql\nexport.URL = u\n",
+     ":3: [pg] export.URL clashes with the variable URL that the postgresql driver sets: pick "
+     "another name"},
+    {"[a]\ncommand = x\nenv.TETHER_COOKIE = mine\n",
+     ":3: [a] env.TETHER_COOKIE: tether sets TETHER_COOKIE itself (it marks every process of an "
+     "instance, for gc): remove it"},
+    {"[a]\ncommand = x\nready = notify\nenv.NOTIFY_SOCKET = /tmp/s\n",
+     ":4: [a] env.NOTIFY_SOCKET: tether sets NOTIFY_SOCKET itself (ready = notify listens "
+     "there): remove it"},
+    {"[db]\ncommand = d\nport = auto\n[a]\ncommand = x\nafter = db\nenv.TETHER_DB_PORT = 1\n",
+     ":7: [a] env.TETHER_DB_PORT would hide the variable that [db] PORT (line 3) makes: remove "
+     "it, or pick another name"},
+    {"[a]\ncommand = x\nexport.X = 1\nenv.TETHER_A_X = 2\n",
+     ":4: [a] env.TETHER_A_X would hide the variable that [a] export.X (line 3) makes: remove it, "
+     "or pick another name"},
     /* [tether] */
     {"[tether]\nprefix = LP\nname = x\n[a]\ncommand = x\n",
      ":3: [tether] unknown key 'name' (known: prefix)"},
@@ -504,6 +544,11 @@ static void test_templates_ok(void **state)
                                       "after = api\nport = 1\nreset = r ${port}\n"
                                       "env.A = ${api.CONTROL_PID} ${api.DIR}\n");
     assert_int_equal(c->n_svcs, 3);
+    config_free(c);
+    /* near misses of one variable name: TETHER_A_B is not TETHER_A_B_PORT */
+    c = load_ok("[a]\ncommand = x\nport = auto\nexport.B = 1\nexport.b_PORT = 2\n"
+                "[a_b]\ncommand = y\nport = auto\nenv.TETHER_A_B_PORTS = 3\n");
+    assert_int_equal(c->n_svcs, 2);
     config_free(c);
 }
 
