@@ -359,3 +359,36 @@ int proc_children(pid_t pid, pid_t **out, size_t *n)
     }
     return 0;
 }
+
+/* "socket:[12345]" -> 12345; 0 for any other link. */
+static unsigned long socket_inode(const char *link)
+{
+    unsigned long ino;
+    char end;
+    return sscanf(link, "socket:[%lu%c", &ino, &end) == 2 && end == ']' ? ino : 0;
+}
+
+int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n)
+{
+    if (!out || !n)
+        return -EINVAL;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir_at(AT_FDCWD, path);
+    if (!d)
+        return errno == ENOENT ? -ESRCH : -errno;
+    for (struct dirent *de; (de = readdir(d));) {
+        char link[64];
+        ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+        if (len <= 0) /* ".", "..", or an fd closed meanwhile */
+            continue;
+        link[len] = '\0';
+        unsigned long ino = socket_inode(link);
+        if (!ino)
+            continue;
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        (*out)[(*n)++] = ino;
+    }
+    closedir(d);
+    return 0;
+}
