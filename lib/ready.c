@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "drivers/driver.h"
+#include "ports.h"
 #include "service.h"
 
 #define CONNECT_DELAY_MIN 1000000LL  /* 1 ms */
@@ -60,6 +61,106 @@ static char *unix_path(struct svc *s)
         p = abs;
     }
     return p;
+}
+
+/* ---- whose listener answers on the service's port ---- */
+
+struct claim {
+    struct port_listener *l;
+    bool *ours;
+    size_t n, left; /* listeners, and those not yet found in our processes */
+};
+
+/* Mark the listeners whose socket one of pid's fds holds. */
+static void claim_fds(struct claim *c, pid_t pid)
+{
+    _cleanup_free_ unsigned long *ino = NULL;
+    size_t n = 0;
+    if (proc_socket_inodes(pid, &ino, &n) < 0)
+        return; /* gone, or fds we cannot see: nothing of it counts as ours */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < c->n; k++)
+            if (!c->ours[k] && c->l[k].inode == ino[i]) {
+                c->ours[k] = true;
+                c->left--;
+            }
+}
+
+/* Walk root and its descendants until every listener is claimed. */
+static void claim_tree(struct claim *c, pid_t root)
+{
+    _cleanup_free_ pid_t *pids = xmalloc(sizeof(*pids));
+    size_t n = 1;
+    pids[0] = root;
+    for (size_t i = 0; i < n && c->left; i++) {
+        claim_fds(c, pids[i]);
+        proc_children(pids[i], &pids, &n);
+    }
+}
+
+static bool main_pid_of_other(const struct svc *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->inst->n_svcs; i++)
+        if (&s->inst->svcs[i] != s && s->inst->svcs[i].pid == pid)
+            return true;
+    return false;
+}
+
+/* The service's processes are its main process's tree, and what the
+ * helper (a child subreaper) adopted: a daemonising server's detached
+ * child is no longer below the main process.  Other services' trees are
+ * not this one's. */
+static void claim_service(struct claim *c, const struct svc *s)
+{
+    claim_tree(c, s->pid);
+    if (!c->left)
+        return;
+    _cleanup_free_ pid_t *kids = NULL;
+    size_t n = 0;
+    proc_children(getpid(), &kids, &n);
+    for (size_t i = 0; i < n && c->left; i++)
+        if (kids[i] != s->pid && !main_pid_of_other(s, kids[i]))
+            claim_tree(c, kids[i]);
+}
+
+static void foreign_listener(struct svc *s, const struct port_listener *l)
+{
+    if (s->conf->port == 0 && s->port_tries > 0)
+        svc_fail(s, "cannot get a port of its own: another process (uid %u), not the service, "
+                 "listens on 127.0.0.1:%d, and on each of the %d ports port = auto tried "
+                 "before it; find who with ss -ltnp 'sport = %d', and stop it",
+                 (unsigned)l->uid, s->port, s->port_tries, s->port);
+    else
+        svc_fail(s, "does not own port %d: another process (uid %u), not the service, listens "
+                 "on 127.0.0.1:%d, so tether will not hand its address out; stop that process "
+                 "(ss -ltnp 'sport = %d' shows it)%s",
+                 s->port, (unsigned)l->uid, s->port, s->port,
+                 s->conf->port > 0 ? " or choose another port" : "");
+}
+
+int ready_port_owner(struct svc *s, bool need)
+{
+    if (s->port <= 0 || s->external)
+        return 0;
+    _cleanup_free_ struct port_listener *l = NULL;
+    size_t n = 0;
+    int r = port_listeners(s->port, &l, &n);
+    if (r < 0) {
+        svc_fail(s, "cannot tell who listens on port %d: reading /proc/net/tcp: %s", s->port,
+                 strerror(-r));
+        return r;
+    }
+    if (n == 0)
+        return need ? -EAGAIN : 0;
+    _cleanup_free_ bool *ours = xcalloc(n, sizeof(*ours));
+    struct claim c = {.l = l, .ours = ours, .n = n, .left = n};
+    claim_service(&c, s);
+    for (size_t k = 0; k < n; k++)
+        if (!ours[k]) {
+            foreign_listener(s, &l[k]);
+            return -EADDRINUSE;
+        }
+    return 0;
 }
 
 char *ready_describe(const struct svc *s)
@@ -232,8 +333,11 @@ int ready_probe(struct svc *s)
     default:
         return -EAGAIN; /* event-driven kinds */
     }
+    /* an answer on the port counts only from the service's own listener */
     if (r == 0)
-        return 0;
+        r = ready_port_owner(s, c->ready != READY_UNIX);
+    if (r == 0 || r == -EADDRINUSE)
+        return r;
     backoff(s);
     return -EAGAIN;
 }
@@ -242,7 +346,7 @@ int ready_exec_done(struct svc *s, int status)
 {
     s->probe_pid = 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
+        return ready_port_owner(s, false);
     backoff(s);
     return -EAGAIN;
 }
@@ -278,7 +382,7 @@ static bool scan_lines(struct svc *s, const char *data, size_t len, bool eof)
     return ready;
 }
 
-int ready_on_event(struct svc *s)
+static int event_ready(struct svc *s)
 {
     struct svc_conf *c = s->conf;
     char buf[8192];
@@ -333,6 +437,13 @@ int ready_on_event(struct svc *s)
     }
 }
 
+int ready_on_event(struct svc *s)
+{
+    int r = event_ready(s);
+    /* the service says it is ready: still, nobody else may listen on its port */
+    return r == 0 ? ready_port_owner(s, false) : r;
+}
+
 int svc_health(struct svc *s, terr *e)
 {
     struct svc_conf *c = s->conf;
@@ -346,6 +457,10 @@ int svc_health(struct svc *s, terr *e)
         r = try_connect_unix(p);
     } else if (c->driver->probe && !s->external) /* PING, SELECT 1...: really answering */
         r = c->driver->probe(s, e);
+    if (r == 0 && s->port > 0 && ready_port_owner(s, false) < 0) {
+        *e = s->err;
+        return -EADDRINUSE;
+    }
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));
