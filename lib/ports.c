@@ -1,7 +1,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -182,6 +186,12 @@ static int parse_addr(const char *hex, uint32_t words[4])
     return (int)(len / 8);
 }
 
+static void add_listener(struct port_listener **out, size_t *n, unsigned long inode, uid_t uid)
+{
+    *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+    (*out)[(*n)++] = (struct port_listener){.inode = inode, .uid = uid};
+}
+
 /* One line: "sl: LOCAL:PORT REMOTE:PORT ST tx:rx tr:when retr UID timeout
  * INODE ...".  True if it is a LISTEN socket (state 0A) on port that
  * reaches localhost. */
@@ -207,15 +217,66 @@ void port_parse_listeners(const char *text, int port, struct port_listener **out
         const char *nl = strchr(p, '\n');
         _cleanup_free_ char *line = nl ? xstrndup(p, (size_t)(nl - p)) : xstrdup(p);
         struct port_listener l;
-        if (parse_listener(line, port, &l)) {
-            *out = xrealloc(*out, (*n + 1) * sizeof(**out));
-            (*out)[(*n)++] = l;
-        }
+        if (parse_listener(line, port, &l))
+            add_listener(out, n, l.inode, l.uid);
         p = nl ? nl + 1 : NULL;
     }
 }
 
-int port_listeners(int port, struct port_listener **out, size_t *n)
+/* One sock_diag reply: a listener on port reaching localhost is added. */
+static void diag_listener(const struct inet_diag_msg *m, int family, int port,
+                          struct port_listener **out, size_t *n)
+{
+    if (ntohs(m->id.idiag_sport) == port &&
+        reaches_localhost(m->id.idiag_src, family == AF_INET ? 1 : 4))
+        add_listener(out, n, m->idiag_inode, (uid_t)m->idiag_uid);
+}
+
+/* Read a sock_diag dump to its end: 0, or -errno from the kernel. */
+static int diag_read(int fd, int family, int port, struct port_listener **out, size_t *n)
+{
+    _Alignas(struct nlmsghdr) char buf[16384];
+    for (;;) {
+        ssize_t len = recv(fd, buf, sizeof(buf), 0);
+        if (len < 0 && errno == EINTR)
+            continue;
+        if (len <= 0)
+            return len < 0 ? -errno : -EIO;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len);
+             h = NLMSG_NEXT(h, len)) {
+            if (h->nlmsg_type == NLMSG_DONE)
+                return 0;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const struct nlmsgerr *err = NLMSG_DATA(h);
+                return err->error ? err->error : -EIO;
+            }
+            if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+                diag_listener(NLMSG_DATA(h), family, port, out, n);
+        }
+    }
+}
+
+/* The kernel's socket table, LISTEN sockets only: it walks the listening
+ * hash alone, where reading /proc/net/tcp walks every established bucket
+ * too (milliseconds on a machine with a large table). */
+static int diag_listeners(int fd, int family, int port, struct port_listener **out, size_t *n)
+{
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 r;
+    } req = {
+        .nlh = {.nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+        .r = {.sdiag_family = (uint8_t)family, .sdiag_protocol = IPPROTO_TCP,
+              .idiag_states = 1U << TCP_LISTEN},
+    };
+    if (send(fd, &req, sizeof(req), 0) < 0)
+        return -errno;
+    return diag_read(fd, family, port, out, n);
+}
+
+/* The same from /proc/net/tcp and tcp6, where sock_diag is missing. */
+static int proc_listeners(int port, struct port_listener **out, size_t *n)
 {
     static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
@@ -228,4 +289,18 @@ int port_listeners(int port, struct port_listener **out, size_t *n)
         port_parse_listeners(text, port, out, n);
     }
     return 0;
+}
+
+int port_listeners(int port, struct port_listener **out, size_t *n)
+{
+    size_t first = *n;
+    _cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int r = fd < 0 ? -errno : diag_listeners(fd, AF_INET, port, out, n);
+    /* a kernel without IPv6 has no handler for it: none there */
+    if (r == 0 && (r = diag_listeners(fd, AF_INET6, port, out, n)) == -ENOENT)
+        r = 0;
+    if (r == 0)
+        return 0;
+    *n = first;
+    return proc_listeners(port, out, n);
 }

@@ -2,6 +2,7 @@
  * tcp6 parsing), and reservations that another uid cannot block. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -149,6 +150,13 @@ static void live_listener_and_its_fd(void **state)
     assert_int_equal(l[0].inode, st.st_ino);
     assert_int_equal(l[0].uid, geteuid());
     free(l);
+    /* the /proc/net/tcp fallback sees the same */
+    _cleanup_free_ char *text = NULL;
+    assert_int_equal(read_file_at(AT_FDCWD, "/proc/net/tcp", &text, NULL), 0);
+    assert_int_equal(parse(text, ntohs(sa.sin_port), &l), 1);
+    assert_int_equal(l[0].inode, st.st_ino);
+    assert_int_equal(l[0].uid, geteuid());
+    free(l);
 
     unsigned long *ino = NULL;
     size_t k = 0;
@@ -166,6 +174,39 @@ static void live_listener_and_its_fd(void **state)
     assert_int_equal(port_listeners(ntohs(sa.sin_port), &l, &n), 0);
     assert_int_equal(n, 0);
     free(l);
+}
+
+/* An IPv6 listener on ::1 counts (clients of "localhost" may try it
+ * first); one on 127.0.0.2 does not. */
+static void live_ipv6_and_other_loopback(void **state)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        skip(); /* no IPv6 here */
+    }
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    int port = ntohs(sa.sin6_port);
+    /* the same port on 127.0.0.2 */
+    int fd4 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1)};
+    assert_int_equal(bind(fd4, (struct sockaddr *)&sa4, sizeof(sa4)), 0);
+    assert_int_equal(listen(fd4, 1), 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    struct port_listener *l = NULL;
+    size_t n = 0;
+    assert_int_equal(port_listeners(port, &l, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(l[0].inode, st.st_ino);
+    free(l);
+    close(fd4);
+    close(fd);
 }
 
 /* A free port outside tether's auto range (the kernel's ephemeral one). */
@@ -246,6 +287,7 @@ int main(void)
         cmocka_unit_test(ipv6_listeners),
         cmocka_unit_test(malformed_lines_are_skipped),
         cmocka_unit_test(live_listener_and_its_fd),
+        cmocka_unit_test(live_ipv6_and_other_loopback),
         cmocka_unit_test(reservations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
