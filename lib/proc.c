@@ -377,9 +377,14 @@ int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n)
     DIR *d = opendir_at(AT_FDCWD, path);
     if (!d)
         return errno == ENOENT ? -ESRCH : -errno;
-    for (struct dirent *de; (de = readdir(d));) {
+    int r = 0;
+    for (struct dirent *de; r == 0 && (de = readdir(d));) {
         char link[64];
         ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+        /* root without CAP_SYS_PTRACE may list another uid's fds but not
+         * read them */
+        if (len < 0 && (errno == EACCES || errno == EPERM))
+            r = -EACCES;
         if (len <= 0) /* ".", "..", or an fd closed meanwhile */
             continue;
         link[len] = '\0';
@@ -390,5 +395,20 @@ int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n)
         (*out)[(*n)++] = ino;
     }
     closedir(d);
+    return r;
+}
+
+int proc_fsuid(pid_t pid, uid_t *uid)
+{
+    _cleanup_free_ char *buf = NULL;
+    int r = read_proc_file(pid, "status", &buf, NULL);
+    if (r < 0)
+        return r;
+    /* "Uid:\treal\teffective\tsaved\tfilesystem" */
+    const char *p = strstr(buf, "\nUid:");
+    unsigned fs;
+    if (!p || sscanf(p + 5, "%*u %*u %*u %u", &fs) != 1)
+        return -EINVAL;
+    *uid = (uid_t)fs;
     return 0;
 }

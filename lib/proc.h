@@ -42,3 +42,6 @@ int proc_children(pid_t pid, pid_t **out, size_t *n);
  * -EACCES if its fds cannot be seen (another user's process, or one that
  * made itself non-dumpable). */
 int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n);
+/* The filesystem uid of pid (/proc/PID/status), the uid its new sockets
+ * belong to.  -ESRCH if pid is gone. */
+int proc_fsuid(pid_t pid, uid_t *uid);

@@ -71,19 +71,35 @@ struct claim {
     size_t n, left; /* listeners, and those not yet found in our processes */
 };
 
-/* Mark the listeners whose socket one of pid's fds holds. */
+static void claim(struct claim *c, size_t k)
+{
+    if (!c->ours[k]) {
+        c->ours[k] = true;
+        c->left--;
+    }
+}
+
+/* Mark the listeners whose socket one of pid's fds holds.  A process of
+ * ours that runs as another uid and whose fds we may not see (root without
+ * CAP_SYS_PTRACE, as in a container, looking at a server that runs as
+ * postgres) vouches for the listeners of its own uid: only that uid, the
+ * service's, could have made them.  Not so for our own uid: a process in
+ * mid-exec shows EACCES for a moment, and a stranger of our uid would
+ * pass. */
 static void claim_fds(struct claim *c, pid_t pid)
 {
     _cleanup_free_ unsigned long *ino = NULL;
     size_t n = 0;
-    if (proc_socket_inodes(pid, &ino, &n) < 0)
-        return; /* gone, or fds we cannot see: nothing of it counts as ours */
+    uid_t uid;
+    if (proc_socket_inodes(pid, &ino, &n) == -EACCES && proc_fsuid(pid, &uid) == 0 &&
+        uid != geteuid())
+        for (size_t k = 0; k < c->n; k++)
+            if (c->l[k].uid == uid)
+                claim(c, k);
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < c->n; k++)
-            if (!c->ours[k] && c->l[k].inode == ino[i]) {
-                c->ours[k] = true;
-                c->left--;
-            }
+            if (c->l[k].inode == ino[i])
+                claim(c, k);
 }
 
 /* Walk root and its descendants until every listener is claimed. */

@@ -1,10 +1,11 @@
 #!/usr/bin/env bats
 # TCP ports against a hostile local user (issue 9, item 2).
 #
-# The hijacker (port_hijacker.py) does what any local user can: it watches
-# /proc/net/unix for a new port reservation and binds 127.0.0.1:PORT before
-# the service does.  tether must never hand out the hijacker's listener as
-# the service: readiness counts only a listener held by the service's own
+# The hijacker (port_hijacker.py) does what any local user can: it binds
+# 127.0.0.1:PORT before the service does, the moment tether has picked the
+# port (a real attacker reads it from /proc/net/unix, where the reservation
+# shows it).  tether must never hand out the hijacker's listener as the
+# service: readiness counts only a listener held by the service's own
 # processes.  On port = auto it tries another port; after its retries, or
 # on a fixed port, it fails and says that another process listens there.
 # As root the hijacker runs as nobody (another user: the attack); as a
@@ -12,9 +13,10 @@
 # must be refused just the same.
 #
 # To make the race deterministic, the service's program is wrapped by a
-# script that waits (bounded) until the hijacker's listener is there before
-# it runs the real server; the "armed" file says which attempts wait.
-#
+# script that hands the hijacker its port, waits (bounded) until the
+# hijacker listens there, then runs the real server; the "armed" file says
+# which attempts do so.
+
 # The squatter (port_squatter.py) binds every reservation name another user
 # could use to deny ports: tether must still get a port.
 
@@ -45,11 +47,16 @@ AS_OTHER=""
 
 other_uid() { if [ "$EUID" -eq 0 ]; then id -u nobody; else id -u; fi; }
 
-# hijack REPLY COUNT: start the hijacker (the ports it takes go to
-# $WORK/hijacked), and wait until it watches
+# hijack REPLY: start the hijacker (the ports it takes go to
+# $WORK/hijacked); it takes those the wrapper appends to $WORK/drop/ports,
+# which another user must be able to read
 hijack() {
+    chmod 711 "$WORK"
+    mkdir -p -m 755 "$WORK/drop"
+    : >"$WORK/drop/ports"
+    chmod 644 "$WORK/drop/ports"
     : >"$WORK/hijacked"
-    $AS_OTHER "$PY" -u - "$1" "$2" 60 <"$BATS_TEST_DIRNAME/port_hijacker.py" \
+    $AS_OTHER "$PY" -u - "$1" "$WORK/drop/ports" 60 <"$BATS_TEST_DIRNAME/port_hijacker.py" \
         >"$WORK/hijacked" 2>"$WORK/hijacker.err" &
     _HOSTILE+=" $!"
     wait_for 10 grep -qx watching "$WORK/hijacked"
@@ -63,13 +70,15 @@ free_port() {
 }
 
 # wrapper BIN LABEL: a script $WORK/wrap that, while $WORK/armed exists
-# (armed "once": only the first attempt), waits until something listens on
-# the service's port (the hijacker), then runs BIN with its arguments
+# (armed "once": only the first attempt), hands the service's port to the
+# hijacker and waits until it listens there, then runs BIN with its
+# arguments
 wrapper() {
     cat >"$WORK/wrap" <<EOF
 #!/bin/sh
 if [ -e "$WORK/armed" ]; then
     grep -qx once "$WORK/armed" && rm -f "$WORK/armed"
+    echo "\$TETHER_$2_PORT" >>"$WORK/drop/ports"
     hex=\$(printf '%04X' "\$TETHER_$2_PORT")
     i=0
     until grep -q "^ *[0-9]*: 0100007F:\$hex 00000000:0000 0A " /proc/net/tcp; do
@@ -100,7 +109,7 @@ command = $WORK/wrap --tcp \${port}
 port = auto
 EOF
 )"
-    hijack 'hijacked\n' 1
+    hijack 'hijacked\n'
     run tether -f "$cfg" run -- sh -c "$(declare -f ping_tcp); PY=$PY"'; echo "$TETHER_WEB_PORT"; ping_tcp "$TETHER_WEB_PORT"'
     assert_status 0
     not_hijacked "${lines[0]}"
@@ -117,7 +126,7 @@ command = $WORK/wrap --tcp \${port}
 port = auto
 EOF
 )"
-    hijack 'hijacked\n' 0
+    hijack 'hijacked\n'
     run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
     [ "$status" -ne 0 ]
     [[ $output != *ran-on-a-hijacked-port* ]]
@@ -136,7 +145,7 @@ command = $WORK/wrap --tcp \${port}
 port = $port
 EOF
 )"
-    hijack 'hijacked\n' 1
+    hijack 'hijacked\n'
     run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
     [ "$status" -ne 0 ]
     [[ $output != *ran-on-a-hijacked-port* ]]
@@ -155,7 +164,7 @@ port = auto
 ready = exec:$PY -c "import socket; socket.create_connection(('127.0.0.1', \${port}))"
 EOF
 )"
-    hijack 'hijacked\n' 0
+    hijack 'hijacked\n'
     run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
     [ "$status" -ne 0 ]
     [[ $output != *ran-on-a-hijacked-port* ]]
@@ -174,7 +183,7 @@ memory = 16
 bin = $WORK/wrap
 EOF
 )"
-    hijack 'VERSION hijacked\r\n' 1
+    hijack 'VERSION hijacked\r\n'
     run tether -f "$cfg" run -- sh -c 'echo "$TETHER_MC_PORT"'
     assert_status 0
     not_hijacked "$output"
@@ -192,7 +201,7 @@ memory = 16
 bin = $WORK/wrap
 EOF
 )"
-    hijack 'VERSION hijacked\r\n' 0
+    hijack 'VERSION hijacked\r\n'
     run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
     [ "$status" -ne 0 ]
     [[ $output != *ran-on-a-hijacked-port* ]]
@@ -212,7 +221,7 @@ ready = driver
 bin = $WORK/wrap
 EOF
 )"
-    hijack '+PONG\r\n' 1
+    hijack '+PONG\r\n'
     run tether -f "$cfg" run -- sh -c 'echo "$TETHER_RD_PORT"; redis-cli -p "$TETHER_RD_PORT" info server | grep -c ^redis_version'
     assert_status 0
     not_hijacked "${lines[0]}"
@@ -232,7 +241,7 @@ ready = $ready
 bin = $WORK/wrap
 EOF
 )"
-        hijack '+PONG\r\n' 0
+        hijack '+PONG\r\n'
         run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
         [ "$status" -ne 0 ]
         [[ $output != *ran-on-a-hijacked-port* ]]
@@ -277,4 +286,23 @@ EOF
     [ "$status" -ne 0 ]
     assert_output_has "port $port is already reserved by another tether instance of yours"
     eval "$(tether stop)"
+}
+
+
+@test "root without CAP_SYS_PTRACE: PostgreSQL tcp = yes, running as postgres, is still its own" {
+    [ "$EUID" -eq 0 ] || skip "needs root (the server runs as postgres only under root)"
+    command -v pg_ctlcluster >/dev/null || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 ||
+        skip "PostgreSQL is not installed (apt-get install postgresql)"
+    # as in a container: root may list the postgres user's /proc/PID/fd but
+    # not read its links; the listener's uid (postgres) vouches for it
+    cfg="$(config pg.ini <<'EOF'
+[pg]
+driver = postgresql
+tcp = yes
+EOF
+)"
+    run setpriv --bounding-set -sys_ptrace --inh-caps -sys_ptrace "$TETHER" -f "$cfg" run -- \
+        sh -c 'psql -X -qAt "$TETHER_PG_URL" -c "select 7*6" </dev/null'
+    assert_status 0
+    [ "${lines[-1]}" = 42 ]
 }

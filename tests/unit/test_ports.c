@@ -167,6 +167,10 @@ static void live_listener_and_its_fd(void **state)
     assert_true(found);
     free(ino);
     assert_int_equal(proc_socket_inodes((pid_t)0x7fffffff, &ino, &k), -ESRCH);
+    uid_t uid = (uid_t)-1;
+    assert_int_equal(proc_fsuid(getpid(), &uid), 0);
+    assert_int_equal(uid, geteuid());
+    assert_int_equal(proc_fsuid((pid_t)0x7fffffff, &uid), -ESRCH);
 
     close(fd);
     n = 0;
