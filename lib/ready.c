@@ -143,9 +143,9 @@ static void foreign_listener(struct svc *s, const struct port_listener *l)
 {
     if (s->conf->port == 0 && s->port_tries > 0)
         svc_fail(s, "cannot get a port of its own: another process (uid %u), not the service, "
-                 "listens on 127.0.0.1:%d, and on each of the %d ports port = auto tried "
-                 "before it; find who with ss -ltnp 'sport = %d', and stop it",
-                 (unsigned)l->uid, s->port, s->port_tries, s->port);
+                 "listens on 127.0.0.1:%d, the last of the %d ports port = auto tried; find "
+                 "who takes them with ss -ltnp 'sport = %d', and stop it",
+                 (unsigned)l->uid, s->port, s->port_tries + 1, s->port);
     else
         svc_fail(s, "does not own port %d: another process (uid %u), not the service, listens "
                  "on 127.0.0.1:%d, so tether will not hand its address out; stop that process "
@@ -162,8 +162,9 @@ int ready_port_owner(struct svc *s, bool need)
     size_t n = 0;
     int r = port_listeners(s->port, &l, &n);
     if (r < 0) {
-        svc_fail(s, "cannot tell who listens on port %d: reading /proc/net/tcp: %s", s->port,
-                 strerror(-r));
+        svc_fail(s, "cannot tell who listens on port %d (sock_diag, then /proc/net/tcp): %s; "
+                 "tether counts only the service's own listener as ready",
+                 s->port, strerror(-r));
         return r;
     }
     if (n == 0)

@@ -48,8 +48,8 @@ int ready_on_event(struct svc *s);
 int ready_exec_done(struct svc *s, int status);
 /* Close readiness resources. */
 void ready_teardown(struct svc *s);
-/* Whether the listeners on the service's port (localhost or wildcard, in
- * /proc/net/tcp{,6}) are all the service's own: sockets held by its main
+/* Whether the listeners on the service's port (localhost or wildcard:
+ * port_listeners()) are all the service's own: sockets held by its main
  * process, its descendants, or what the helper adopted.  0 yes (with need,
  * there must be one), -EAGAIN none yet (with need), -EADDRINUSE another
  * process listens there (s->err says who and what to do). */

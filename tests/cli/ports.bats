@@ -165,7 +165,8 @@ ready = exec:$PY -c "import socket; socket.create_connection(('127.0.0.1', \${po
 EOF
 )"
     hijack 'hijacked\n'
-    run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
+    # bounded: the code before the ownership check could hang here
+    run timeout 60 "$TETHER" -f "$cfg" run -- echo ran-on-a-hijacked-port
     [ "$status" -ne 0 ]
     [[ $output != *ran-on-a-hijacked-port* ]]
     assert_output_has "another process (uid $(other_uid))"
@@ -305,4 +306,18 @@ EOF
         sh -c 'psql -X -qAt "$TETHER_PG_URL" -c "select 7*6" </dev/null'
     assert_status 0
     [ "${lines[-1]}" = 42 ]
+}
+
+@test "a daemonising server's listener, adopted by the helper, is still the service's own" {
+    # the server double-forks away from the main process: the helper, a
+    # child subreaper, adopts it, and its listener counts as the service's
+    cfg="$(config web.ini <<EOF
+[web]
+command = sh -c '($TSERVER --tcp \${port} &); exec sleep 1000'
+port = auto
+EOF
+)"
+    run tether -f "$cfg" run -- sh -c "$(declare -f ping_tcp); PY=$PY"'; ping_tcp "$TETHER_WEB_PORT"'
+    assert_status 0
+    [ "$output" = pong ]
 }
