@@ -31,6 +31,7 @@ int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
 
 /* A CONFIGFILE is a few lines per variable: read no more than this. */
 #define CONFIGFILE_MAX (1 << 20)
+
 /* 0, or -EAGAIN and why when the helper of instdir, now gone, kept the
  * instance because its cleanup failed (a database it could not drop). */
 int instance_leftover(const char *instdir, terr *e);

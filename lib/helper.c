@@ -277,6 +277,46 @@ static void describe_status(strbuf *b, int status)
         sb_add(b, "stopped");
 }
 
+static void stop_svc(struct svc *s);
+
+/* Another port for an auto port that failed to start on this one (not on
+ * a restart: the tests already hold the old port's variables). */
+static bool may_retry_port(const struct svc *s)
+{
+    return s->conf->port == 0 && s->port_tries < 3 && !s->restarting;
+}
+
+/* A readiness check failed for good (s->err says why). */
+static void ready_failed(struct svc *s)
+{
+    if (s->restarting) {
+        s->restarting = false;
+        reply(&s->pending_client, "ERR %s", s->err.msg);
+    }
+    stop_svc(s);
+    fail_start(s);
+}
+
+/* What a readiness check said: ready, not yet, or failed.  Another
+ * process listening on an auto port won a race for it (a local user can
+ * bind a port the moment tether picks it): try another port. */
+static void ready_result(struct svc *s, int r)
+{
+    if (r == 0) {
+        mark_ready(s);
+        return;
+    }
+    if (r == -EAGAIN)
+        return;
+    if (r == -EADDRINUSE && may_retry_port(s)) {
+        stop_svc(s);
+        terr e;
+        if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
+            return;
+    }
+    ready_failed(s);
+}
+
 static void main_exited(struct svc *s, int status)
 {
     s->exit_status = status;
@@ -290,12 +330,15 @@ static void main_exited(struct svc *s, int status)
     if (was != SVC_STARTING)
         return; /* a crash after ready: status and reset report it */
     /* "address in use" or an early exit on an auto port: another port */
-    /* (not on a restart: the tests already hold the old port's variables) */
-    if (s->conf->port == 0 && s->port_tries < 3 && !s->restarting &&
-        (addr_in_use(s) || H.phase == PH_STARTING)) {
+    if (may_retry_port(s) && (addr_in_use(s) || H.phase == PH_STARTING)) {
         terr e;
         if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
             return;
+    }
+    /* its own listener went with it: one left on the port is another's */
+    if (ready_port_owner(s, false) < 0) {
+        ready_failed(s);
+        return;
     }
     _cleanup_sb_ strbuf why = {0};
     describe_status(&why, status);
@@ -338,9 +381,9 @@ static void reap(void)
                 else
                     s->state = SVC_EXITED;
             } else if (pid == s->probe_pid) {
-                if (s->state == SVC_STARTING && ready_exec_done(s, status) == 0)
-                    mark_ready(s);
                 s->probe_pid = 0;
+                if (s->state == SVC_STARTING)
+                    ready_result(s, ready_exec_done(s, status));
             } else if (pid == s->reset_pid) {
                 reset_done(s, status);
             }
@@ -685,12 +728,8 @@ static void on_timer(void)
             continue;
         if (s->next_probe_ns && now >= s->next_probe_ns) {
             int r = ready_probe(s);
-            if (r == 0) {
-                mark_ready(s);
-                continue;
-            }
             if (r != -EAGAIN) {
-                fail_start(s);
+                ready_result(s, r);
                 continue;
             }
         }
@@ -877,11 +916,7 @@ int helper_main(struct helper_opts *o)
                 struct svc *s = &H.in.svcs[idx];
                 if (s->state != SVC_STARTING || s->ready_fd < 0)
                     break;
-                int r = ready_on_event(s);
-                if (r == 0)
-                    mark_ready(s);
-                else if (r != -EAGAIN)
-                    fail_start(s);
+                ready_result(s, ready_on_event(s));
                 break;
             }
             }

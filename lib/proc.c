@@ -359,3 +359,56 @@ int proc_children(pid_t pid, pid_t **out, size_t *n)
     }
     return 0;
 }
+
+/* "socket:[12345]" -> 12345; 0 for any other link. */
+static unsigned long socket_inode(const char *link)
+{
+    unsigned long ino;
+    char end;
+    return sscanf(link, "socket:[%lu%c", &ino, &end) == 2 && end == ']' ? ino : 0;
+}
+
+int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n)
+{
+    if (!out || !n)
+        return -EINVAL;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir_at(AT_FDCWD, path);
+    if (!d)
+        return errno == ENOENT ? -ESRCH : -errno;
+    int r = 0;
+    for (struct dirent *de; r == 0 && (de = readdir(d));) {
+        char link[64];
+        ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+        /* root without CAP_SYS_PTRACE may list another uid's fds but not
+         * read them */
+        if (len < 0 && (errno == EACCES || errno == EPERM))
+            r = -EACCES;
+        if (len <= 0) /* ".", "..", or an fd closed meanwhile */
+            continue;
+        link[len] = '\0';
+        unsigned long ino = socket_inode(link);
+        if (!ino)
+            continue;
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        (*out)[(*n)++] = ino;
+    }
+    closedir(d);
+    return r;
+}
+
+int proc_fsuid(pid_t pid, uid_t *uid)
+{
+    _cleanup_free_ char *buf = NULL;
+    int r = read_proc_file(pid, "status", &buf, NULL);
+    if (r < 0)
+        return r;
+    /* "Uid:\treal\teffective\tsaved\tfilesystem" */
+    const char *p = strstr(buf, "\nUid:");
+    unsigned fs;
+    if (!p || sscanf(p + 5, "%*u %*u %*u %u", &fs) != 1)
+        return -EINVAL;
+    *uid = (uid_t)fs;
+    return 0;
+}

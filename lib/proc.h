@@ -37,3 +37,11 @@ bool proc_has_env(pid_t pid, const char *entry);
 int proc_foreach(int (*fn)(pid_t pid, void *ud), void *ud);
 /* Append the pids of the direct children of pid (all its threads) to out. */
 int proc_children(pid_t pid, pid_t **out, size_t *n);
+/* Append the inodes of the sockets among pid's open fds (the N of the
+ * links "socket:[N]" in /proc/PID/fd) to out.  -ESRCH if pid is gone,
+ * -EACCES if its fds cannot be seen (another user's process, or one that
+ * made itself non-dumpable). */
+int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n);
+/* The filesystem uid of pid (/proc/PID/status), the uid its new sockets
+ * belong to.  -ESRCH if pid is gone. */
+int proc_fsuid(pid_t pid, uid_t *uid);

@@ -15,6 +15,7 @@
 
 #include "drivers/driver.h"
 #include "fsutil.h"
+#include "ports.h"
 #include "service.h"
 
 #define CONNECT_DELAY_MIN 1000000LL  /* 1 ms */
@@ -61,6 +62,123 @@ static char *unix_path(struct svc *s)
         p = abs;
     }
     return p;
+}
+
+/* ---- whose listener answers on the service's port ---- */
+
+struct claim {
+    struct port_listener *l;
+    bool *ours;
+    size_t n, left; /* listeners, and those not yet found in our processes */
+};
+
+static void claim(struct claim *c, size_t k)
+{
+    if (!c->ours[k]) {
+        c->ours[k] = true;
+        c->left--;
+    }
+}
+
+/* Mark the listeners whose socket one of pid's fds holds.  A process of
+ * ours that runs as another uid and whose fds we may not see (root without
+ * CAP_SYS_PTRACE, as in a container, looking at a server that runs as
+ * postgres) vouches for the listeners of its own uid: only that uid, the
+ * service's, could have made them.  Not so for our own uid: a process in
+ * mid-exec shows EACCES for a moment, and a stranger of our uid would
+ * pass. */
+static void claim_fds(struct claim *c, pid_t pid)
+{
+    _cleanup_free_ unsigned long *ino = NULL;
+    size_t n = 0;
+    uid_t uid;
+    if (proc_socket_inodes(pid, &ino, &n) == -EACCES && proc_fsuid(pid, &uid) == 0 &&
+        uid != geteuid())
+        for (size_t k = 0; k < c->n; k++)
+            if (c->l[k].uid == uid)
+                claim(c, k);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < c->n; k++)
+            if (c->l[k].inode == ino[i])
+                claim(c, k);
+}
+
+/* Walk root and its descendants until every listener is claimed. */
+static void claim_tree(struct claim *c, pid_t root)
+{
+    _cleanup_free_ pid_t *pids = xmalloc(sizeof(*pids));
+    size_t n = 1;
+    pids[0] = root;
+    for (size_t i = 0; i < n && c->left; i++) {
+        claim_fds(c, pids[i]);
+        proc_children(pids[i], &pids, &n);
+    }
+}
+
+static bool main_pid_of_other(const struct svc *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->inst->n_svcs; i++)
+        if (&s->inst->svcs[i] != s && s->inst->svcs[i].pid == pid)
+            return true;
+    return false;
+}
+
+/* The service's processes are its main process's tree, and what the
+ * helper (a child subreaper) adopted: a daemonising server's detached
+ * child is no longer below the main process.  Other services' trees are
+ * not this one's. */
+static void claim_service(struct claim *c, const struct svc *s)
+{
+    claim_tree(c, s->pid);
+    if (!c->left)
+        return;
+    _cleanup_free_ pid_t *kids = NULL;
+    size_t n = 0;
+    proc_children(getpid(), &kids, &n);
+    for (size_t i = 0; i < n && c->left; i++)
+        if (kids[i] != s->pid && !main_pid_of_other(s, kids[i]))
+            claim_tree(c, kids[i]);
+}
+
+static void foreign_listener(struct svc *s, const struct port_listener *l)
+{
+    if (s->conf->port == 0 && s->port_tries > 0)
+        svc_fail(s, "cannot get a port of its own: another process (uid %u), not the service, "
+                 "listens on 127.0.0.1:%d, the last of the %d ports port = auto tried; find "
+                 "who takes them with ss -ltnp 'sport = %d', and stop it",
+                 (unsigned)l->uid, s->port, s->port_tries + 1, s->port);
+    else
+        svc_fail(s, "does not own port %d: another process (uid %u), not the service, listens "
+                 "on 127.0.0.1:%d, so tether will not hand its address out; stop that process "
+                 "(ss -ltnp 'sport = %d' shows it)%s",
+                 s->port, (unsigned)l->uid, s->port, s->port,
+                 s->conf->port > 0 ? " or choose another port" : "");
+}
+
+int ready_port_owner(struct svc *s, bool need)
+{
+    if (s->port <= 0 || s->external)
+        return 0;
+    _cleanup_free_ struct port_listener *l = NULL;
+    size_t n = 0;
+    int r = port_listeners(s->port, &l, &n);
+    if (r < 0) {
+        svc_fail(s, "cannot tell who listens on port %d (sock_diag, then /proc/net/tcp): %s; "
+                 "tether counts only the service's own listener as ready",
+                 s->port, strerror(-r));
+        return r;
+    }
+    if (n == 0)
+        return need ? -EAGAIN : 0;
+    _cleanup_free_ bool *ours = xcalloc(n, sizeof(*ours));
+    struct claim c = {.l = l, .ours = ours, .n = n, .left = n};
+    claim_service(&c, s);
+    for (size_t k = 0; k < n; k++)
+        if (!ours[k]) {
+            foreign_listener(s, &l[k]);
+            return -EADDRINUSE;
+        }
+    return 0;
 }
 
 char *ready_describe(const struct svc *s)
@@ -233,8 +351,11 @@ int ready_probe(struct svc *s)
     default:
         return -EAGAIN; /* event-driven kinds */
     }
+    /* an answer on the port counts only from the service's own listener */
     if (r == 0)
-        return 0;
+        r = ready_port_owner(s, c->ready != READY_UNIX);
+    if (r == 0 || r == -EADDRINUSE)
+        return r;
     backoff(s);
     return -EAGAIN;
 }
@@ -243,7 +364,7 @@ int ready_exec_done(struct svc *s, int status)
 {
     s->probe_pid = 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
+        return ready_port_owner(s, false);
     backoff(s);
     return -EAGAIN;
 }
@@ -279,7 +400,7 @@ static bool scan_lines(struct svc *s, const char *data, size_t len, bool eof)
     return ready;
 }
 
-int ready_on_event(struct svc *s)
+static int event_ready(struct svc *s)
 {
     struct svc_conf *c = s->conf;
     char buf[8192];
@@ -334,6 +455,13 @@ int ready_on_event(struct svc *s)
     }
 }
 
+int ready_on_event(struct svc *s)
+{
+    int r = event_ready(s);
+    /* the service says it is ready: still, nobody else may listen on its port */
+    return r == 0 ? ready_port_owner(s, false) : r;
+}
+
 int svc_health(struct svc *s, terr *e)
 {
     struct svc_conf *c = s->conf;
@@ -347,6 +475,10 @@ int svc_health(struct svc *s, terr *e)
         r = try_connect_unix(p);
     } else if (c->driver->probe && !s->external) /* PING, SELECT 1...: really answering */
         r = c->driver->probe(s, e);
+    if (r == 0 && s->port > 0 && ready_port_owner(s, false) < 0) {
+        *e = s->err;
+        return -EADDRINUSE;
+    }
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));

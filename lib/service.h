@@ -48,6 +48,12 @@ int ready_on_event(struct svc *s);
 int ready_exec_done(struct svc *s, int status);
 /* Close readiness resources. */
 void ready_teardown(struct svc *s);
+/* Whether the listeners on the service's port (localhost or wildcard:
+ * port_listeners()) are all the service's own: sockets held by its main
+ * process, its descendants, or what the helper adopted.  0 yes (with need,
+ * there must be one), -EAGAIN none yet (with need), -EADDRINUSE another
+ * process listens there (s->err says who and what to do). */
+int ready_port_owner(struct svc *s, bool need);
 /* A one-off health check of a running service: 0 healthy. */
 int svc_health(struct svc *s, terr *e);
 /* How readiness is described in messages ("tcp 127.0.0.1:8080"). */

@@ -9,7 +9,7 @@
 #   - an entry in TETHER_DIR (an instance directory);
 #   - a process carrying TETHER_COOKIE= (every service tether starts does)
 #     or a tether helper, started under this test's TETHER_DIR;
-#   - a port reservation (abstract unix socket @tether-port-N) held by such a
+#   - a port reservation (abstract unix socket @tether-port-UID-N) held by such a
 #     process, or one that appeared during the test and whose holder cannot
 #     be seen.
 # Checks are scoped to this test's TETHER_DIR (every service inherits it) so
