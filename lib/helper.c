@@ -262,6 +262,18 @@ static void describe_status(strbuf *b, int status)
         sb_add(b, "stopped");
 }
 
+/* A ready service died while others were still starting.  The start
+ * cannot succeed: whatever waits for it through `after =` would wait
+ * forever, and no deadline is left for a service that is still pending.
+ * So it fails now, naming the one that died. */
+static void exited_after_ready(struct svc *s, int status)
+{
+    _cleanup_sb_ strbuf why = {0};
+    describe_status(&why, status);
+    svc_fail(s, "%s after it was ready, while other services were still starting", why.s);
+    fail_start(s);
+}
+
 static void main_exited(struct svc *s, int status)
 {
     s->exit_status = status;
@@ -272,8 +284,12 @@ static void main_exited(struct svc *s, int status)
         ready_teardown(s);
     }
     instance_write_state(&H.in, NULL);
+    if (was == SVC_READY && H.phase == PH_STARTING) {
+        exited_after_ready(s, status);
+        return;
+    }
     if (was != SVC_STARTING)
-        return; /* a crash after ready: status and reset report it */
+        return; /* a crash after the start: status and reset report it */
     /* "address in use" or an early exit on an auto port: another port */
     /* (not on a restart: the tests already hold the old port's variables) */
     if (s->conf->port == 0 && s->port_tries < 3 && !s->restarting &&
