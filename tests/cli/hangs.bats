@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# What used to hang forever (issue 9, item 4): a service that exits after
-# it was ready while another is still starting.  Every command that could
-# hang runs under `timeout`, so that the old code fails instead of blocking.
+# What used to hang forever (issue 9, items 4 and 5): a service that exits
+# after it was ready while another is still starting, and a helper that
+# does not answer (kill -STOP).  Every command that could hang runs under
+# `timeout`, so that the old code fails instead of blocking.
 
 load helpers
 
@@ -143,6 +144,86 @@ EOF
     run timeout 20 "$TETHER" status
     assert_status 1
     assert_output_has "service 'a' is not running: it was killed by signal KILL"
+    eval "$(tether stop)"
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+# ---- item 5: a helper that does not answer ----
+
+web_config() {
+    config web.ini <<EOF
+[web]
+command = $TSERVER --tcp \${port}
+port = auto
+reset = ${1:-sh -c 'echo reset >> $WORK/resets'}
+timeout = ${2:-30}
+EOF
+}
+
+@test "a stopped helper: status and reset fail within 5 s, name it and exit 1; after SIGCONT all is well" {
+    cfg="$(web_config)"
+    eval "$(tether -f "$cfg" start)"
+    helper="$TETHER_WEB_CONTROL_PID"
+    instdir="$(dirname "$TETHER_WEB_CONFIGFILE")"
+    kill -STOP "$helper"
+    run timeout 30 "$TETHER" status
+    assert_status 1
+    assert_output_has "service 'web': helper $helper of instance $instdir does not answer"
+    assert_output_has "no reply to 'status' within 5 s"
+    assert_output_has "it is stopped"
+    assert_output_has "kill -CONT $helper"
+    run timeout 30 "$TETHER" reset web
+    assert_status 1
+    assert_output_has "reset web: helper $helper of instance $instdir does not answer"
+    assert_output_has "no reply to 'reset web' within 5 s"
+    kill -CONT "$helper"
+    run timeout 30 "$TETHER" status
+    assert_status 0
+    # the reset we gave up on is not run behind our back
+    run timeout 30 "$TETHER" reset web
+    assert_status 0
+    [ "$(cat "$WORK/resets")" = reset ]
+    eval "$(tether stop)"
+    is_gone "$helper"
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+@test "TETHER_HELPER_TIMEOUT sets the wait; a bad value is an error" {
+    cfg="$(web_config)"
+    eval "$(tether -f "$cfg" start)"
+    kill -STOP "$TETHER_WEB_CONTROL_PID"
+    TETHER_HELPER_TIMEOUT=300ms run timeout 30 "$TETHER" status
+    assert_status 1
+    assert_output_has "no reply to 'status' within 0.3 s"
+    kill -CONT "$TETHER_WEB_CONTROL_PID"
+    TETHER_HELPER_TIMEOUT=soon run timeout 30 "$TETHER" status
+    assert_status 1
+    assert_output_has "TETHER_HELPER_TIMEOUT=soon is not a duration"
+    eval "$(tether stop)"
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+@test "a reset that takes longer than TETHER_HELPER_TIMEOUT, but within the service's timeout, succeeds" {
+    cfg="$(web_config "sh -c 'sleep 1; echo reset >> $WORK/resets'")"
+    eval "$(tether -f "$cfg" start)"
+    TETHER_HELPER_TIMEOUT=200ms run timeout 30 "$TETHER" reset web
+    assert_status 0
+    [ "$(cat "$WORK/resets")" = reset ]
+    eval "$(tether stop)"
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+@test "a reset command that hangs fails after the service's timeout, and is killed" {
+    cfg="$(web_config "sh -c 'echo \$\$\$\$ > $WORK/reset.pid; exec sleep 1000'" 1)"
+    eval "$(tether -f "$cfg" start)"
+    run timeout 30 "$TETHER" reset web
+    assert_status 1
+    assert_output_has "reset command"
+    assert_output_has "did not finish within 1 s"
+    grep -qE '^[0-9]+$' "$WORK/reset.pid"
+    wait_gone "$(cat "$WORK/reset.pid")" 10
+    run timeout 30 "$TETHER" status
+    assert_status 0
     eval "$(tether stop)"
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }
