@@ -454,7 +454,7 @@ static int remove_instance(void)
     if (root < 0)
         return 2;
     terr e;
-    int r = rm_rf_at(root, H.in.id, &e);
+    int r = instance_remove(root, H.in.id, &e);
     close(root);
     return r < 0 ? 2 : 0;
 }

@@ -115,8 +115,13 @@ int state_read(int instfd, struct state_info *st);
  * everything carrying its cookie, then remove its directory.  Returns the
  * number reaped (>= 0) or -errno. */
 int gc_run(strbuf *report, terr *e);
-/* Kill and reap one instance whose lock we hold. */
+/* Kill and reap one instance whose lock we hold.  -EBUSY if another
+ * process is removing it right now. */
 int gc_reap_instance(int rootfd, const char *id, terr *e);
+/* Remove the directory of instance rootfd/id (whose processes are gone),
+ * renamed to .rm-ID while it goes so that a remover killed half-way
+ * leaves something gc recognises and reaps at once. */
+int instance_remove(int rootfd, const char *id, terr *e);
 /* SIGKILL every process whose environment carries COOKIE_VAR=cookie, until
  * none is left (waits for them to die). */
 int kill_cookie_processes(const char *cookie);
