@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include "client.h"
@@ -79,8 +80,97 @@ bool instance_alive(const char *instdir, pid_t pid)
     return proc_same(&st.helper);
 }
 
-int control_request(const char *instdir, const char *req, char **reply, terr *e)
+int helper_timeout(long long *ns, terr *e)
 {
+    const char *v = getenv(HELPER_TIMEOUT_VAR);
+    *ns = HELPER_TIMEOUT_NS;
+    if (!v || !*v)
+        return 0;
+    if (parse_duration(v, ns) < 0 || *ns <= 0)
+        return terr_set(e, EINVAL, "%s=%s is not a duration (e.g. 5, 500ms, 1m)",
+                        HELPER_TIMEOUT_VAR, v);
+    return 0;
+}
+
+/* Make the socket's next blocking calls give up at deadline (on a unix
+ * socket, connect and send follow SO_SNDTIMEO, recv SO_RCVTIMEO). */
+static int until(int fd, int opt, long long deadline)
+{
+    long long left = deadline - now_ns();
+    if (left <= 0)
+        return -EAGAIN;
+    struct timeval tv = {.tv_sec = left / 1000000000LL, .tv_usec = left % 1000000000LL / 1000};
+    if (tv.tv_sec == 0 && tv.tv_usec == 0)
+        tv.tv_usec = 1; /* 0 would mean "wait forever" */
+    return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv)) < 0 ? -errno : 0;
+}
+
+/* What a silent helper is doing instead of answering (/proc/PID/stat). */
+static void why_silent(strbuf *b, pid_t pid)
+{
+    _cleanup_free_ char *path = xasprintf("/proc/%d/stat", (int)pid), *text = NULL;
+    unsigned long long start;
+    pid_t ppid;
+    char state = '?';
+    if (read_file_at(AT_FDCWD, path, &text, NULL) < 0 ||
+        proc_parse_stat(text, &start, &ppid, &state) < 0)
+        sb_add(b, "it has just died, or is not ours to see");
+    else if (state == 'T' || state == 't')
+        sb_addf(b, "it is stopped (SIGSTOP, or a debugger holds it): `kill -CONT %d` resumes it",
+                (int)pid);
+    else if (state == 'D')
+        sb_add(b, "it is blocked in the kernel (state D: a hung file system?)");
+    else
+        sb_add(b, "it is busy or hung");
+}
+
+static int no_answer(terr *e, const char *instdir, pid_t pid, const char *req, long long waited)
+{
+    _cleanup_sb_ strbuf why = {0};
+    why_silent(&why, pid);
+    return terr_set(e, ETIMEDOUT,
+                    "helper %d of instance %s does not answer: no reply to '%s' within %.3g s; %s; "
+                    "`kill -KILL %d` then `tether gc` removes the instance (%s sets the wait)",
+                    (int)pid, instdir, req, (double)waited / 1e9, why.s, (int)pid,
+                    HELPER_TIMEOUT_VAR);
+}
+
+/* Receive one message by deadline: its length, or -errno (-EAGAIN: the
+ * deadline passed). */
+static ssize_t recv_by(int fd, char *buf, size_t size, long long deadline)
+{
+    for (;;) {
+        int r = until(fd, SO_RCVTIMEO, deadline);
+        if (r < 0)
+            return r;
+        ssize_t n = recv(fd, buf, size, 0);
+        if (n >= 0 || errno != EINTR)
+            return n < 0 ? -errno : n;
+    }
+}
+
+/* Connect and send by deadline.  A helper that is stopped still accepts
+ * (the kernel queues the connection) until its backlog is full. */
+static int send_by(int fd, const struct sockaddr_un *sa, const char *msg, long long deadline)
+{
+    int r = until(fd, SO_SNDTIMEO, deadline);
+    if (r < 0)
+        return r;
+    while (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0)
+        if (errno != EINTR || (r = until(fd, SO_SNDTIMEO, deadline)) < 0)
+            return r < 0 ? r : -errno;
+    while (send(fd, msg, strlen(msg), MSG_NOSIGNAL) < 0)
+        if (errno != EINTR || (r = until(fd, SO_SNDTIMEO, deadline)) < 0)
+            return r < 0 ? r : -errno;
+    return 0;
+}
+
+int control_request(const char *instdir, pid_t helper, const char *req, char **reply, terr *e)
+{
+    long long answer;
+    int r = helper_timeout(&answer, e);
+    if (r < 0)
+        return r;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control", instdir) >=
         (int)sizeof(sa.sun_path))
@@ -88,21 +178,30 @@ int control_request(const char *instdir, const char *req, char **reply, terr *e)
     _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return terr_set(e, errno, "socket: %m");
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        return terr_set(e, errno, "cannot reach the helper at %s: %m", sa.sun_path);
-    if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
-        return terr_set(e, errno, "cannot talk to the helper at %s: %m", sa.sun_path);
+    long long t0 = now_ns(), deadline = t0 + answer;
+    /* "wait": we understand a WAIT NS message before a slow answer */
+    _cleanup_free_ char *msg = xasprintf("%s\nwait", req);
+    r = send_by(fd, &sa, msg, deadline);
+    if (r == -EAGAIN || r == -ETIMEDOUT)
+        return no_answer(e, instdir, helper, req, deadline - t0);
+    if (r < 0)
+        return terr_set(e, -r, "cannot reach the helper at %s: %s", sa.sun_path, strerror(-r));
     char *buf = xmalloc(65536);
     ssize_t n;
-    do
-        n = recv(fd, buf, 65535, 0);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0) {
+    long long ns;
+    while ((n = recv_by(fd, buf, 65535, deadline)) > 0) {
+        buf[n] = '\0';
+        if (sscanf(buf, "WAIT %lld", &ns) != 1 || ns < 0)
+            break;
+        deadline = now_ns() + ns + answer; /* the helper is working on it */
+    }
+    if (n <= 0)
         free(buf);
+    if (n == -EAGAIN)
+        return no_answer(e, instdir, helper, req, deadline - t0);
+    if (n <= 0)
         return terr_set(e, EPIPE, "the helper at %s closed the connection without an answer "
                         "(did it die?)", instdir);
-    }
-    buf[n] = '\0';
     *reply = buf;
     return 0;
 }

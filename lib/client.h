@@ -20,8 +20,18 @@ void env_services_free(struct env_svc *v, size_t n);
 /* Is the helper recorded in instdir/state alive (pid and start time)? */
 bool instance_alive(const char *instdir, pid_t pid);
 
-/* Send one request on instdir/control, wait for the reply (malloc'd). */
-int control_request(const char *instdir, const char *req, char **reply, terr *e);
+/* How long a helper may take to answer a request: $TETHER_HELPER_TIMEOUT
+ * (a duration), else 5 s.  A helper that needs longer (a reset) says so
+ * first ("WAIT NS"), and gets that much more. */
+#define HELPER_TIMEOUT_VAR "TETHER_HELPER_TIMEOUT"
+#define HELPER_TIMEOUT_NS (5LL * 1000000000LL)
+int helper_timeout(long long *ns, terr *e);
+
+/* Send one request on instdir/control to the helper (pid helper, for the
+ * messages), wait for the reply (malloc'd).  A helper that does not
+ * answer in time is -ETIMEDOUT: "helper N of instance DIR does not
+ * answer". */
+int control_request(const char *instdir, pid_t helper, const char *req, char **reply, terr *e);
 
 /* SIGTERM the helper (verified by pid and start time) and wait until it
  * has cleaned up; if it is already dead, reap what it left (gc).  A

@@ -456,7 +456,7 @@ static int check_ready(tether_service *s)
 {
     _cleanup_free_ char *reply = NULL;
     terr e;
-    if (control_request(s->instdir, "status", &reply, &e) < 0)
+    if (control_request(s->instdir, s->helper, "status", &reply, &e) < 0)
         return terr_set(&s->err, EIO, "service '%s': %s", s->label, e.msg);
     size_t ll = strlen(s->label);
     for (const char *p = reply; p && *p;) {
@@ -581,7 +581,7 @@ int tether_reset(tether_service *s)
     _cleanup_free_ char *req = xasprintf("reset %s", s->label);
     _cleanup_free_ char *reply = NULL;
     terr e;
-    if (control_request(s->instdir, req, &reply, &e) < 0) {
+    if (control_request(s->instdir, s->helper, req, &reply, &e) < 0) {
         if (!instance_alive(s->instdir, s->helper))
             return not_running(s);
         return terr_set(&s->err, EIO, "reset of service '%s': %s", s->label, e.msg);

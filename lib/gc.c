@@ -144,11 +144,47 @@ static int keep_for_retry(int fd, const char *id, const strv *failed, const strb
                     "retries", why->s, id);
 }
 
+/* Lock the directory rootfd/id itself (fd: open on it) for its removal.
+ * -EBUSY: a helper or gc is removing it right now. */
+static int lock_removal(int fd, const char *id, terr *e)
+{
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    return terr_set(e, errno == EWOULDBLOCK ? EBUSY : errno,
+                    "instance %s is being removed by another process", id);
+}
+
+/* Remove rootfd/id, whose directory fd holds the removal lock.  It is
+ * renamed to .rm-ID first: one killed half-way (a helper or a gc) leaves a
+ * name that says so, which the next gc reaps at once once the lock is
+ * free, and no lock-less instance that looks like one being born. */
+static int remove_locked(int rootfd, const char *id, terr *e)
+{
+    _cleanup_free_ char *gone = xasprintf(".rm-%s", id);
+    const char *name = id;
+    if (strncmp(id, ".rm-", 4) != 0 &&
+        renameat2(rootfd, id, rootfd, gone, RENAME_NOREPLACE) == 0)
+        name = gone; /* else (a .rm- of the same fixed id is left): in place */
+    return rm_rf_at(rootfd, name, e);
+}
+
+int instance_remove(int rootfd, const char *id, terr *e)
+{
+    _cleanup_close_ int fd = openat(rootfd, id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : terr_set(e, errno, "cannot open instance %s: %m", id);
+    int r = lock_removal(fd, id, e);
+    return r < 0 ? r : remove_locked(rootfd, id, e);
+}
+
 int gc_reap_instance(int rootfd, const char *id, terr *e)
 {
     _cleanup_close_ int fd = openat(rootfd, id, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : terr_set(e, errno, "cannot open instance %s: %m", id);
+    int r = lock_removal(fd, id, e);
+    if (r < 0)
+        return r;
     bool retry = faccessat(fd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
     struct state_info st;
     if (state_read(fd, &st) == 0) {
@@ -168,7 +204,7 @@ int gc_reap_instance(int rootfd, const char *id, terr *e)
         if (kr < 0)
             return kr;
     }
-    int r = rm_rf_at(rootfd, id, e);
+    r = remove_locked(rootfd, id, e);
     if (r < 0)
         return terr_prefix(e, r, "cannot remove stale instance %s", id);
     return retry ? 1 : 0;
@@ -183,31 +219,89 @@ static bool is_old(int rootfd, const char *name)
 }
 
 /* What the note of an instance kept by a failed cleanup says ("" if none). */
-static char *note_of(int ifd)
+static char *note_of(int root, const char *name)
 {
     char buf[TERR_MAX] = "";
-    _cleanup_close_ int fd = openat(ifd, LEFTOVER_NOTE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+    _cleanup_close_ int ifd = openat(root, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int fd = ifd < 0 ? -1 : openat(ifd, LEFTOVER_NOTE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
                                                         O_CLOEXEC);
     ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
     buf[n > 0 ? n : 0] = '\0';
     return xstrdup(buf);
 }
 
+/* Whether the instance root/name was kept by a failed cleanup. */
+static bool is_kept(int root, const char *name)
+{
+    _cleanup_close_ int ifd = openat(root, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    return ifd >= 0 && faccessat(ifd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 /* Reap name, whose lock we hold, and say what happened in report (the
  * error also in err). */
-static int reap_one(int root, const char *root_path, const char *name, int ifd, strbuf *report,
-                    terr *err)
+static int reap_one(int root, const char *root_path, const char *name, const char *how,
+                    strbuf *report, terr *err)
 {
-    _cleanup_free_ char *before = note_of(ifd);
+    _cleanup_free_ char *before = note_of(root, name);
     int r = gc_reap_instance(root, name, err);
+    if (r == -EBUSY)
+        return r; /* someone else is removing it right now */
     if (r < 0 && report)
         sb_addf(report, "tether: %s/%s: %s\n", root_path, name, err->msg);
     else if (r == 1 && report)
         sb_addf(report, "tether: retried the cleanup of stale instance %s/%s: done (it had "
                 "failed: %s)\n", root_path, name, before);
     else if (report)
-        sb_addf(report, "tether: reaped stale instance %s/%s\n", root_path, name);
+        sb_addf(report, "tether: reaped %s instance %s/%s\n", how, root_path, name);
     return r;
+}
+
+/* The helper a lock-less instance records, if it is alive (it may be
+ * removing the instance in place, as helpers before .rm- names did). */
+static pid_t live_helper(int ifd)
+{
+    struct state_info st;
+    return state_read(ifd, &st) == 0 && proc_same(&st.helper) ? st.helper.pid : 0;
+}
+
+/* Whether gc may reap the entry name of the state root now: what it is
+ * ("stale", "half-removed"), or NULL to leave it (then, where that is not
+ * obvious, the report says why).  *lock: the instance's lock file, locked
+ * by us, to hold while it is reaped. */
+static const char *reapable(int root, const char *name, int *lock, strbuf *report,
+                            const char *root_path)
+{
+    if (strncmp(name, ".rm-", 4) == 0)
+        return "half-removed"; /* a remover died half-way, or is at it: locked */
+    bool born = strncmp(name, ".tmp-", 5) == 0;
+    if (name[0] == '.' && !born)
+        return NULL; /* our own atomic-write temp files etc. */
+    /* a young .tmp- directory is a helper being born: not even a
+     * moment's flock on it, which would make its own lock fail */
+    if (born && !is_old(root, name))
+        return NULL;
+    _cleanup_close_ int ifd = openat(root, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (ifd < 0)
+        return NULL;
+    _cleanup_close_ int lfd = openat(ifd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (lfd >= 0) {
+        if (flock(lfd, LOCK_EX | LOCK_NB) < 0)
+            return NULL; /* a live helper holds it */
+        *lock = take_fd(&lfd);
+        return "stale";
+    }
+    if (born)
+        return "stale";
+    /* Every instance has its lock from birth (.tmp- until locked), so one
+     * without it was half-removed: reap it now, unless its helper lives. */
+    pid_t helper = live_helper(ifd);
+    if (!helper)
+        return "half-removed";
+    if (report)
+        sb_addf(report, "tether: left %s/%s alone: it has no lock file, but its helper %d is "
+                "alive (still removing it?); run gc again once it has exited\n",
+                root_path, name, (int)helper);
+    return NULL;
 }
 
 static int gc_scan(strbuf *report, bool retry, terr *e)
@@ -233,28 +327,16 @@ static int gc_scan(strbuf *report, bool retry, terr *e)
     closedir(d);
     for (size_t i = 0; i < names.n; i++) {
         const char *name = names.v[i];
-        if (name[0] == '.' && strncmp(name, ".tmp-", 5) != 0)
-            continue; /* our own atomic-write temp files etc. */
-        /* a young .tmp- directory is a helper being born: not even a
-         * moment's flock on it, which would make its own lock fail */
-        if (name[0] == '.' && !is_old(root, name))
+        _cleanup_close_ int lock = -1;
+        const char *how = reapable(root, name, &lock, report, root_path);
+        if (!how)
             continue;
-        _cleanup_close_ int ifd = openat(root, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (ifd < 0)
-            continue;
-        _cleanup_close_ int lfd = openat(ifd, "lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-        if (lfd < 0) {
-            if (!is_old(root, name))
-                continue;
-        } else if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
-            continue; /* a live helper holds it */
-        } else if (name[0] == '.' && !is_old(root, name)) {
-            continue;
-        }
-        if (!retry && faccessat(ifd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        if (!retry && is_kept(root, name))
             continue; /* a failed drop: `tether gc` retries it */
         terr err;
-        int r = reap_one(root, root_path, name, ifd, report, &err);
+        int r = reap_one(root, root_path, name, how, report, &err);
+        if (r == -EBUSY)
+            continue;
         if (r < 0 && !failed++ && !report && e)
             *e = err; /* nowhere else to say it */
         else if (r >= 0)

@@ -7,6 +7,7 @@
  * NAME\0VALUE\0 pairs, or "E" followed by the error message; then EOF. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -317,6 +318,18 @@ static void ready_result(struct svc *s, int r)
     ready_failed(s);
 }
 
+/* A ready service died while others were still starting.  The start
+ * cannot succeed: whatever waits for it through `after =` would wait
+ * forever, and no deadline is left for a service that is still pending.
+ * So it fails now, naming the one that died. */
+static void exited_after_ready(struct svc *s, int status)
+{
+    _cleanup_sb_ strbuf why = {0};
+    describe_status(&why, status);
+    svc_fail(s, "%s after it was ready, while other services were still starting", why.s);
+    fail_start(s);
+}
+
 static void main_exited(struct svc *s, int status)
 {
     s->exit_status = status;
@@ -327,8 +340,12 @@ static void main_exited(struct svc *s, int status)
         ready_teardown(s);
     }
     instance_write_state(&H.in, NULL);
+    if (was == SVC_READY && H.phase == PH_STARTING) {
+        exited_after_ready(s, status);
+        return;
+    }
     if (was != SVC_STARTING)
-        return; /* a crash after ready: status and reset report it */
+        return; /* a crash after the start: status and reset report it */
     /* "address in use" or an early exit on an auto port: another port */
     if (may_retry_port(s) && (addr_in_use(s) || H.phase == PH_STARTING)) {
         terr e;
@@ -353,6 +370,7 @@ static void main_exited(struct svc *s, int status)
 static void reset_done(struct svc *s, int status)
 {
     s->reset_pid = 0;
+    s->deadline_ns = 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         reset_outcome(s, NULL);
         reply(&s->pending_client, "OK reset");
@@ -514,7 +532,7 @@ static int remove_instance(void)
     if (root < 0)
         return 2;
     terr e;
-    int r = rm_rf_at(root, H.in.id, &e);
+    int r = instance_remove(root, H.in.id, &e);
     close(root);
     return r < 0 ? 2 : 0;
 }
@@ -545,11 +563,35 @@ static bool reply_if_crashed(struct svc *s, int *c)
     return true;
 }
 
+/* How long a reset may take, at most: a restart stops the service
+ * (stop_timeout, then up to 10 s for the SIGKILL) and waits for it to be
+ * ready (timeout); a command or a driver's reset has timeout. */
+static long long reset_budget_ns(const struct svc *s)
+{
+    return s->conf->stop_timeout_ns + 10LL * 1000000000LL + s->conf->timeout_ns;
+}
+
+/* Tell a client that can wait ("wait" line) that the answer may take up
+ * to ns: it gives up only after that, and on a helper that is silent. */
+static void promise(int client, bool can_wait, long long ns)
+{
+    if (!can_wait)
+        return;
+    char msg[40];
+    int n = snprintf(msg, sizeof(msg), "WAIT %lld", ns);
+    ssize_t w = send(client, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w; /* a client that went away hears nothing either way */
+}
+
+/* A request is one line; the lines after it are options ("wait"). */
 static void handle_request(int client, char *req)
 {
     char *nl = strchr(req, '\n');
-    if (nl)
+    bool can_wait = false;
+    if (nl) {
         *nl = '\0';
+        can_wait = strncmp(nl + 1, "wait", 4) == 0 && (nl[5] == '\0' || nl[5] == '\n');
+    }
     if (streq(req, "status")) {
         reap(); /* exits queued behind this request count */
         strbuf b = {0};
@@ -609,6 +651,8 @@ static void handle_request(int client, char *req)
             reply(&c, "ERR %s", e.msg);
             return;
         }
+        if (native || s->conf->reset_restart || s->conf->reset)
+            promise(client, can_wait, reset_budget_ns(s));
         if (native) {
             if (d->reset(s, &e) < 0) {
                 if (s->pid > 0 && exits_soon(s->pid))
@@ -641,6 +685,7 @@ static void handle_request(int client, char *req)
                 return;
             }
             s->pending_client = client;
+            s->deadline_ns = now_ns() + s->conf->timeout_ns;
             return;
         }
         reply(&c, "OK nothing to reset");
@@ -650,8 +695,21 @@ static void handle_request(int client, char *req)
     reply(&c, "ERR unknown request");
 }
 
+/* Whether a client hung up after its request: one that gave up waiting
+ * (we were stopped, or busy) must not get a reset behind its back. */
+static bool hung_up(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
 static void on_client(int fd)
 {
+    if (hung_up(fd)) {
+        ep_del(fd);
+        close(fd);
+        return;
+    }
     char buf[1024];
     ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
     if (n < 0 && errno == EAGAIN)
@@ -696,6 +754,8 @@ static void arm_timer(void)
     long long next = 0;
     for (size_t i = 0; i < H.in.n_svcs; i++) {
         struct svc *s = &H.in.svcs[i];
+        if (s->reset_pid > 0 && s->deadline_ns && (!next || s->deadline_ns < next))
+            next = s->deadline_ns;
         if (s->state != SVC_STARTING)
             continue;
         if (s->deadline_ns && (!next || s->deadline_ns < next))
@@ -716,6 +776,17 @@ static void arm_timer(void)
     timerfd_settime(H.timerfd, 0, &its, NULL);
 }
 
+/* A reset command past its deadline: the client hears why now; the
+ * command is killed and reaped like any other. */
+static void reset_overdue(struct svc *s)
+{
+    kill(-s->reset_pid, SIGKILL);
+    s->deadline_ns = 0;
+    svc_fail(s, "reset command (%s) did not finish within %g s (timeout =); it was killed",
+             s->conf->reset, (double)s->conf->timeout_ns / 1e9);
+    reply(&s->pending_client, "ERR %s", s->err.msg);
+}
+
 static void on_timer(void)
 {
     uint64_t x;
@@ -724,6 +795,8 @@ static void on_timer(void)
     long long now = now_ns();
     for (size_t i = 0; i < H.in.n_svcs; i++) {
         struct svc *s = &H.in.svcs[i];
+        if (s->reset_pid > 0 && s->deadline_ns && now >= s->deadline_ns)
+            reset_overdue(s);
         if (s->state != SVC_STARTING)
             continue;
         if (s->next_probe_ns && now >= s->next_probe_ns) {

@@ -120,7 +120,8 @@ int state_read(int instfd, struct state_info *st);
 int gc_run(strbuf *report, terr *e);
 /* Kill and reap one instance whose lock we hold: 0, or 1 when it finished
  * a cleanup that had failed before (the instance had a LEFTOVER_NOTE).  A
- * drop that fails again keeps the instance for the next gc (-EAGAIN). */
+ * drop that fails again keeps the instance for the next gc (-EAGAIN);
+ * -EBUSY if another process is removing it right now. */
 int gc_reap_instance(int rootfd, const char *id, terr *e);
 /* As gc_run, and also retry the instances whose cleanup failed (a
  * database on a server that was down): `tether gc`.  gc_run, which runs
@@ -131,6 +132,10 @@ int gc_run_retrying(strbuf *report, terr *e);
  * remove everything but the state, the lock, the note and the directories
  * of labels (which hold the records the next gc needs to retry). */
 int instance_keep(int instfd, const strv *labels, const char *why, terr *e);
+/* Remove the directory of instance rootfd/id (whose processes are gone),
+ * renamed to .rm-ID while it goes so that a remover killed half-way
+ * leaves something gc recognises and reaps at once. */
+int instance_remove(int rootfd, const char *id, terr *e);
 /* SIGKILL every process whose environment carries COOKIE_VAR=cookie, until
  * none is left (waits for them to die). */
 int kill_cookie_processes(const char *cookie);

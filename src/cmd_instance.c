@@ -264,7 +264,7 @@ static int check_svc(struct cli *c, const struct env_svc *s, bool *healthy)
     }
     terr e;
     _cleanup_free_ char *reply = NULL;
-    if (control_request(s->instdir, "status", &reply, &e) < 0) {
+    if (control_request(s->instdir, s->pid, "status", &reply, &e) < 0) {
         cli_err("service '%s': %s", s->label, e.msg);
         return 0;
     }
@@ -360,7 +360,7 @@ int cmd_reset(struct cli *c, int argc, char **argv)
         terr e;
         _cleanup_free_ char *req = xasprintf("reset %s", svcs[j].label);
         _cleanup_free_ char *reply = NULL;
-        if (control_request(svcs[j].instdir, req, &reply, &e) < 0) {
+        if (control_request(svcs[j].instdir, svcs[j].pid, req, &reply, &e) < 0) {
             cli_err("reset %s: %s", svcs[j].label, e.msg);
             ret = EXIT_FAIL;
         } else if (strncmp(reply, "OK", 2) != 0) {

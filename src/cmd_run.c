@@ -332,7 +332,8 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         close(lease[0]);
     free(sel);
 
-    /* wait for the outcome, passing a Ctrl-C on to the helper */
+    /* wait for the outcome, passing a Ctrl-C on to the helper (as the
+     * very signal: its error names it) */
     struct pollfd pf[2] = {{.fd = st[0], .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
     bool interrupted = false;
     for (;;) {
@@ -343,7 +344,7 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
             while (read(sigfd, &si, sizeof(si)) == sizeof(si))
                 if (si.ssi_signo != SIGCHLD && !interrupted) {
                     interrupted = true;
-                    kill(helper, SIGTERM);
+                    kill(helper, (int)si.ssi_signo);
                 }
         }
         if (pf[0].revents)
@@ -362,6 +363,7 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         return interrupted ? 130 : EXIT_FAIL;
     }
     int ret = EXIT_OK;
+    int stop_sig = SIGTERM; /* what ends the instance: the user's own signal, if any */
     strbuf out = {0};
     if (background) {
         out_assign(&out, c->fmt, vars, nvars);
@@ -394,9 +396,10 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
                 break;
             struct signalfd_siginfo si;
             while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-                if (si.ssi_signo != SIGCHLD)
+                if (si.ssi_signo != SIGCHLD) {
+                    stop_sig = (int)si.ssi_signo;
                     done = true;
-                else if (waitpid(helper, NULL, WNOHANG) == helper) {
+                } else if (waitpid(helper, NULL, WNOHANG) == helper) {
                     cli_err("the helper exited unexpectedly");
                     helper = 0;
                     done = true;
@@ -409,11 +412,11 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     if (!background && helper > 0) {
         if (!cmd)
             cli_note(c, "stopping");
-        kill(helper, SIGTERM);
+        kill(helper, stop_sig);
         int hs = wait_helper(helper);
         /* a helper that was killed could not clean up: do it now, and say
          * so, since the services were not there for all of CMD's run */
-        if (WIFSIGNALED(hs) && WTERMSIG(hs) != SIGTERM) {
+        if (WIFSIGNALED(hs) && WTERMSIG(hs) != stop_sig) {
             cli_err("the helper was killed (signal %s) while the command ran; reaping what it "
                     "left", signal_name(WTERMSIG(hs)));
             gc_run(NULL, NULL);

@@ -59,7 +59,9 @@ TETHER_API int tether_setup(tether_service *svc, unsigned flags);
 /* Check that the service is alive and ready, then discard what the last
  * test did (empty database, flushed cache...).  A service that died is an
  * error that names it; it is never restarted silently.  A reset of a
- * built-in driver starts no process. */
+ * built-in driver starts no process.  A helper that does not answer
+ * (stopped, hung) is an error after $TETHER_HELPER_TIMEOUT (default 5 s;
+ * a reset gets as long as the helper says it may take, plus that). */
 TETHER_API int tether_reset(tether_service *svc);
 
 /* Stop the service and remove everything it created; waits until that is

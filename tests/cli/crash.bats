@@ -271,6 +271,29 @@ EOF
     [ ! -s "$WORK/out" ]
 }
 
+@test "SIGHUP or SIGTERM to tether start while a service is starting: the error names that signal" {
+    cfg="$(config slow.ini <<EOF
+[web]
+command = sh -c 'echo starting > $WORK/spawned; exec $TSERVER --never-ready'
+ready = log:^never
+timeout = 60
+EOF
+)"
+    for sig in HUP TERM; do
+        rm -f "$WORK/spawned"
+        "$TETHER" -f "$cfg" start >"$WORK/out" 2>"$WORK/err" 3>&- &
+        starter=$!
+        wait_file "$WORK/spawned"
+        kill -"$sig" "$starter"
+        st=0
+        wait "$starter" || st=$?
+        [ "$st" -eq 130 ] || { echo "exit $st" >&2; cat "$WORK/err" >&2; false; }
+        grep -q "interrupted (SIG$sig)" "$WORK/err" || { cat "$WORK/err" >&2; false; }
+        [ ! -s "$WORK/out" ]
+        [ -z "$(ls -A "$TETHER_DIR")" ]
+    done
+}
+
 @test "SIGINT to tether run while a service is still starting: exit 130, nothing left" {
     cfg="$(config slow.ini <<EOF
 [web]
@@ -286,7 +309,7 @@ EOF
     st=0
     wait "$runner" || st=$?
     [ "$st" -eq 130 ] || { echo "exit $st" >&2; cat "$WORK/err" >&2; false; }
-    grep -q "interrupted" "$WORK/err"
+    grep -q "interrupted (SIGINT)" "$WORK/err" || { cat "$WORK/err" >&2; false; }
     [ ! -e "$WORK/cmd-ran" ]
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }

@@ -10,6 +10,7 @@ import time
 import unittest
 
 import fixtures
+import pytest
 import testtools
 
 from leftovers import wait_clean
@@ -207,6 +208,23 @@ def test_service_crash_is_an_error(config):
                 break
             assert time.monotonic() < deadline, "reset kept working"
             time.sleep(0.01)
+
+
+def test_stopped_helper_reset_is_an_error_in_time(config, monkeypatch):
+    """reset() on a helper that does not answer (SIGSTOP) raises within
+    TETHER_HELPER_TIMEOUT instead of hanging; after SIGCONT all is well."""
+    monkeypatch.setenv("TETHER_HELPER_TIMEOUT", "500ms")
+    with ExternalService("tcp", config) as svc:
+        helper = int(svc.service_config["CONTROL_PID"])
+        os.kill(helper, signal.SIGSTOP)
+        try:
+            with pytest.raises(TetherError) as e:
+                svc.reset()
+        finally:
+            os.kill(helper, signal.SIGCONT)
+        assert "helper %d of instance" % helper in str(e.value), str(e.value)
+        assert "does not answer" in str(e.value), str(e.value)
+        svc.reset()
 
 
 def test_fixed_instance(config):
