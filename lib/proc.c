@@ -126,10 +126,26 @@ static int read_proc_file(pid_t pid, const char *what, char **out, size_t *len)
 
 int proc_stat(pid_t pid, unsigned long long *starttime, pid_t *ppid, char *state)
 {
-    _cleanup_free_ char *buf = NULL;
-    int r = read_proc_file(pid, "stat", &buf, NULL);
-    if (r < 0)
-        return r;
+    if (pid <= 0)
+        return -ESRCH;
+    /* one read into the stack: the helper looks at every new pid of the
+     * machine (track.c), and a line is some 300 bytes (comm: 64 at most) */
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof(buf) - 1);
+    while (n < 0 && errno == EINTR);
+    int err = errno;
+    close(fd);
+    if (n < 0)
+        return err == ESRCH ? -ESRCH : -err; /* ESRCH: it died after the open */
+    if ((size_t)n == sizeof(buf) - 1)
+        return -EINVAL; /* no stat line is this long */
+    buf[n] = '\0';
     return proc_parse_stat(buf, starttime, ppid, state);
 }
 
