@@ -94,7 +94,8 @@ static int signal_frozen(const struct frozen *f, size_t i, int sig)
  * recycled under us. */
 static void freeze(struct frozen *f, pid_t pid, const struct proc_id *id)
 {
-    if (pid <= 0 || frozen_has(f, pid))
+    /* not ourselves: a gc run from inside the instance would stop itself */
+    if (pid <= 0 || pid == getpid() || frozen_has(f, pid))
         return;
     /* the pidfd first, so that the signals follow this very process */
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);

@@ -262,11 +262,41 @@ write_state() {
     [ ! -e "$TETHER_DIR/0123456789abcdef" ]
 }
 
+@test "gc run by a recorded process does not stop itself" {
+    cat >"$WORK/inside.sh" <<'EOF'
+echo $$ >"$1/sh.pid.tmp" && mv "$1/sh.pid.tmp" "$1/sh.pid"
+while [ ! -e "$1/go" ]; do "$SLEEP" 0.02; done
+"$TETHER" gc >"$1/gc.out" 2>&1 &
+echo $! >"$1/gc.pid.tmp" && mv "$1/gc.pid.tmp" "$1/gc.pid"
+wait
+EOF
+    sh "$WORK/inside.sh" "$WORK" 3>&- &
+    inside="$(mine "$WORK/sh.pid")"
+    write_state "$TETHER_DIR/0123456789abcdef" 999999 1 \
+        "descendant $inside $(starttime "$inside")"
+    touch "$WORK/go"
+    gc="$(mine "$WORK/gc.pid")"
+    # it kills the recorded process that started it, and finishes
+    wait_gone "$gc" 10
+    wait_gone "$inside" 5
+    grep -q "reaped 1 stale instance" "$WORK/gc.out"
+    [ ! -e "$TETHER_DIR/0123456789abcdef" ]
+}
+
 # ---- pid namespaces and other users ----
 
+# in_pidns CMD...: run CMD in a new pid namespace with its own /proc (a
+# normal user gets one inside a user namespace where it is root)
+in_pidns() {
+    if [ "$(id -u)" = 0 ]; then
+        unshare -fp --mount-proc "$@"
+    else
+        unshare -Urfp --mount-proc "$@"
+    fi
+}
+
 need_unshare() {
-    [ "$(id -u)" = 0 ] || skip "needs root (unshare -p)"
-    unshare -fp --mount-proc true 2>/dev/null || skip "unshare -fp --mount-proc does not work here"
+    in_pidns true 2>/dev/null || skip "unshare -fp --mount-proc (-U as a user) does not work here"
 }
 
 @test "gc in another pid namespace leaves a stale host instance and its processes alone" {
@@ -282,7 +312,7 @@ EOF
     d="$(mine "$WORK/d.pid")"
     inst="$(instdir)"
     kill_helper
-    run unshare -fp --mount-proc "$TETHER" gc
+    run in_pidns "$TETHER" gc
     assert_status 0
     assert_output_has "belongs to another pid namespace (pid:["
     assert_output_has "reaped 0 stale instances"
@@ -301,15 +331,15 @@ port = auto
 EOF
 )"
     eval "$(tether -f "$cfg" start)"
-    run unshare -fp --mount-proc "$TETHER" status
+    run in_pidns "$TETHER" status
     [ "$status" -ne 0 ]
     assert_output_has "belongs to another pid namespace (pid:["
     assert_output_has "run tether from there"
     [[ $output != *"is gone"* ]]
-    run unshare -fp --mount-proc "$TETHER" stop
+    run in_pidns "$TETHER" stop
     [ "$status" -ne 0 ]
     assert_output_has "belongs to another pid namespace (pid:["
-    run unshare -fp --mount-proc "$TETHER" gc
+    run in_pidns "$TETHER" gc
     assert_status 0
     run tether status
     assert_status 0
