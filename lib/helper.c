@@ -94,14 +94,14 @@ static void reply(int *client, const char *fmt, ...)
  * something was born, a look at each new pid, or a walk of our tree when
  * that is cheaper), and every TRACK_SLOW_TICKS it walks the tree anyway, to
  * drop what exited.  Measured on the project's 2-core VM under a load of
- * 10-17 (bench/treescan, docs/RELIABILITY.md "Adopted processes"): a look
+ * 10-17 (bench/treescan; docs/RELIABILITY.md, "Adopted processes"): a look
  * costs 6 us, a new pid 6 us, a walk 30-35 us per process; the wakeup
  * itself costs more than all of it there (0.1-0.25 ms).  At 250 ms an idle
  * helper spent 0.10 % of a CPU with 1 process, 0.18 % with 11 and 0.24 %
  * with 101 (the machine forking 40-100 times a second); at 100 ms, 0.35 to
- * 0.5 %.  The period bounds the window in which a process
- * forked just before a SIGKILL of the helper is unknown to gc (which still
- * finds it below a recorded process, if that one lives). */
+ * 0.5 %.  The period bounds the window in which a process forked just
+ * before a SIGKILL of the helper is unknown to gc (which still finds it
+ * below a recorded process, if that one lives). */
 #define TRACK_PERIOD_NS (250LL * 1000000)
 #define TRACK_SLOW_TICKS 20
 
