@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "client.h"
@@ -78,6 +79,43 @@ bool instance_alive(const char *instdir, pid_t pid)
     if (read_state(instdir, &st) < 0 || st.helper.pid != pid)
         return false;
     return proc_same(&st.helper);
+}
+
+/* The instance directory is not ours to read: say whose it is (the state
+ * root above it is private, so its owner is found one level up). */
+static int other_user(const char *instdir, terr *e)
+{
+    _cleanup_free_ char *c = xstrdup(instdir);
+    struct stat st;
+    if (stat(instdir, &st) < 0 && stat(dirname(c), &st) < 0)
+        return terr_set(e, EACCES, "instance %s cannot be reached from here (uid %u): %s; run "
+                        "tether as the user who started it",
+                        instdir, (unsigned)getuid(), strerror(EACCES));
+    return terr_set(e, EACCES,
+                    "instance %s belongs to another user (uid %u) and cannot be reached from "
+                    "here (uid %u); run tether as that user",
+                    instdir, (unsigned)st.st_uid, (unsigned)getuid());
+}
+
+static int other_pidns(const char *instdir, const struct state_info *st, terr *e)
+{
+    return terr_set(e, EXDEV,
+                    "instance %s belongs to another pid namespace (pid:[%llu]); run tether "
+                    "from there",
+                    instdir, st->pidns.ino);
+}
+
+int instance_reach(const char *instdir, pid_t pid, terr *e)
+{
+    struct state_info st = {0};
+    int r = read_state(instdir, &st);
+    if (r == -EACCES || r == -EPERM)
+        return other_user(instdir, e);
+    if (r == 0 && state_other_pidns(&st))
+        return other_pidns(instdir, &st, e);
+    if (r < 0 || st.helper.pid != pid || !proc_same(&st.helper))
+        return terr_set(e, ESRCH, "the helper of %s (pid %d) is gone", instdir, (int)pid);
+    return 0;
 }
 
 int helper_timeout(long long *ns, terr *e)
@@ -224,6 +262,10 @@ int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
     int r = read_state(instdir, &st);
     if (r == -ENOENT)
         return 0; /* already gone */
+    if (r == -EACCES || r == -EPERM)
+        return other_user(instdir, e);
+    if (r == 0 && state_other_pidns(&st))
+        return other_pidns(instdir, &st, e);
     if (r < 0)
         return terr_set(e, r, "cannot read %s/state: %s", instdir, strerror(-r));
     if (st.helper.pid == pid && proc_kill_wait(&st.helper, SIGTERM, timeout_ns) == -ETIMEDOUT)

@@ -19,6 +19,11 @@ void env_services_free(struct env_svc *v, size_t n);
 
 /* Is the helper recorded in instdir/state alive (pid and start time)? */
 bool instance_alive(const char *instdir, pid_t pid);
+/* Can the helper pid of instdir be reached from here?  0 if it is alive;
+ * -ESRCH if it is gone; -EACCES if the instance belongs to another user;
+ * -EXDEV if to another pid namespace (its pids mean nothing here).  e says
+ * which. */
+int instance_reach(const char *instdir, pid_t pid, terr *e);
 
 /* How long a helper may take to answer a request: $TETHER_HELPER_TIMEOUT
  * (a duration), else 5 s.  A helper that needs longer (a reset) says so

@@ -65,13 +65,118 @@ int kill_cookie_processes(const char *cookie)
     return (int)total;
 }
 
-static void kill_verified(const struct proc_id *id, const char *boot_ok)
+/* The recorded processes and everything below them, stopped (SIGSTOP) as
+ * they are found so that none can fork behind our back, then killed. */
+struct frozen {
+    pid_t *pids;
+    int *pidfds; /* -1 where pidfd_open is missing (ENOSYS) */
+    size_t n;
+};
+
+static bool frozen_has(const struct frozen *f, pid_t pid)
 {
-    if (id->pid <= 0 || !boot_ok)
+    for (size_t i = 0; i < f->n; i++)
+        if (f->pids[i] == pid)
+            return true;
+    return false;
+}
+
+static int signal_frozen(const struct frozen *f, size_t i, int sig)
+{
+    if (f->pidfds[i] >= 0)
+        return (int)syscall(SYS_pidfd_send_signal, f->pidfds[i], sig, NULL, 0);
+    return kill(f->pids[i], sig);
+}
+
+/* Stop pid and add it.  With id, only if it still is that process (pid +
+ * start time: a recycled pid belongs to someone else); without, pid is a
+ * child of a stopped process, which cannot reap it, so it cannot be
+ * recycled under us. */
+static void freeze(struct frozen *f, pid_t pid, const struct proc_id *id)
+{
+    /* not ourselves: a gc run from inside the instance would stop itself */
+    if (pid <= 0 || pid == getpid() || frozen_has(f, pid))
         return;
-    /* pid + start time: a recycled pid belongs to someone else; a
-     * SIGKILLed process exits promptly unless stuck in D state */
-    proc_kill_wait(id, SIGKILL, 5000LL * 1000000);
+    /* the pidfd first, so that the signals follow this very process */
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if ((fd < 0 && errno != ENOSYS) || (id && !proc_same(id))) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    f->pids = xrealloc(f->pids, (f->n + 1) * sizeof(*f->pids));
+    f->pidfds = xrealloc(f->pidfds, (f->n + 1) * sizeof(*f->pidfds));
+    f->pids[f->n] = pid;
+    f->pidfds[f->n] = fd;
+    if (signal_frozen(f, f->n, SIGSTOP) < 0) { /* not ours to stop */
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    f->n++;
+}
+
+/* Wait (briefly) until pid has stopped, so that its list of children is
+ * final: a fork under way when SIGSTOP came completes first. */
+static void wait_stopped(pid_t pid)
+{
+    long long deadline = now_ns() + 200LL * 1000000;
+    char state = 0;
+    while (proc_stat(pid, NULL, NULL, &state) == 0 && !strchr("TtZXx", state) &&
+           now_ns() < deadline)
+        usleep(1000);
+}
+
+static void freeze_children(struct frozen *f, size_t i)
+{
+    wait_stopped(f->pids[i]);
+    _cleanup_free_ pid_t *kids = NULL;
+    size_t n = 0;
+    proc_children(f->pids[i], &kids, &n);
+    for (size_t k = 0; k < n; k++)
+        freeze(f, kids[k], NULL);
+}
+
+static void kill_frozen(struct frozen *f)
+{
+    long long deadline = now_ns() + 5000LL * 1000000;
+    for (size_t i = 0; i < f->n; i++)
+        signal_frozen(f, i, SIGKILL);
+    /* a SIGKILLed process exits promptly unless stuck in D state */
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->pidfds[i] >= 0) {
+            pidfd_wait(f->pidfds[i], deadline);
+            close(f->pidfds[i]);
+            continue;
+        }
+        char state = 0;
+        while (proc_stat(f->pids[i], NULL, NULL, &state) == 0 && !strchr("ZXx", state) &&
+               now_ns() < deadline)
+            usleep(10000);
+    }
+    free(f->pids);
+    free(f->pidfds);
+}
+
+/* Kill what the state records: the helper, the services and every
+ * descendant of the helper (it records what it adopts), each verified by
+ * pid and start time, and whatever descends from those now.  Before the
+ * cookie scan: a process that cleared its environment has no cookie. */
+static void kill_recorded(const struct state_info *st)
+{
+    char boot[64] = "";
+    proc_boot_id(boot);
+    if (!streq(boot, st->boot_id))
+        return; /* after a reboot every recorded pid is meaningless */
+    struct frozen f = {0};
+    freeze(&f, st->helper.pid, &st->helper);
+    for (size_t i = 0; i < st->n_svcs; i++)
+        freeze(&f, st->svcs[i].proc.pid, &st->svcs[i].proc);
+    for (size_t i = 0; i < st->n_descendants; i++)
+        freeze(&f, st->descendants[i].pid, &st->descendants[i]);
+    for (size_t i = 0; i < f.n; i++) /* f.n grows as children are found */
+        freeze_children(&f, i);
+    kill_frozen(&f);
 }
 
 int instance_keep(int instfd, const strv *labels, const char *why, terr *e)
@@ -188,13 +293,12 @@ int gc_reap_instance(int rootfd, const char *id, terr *e)
     bool retry = faccessat(fd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
     struct state_info st;
     if (state_read(fd, &st) == 0) {
-        char boot[64] = "";
-        proc_boot_id(boot);
-        /* after a reboot every recorded pid is meaningless */
-        const char *same_boot = streq(boot, st.boot_id) ? "yes" : NULL;
-        kill_verified(&st.helper, same_boot);
-        for (size_t i = 0; i < st.n_svcs; i++)
-            kill_verified(&st.svcs[i].proc, same_boot);
+        if (state_other_pidns(&st))
+            return terr_set(e, EXDEV,
+                            "instance %s belongs to another pid namespace (pid:[%llu]): its "
+                            "processes are out of sight from here; run tether gc from there",
+                            id, st.pidns.ino);
+        kill_recorded(&st);
         kill_cookie_processes(st.cookie);
         strv failed = {0};
         _cleanup_sb_ strbuf why = {0};
@@ -246,6 +350,11 @@ static int reap_one(int root, const char *root_path, const char *name, const cha
     int r = gc_reap_instance(root, name, err);
     if (r == -EBUSY)
         return r; /* someone else is removing it right now */
+    if (r == -EXDEV) { /* not ours to judge from here: say so, no error */
+        if (report)
+            sb_addf(report, "tether: left %s/%s alone: %s\n", root_path, name, err->msg);
+        return r;
+    }
     if (r < 0 && report)
         sb_addf(report, "tether: %s/%s: %s\n", root_path, name, err->msg);
     else if (r == 1 && report)
@@ -335,7 +444,7 @@ static int gc_scan(strbuf *report, bool retry, terr *e)
             continue; /* a failed drop: `tether gc` retries it */
         terr err;
         int r = reap_one(root, root_path, name, how, report, &err);
-        if (r == -EBUSY)
+        if (r == -EBUSY || r == -EXDEV)
             continue;
         if (r < 0 && !failed++ && !report && e)
             *e = err; /* nowhere else to say it */

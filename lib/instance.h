@@ -62,6 +62,10 @@ struct instance {
     int lock_fd;
     char cookie[64]; /* value of TETHER_COOKIE for everything we start */
     char boot_id[64];
+    struct pidns_id pidns; /* ino 0: unknown */
+    /* the helper's descendants at its last scan (helper.c: track_scan) */
+    struct proc_id *descendants;
+    size_t n_descendants;
     char *prefix;
     struct tether_config *cfg;
     struct svc *svcs; /* in start order */
@@ -98,9 +102,13 @@ struct state_svc {
     char state[16];
     char driver[32];
 };
+/* At most this many descendants are recorded: past it, gc has the cookie and
+ * the trees of the recorded processes to find the rest. */
+#define STATE_MAX_DESCENDANTS 1024
 struct state_info {
     char id[INSTANCE_ID_LEN + 1];
     char boot_id[64];
+    struct pidns_id pidns; /* ino 0: not recorded (older state files) */
     char cookie[64];
     char prefix[64];
     char config[4096];
@@ -108,10 +116,17 @@ struct state_info {
     struct proc_id helper;
     struct state_svc svcs[64];
     size_t n_svcs;
+    /* every process below the helper (as child subreaper it adopts what
+     * its services detach), so that gc finds even those without a cookie */
+    struct proc_id descendants[STATE_MAX_DESCENDANTS];
+    size_t n_descendants;
 };
 int state_parse(const char *text, struct state_info *st);
 void state_format(strbuf *b, const struct state_info *st);
 int state_read(int instfd, struct state_info *st);
+/* True if st was written in another pid namespace during this boot: its
+ * pids mean nothing here, and its processes may be out of sight. */
+bool state_other_pidns(const struct state_info *st);
 
 /* --- gc (gc.c) --- */
 /* Reap every stale instance of this user: kill its verified processes and

@@ -124,12 +124,28 @@ static int read_proc_file(pid_t pid, const char *what, char **out, size_t *len)
     return 0;
 }
 
-static int proc_stat(pid_t pid, unsigned long long *starttime, pid_t *ppid, char *state)
+int proc_stat(pid_t pid, unsigned long long *starttime, pid_t *ppid, char *state)
 {
-    _cleanup_free_ char *buf = NULL;
-    int r = read_proc_file(pid, "stat", &buf, NULL);
-    if (r < 0)
-        return r;
+    if (pid <= 0)
+        return -ESRCH;
+    /* one read into the stack: the helper looks at every new pid of the
+     * machine (track.c), and a line is some 300 bytes (comm: 64 at most) */
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof(buf) - 1);
+    while (n < 0 && errno == EINTR);
+    int err = errno;
+    close(fd);
+    if (n < 0)
+        return err == ESRCH ? -ESRCH : -err; /* ESRCH: it died after the open */
+    if ((size_t)n == sizeof(buf) - 1)
+        return -EINVAL; /* no stat line is this long */
+    buf[n] = '\0';
     return proc_parse_stat(buf, starttime, ppid, state);
 }
 
@@ -410,5 +426,76 @@ int proc_fsuid(pid_t pid, uid_t *uid)
     if (!p || sscanf(p + 5, "%*u %*u %*u %u", &fs) != 1)
         return -EINVAL;
     *uid = (uid_t)fs;
+    return 0;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The tree below pid, breadth first; a pid may show up twice if it was
+ * reparented between two reads (sorted and made unique by the caller). */
+static int tree_below(pid_t pid, pid_t **pids, size_t *n)
+{
+    int r = proc_children(pid, pids, n);
+    if (r < 0)
+        return r;
+    /* *n grows while we walk: each process appends its own children; the
+     * bound stops a fork bomb from growing this without limit */
+    for (size_t i = 0; i < *n && *n < 65536; i++) {
+        r = proc_children((*pids)[i], pids, n);
+        if (r < 0 && r != -ESRCH)
+            return r;
+    }
+    return 0;
+}
+
+int proc_descendants(pid_t pid, struct proc_id **out, size_t *n)
+{
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t np = 0;
+    int r = tree_below(pid, &pids, &np);
+    if (r < 0)
+        return r;
+    if (np)
+        qsort(pids, np, sizeof(*pids), cmp_pid);
+    for (size_t i = 0; i < np; i++) {
+        unsigned long long start;
+        if ((i > 0 && pids[i] == pids[i - 1]) || proc_starttime(pids[i], &start) < 0)
+            continue;
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        (*out)[(*n)++] = (struct proc_id){.pid = pids[i], .starttime = start};
+    }
+    return 0;
+}
+
+int proc_last_pid(pid_t *out)
+{
+    char buf[128];
+    _cleanup_close_ int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t len = read(fd, buf, sizeof(buf) - 1);
+    if (len <= 0)
+        return len < 0 ? -errno : -EINVAL;
+    buf[len] = '\0';
+    /* "0.00 0.01 0.05 1/123 4567\n" */
+    const char *p = buf, *tok = NULL;
+    size_t tl = 0;
+    for (int field = 0; field < 5; field++)
+        if (!(tok = next_token(&p, &tl)))
+            return -EINVAL;
+    return parse_pid(tok, tl, out);
+}
+
+int proc_pidns(struct pidns_id *out)
+{
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) < 0)
+        return -errno;
+    out->dev = (unsigned long long)st.st_dev;
+    out->ino = (unsigned long long)st.st_ino;
     return 0;
 }

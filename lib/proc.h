@@ -16,6 +16,9 @@ struct proc_id {
 int proc_parse_stat(const char *stat, unsigned long long *starttime, pid_t *ppid, char *state);
 /* Read /proc/PID/stat. -ESRCH if the process does not exist. */
 int proc_starttime(pid_t pid, unsigned long long *starttime);
+/* Read /proc/PID/stat: start time, parent and state letter (each may be
+ * NULL). -ESRCH if the process does not exist. */
+int proc_stat(pid_t pid, unsigned long long *starttime, pid_t *ppid, char *state);
 /* True if pid is alive (not a zombie) and has the recorded start time. */
 bool proc_same(const struct proc_id *id);
 /* Send sig to the process id (if it still is that process: pid and start
@@ -45,3 +48,16 @@ int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n);
 /* The filesystem uid of pid (/proc/PID/status), the uid its new sockets
  * belong to.  -ESRCH if pid is gone. */
 int proc_fsuid(pid_t pid, uid_t *uid);
+/* Every descendant of pid (children, theirs, and so on), each with its
+ * start time, appended to out; processes that exit meanwhile are left out. */
+int proc_descendants(pid_t pid, struct proc_id **out, size_t *n);
+/* The last pid the kernel handed out in our pid namespace (the fifth field
+ * of /proc/loadavg): while it stays the same, no process was created. */
+int proc_last_pid(pid_t *out);
+
+/* A pid namespace: device and inode of /proc/PID/ns/pid ("pid:[INO]"). */
+struct pidns_id {
+    unsigned long long dev, ino;
+};
+/* The pid namespace of the calling process. */
+int proc_pidns(struct pidns_id *out);

@@ -132,6 +132,7 @@ int instance_create(struct instance *in, terr *e)
     in->dirfd = take_fd(&dfd);
     in->created = (long long)time(NULL);
     proc_boot_id(in->boot_id);
+    proc_pidns(&in->pidns);
     char rnd[17];
     random_hex(rnd, 16);
     snprintf(in->cookie, sizeof(in->cookie), "%s-%s", in->id, rnd);
@@ -144,6 +145,7 @@ int instance_write_state(struct instance *in, terr *e)
     memset(&st, 0, sizeof(st));
     snprintf(st.id, sizeof(st.id), "%s", in->id);
     snprintf(st.boot_id, sizeof(st.boot_id), "%s", in->boot_id);
+    st.pidns = in->pidns;
     snprintf(st.cookie, sizeof(st.cookie), "%s", in->cookie);
     snprintf(st.prefix, sizeof(st.prefix), "%s", in->prefix ? in->prefix : "TETHER");
     snprintf(st.config, sizeof(st.config), "%s",
@@ -162,6 +164,10 @@ int instance_write_state(struct instance *in, terr *e)
         snprintf(o->state, sizeof(o->state), "%s", names[s->state]);
         snprintf(o->driver, sizeof(o->driver), "%s", s->conf->driver->name);
     }
+    st.n_descendants = in->n_descendants < STATE_MAX_DESCENDANTS ? in->n_descendants
+                                                                 : STATE_MAX_DESCENDANTS;
+    if (st.n_descendants)
+        memcpy(st.descendants, in->descendants, st.n_descendants * sizeof(st.descendants[0]));
     _cleanup_sb_ strbuf b = {0};
     state_format(&b, &st);
     int r = write_file_atomic(in->dirfd, "state", b.s, b.len, 0600);
@@ -174,13 +180,32 @@ void state_format(strbuf *b, const struct state_info *st)
 {
     sb_addf(b, "tether-state 1\nid %s\nboot %s\ncookie %s\nprefix %s\ncreated %lld\n", st->id,
             st->boot_id, st->cookie, st->prefix, st->created);
+    if (st->pidns.ino)
+        sb_addf(b, "pidns %llu %llu\n", st->pidns.dev, st->pidns.ino);
     sb_addf(b, "helper %d %llu\n", (int)st->helper.pid, st->helper.starttime);
     for (size_t i = 0; i < st->n_svcs; i++)
         sb_addf(b, "service %s %d %llu %s %s\n", st->svcs[i].label, (int)st->svcs[i].proc.pid,
                 st->svcs[i].proc.starttime, st->svcs[i].state,
                 st->svcs[i].driver[0] ? st->svcs[i].driver : "command");
+    for (size_t i = 0; i < st->n_descendants; i++)
+        sb_addf(b, "descendant %d %llu\n", (int)st->descendants[i].pid,
+                st->descendants[i].starttime);
     /* last: the path may contain spaces; it runs to the end of the line */
     sb_addf(b, "config %s\n", st->config);
+}
+
+static int parse_descendant(const char *line, struct state_info *st)
+{
+    if (st->n_descendants >= ARRAY_SIZE(st->descendants))
+        return -E2BIG;
+    struct proc_id *d = &st->descendants[st->n_descendants];
+    int pid, end = 0;
+    if (sscanf(line, "descendant %d %llu%n", &pid, &d->starttime, &end) != 2 || line[end] ||
+        pid <= 0)
+        return -EINVAL;
+    d->pid = pid;
+    st->n_descendants++;
+    return 0;
 }
 
 int state_parse(const char *text, struct state_info *st)
@@ -212,6 +237,18 @@ int state_parse(const char *text, struct state_info *st)
             have_helper = true;
             continue;
         }
+        if (strncmp(line, "descendant ", 11) == 0) {
+            int r = parse_descendant(line, st);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (strncmp(line, "pidns ", 6) == 0) {
+            if (sscanf(line, "pidns %llu %llu", &st->pidns.dev, &st->pidns.ino) != 2 ||
+                st->pidns.ino == 0)
+                return -EINVAL;
+            continue;
+        }
         if (strncmp(line, "service ", 8) == 0) {
             if (st->n_svcs >= ARRAY_SIZE(st->svcs))
                 return -E2BIG;
@@ -234,6 +271,17 @@ int state_parse(const char *text, struct state_info *st)
     if (!have_helper || !*st->cookie || !*st->id)
         return -EINVAL;
     return 0;
+}
+
+bool state_other_pidns(const struct state_info *st)
+{
+    struct pidns_id me;
+    char boot[64] = "";
+    /* after a reboot no process of the old namespace is left anywhere */
+    if (!st->pidns.ino || proc_pidns(&me) < 0 || proc_boot_id(boot) < 0 ||
+        !streq(boot, st->boot_id))
+        return false;
+    return me.dev != st->pidns.dev || me.ino != st->pidns.ino;
 }
 
 int state_read(int instfd, struct state_info *st)

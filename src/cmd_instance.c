@@ -255,14 +255,19 @@ static const char *find_line(const char *reply, const char *label, char *state, 
 static int check_svc(struct cli *c, const struct env_svc *s, bool *healthy)
 {
     *healthy = false;
-    if (!instance_alive(s->instdir, s->pid)) {
+    terr e;
+    int r = instance_reach(s->instdir, s->pid, &e);
+    if (r < 0 && r != -ESRCH) {
+        cli_err("service '%s': %s", s->label, e.msg);
+        return 0;
+    }
+    if (r < 0) {
         cli_err("service '%s' is not running: its helper (%s_CONTROL_PID=%d) is gone (it was "
                 "killed, stopped elsewhere, or its --expire/--watch-pid ran out); run `tether "
                 "gc`, then start it again",
                 s->label, s->stem, (int)s->pid);
         return 0;
     }
-    terr e;
     _cleanup_free_ char *reply = NULL;
     if (control_request(s->instdir, s->pid, "status", &reply, &e) < 0) {
         cli_err("service '%s': %s", s->label, e.msg);

@@ -430,6 +430,84 @@ static void test_children(void **state)
     free(kids);
 }
 
+/* A child that forks a grandchild; both wait on the same release pipe. */
+static void test_descendants(void **state)
+{
+    int rel[2], rep[2];
+    assert_int_equal(pipe2(rel, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(rel[1]);
+        pid_t g = fork();
+        if (g == 0)
+            waiter_child(rel[0]);
+        (void)!write(rep[1], &g, sizeof(g));
+        waiter_child(rel[0]);
+    }
+    close(rel[0]);
+    close(rep[1]);
+    pid_t grand = -1;
+    ssize_t n;
+    while ((n = read(rep[0], &grand, sizeof(grand))) < 0 && errno == EINTR)
+        ;
+    close(rep[0]);
+
+    struct proc_id *d = xmalloc(sizeof(*d));
+    d[0] = (struct proc_id){.pid = 12345, .starttime = 6}; /* kept: the call appends */
+    size_t nd = 1;
+    int r = proc_descendants(getpid(), &d, &nd);
+    unsigned long long cs = 0, gs = 0;
+    proc_starttime(child, &cs);
+    proc_starttime(grand, &gs);
+    size_t found_c = 0, found_g = 0, self = 0;
+    for (size_t i = 1; i < nd; i++) {
+        found_c += d[i].pid == child && d[i].starttime == cs;
+        found_g += d[i].pid == grand && d[i].starttime == gs;
+        self += d[i].pid == getpid();
+    }
+    close(rel[1]); /* both exit */
+    int status;
+    waitpid(child, &status, 0);
+
+    assert_int_equal(n, (ssize_t)sizeof(grand));
+    assert_int_equal(r, 0);
+    assert_int_equal(d[0].pid, 12345);
+    assert_int_equal(found_c, 1);
+    assert_int_equal(found_g, 1);
+    assert_int_equal(self, 0);
+    free(d);
+
+    d = NULL;
+    nd = 0;
+    assert_int_equal(proc_descendants(NO_PID, &d, &nd), -ESRCH);
+    assert_int_equal(nd, 0);
+    free(d);
+}
+
+static void test_last_pid(void **state)
+{
+    pid_t before = 0, after = 0;
+    assert_int_equal(proc_last_pid(&before), 0);
+    assert_true(before > 0);
+    struct waiter w;
+    waiter_start(&w);
+    assert_int_equal(proc_last_pid(&after), 0);
+    waiter_stop(&w);
+    /* a fork hands out a new pid: the last one moves */
+    assert_int_not_equal(after, before);
+}
+
+static void test_pidns(void **state)
+{
+    struct pidns_id a = {0}, b = {0};
+    assert_int_equal(proc_pidns(&a), 0);
+    assert_int_equal(proc_pidns(&b), 0);
+    assert_true(a.ino != 0);
+    assert_true(a.dev == b.dev && a.ino == b.ino);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +519,9 @@ int main(void)
         cmocka_unit_test(test_has_env),
         cmocka_unit_test(test_foreach),
         cmocka_unit_test(test_children),
+        cmocka_unit_test(test_descendants),
+        cmocka_unit_test(test_last_pid),
+        cmocka_unit_test(test_pidns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

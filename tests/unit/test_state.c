@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "instance.h"
@@ -73,6 +74,14 @@ static void rejects_malformed(void **state)
         "tether-state 1\nid x\ncookie c\nhelper 0 6\n",         /* pid 0 would mean our group */
         "tether-state 1\nid x\ncookie c\nhelper 5 6\nservice a b c d\n",
         "tether-state 1\nid x\ncookie c\nhelper 5 6\nwhat is this\n",
+        "tether-state 1\nid x\ncookie c\nhelper 5 6\ndescendant 0 6\n",  /* our group */
+        "tether-state 1\nid x\ncookie c\nhelper 5 6\ndescendant -7 6\n",
+        "tether-state 1\nid x\ncookie c\nhelper 5 6\ndescendant 7\n",     /* no start */
+        "tether-state 1\nid x\ncookie c\nhelper 5 6\ndescendant 7 8 9\n", /* junk */
+        "tether-state 1\nid x\ncookie c\nhelper 5 6\ndescendant 7 x\n",
+        "tether-state 1\nid x\ncookie c\nhelper 5 6\npidns 4\n",
+        "tether-state 1\nid x\ncookie c\nhelper 5 6\npidns 4 0\n",         /* no inode */
+        "tether-state 1\nid x\ncookie c\nhelper 5 6\npidns a b\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_not_equal(state_parse(bad[i], &st), 0);
@@ -89,6 +98,79 @@ static void too_many_services(void **state)
     sb_free(&b);
 }
 
+static void roundtrip_pidns_and_descendants(void **state)
+{
+    struct state_info st, back;
+    memset(&st, 0, sizeof(st));
+    strcpy(st.id, "0123456789abcdef");
+    strcpy(st.boot_id, "ea5ccd7c-06ba-4fd7-8ce7-38ef229fda9b");
+    strcpy(st.cookie, "0123456789abcdef-aaaa");
+    strcpy(st.prefix, "TETHER");
+    strcpy(st.config, "/x/tether.ini");
+    st.helper.pid = 4242;
+    st.helper.starttime = 99999;
+    st.pidns.dev = 4;
+    st.pidns.ino = 4026531836ULL;
+    st.n_descendants = STATE_MAX_DESCENDANTS;
+    for (size_t i = 0; i < st.n_descendants; i++)
+        st.descendants[i] = (struct proc_id){.pid = (pid_t)(100 + i), .starttime = 7 + i};
+    strbuf b = {0};
+    state_format(&b, &st);
+    assert_int_equal(state_parse(b.s, &back), 0);
+    assert_int_equal(back.pidns.dev, 4);
+    assert_int_equal(back.pidns.ino, 4026531836ULL);
+    assert_int_equal(back.n_descendants, STATE_MAX_DESCENDANTS);
+    assert_int_equal(back.descendants[0].pid, 100);
+    assert_int_equal(back.descendants[0].starttime, 7);
+    assert_int_equal(back.descendants[STATE_MAX_DESCENDANTS - 1].pid,
+                     100 + STATE_MAX_DESCENDANTS - 1);
+    assert_string_equal(back.config, "/x/tether.ini");
+    sb_free(&b);
+}
+
+/* A state file from before pid namespaces were recorded: as it always was,
+ * the same namespace. */
+static void no_pidns_line_is_this_namespace(void **state)
+{
+    struct state_info st;
+    char text[256];
+    char boot[64] = "";
+    assert_int_equal(proc_boot_id(boot), 0);
+    snprintf(text, sizeof(text), "tether-state 1\nid x\nboot %s\ncookie c\nhelper 5 6\n", boot);
+    assert_int_equal(state_parse(text, &st), 0);
+    assert_int_equal(st.pidns.ino, 0);
+    assert_int_equal(st.n_descendants, 0);
+    assert_false(state_other_pidns(&st));
+}
+
+static void other_pidns(void **state)
+{
+    struct state_info st;
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(proc_boot_id(st.boot_id), 0);
+    assert_int_equal(proc_pidns(&st.pidns), 0);
+    assert_false(state_other_pidns(&st)); /* ours */
+    st.pidns.ino++;
+    assert_true(state_other_pidns(&st));
+    st.pidns.ino--;
+    st.pidns.dev++;
+    assert_true(state_other_pidns(&st));
+    /* another boot: that namespace is long gone, its record is stale */
+    strcpy(st.boot_id, "00000000-0000-0000-0000-000000000000");
+    assert_false(state_other_pidns(&st));
+}
+
+static void too_many_descendants(void **state)
+{
+    strbuf b = {0};
+    sb_add(&b, "tether-state 1\nid x\ncookie c\nhelper 5 6\n");
+    for (int i = 0; i <= STATE_MAX_DESCENDANTS; i++)
+        sb_addf(&b, "descendant %d 2\n", 10 + i);
+    struct state_info st;
+    assert_int_equal(state_parse(b.s, &st), -E2BIG);
+    sb_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +178,10 @@ int main(void)
         cmocka_unit_test(old_service_lines_have_no_driver),
         cmocka_unit_test(rejects_malformed),
         cmocka_unit_test(too_many_services),
+        cmocka_unit_test(roundtrip_pidns_and_descendants),
+        cmocka_unit_test(no_pidns_line_is_this_namespace),
+        cmocka_unit_test(other_pidns),
+        cmocka_unit_test(too_many_descendants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
