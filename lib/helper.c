@@ -105,8 +105,13 @@ static bool deps_ready(struct svc *s)
 static void mark_ready(struct svc *s)
 {
     terr re;
-    if (s->conf->driver->on_ready)
-        s->conf->driver->on_ready(s, &re);
+    /* e.g. PostgreSQL's password for TCP: a server that nobody can log in
+     * to is no start */
+    bool failed = s->conf->driver->on_ready && s->conf->driver->on_ready(s, &re) < 0;
+    if (failed) {
+        s->err = re;
+        fail_start(s);
+    }
     s->state = SVC_READY;
     s->deadline_ns = 0;
     if (s->ready_fd >= 0) {
@@ -121,7 +126,10 @@ static void mark_ready(struct svc *s)
     instance_write_state(&H.in, NULL);
     if (s->restarting) {
         s->restarting = false;
-        reply(&s->pending_client, "OK restarted");
+        if (failed)
+            reply(&s->pending_client, "ERR %s", s->err.msg);
+        else
+            reply(&s->pending_client, "OK restarted");
     }
 }
 

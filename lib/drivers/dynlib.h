@@ -14,9 +14,10 @@
 #include "../util.h"
 
 #define PQ_FUNCS(X)                                                                             \
-    X(PQclear) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse) X(PQerrorMessage)      \
-    X(PQescapeIdentifier) X(PQexec) X(PQfinish) X(PQfreemem) X(PQpingParams)                     \
-    X(PQresultStatus) X(PQserverVersion) X(PQstatus)
+    X(PQclear) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse)                        \
+    X(PQencryptPasswordConn) X(PQerrorMessage) X(PQescapeIdentifier) X(PQescapeLiteral)         \
+    X(PQexec) X(PQfinish) X(PQfreemem) X(PQpingParams) X(PQresultStatus) X(PQserverVersion)    \
+    X(PQstatus)
 #define REDIS_FUNCS(X)                                                                          \
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
     X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout)
@@ -38,8 +39,10 @@ int redis_load(terr *e);
 #define PQconnectdbParams pq_api.PQconnectdbParams
 #define PQconninfoFree pq_api.PQconninfoFree
 #define PQconninfoParse pq_api.PQconninfoParse
+#define PQencryptPasswordConn pq_api.PQencryptPasswordConn
 #define PQerrorMessage pq_api.PQerrorMessage
 #define PQescapeIdentifier pq_api.PQescapeIdentifier
+#define PQescapeLiteral pq_api.PQescapeLiteral
 #define PQexec pq_api.PQexec
 #define PQfinish pq_api.PQfinish
 #define PQfreemem pq_api.PQfreemem

@@ -23,7 +23,7 @@
 #include "../spawn.h"
 #include "pg.h"
 
-#define CACHE_FORMAT "tether-pg-cache-3"
+#define CACHE_FORMAT "tether-pg-cache-4" /* 4: scram-sha-256 over TCP */
 
 static bool is_exe(const char *dir, const char *name)
 {
@@ -371,7 +371,12 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     strv_push(&argv, "-D");
     strv_pushf(&argv, "%s/data", dir);
     strv_pushf(&argv, "--username=%s", pg->os_user);
-    strv_push(&argv, "--auth=trust");
+    /* the unix socket sits in a 0700 directory: its owner alone gets
+     * there, and needs no password.  TCP is open to every local user: a
+     * password, set per instance once its server is up (never here: the
+     * cache is shared by the owner's instances) */
+    strv_push(&argv, "--auth-local=trust");
+    strv_push(&argv, "--auth-host=scram-sha-256");
     strv_push(&argv, "--no-sync");
     strv_push(&argv, "--encoding=UTF8");
     strv_push(&argv, "--locale=C");

@@ -238,6 +238,11 @@ static int worker_start(struct svc *s, struct pg *pg, pg_worker_fn serve, terr *
     return 0;
 }
 
+int pg_worker_spawn(struct svc *s, struct pg *pg, pg_worker_fn serve, terr *e)
+{
+    return pg->worker_fd >= 0 ? 0 : worker_start(s, pg, serve, e);
+}
+
 int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char *req,
                    long long timeout_ns, terr *e)
 {
