@@ -330,7 +330,8 @@ static int redis_variables(struct svc *s, terr *e)
     _cleanup_sb_ strbuf url = {0};
     struct redis_data *d = rdata(s);
     if (s->port && d->password[0]) {
-        sb_addf(&url, "redis://:%s@127.0.0.1:%d/0", d->password, s->port); /* hex: no escapes */
+        /* "default": redis-cli 7 sends an empty user name as one; hex: no escapes */
+        sb_addf(&url, "redis://default:%s@127.0.0.1:%d/0", d->password, s->port);
     } else if (s->port) {
         sb_addf(&url, "redis://127.0.0.1:%d/0", s->port);
     } else {

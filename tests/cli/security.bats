@@ -535,7 +535,7 @@ assert_secret_private() {
     [ "$output" != OK ]
     assert_output_has "NOAUTH"
     [[ $pw =~ ^[0-9a-f]{32}$ ]]
-    [ "$TETHER_REDIS_URL" = "redis://:$pw@127.0.0.1:$port/0" ]
+    [ "$TETHER_REDIS_URL" = "redis://default:$pw@127.0.0.1:$port/0" ]
     [ "$REDIS_URL" = "$TETHER_REDIS_URL" ]
     # with it (REDISCLI_AUTH keeps it off the command line)
     run env REDISCLI_AUTH="$pw" redis-cli --no-auth-warning -h 127.0.0.1 -p "$port" set k v
