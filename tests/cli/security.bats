@@ -479,19 +479,6 @@ assert_secret_private() {
     assert_status 0
     run tether status
     assert_status 0
-    if [ "$(id -u)" = 0 ]; then
-        # another local user: refused without the password, in with it
-        run as_nobody env -u PGPASSWORD PGPASSFILE=/nonexistent HOME=/nonexistent \
-            psql -X -w -qAt -h 127.0.0.1 -p "$port" -U "$user" -c "select 1" tether
-        [ "$status" -ne 0 ]
-        assert_output_has "no password supplied"
-        run as_nobody env PGPASSWORD="$pw" HOME=/nonexistent \
-            psql -X -w -qAt -h 127.0.0.1 -p "$port" -U "$user" -c "select 4" tether
-        assert_status 0
-        [ "$output" = 4 ]
-        run as_nobody cat "$TETHER_POSTGRESQL_CONFIGFILE"
-        [ "$status" -ne 0 ]
-    fi
     assert_mode "$TETHER_POSTGRESQL_CONFIGFILE" "600 $(id -un)"
     assert_secret_private "$pw"
     eval "$(tether stop)"
@@ -541,11 +528,6 @@ assert_secret_private() {
     run env REDISCLI_AUTH="$pw" redis-cli --no-auth-warning -h 127.0.0.1 -p "$port" set k v
     assert_status 0
     [ "$output" = OK ]
-    if [ "$(id -u)" = 0 ]; then
-        run as_nobody env -u REDISCLI_AUTH redis-cli -h 127.0.0.1 -p "$port" get k
-        [ "$output" != v ]
-        assert_output_has "NOAUTH"
-    fi
     # the driver's own connection AUTHs: reset empties, status is healthy
     run tether reset redis
     assert_status 0
@@ -556,6 +538,38 @@ assert_secret_private() {
     assert_mode "$TETHER_REDIS_DIR/redis.conf" "600 $(id -un)"
     assert_mode "$TETHER_REDIS_CONFIGFILE" "600 $(id -un)"
     assert_secret_private "$pw"
+    eval "$(tether stop)"
+}
+
+@test "another local user (nobody) is refused over TCP without the password, let in with it" {
+    need_root # to be someone else
+    need_pg
+    need_redis
+    cfg=$(printf '[postgresql]\ntcp = yes\n[redis]\ntcp = yes\n' | config tcp.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    pg="-h 127.0.0.1 -p $TETHER_POSTGRESQL_PORT -U $TETHER_POSTGRESQL_USER"
+    # shellcheck disable=SC2086
+    run as_nobody env -u PGPASSWORD PGPASSFILE=/nonexistent HOME=/nonexistent \
+        psql -X -w -qAt $pg -c "copy (select 1) to program 'true'" tether
+    [ "$status" -ne 0 ]
+    assert_output_has "no password supplied"
+    run as_nobody env -u REDISCLI_AUTH redis-cli -h 127.0.0.1 -p "$TETHER_REDIS_PORT" config get dir
+    [[ $output != *"$TETHER_REDIS_DIR"* ]]
+    assert_output_has "NOAUTH"
+    # the password is the gate, not the uid
+    # shellcheck disable=SC2086
+    run as_nobody env PGPASSWORD="$TETHER_POSTGRESQL_PASSWORD" HOME=/nonexistent \
+        psql -X -w -qAt $pg -c "select 4" tether
+    assert_status 0
+    [ "$output" = 4 ]
+    run as_nobody env REDISCLI_AUTH="$TETHER_REDIS_PASSWORD" redis-cli --no-auth-warning \
+        -h 127.0.0.1 -p "$TETHER_REDIS_PORT" ping
+    [ "$output" = PONG ]
+    # and nobody cannot read it where it is kept
+    for f in "$TETHER_POSTGRESQL_CONFIGFILE" "$TETHER_REDIS_CONFIGFILE" "$TETHER_REDIS_DIR/redis.conf"; do
+        run as_nobody cat "$f"
+        [ "$status" -ne 0 ]
+    done
     eval "$(tether stop)"
 }
 
