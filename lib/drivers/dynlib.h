@@ -14,10 +14,10 @@
 #include "../util.h"
 
 #define PQ_FUNCS(X)                                                                             \
-    X(PQclear) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse)                        \
-    X(PQencryptPasswordConn) X(PQerrorMessage) X(PQescapeIdentifier) X(PQescapeLiteral)         \
-    X(PQexec) X(PQfinish) X(PQfreemem) X(PQpingParams) X(PQresultStatus) X(PQserverVersion)    \
-    X(PQstatus)
+    X(PQclear) X(PQconnectdbParams) X(PQconnectStartParams) X(PQconninfoFree)                   \
+    X(PQconninfoParse) X(PQencryptPasswordConn) X(PQerrorMessage) X(PQescapeIdentifier)         \
+    X(PQescapeLiteral) X(PQexec) X(PQfinish) X(PQfreemem) X(PQpingParams) X(PQresultStatus)     \
+    X(PQserverVersion) X(PQstatus)
 #define REDIS_FUNCS(X)                                                                          \
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
     X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout)
@@ -37,6 +37,7 @@ int redis_load(terr *e);
 #ifndef DYNLIB_IMPL
 #define PQclear pq_api.PQclear
 #define PQconnectdbParams pq_api.PQconnectdbParams
+#define PQconnectStartParams pq_api.PQconnectStartParams
 #define PQconninfoFree pq_api.PQconninfoFree
 #define PQconninfoParse pq_api.PQconninfoParse
 #define PQencryptPasswordConn pq_api.PQencryptPasswordConn

@@ -192,6 +192,11 @@ _Noreturn static void worker(struct svc *s, struct pg *pg, pg_worker_fn serve, i
     int lr = load_libpq(s, &le);
     void *state = NULL;
     char req[1024];
+    if (lr == 0) { /* its warm-up, before any request: nobody waits for it */
+        struct pg_job j = {.s = s, .pg = pg, .arg = &state, .sock = sock, .replied = true};
+        terr e = {0};
+        (void)serve(&j, NULL, &e);
+    }
     for (;;) {
         struct pollfd p = {.fd = sock, .events = POLLIN};
         int n = poll(&p, 1, WORKER_IDLE_MS);
