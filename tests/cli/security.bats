@@ -511,6 +511,19 @@ assert_secret_private() {
     eval "$(tether stop)"
 }
 
+@test "tcp = yes PostgreSQL: a password that cannot be set fails the start, with the reason" {
+    need_pg
+    # a server where ALTER ROLE fails: it must not be handed out open or unusable
+    cfg=$(printf '[postgresql]\ntcp = yes\nsetting.default_transaction_read_only = on\n' | config ro.ini)
+    run tether -f "$cfg" run -- true
+    [ "$status" -ne 0 ]
+    assert_output_has "cannot set the password TCP clients need"
+    assert_output_has "read-only transaction"
+    # the verifier is no more shown than the password
+    [[ $output != *SCRAM-SHA-256* ]]
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
 @test "tcp = yes redis: TCP needs the instance's password; the driver's reset and health check AUTH" {
     need_redis
     cfg=$(printf '[redis]\ntcp = yes\n' | config r.ini)
