@@ -12,7 +12,10 @@
 #   - as root, PostgreSQL leaves no postgres-owned file outside the
 #     instance and the cache;
 #   - credentials (server = URL with a password) land only in 0600 files,
-#     never in messages, logs or command lines.
+#     never in messages, logs or command lines;
+#   - over TCP, PostgreSQL and redis need the instance's own password (any
+#     local user reaches TCP), the unix socket none; memcached on TCP,
+#     which has no authentication, is warned about on stderr.
 # Tests that need root (setpriv, chown, the postgres user) skip otherwise.
 
 load helpers
