@@ -14,7 +14,7 @@
 #include "../util.h"
 
 #define PQ_FUNCS(X)                                                                             \
-    X(PQclear) X(PQconnectdbParams) X(PQconnectStartParams) X(PQconninfoFree)                   \
+    X(PQclear) X(PQcmdTuples) X(PQconnectdbParams) X(PQconnectStartParams) X(PQconninfoFree)    \
     X(PQconninfoParse) X(PQencryptPasswordConn) X(PQerrorMessage) X(PQescapeIdentifier)         \
     X(PQescapeLiteral) X(PQexec) X(PQfinish) X(PQfreemem) X(PQpingParams) X(PQresultStatus)     \
     X(PQserverVersion) X(PQstatus)
@@ -36,6 +36,7 @@ int redis_load(terr *e);
 
 #ifndef DYNLIB_IMPL
 #define PQclear pq_api.PQclear
+#define PQcmdTuples pq_api.PQcmdTuples
 #define PQconnectdbParams pq_api.PQconnectdbParams
 #define PQconnectStartParams pq_api.PQconnectStartParams
 #define PQconninfoFree pq_api.PQconninfoFree

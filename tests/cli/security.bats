@@ -516,7 +516,7 @@ assert_secret_private() {
 
 @test "tcp = yes PostgreSQL: a password that cannot be set fails the start, with the reason" {
     need_pg
-    # a server where ALTER ROLE fails: it must not be handed out open or unusable
+    # a server where setting the password fails: it must not be handed out open or unusable
     cfg=$(printf '[postgresql]\ntcp = yes\nsetting.default_transaction_read_only = on\n' | config ro.ini)
     run tether -f "$cfg" run -- true
     [ "$status" -ne 0 ]
