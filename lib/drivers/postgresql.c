@@ -236,9 +236,13 @@ static int pg_argv(struct svc *s, strv *argv, strv *env, terr *e)
     /* the worker that sets the password once the server is up: it loads
      * libpq (10-15 ms) while the server starts, not after (it knows the
      * variables by now: they come before the argv).  If it cannot start,
-     * the call in pg_on_ready() tries again and says why. */
-    if (pg->password)
+     * the call in pg_on_ready() tries again and says why.  A worker of an
+     * earlier try (another port after "address in use") knows the old
+     * variables: a new server gets a new worker. */
+    if (pg->password) {
+        pg_worker_forget(pg);
         (void)pg_worker_spawn(s, pg, serve, NULL);
+    }
     return 0;
 }
 

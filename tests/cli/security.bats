@@ -527,6 +527,24 @@ assert_secret_private() {
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }
 
+@test "tcp = yes PostgreSQL with reset = restart: the restarted server keeps the password, and needs it" {
+    need_pg
+    cfg=$(printf '[postgresql]\ntcp = yes\nreset = restart\n' | config rs.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    before="$(cat "$TETHER_POSTGRESQL_PIDFILE")"
+    run tether reset postgresql
+    assert_status 0
+    [ "$(cat "$TETHER_POSTGRESQL_PIDFILE")" != "$before" ]
+    run nopw_env psql -X -w -qAt -h 127.0.0.1 -p "$TETHER_POSTGRESQL_PORT" \
+        -U "$TETHER_POSTGRESQL_USER" -c "select 1" tether
+    [ "$status" -ne 0 ]
+    assert_output_has "no password supplied"
+    run psql -X -w -qAt -c "select 5" "$TETHER_POSTGRESQL_URL"
+    assert_status 0
+    [ "$output" = 5 ]
+    eval "$(tether stop)"
+}
+
 @test "tcp = yes redis: TCP needs the instance's password; the driver's reset and health check AUTH" {
     need_redis
     cfg=$(printf '[redis]\ntcp = yes\n' | config r.ini)
