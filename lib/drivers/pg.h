@@ -36,10 +36,10 @@ int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int 
 /* Reply now (once; later calls do nothing): the job may go on after it. */
 void pg_job_reply(struct pg_job *j, int r, const terr *e);
 /* A worker serves requests (its `arg` points to its own state, NULL at
- * first) until it has been idle for a while.  It is called once with a
- * NULL req as it starts, to prepare (its result goes nowhere).  pg_worker_call() starts one
- * when there is none, sends req and waits for the reply, killing the
- * worker if it does not come within timeout_ns. */
+ * first) until it has been idle for a while; serve() is called once with
+ * a NULL req as it starts, to prepare (its result goes nowhere).
+ * pg_worker_call() starts one when there is none, sends req and waits for
+ * the reply, killing the worker if it does not come within timeout_ns. */
 typedef int (*pg_worker_fn)(struct pg_job *j, const char *req, terr *e);
 int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char *req,
                    long long timeout_ns, terr *e);

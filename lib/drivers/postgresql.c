@@ -436,8 +436,8 @@ static int set_password(struct svc *s, struct pg *pg, struct reset_state *st, PG
     char *lv = PQescapeLiteral(c, st->verifier, strlen(st->verifier));
     char *lu = PQescapeLiteral(c, user, strlen(user));
     _cleanup_free_ char *sql =
-        lv && lu ? xasprintf("UPDATE pg_catalog.pg_authid SET rolpassword = %s WHERE rolname = %s",
-                             lv, lu)
+        lv && lu ? xasprintf("UPDATE pg_catalog.pg_authid SET rolpassword = %s "
+                             "WHERE rolname = %s", lv, lu)
                  : NULL;
     if (lv)
         PQfreemem(lv);
