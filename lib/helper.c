@@ -176,8 +176,13 @@ static bool deps_ready(struct svc *s)
 static void mark_ready(struct svc *s)
 {
     terr re;
-    if (s->conf->driver->on_ready)
-        s->conf->driver->on_ready(s, &re);
+    /* e.g. PostgreSQL's password for TCP: a server that nobody can log in
+     * to is no start */
+    bool failed = s->conf->driver->on_ready && s->conf->driver->on_ready(s, &re) < 0;
+    if (failed) {
+        s->err = re;
+        fail_start(s);
+    }
     s->state = SVC_READY;
     s->deadline_ns = 0;
     if (s->ready_fd >= 0) {
@@ -195,8 +200,12 @@ static void mark_ready(struct svc *s)
     track_save(track_update(&H.track));
     if (s->restarting) {
         s->restarting = false;
-        reset_outcome(s, NULL);
-        reply(&s->pending_client, "OK restarted");
+        if (failed) {
+            reply(&s->pending_client, "ERR %s", s->err.msg);
+        } else {
+            reset_outcome(s, NULL);
+            reply(&s->pending_client, "OK restarted");
+        }
     }
 }
 

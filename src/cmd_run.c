@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "client.h"
 #include "config.h"
+#include "drivers/driver.h"
 #include "helper.h"
 #include "instance.h"
 
@@ -195,6 +196,17 @@ static int run_cmd(char **cmd, const struct var *vars, size_t n, int sigfd, cons
     }
 }
 
+/* What the user must know before a service listens on TCP (memcached has
+ * no password there): on our stderr, the user's terminal, since the
+ * helper's own goes to its log.  Not silenced by -q. */
+static void warn_tcp(struct svc_conf *const *sel, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sel[i]->port >= 0 && sel[i]->driver->tcp_warning)
+            fprintf(stderr, "tether: warning: [%s] %s\n", sel[i]->label,
+                    sel[i]->driver->tcp_warning);
+}
+
 int cmd_run(struct cli *c, int argc, char **argv, bool background)
 {
     static const struct option opts[] = {
@@ -273,6 +285,7 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         config_free(cfg);
         return EXIT_USAGE;
     }
+    warn_tcp(sel, nsel);
     strbuf report = {0};
     gc_run(&report, NULL); /* cheap when nothing is stale */
     if (report.len && !c->quiet)

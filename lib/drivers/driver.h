@@ -48,6 +48,9 @@ struct tether_driver {
     /* The variables the driver sets (NULL-terminated), so that other
      * services' templates can name them: ${postgresql.URL}. */
     const char *const *vars;
+    /* Said on the user's stderr by run and start when the service listens
+     * on TCP (e.g. that it has no password there).  May be NULL. */
+    const char *tcp_warning;
     /* Variables outside the service's prefix that it may set, paired with
      * the service variable each copies: {"REDIS_URL", "URL", NULL}. */
     const char *const *globals;

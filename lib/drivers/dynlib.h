@@ -19,7 +19,9 @@
     X(PQresultStatus) X(PQserverVersion) X(PQstatus)                                             \
     /* the asynchronous calls, for talking to a server with a deadline */                     \
     X(PQconnectStartParams) X(PQconnectPoll) X(PQsocket) X(PQsendQuery) X(PQconsumeInput)       \
-    X(PQisBusy) X(PQgetResult) X(PQflush) X(PQsetnonblocking)
+    X(PQisBusy) X(PQgetResult) X(PQflush) X(PQsetnonblocking)                \
+    /* the TCP password */                                                                       \
+    X(PQcmdTuples) X(PQencryptPasswordConn) X(PQescapeLiteral)
 #define REDIS_FUNCS(X)                                                                          \
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
     X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout)
@@ -38,11 +40,15 @@ int redis_load(terr *e);
 
 #ifndef DYNLIB_IMPL
 #define PQclear pq_api.PQclear
+#define PQcmdTuples pq_api.PQcmdTuples
 #define PQconnectdbParams pq_api.PQconnectdbParams
+#define PQconnectStartParams pq_api.PQconnectStartParams
 #define PQconninfoFree pq_api.PQconninfoFree
 #define PQconninfoParse pq_api.PQconninfoParse
+#define PQencryptPasswordConn pq_api.PQencryptPasswordConn
 #define PQerrorMessage pq_api.PQerrorMessage
 #define PQescapeIdentifier pq_api.PQescapeIdentifier
+#define PQescapeLiteral pq_api.PQescapeLiteral
 #define PQexec pq_api.PQexec
 #define PQfinish pq_api.PQfinish
 #define PQfreemem pq_api.PQfreemem

@@ -373,4 +373,10 @@ const struct tether_driver driver_memcached = {
     .cleanup = mc_cleanup,
     .free = mc_free,
     .vars = mc_vars,
+    /* Debian's memcached has SASL for the binary protocol only, and an
+     * experimental ASCII auth file (-Y): common clients speak neither, so
+     * tether uses neither, and TCP is open to every local user */
+    .tcp_warning = "memcached on TCP has no authentication: every local user can read, "
+                   "change and flush it (use the default unix socket, mode 0700, unless a "
+                   "client needs TCP)",
 };

@@ -8,6 +8,7 @@ struct pg {
     char *bindir;
     char *cache_entry; /* the cache's directory for this cluster (pg_cache_get) */
     char *os_user; /* runs the server; also the database superuser */
+    char *password; /* os_user's over TCP (tcp = yes), made per instance; NULL without TCP */
     int worker_fd;    /* to the reset worker (pg_job.c), or -1 */
     pid_t worker_pid;
     /* server = URL mode */
@@ -35,12 +36,16 @@ int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int 
 /* Reply now (once; later calls do nothing): the job may go on after it. */
 void pg_job_reply(struct pg_job *j, int r, const terr *e);
 /* A worker serves requests (its `arg` points to its own state, NULL at
- * first) until it has been idle for a while.  pg_worker_call() starts one
- * when there is none, sends req and waits for the reply, killing the
- * worker if it does not come within timeout_ns. */
+ * first) until it has been idle for a while; serve() is called once with
+ * a NULL req as it starts, to prepare (its result goes nowhere).
+ * pg_worker_call() starts one when there is none, sends req and waits for
+ * the reply, killing the worker if it does not come within timeout_ns. */
 typedef int (*pg_worker_fn)(struct pg_job *j, const char *req, terr *e);
 int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char *req,
                    long long timeout_ns, terr *e);
+/* Start the worker now (unless there is one), for a call that will come
+ * soon: it loads libpq meanwhile. */
+int pg_worker_spawn(struct svc *s, struct pg *pg, pg_worker_fn serve, terr *e);
 void pg_worker_forget(struct pg *pg);
 /* Fork a child of the helper, tied to it by PDEATHSIG, with every fd but
  * 0-2, keep[] and (with sock) its end of a seqpacket socket closed: the

@@ -25,7 +25,7 @@
 #include "../spawn.h"
 #include "pg.h"
 
-#define CACHE_FORMAT "tether-pg-cache-3"
+#define CACHE_FORMAT "tether-pg-cache-4" /* 4: scram-sha-256 over TCP */
 #define INIT_SQL_MAX (256 << 20) /* a schema, not a data load */
 /* strerror(ENOSPC), as initdb and postgres write it in their messages */
 #define NO_SPACE "No space left on device"
@@ -426,7 +426,12 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     strv_push(&argv, "-D");
     strv_pushf(&argv, "%s/data", dir);
     strv_pushf(&argv, "--username=%s", pg->os_user);
-    strv_push(&argv, "--auth=trust");
+    /* the unix socket sits in a 0700 directory: its owner alone gets
+     * there, and needs no password.  TCP is open to every local user: a
+     * password, set per instance once its server is up (never here: the
+     * cache is shared by the owner's instances) */
+    strv_push(&argv, "--auth-local=trust");
+    strv_push(&argv, "--auth-host=scram-sha-256");
     strv_push(&argv, "--no-sync");
     strv_push(&argv, "--no-clean"); /* ours to remove, once its segment is found */
     strv_push(&argv, "--encoding=UTF8");

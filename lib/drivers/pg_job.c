@@ -192,6 +192,11 @@ _Noreturn static void worker(struct svc *s, struct pg *pg, pg_worker_fn serve, i
     int lr = load_libpq(s, &le);
     void *state = NULL;
     char req[1024];
+    if (lr == 0) { /* its warm-up, before any request: nobody waits for it */
+        struct pg_job j = {.s = s, .pg = pg, .arg = &state, .sock = sock, .replied = true};
+        terr e = {0};
+        (void)serve(&j, NULL, &e);
+    }
     for (;;) {
         struct pollfd p = {.fd = sock, .events = POLLIN};
         int n = poll(&p, 1, WORKER_IDLE_MS);
@@ -236,6 +241,11 @@ static int worker_start(struct svc *s, struct pg *pg, pg_worker_fn serve, terr *
     pg->worker_fd = sock;
     pg->worker_pid = pid;
     return 0;
+}
+
+int pg_worker_spawn(struct svc *s, struct pg *pg, pg_worker_fn serve, terr *e)
+{
+    return pg->worker_fd >= 0 ? 0 : worker_start(s, pg, serve, e);
 }
 
 int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char *req,

@@ -2,6 +2,8 @@
  * service's private directory.  A unix socket (mode 0700) by default, TCP on
  * 127.0.0.1 with tcp = yes; no persistence; readiness by sd_notify (redis
  * is built with libsystemd and sends READY=1 with `supervised systemd`),
+ * with tcp = yes a password made per instance (requirepass, in the 0600
+ * redis.conf, never in argv), which the driver's own connection gives too;
  * PING through hiredis (dlopen()ed on first use) as the probe; reset is
  * FLUSHALL over one connection kept for the service's life; stop is
  * SIGKILL (the data is disposable, and redis acts on SIGTERM only in its
@@ -26,13 +28,14 @@
 struct redis_data {
     redisContext *c;    /* kept open: probes and resets reuse it */
     char bin[PATH_MAX]; /* the redis-server found at prepare time */
+    char password[33];  /* over TCP, made once per instance; "" on a unix socket */
 };
 
-static const char *const redis_vars[] = {"URL", NULL};
+static const char *const redis_vars[] = {"URL", "PASSWORD", NULL};
 
 /* settings tether itself must own, or its variables would lie */
-static const char *const owned[] = {"port", "unixsocket", "dir", "daemonize", "supervised",
-                                    "logfile", "include"};
+static const char *const owned[] = {"port",    "unixsocket", "dir",        "daemonize",
+                                    "supervised", "logfile", "include", "requirepass"};
 
 static int parse_yesno(const char *v, bool *out)
 {
@@ -71,8 +74,8 @@ static int redis_configure(struct svc_conf *c, const char *file, terr *e)
                 if (!strcasecmp(name, owned[k]))
                     return terr_set(e, EINVAL,
                                     "%s:%d: [%s] %s is set by tether (use port = or tcp = yes "
-                                    "for TCP; the directory and log are the instance's): "
-                                    "remove it",
+                                    "for TCP; the directory, log and TCP password are the "
+                                    "instance's): remove it",
                                     file, kv->line, c->label, kv->key);
         } else if (streq(kv->key, "bin")) {
             if (!*kv->value)
@@ -145,6 +148,12 @@ static int redis_prepare(struct svc *s, terr *e)
         return terr_set(e, ENOENT, "[%s] redis-server not found: apt-get install redis-server",
                         c->label);
     }
+    /* TCP is open to every local user: a password, kept across restarts
+     * (the tests hold the variables).  Hex: nothing to quote anywhere. */
+    int r;
+    if (s->port && !d->password[0] && (r = random_hex(d->password, 32)) < 0)
+        return terr_set(e, -r, "[%s] cannot make a password for TCP (getrandom): %s", c->label,
+                        strerror(-r));
     _cleanup_sb_ strbuf b = {0};
     sb_addf(&b, "# written by tether for [%s] at every start: edit the config's "
                 "setting.NAME = VALUE instead\n",
@@ -165,10 +174,15 @@ static int redis_prepare(struct svc *s, terr *e)
     for (size_t i = 0; i < c->n_opts; i++)
         if (strncmp(c->opts[i].key, "setting.", 8) == 0)
             sb_addf(&b, "%s %s\n", c->opts[i].key + 8, c->opts[i].value);
+    if (d->password[0]) {
+        sb_add(&b, "requirepass ");
+        quote_conf(&b, d->password);
+        sb_addc(&b, '\n');
+    }
     _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return terr_set(e, errno, "[%s] cannot open its directory %s: %m", c->label, s->dir);
-    int r = write_file_atomic(dfd, "redis.conf", b.s, b.len, 0600);
+    r = write_file_atomic(dfd, "redis.conf", b.s, b.len, 0600);
     if (r < 0)
         return terr_set(e, r, "[%s] cannot write %s/redis.conf: %s", c->label, s->dir,
                         strerror(-r));
@@ -192,6 +206,26 @@ static char *where(const struct svc *s)
 {
     return s->sockpath && !s->port ? xasprintf("unix socket %s", s->sockpath)
                                    : xasprintf("127.0.0.1:%d", s->port);
+}
+
+/* AUTH on a fresh connection (tcp = yes).  The password goes as its own
+ * argument, and no message shows it. */
+static int auth(struct svc *s, struct redis_data *d, terr *e)
+{
+    redisSetTimeout(d->c, ms_tv(PING_TIMEOUT_MS));
+    redisReply *rep = redisCommand(d->c, "AUTH %s", d->password);
+    bool ok = rep && rep->type == REDIS_REPLY_STATUS;
+    _cleanup_free_ char *w = where(s);
+    if (!ok)
+        terr_set(e, EACCES, "service '%s': AUTH on %s failed: %s", s->conf->label, w,
+                 !rep ? (d->c->errstr[0] ? d->c->errstr : "no answer")
+                 : rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
+    if (rep)
+        freeReplyObject(rep);
+    if (ok)
+        return 0;
+    disconnect(d);
+    return -ECONNREFUSED;
 }
 
 /* Connect (if not connected): 0, or -ECONNREFUSED with the reason in e. */
@@ -219,7 +253,7 @@ static int ensure_connected(struct svc *s, struct redis_data *d, terr *e)
      * threaded, so nothing forks between the two calls */
     fcntl(c->fd, F_SETFD, FD_CLOEXEC);
     d->c = c;
-    return 0;
+    return d->password[0] ? auth(s, d, e) : 0;
 }
 
 /* One command, on the kept connection; a connection that broke (the
@@ -294,13 +328,18 @@ static void url_path(strbuf *b, const char *p)
 static int redis_variables(struct svc *s, terr *e)
 {
     _cleanup_sb_ strbuf url = {0};
-    if (s->port) {
+    struct redis_data *d = rdata(s);
+    if (s->port && d->password[0]) {
+        /* "default": redis-cli 7 sends an empty user name as one; hex: no escapes */
+        sb_addf(&url, "redis://default:%s@127.0.0.1:%d/0", d->password, s->port);
+    } else if (s->port) {
         sb_addf(&url, "redis://127.0.0.1:%d/0", s->port);
     } else {
         sb_add(&url, "redis+unix://");
         url_path(&url, s->sockpath);
     }
     svc_setvar(s, "URL", url.s);
+    svc_setvar(s, "PASSWORD", d->password); /* empty on a unix socket, which needs none */
     size_t n = 0;
     for (size_t i = 0; i < s->inst->n_svcs; i++)
         n += s->inst->svcs[i].conf->driver == &driver_redis;

@@ -154,9 +154,9 @@ tcp = yes
 memory = 16
 EOF
 )"
-    run tether -f "$cfg" run -- sh -c '
-        redis-cli -h "$TETHER_REDIS_HOST" -p "$TETHER_REDIS_PORT" ping
-        redis-cli -u "$REDIS_URL" ping
+    run --separate-stderr tether -f "$cfg" run -- sh -c '
+        REDISCLI_AUTH="$TETHER_REDIS_PASSWORD" redis-cli -h "$TETHER_REDIS_HOST" -p "$TETHER_REDIS_PORT" ping
+        redis-cli --no-auth-warning -u "$REDIS_URL" ping
         env | sort > "$WORK/env"
         '"$(declare -f mc)"'
         mc "$TETHER_MEMCACHED_ADDRESS" "stats\r\n" | grep limit_maxbytes
@@ -171,8 +171,10 @@ EOF
     [ -n "$port" ]
     [ -n "$mport" ]
     [ "$port" != "$mport" ]
-    grep -qx "TETHER_REDIS_URL=redis://127.0.0.1:$port/0" "$WORK/env"
-    grep -qx "REDIS_URL=redis://127.0.0.1:$port/0" "$WORK/env"
+    pw="$(sed -n 's/^TETHER_REDIS_PASSWORD=//p' "$WORK/env")"
+    [ -n "$pw" ]
+    grep -qx "TETHER_REDIS_URL=redis://default:$pw@127.0.0.1:$port/0" "$WORK/env"
+    grep -qx "REDIS_URL=redis://default:$pw@127.0.0.1:$port/0" "$WORK/env"
     grep -qx "TETHER_MEMCACHED_ADDRESS=127.0.0.1:$mport" "$WORK/env"
     grep -qx "TETHER_MEMCACHED_HOST=127.0.0.1" "$WORK/env"
     run ! grep -q '^TETHER_REDIS_SOCKET=' "$WORK/env"

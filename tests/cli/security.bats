@@ -17,6 +17,9 @@
 #     any test's COPY ... TO PROGRAM) steers nothing root does: a forged
 #     segment record or postmaster.pid removes no other user's segment, a
 #     FIFO or a link to /dev/zero hangs neither stop nor gc (issue 9.3).
+#   - over TCP, PostgreSQL and redis need the instance's own password (any
+#     local user reaches TCP), the unix socket none; memcached on TCP,
+#     which has no authentication, is warned about on stderr.
 # Tests that need root (setpriv, chown, the postgres user) skip otherwise.
 
 load helpers
@@ -571,4 +574,227 @@ kill_helper() {
     assert_status 0
     [ -z "$(segments_of "$PM")" ]
     [ -z "$(ls -A "$TETHER_DIR")" ]
+# ---- TCP needs the instance's password (issue 9, item 1) ----
+# Over TCP the server cannot tell one local user from another: a client
+# without the password is any local user.  So these tests try TCP without
+# it as ourselves (any uid), and as nobody too when we are root.
+
+# nopw_env CMD...: run CMD with no password from the environment or a file
+nopw_env() { env -u PGPASSWORD -u REDISCLI_AUTH PGPASSFILE="$WORK/no-pgpass" "$@"; }
+
+# assert_secret_private SECRET: SECRET is in 0600 files of ours only, in no
+# command line (world-readable in /proc), and in no log
+assert_secret_private() {
+    local pw="$1" files f
+    files="$(grep -rlF -- "$pw" "$TETHER_DIR" || true)"
+    [ -n "$files" ]
+    for f in $files; do
+        assert_mode "$f" "600 $(id -un)"
+    done
+    run grep -lsF -- "$pw" /proc/[0-9]*/cmdline
+    [ -z "$output" ]
+    run ! grep -rqF -- "$pw" "$TETHER_DIR"/*/*.log "$TETHER_DIR"/*/*/*.log
+}
+
+@test "tcp = yes PostgreSQL: TCP needs the instance's password, the unix socket does not" {
+    need_pg
+    cfg=$(printf '[postgresql]\ntcp = yes\n' | config pg.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    pw="$TETHER_POSTGRESQL_PASSWORD"
+    user="$TETHER_POSTGRESQL_USER"
+    port="$TETHER_POSTGRESQL_PORT"
+    # without the password, over TCP: refused (the attack: before, any
+    # local user was in as the superuser, COPY ... TO PROGRAM and all)
+    run nopw_env psql -X -w -qAt -h 127.0.0.1 -p "$port" -U "$user" \
+        -c "copy (select 1) to program 'true'" tether
+    [ "$status" -ne 0 ]
+    assert_output_has "no password supplied"
+    # 128 bits of hex: nothing in it needs quoting anywhere
+    [[ $pw =~ ^[0-9a-f]{32}$ ]]
+    [ "$PGPASSWORD" = "$pw" ]
+    [ "$TETHER_POSTGRESQL_URL" = "postgresql://$user:$pw@127.0.0.1:$port/tether" ]
+    run env PGPASSWORD=wrong psql -X -w -qAt -h 127.0.0.1 -p "$port" -U "$user" -c "select 1" tether
+    [ "$status" -ne 0 ]
+    assert_output_has "password authentication failed"
+    # with it: the URL, and libpq's own variables
+    run nopw_env psql -X -w -qAt -c "select current_user" "$TETHER_POSTGRESQL_URL"
+    assert_status 0
+    [ "$output" = "$user" ]
+    run psql -X -w -qAt -c "select 2"
+    assert_status 0
+    [ "$output" = 2 ]
+    # the unix socket, in the service's 0700 directory: no password
+    run nopw_env psql -X -w -qAt -h "$TETHER_POSTGRESQL_DIR" -p "$port" -U "$user" -c "select 3" tether
+    assert_status 0
+    [ "$output" = 3 ]
+    # the driver's own connections (reset, health) still get in
+    run tether reset postgresql
+    assert_status 0
+    run tether status
+    assert_status 0
+    assert_mode "$TETHER_POSTGRESQL_CONFIGFILE" "600 $(id -un)"
+    assert_secret_private "$pw"
+    eval "$(tether stop)"
+    [ -z "${PGPASSWORD:-}" ]
+}
+
+@test "tcp = yes PostgreSQL: each instance has its own password, none in the shared cache" {
+    need_pg
+    cfg=$(printf '[tether]\nprefix = A\n[postgresql]\ntcp = yes\n' | config a.ini)
+    out_a="$(tether -q -f "$cfg" start)"
+    cfg=$(printf '[tether]\nprefix = B\n[postgresql]\ntcp = yes\n' | config b.ini)
+    out_b="$(tether -q -f "$cfg" start)"
+    eval "$out_a"
+    eval "$out_b"
+    # B without a password: refused
+    run env -u PGPASSWORD PGPASSFILE="$WORK/no-pgpass" psql -X -w -qAt -h 127.0.0.1 \
+        -p "$B_POSTGRESQL_PORT" -U "$B_POSTGRESQL_USER" -c "select 1" tether
+    [ "$status" -ne 0 ]
+    [ -n "$A_POSTGRESQL_PASSWORD" ]
+    [ -n "$B_POSTGRESQL_PASSWORD" ]
+    [ "$A_POSTGRESQL_PASSWORD" != "$B_POSTGRESQL_PASSWORD" ]
+    # A's password does not open B
+    run env PGPASSWORD="$A_POSTGRESQL_PASSWORD" psql -X -w -qAt -h 127.0.0.1 \
+        -p "$B_POSTGRESQL_PORT" -U "$B_POSTGRESQL_USER" -c "select 1" tether
+    [ "$status" -ne 0 ]
+    assert_output_has "password authentication failed"
+    run env PGPASSWORD="$B_POSTGRESQL_PASSWORD" psql -X -w -qAt -h 127.0.0.1 \
+        -p "$B_POSTGRESQL_PORT" -U "$B_POSTGRESQL_USER" -c "select 1" tether
+    assert_status 0
+    eval "$(tether stop)"
+}
+
+@test "tcp = yes PostgreSQL: a password that cannot be set fails the start, with the reason" {
+    need_pg
+    # a server where setting the password fails: it must not be handed out open or unusable
+    cfg=$(printf '[postgresql]\ntcp = yes\nsetting.default_transaction_read_only = on\n' | config ro.ini)
+    run tether -f "$cfg" run -- true
+    [ "$status" -ne 0 ]
+    assert_output_has "cannot set the password TCP clients need"
+    assert_output_has "read-only transaction"
+    # the verifier is no more shown than the password
+    [[ $output != *SCRAM-SHA-256* ]]
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+@test "tcp = yes PostgreSQL with reset = restart: the restarted server keeps the password, and needs it" {
+    need_pg
+    cfg=$(printf '[postgresql]\ntcp = yes\nreset = restart\n' | config rs.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    before="$(cat "$TETHER_POSTGRESQL_PIDFILE")"
+    run tether reset postgresql
+    assert_status 0
+    [ "$(cat "$TETHER_POSTGRESQL_PIDFILE")" != "$before" ]
+    run nopw_env psql -X -w -qAt -h 127.0.0.1 -p "$TETHER_POSTGRESQL_PORT" \
+        -U "$TETHER_POSTGRESQL_USER" -c "select 1" tether
+    [ "$status" -ne 0 ]
+    assert_output_has "no password supplied"
+    run psql -X -w -qAt -c "select 5" "$TETHER_POSTGRESQL_URL"
+    assert_status 0
+    [ "$output" = 5 ]
+    eval "$(tether stop)"
+}
+
+@test "tcp = yes redis: TCP needs the instance's password; the driver's reset and health check AUTH" {
+    need_redis
+    cfg=$(printf '[redis]\ntcp = yes\n' | config r.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    pw="$TETHER_REDIS_PASSWORD"
+    port="$TETHER_REDIS_PORT"
+    # without the password: NOAUTH
+    run nopw_env redis-cli -h 127.0.0.1 -p "$port" set k v
+    [ "$output" != OK ]
+    assert_output_has "NOAUTH"
+    [[ $pw =~ ^[0-9a-f]{32}$ ]]
+    [ "$TETHER_REDIS_URL" = "redis://default:$pw@127.0.0.1:$port/0" ]
+    [ "$REDIS_URL" = "$TETHER_REDIS_URL" ]
+    # with it (REDISCLI_AUTH keeps it off the command line)
+    run env REDISCLI_AUTH="$pw" redis-cli --no-auth-warning -h 127.0.0.1 -p "$port" set k v
+    assert_status 0
+    [ "$output" = OK ]
+    # the driver's own connection AUTHs: reset empties, status is healthy
+    run tether reset redis
+    assert_status 0
+    run env REDISCLI_AUTH="$pw" redis-cli --no-auth-warning -h 127.0.0.1 -p "$port" exists k
+    [ "$output" = 0 ]
+    run tether status
+    assert_status 0
+    assert_mode "$TETHER_REDIS_DIR/redis.conf" "600 $(id -un)"
+    assert_mode "$TETHER_REDIS_CONFIGFILE" "600 $(id -un)"
+    assert_secret_private "$pw"
+    eval "$(tether stop)"
+}
+
+@test "another local user (nobody) is refused over TCP without the password, let in with it" {
+    need_root # to be someone else
+    need_pg
+    need_redis
+    cfg=$(printf '[postgresql]\ntcp = yes\n[redis]\ntcp = yes\n' | config tcp.ini)
+    eval "$(tether -q -f "$cfg" start)"
+    pg="-h 127.0.0.1 -p $TETHER_POSTGRESQL_PORT -U $TETHER_POSTGRESQL_USER"
+    # shellcheck disable=SC2086
+    run as_nobody env -u PGPASSWORD PGPASSFILE=/nonexistent HOME=/nonexistent \
+        psql -X -w -qAt $pg -c "copy (select 1) to program 'true'" tether
+    [ "$status" -ne 0 ]
+    assert_output_has "no password supplied"
+    run as_nobody env -u REDISCLI_AUTH redis-cli -h 127.0.0.1 -p "$TETHER_REDIS_PORT" config get dir
+    [[ $output != *"$TETHER_REDIS_DIR"* ]]
+    assert_output_has "NOAUTH"
+    # the password is the gate, not the uid
+    # shellcheck disable=SC2086
+    run as_nobody env PGPASSWORD="$TETHER_POSTGRESQL_PASSWORD" HOME=/nonexistent \
+        psql -X -w -qAt $pg -c "select 4" tether
+    assert_status 0
+    [ "$output" = 4 ]
+    run as_nobody env REDISCLI_AUTH="$TETHER_REDIS_PASSWORD" redis-cli --no-auth-warning \
+        -h 127.0.0.1 -p "$TETHER_REDIS_PORT" ping
+    [ "$output" = PONG ]
+    # and nobody cannot read it where it is kept
+    for f in "$TETHER_POSTGRESQL_CONFIGFILE" "$TETHER_REDIS_CONFIGFILE" "$TETHER_REDIS_DIR/redis.conf"; do
+        run as_nobody cat "$f"
+        [ "$status" -ne 0 ]
+    done
+    eval "$(tether stop)"
+}
+
+@test "redis and PostgreSQL on a unix socket need no password, and have none" {
+    need_redis
+    need_pg
+    eval "$(tether -q start redis postgresql)"
+    # set, and empty: a template may name ${redis.PASSWORD} either way
+    [ "${TETHER_REDIS_PASSWORD-unset}" = "" ]
+    [ "${TETHER_POSTGRESQL_PASSWORD-unset}" = "" ]
+    [ -z "${PGPASSWORD:-}" ]
+    [[ $TETHER_POSTGRESQL_URL == "postgresql://$TETHER_POSTGRESQL_USER@"* ]]
+    run nopw_env redis-cli -s "$TETHER_REDIS_SOCKET" ping
+    [ "$output" = PONG ]
+    run nopw_env psql -X -w -qAt -c "select 1" "$TETHER_POSTGRESQL_URL"
+    assert_status 0
+    [ "$output" = 1 ]
+    ! grep -q requirepass "$TETHER_REDIS_DIR/redis.conf"
+    eval "$(tether stop)"
+}
+
+@test "setting.requirepass is refused: tether owns redis's password" {
+    cfg=$(printf '[redis]\ntcp = yes\nsetting.requirepass = x\n' | config r.ini)
+    run tether -f "$cfg" run -- true
+    assert_status 2
+    assert_output_has "r.ini:3:"
+    assert_output_has "requirepass"
+}
+
+@test "memcached on TCP: run and start warn on the user's stderr that it has no authentication" {
+    command -v memcached >/dev/null || skip "memcached is not installed"
+    cfg=$(printf '[memcached]\ntcp = yes\n' | config m.ini)
+    run --separate-stderr tether -q -f "$cfg" run -- true
+    assert_status 0
+    [[ $stderr == *"warning: [memcached] memcached on TCP has no authentication"* ]]
+    out="$(tether -q -f "$cfg" start 2>"$WORK/start.err")"
+    grep -q "memcached on TCP has no authentication" "$WORK/start.err"
+    eval "$out"
+    eval "$(tether stop)"
+    # on its unix socket: no warning
+    run --separate-stderr tether -q run memcached -- true
+    assert_status 0
+    [ -z "$stderr" ]
 }
