@@ -223,7 +223,7 @@ bin = $WORK/wrap
 EOF
 )"
     hijack '+PONG\r\n'
-    run tether -f "$cfg" run -- sh -c 'echo "$TETHER_RD_PORT"; redis-cli -p "$TETHER_RD_PORT" info server | grep -c ^redis_version'
+    run tether -f "$cfg" run -- sh -c 'echo "$TETHER_RD_PORT"; redis-cli --no-auth-warning -u "$TETHER_RD_URL" info server | grep -c ^redis_version'
     assert_status 0
     not_hijacked "${lines[0]}"
     [ "${lines[1]}" = 1 ]

@@ -574,6 +574,8 @@ kill_helper() {
     assert_status 0
     [ -z "$(segments_of "$PM")" ]
     [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
 # ---- TCP needs the instance's password (issue 9, item 1) ----
 # Over TCP the server cannot tell one local user from another: a client
 # without the password is any local user.  So these tests try TCP without
