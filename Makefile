@@ -118,7 +118,8 @@ fuzz: deps-build
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 check: deps-check
-	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python chaos-short valgrind-short
+	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python chaos-short valgrind-short \
+		--as-user cli fixtures python
 
 install: build
 	$(MESON) configure $(BUILD) --prefix=$(PREFIX)
