@@ -78,7 +78,7 @@ user_ipc() {
 }
 
 user_remove() {
-    local i f kind
+    local i kind
     [ -n "$user_name" ] || return 0
     for i in $(seq 100); do
         pkill -KILL -u "$user_uid" 2>/dev/null || break
@@ -133,8 +133,10 @@ done
 
 for target in "${targets[@]}"; do
     echo "=== $target" >&2
+    t0=$SECONDS
     "$MAKE" --no-print-directory "$target" 2>&1 | tee "$logs/$target.log"
     count "$target" "${PIPESTATUS[0]}" "$logs/$target.log"
+    echo "=== $target: $((SECONDS - t0)) s" >&2
 done
 
 if [ ${#user_targets[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
@@ -149,11 +151,19 @@ elif [ ${#user_targets[@]} -gt 0 ]; then
     else
         for target in "${user_targets[@]}"; do
             echo "=== $target (as $user_name)" >&2
+            t0=$SECONDS
             log="$logs/$target.as-user.log"
-            # in the background: a SIGTERM's trap runs at once, not after it
-            (set -o pipefail; user_make "$target" 2>&1 | tee "$log") &
+            # in the background, so that a SIGTERM's trap runs at once; the
+            # log through a file, so that a process the suite left holding
+            # its stdout cannot keep the round waiting
+            user_make "$target" >"$log" 2>&1 &
+            maker=$!
+            tail -n +1 -f --pid="$maker" "$log" &
+            wait "$maker"
+            rc=$?
             wait $!
-            count "$target (as $user_name)" $? "$log"
+            count "$target (as $user_name)" "$rc" "$log"
+            echo "=== $target (as $user_name): $((SECONDS - t0)) s" >&2
         done
         left=$(user_leftovers)
         if [ -n "$left" ]; then
