@@ -95,6 +95,7 @@ user_remove() {
     user_name=""
 }
 
+# shellcheck disable=SC2317 # run by the trap
 cleanup() {
     user_remove
     rm -rf "$logs"
@@ -123,66 +124,74 @@ count() { # LABEL RC LOG
     failed=$((failed + f))
 }
 
-targets=() user_targets=()
-while [ $# -gt 0 ]; do
-    case $1 in
-    --as-user) shift; user_targets=("$@"); break ;;
-    *) targets+=("$1"); shift ;;
-    esac
-done
-
-for target in "${targets[@]}"; do
-    echo "=== $target" >&2
-    t0=$SECONDS
-    "$MAKE" --no-print-directory "$target" 2>&1 | tee "$logs/$target.log"
-    count "$target" "${PIPESTATUS[0]}" "$logs/$target.log"
-    echo "=== $target: $((SECONDS - t0)) s" >&2
-done
-
-if [ ${#user_targets[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
-    echo "check: ${user_targets[*]} ran as $(id -un) (uid $(id -u)), not root: no second round" >&2
-elif [ ${#user_targets[@]} -gt 0 ]; then
-    log="$logs/as-user.log"
-    user_create >"$log" 2>&1
-    rc=$?
-    cat "$log" >&2
-    if [ "$rc" -ne 0 ]; then
-        count as-user "$rc" "$log"
-    else
-        for target in "${user_targets[@]}"; do
-            echo "=== $target (as $user_name)" >&2
-            t0=$SECONDS
-            log="$logs/$target.as-user.log"
-            # in the background, so that a SIGTERM's trap runs at once; the
-            # log through a file, so that a process the suite left holding
-            # its stdout cannot keep the round waiting
-            user_make "$target" >"$log" 2>&1 &
-            maker=$!
-            tail -n +1 -f --pid="$maker" "$log" &
-            wait "$maker"
-            rc=$?
-            wait $!
-            count "$target (as $user_name)" "$rc" "$log"
-            echo "=== $target (as $user_name): $((SECONDS - t0)) s" >&2
-        done
-        left=$(user_leftovers)
-        if [ -n "$left" ]; then
-            printf '%s\n' "$left" | sed "s/^/LEFTOVER of $user_name: /" | tee "$logs/as-user.log"
-            count "as-user leftovers" 1 "$logs/as-user.log"
-        fi
-    fi
-    user_remove
-fi
-
-if [ ${#bad_suites[@]} -gt 0 ]; then
-    # the failures once more, last, where a truncated CI log still has them
-    for target in "${bad_suites[@]}"; do
-        log="$logs/${target%% (as *}.log"
-        case $target in *"(as "*) log="$logs/${target%% (as *}.as-user.log" ;; as-user*) log="$logs/as-user.log" ;; esac
-        grep -E '^not ok |LEAKED|LEFTOVER|^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT)|\[  (FAILED|ERROR)|^FAILED |Error [0-9]' \
-            "$log" | tail -n 20 | sed "s/^/check: $target: /" >&2
+# all of it in a function, read whole before it runs: an edit of this file
+# during a long check cannot derail the running one
+main() {
+    local target log rc maker left t0
+    targets=() user_targets=()
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --as-user) shift; user_targets=("$@"); break ;;
+        *) targets+=("$1"); shift ;;
+        esac
     done
-    echo "check: failing suites: ${bad_suites[*]}" >&2
-fi
-echo "check: $passed passed, $failed failed"
-[ ${#bad_suites[@]} -eq 0 ]
+
+    for target in "${targets[@]}"; do
+        echo "=== $target" >&2
+        t0=$SECONDS
+        "$MAKE" --no-print-directory "$target" 2>&1 | tee "$logs/$target.log"
+        count "$target" "${PIPESTATUS[0]}" "$logs/$target.log"
+        echo "=== $target: $((SECONDS - t0)) s" >&2
+    done
+
+    if [ ${#user_targets[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
+        echo "check: ${user_targets[*]} ran as $(id -un) (uid $(id -u)), not root: no second round" >&2
+    elif [ ${#user_targets[@]} -gt 0 ]; then
+        log="$logs/as-user.log"
+        user_create >"$log" 2>&1
+        rc=$?
+        cat "$log" >&2
+        if [ "$rc" -ne 0 ]; then
+            count as-user "$rc" "$log"
+        else
+            for target in "${user_targets[@]}"; do
+                echo "=== $target (as $user_name)" >&2
+                t0=$SECONDS
+                log="$logs/$target.as-user.log"
+                # in the background, so that a SIGTERM's trap runs at once; the
+                # log through a file, so that a process the suite left holding
+                # its stdout cannot keep the round waiting
+                user_make "$target" >"$log" 2>&1 &
+                maker=$!
+                tail -n +1 -f --pid="$maker" "$log" &
+                wait "$maker"
+                rc=$?
+                wait $!
+                count "$target (as $user_name)" "$rc" "$log"
+                echo "=== $target (as $user_name): $((SECONDS - t0)) s" >&2
+            done
+            left=$(user_leftovers)
+            if [ -n "$left" ]; then
+                printf '%s\n' "$left" | sed "s/^/LEFTOVER of $user_name: /" | tee "$logs/as-user.log"
+                count "as-user leftovers" 1 "$logs/as-user.log"
+            fi
+        fi
+        user_remove
+    fi
+
+    if [ ${#bad_suites[@]} -gt 0 ]; then
+        # the failures once more, last, where a truncated CI log still has them
+        for target in "${bad_suites[@]}"; do
+            log="$logs/${target%% (as *}.log"
+            case $target in *"(as "*) log="$logs/${target%% (as *}.as-user.log" ;; as-user*) log="$logs/as-user.log" ;; esac
+            grep -E '^not ok |LEAKED|LEFTOVER|^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT)|\[  (FAILED|ERROR)|^FAILED |Error [0-9]' \
+                "$log" | tail -n 20 | sed "s/^/check: $target: /" >&2
+        done
+        echo "check: failing suites: ${bad_suites[*]}" >&2
+    fi
+    echo "check: $passed passed, $failed failed"
+    [ ${#bad_suites[@]} -eq 0 ]
+}
+
+main "$@"
+exit
