@@ -59,7 +59,8 @@ user_make() {
 }
 
 # what the user's suites left: processes, System V objects, files in the
-# shared temporary directories (its PostgreSQL cache is meant to stay)
+# shared temporary directories (its PostgreSQL cache is meant to stay, and
+# its default state directory, empty)
 user_leftovers() {
     local kind
     pgrep -a -u "$user_uid" | sed 's/^/process /'
@@ -67,7 +68,8 @@ user_leftovers() {
         user_ipc "$kind" | sed "s/^/System V $kind id /"
     done
     find /tmp /var/tmp /dev/shm -xdev -mindepth 1 -maxdepth 1 -user "$user_uid" \
-        ! -path "/dev/shm/tether-cache-$user_uid" 2>/dev/null | sed 's/^/file /'
+        ! -path "/dev/shm/tether-cache-$user_uid" \
+        ! \( -path "/dev/shm/tether-$user_uid" -empty \) 2>/dev/null | sed 's/^/file /'
 }
 
 # ids of the user's System V objects of kind $1 (shm, sem, msg): owned or
