@@ -63,7 +63,9 @@ user_make() {
 # its default state directory, empty)
 user_leftovers() {
     local kind
-    pgrep -a -u "$user_uid" | sed 's/^/process /'
+    # not zombies: dead, they hold nothing, and their reaping is init's
+    # business (a daemonised helper's parent is init, which may be slow)
+    ps -o pid=,stat=,args= -u "$user_uid" | awk '$2 !~ /^Z/' | sed 's/^ */process /'
     for kind in shm sem msg; do
         user_ipc "$kind" | sed "s/^/System V $kind id /"
     done
