@@ -17,10 +17,11 @@
 set -u
 [ "$(id -u)" = 0 ] || { echo "foreign-servers.sh: run as root" >&2; exit 2; }
 [ $# -gt 0 ] || { echo "usage: foreign-servers.sh CMD [ARG...]" >&2; exit 2; }
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pgbin=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
 dir=$(mktemp -d /tmp/foreign-servers.XXXXXX)
 chmod 0755 "$dir"
-pids=() segments=()
+touch "$dir/segments"
+pids=()
 
 cleanup() {
     trap - EXIT INT TERM
@@ -29,9 +30,8 @@ cleanup() {
     [ -f "$dir/pg/postmaster.pid" ] &&
         runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg" -m immediate -w stop >/dev/null 2>&1
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    for s in $(awk -v u="$(id -u nobody)" 'NR > 1 && $10 == u { print $2 }' /proc/sysvipc/shm); do
-        ipcrm -m "$s" 2>/dev/null
-    done
+    # the segments made below (the ones it had no time to remove)
+    while read -r s; do ipcrm -m "$s" 2>/dev/null; done <"$dir/segments"
     rm -rf -- "$dir"
 }
 trap cleanup EXIT
@@ -60,13 +60,14 @@ pids+=($!)
 
 # redis on a TCP port and a socket, as user nobody
 chown nobody: "$dir" 2>/dev/null
-runuser -u nobody -- redis-server --port 6399 --bind 127.0.0.1 --unixsocket "$dir/redis.sock" \
+setpriv --reuid=nobody --regid=nogroup --clear-groups redis-server --port 6399 --bind 127.0.0.1 --unixsocket "$dir/redis.sock" \
     --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
 pids+=($!)
 
 # a System V segment with nothing attached, now and then (a crashed server's)
 (while :; do
-    s=$(runuser -u nobody -- ipcmk -M 65536 | awk '{print $NF}')
+    s=$(setpriv --reuid=nobody --regid=nogroup --clear-groups ipcmk -M 65536 | awk '{print $NF}')
+    echo "$s" >>"$dir/segments"
     sleep 1
     ipcrm -m "$s" 2>/dev/null
     sleep 1

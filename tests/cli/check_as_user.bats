@@ -25,6 +25,7 @@ report)
     echo "ok 1 \$t uid=\$(id -u) user=\$(id -un) home=\$HOME xdg=\${XDG_RUNTIME_DIR-unset} dir=\$dir"
     [ -z "\$dir" ] || [ ! -r "\$dir/tests/check.sh" ] || echo "ok 2 the copy is readable" ;;
 leave)
+    [ "\$(id -u)" != 0 ] || exit 1 # only ever as the throwaway user
     setsid sleep 1000 </dev/null >/dev/null 2>&1 &
     touch /tmp/tether-check-leftover.\$\$
     ipcmk -M 4096 >/dev/null
