@@ -50,11 +50,13 @@ user_copy_tree() {
 }
 
 # run make TARGET in the copy as the user, with a clean environment: no
-# XDG_RUNTIME_DIR, a home of its own, no stdin (as in CI)
+# XDG_RUNTIME_DIR, a home of its own, no stdin (as in CI); but make's own
+# flags (`make -n check` runs nothing there either)
 user_make() {
     setpriv --reuid="$user_uid" --regid="$(id -g "$user_name")" --init-groups --inh-caps=-all \
         env -i HOME="$user_tmp/home" USER="$user_name" LOGNAME="$user_name" SHELL=/bin/sh \
         PATH=/usr/local/bin:/usr/bin:/bin LANG="${LANG:-C.UTF-8}" ${CI:+CI="$CI"} \
+        ${MAKEFLAGS:+MAKEFLAGS="$MAKEFLAGS"} \
         "$MAKE" -C "$user_tmp/src" --no-print-directory "$1" </dev/null
 }
 
