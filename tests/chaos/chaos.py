@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -97,14 +98,15 @@ def socket_holders(names):
 
 
 def orphan_shm():
-    ids = set()
+    """System V segments with nothing attached: {id: creator pid}"""
+    ids = {}
     try:
         with open("/proc/sysvipc/shm") as f:
             next(f)
             for line in f:
                 p = line.split()
                 if p[6] == "0":  # nattch
-                    ids.add(int(p[1]))
+                    ids[int(p[1])] = int(p[4])
     except OSError:
         pass
     return ids
@@ -130,6 +132,8 @@ class Harness:
         self.counts = collections.Counter()
         self.leaks = []
         self.server_env = None
+        self.seen_pids = set()  # of every process started under self.work
+        self.done = threading.Event()
         self.drivers = ["command"]
         for drv, binary in (("redis", "redis-server"), ("memcached", "memcached"),
                             ("postgresql", None)):
@@ -164,6 +168,17 @@ class Harness:
                               "select datname from pg_database where datname like 'chaos%'",
                               self.server_url], capture_output=True, text=True, timeout=30)
         return out.stdout.split()
+
+    # ---- whose segments ----
+
+    def watch_our_pids(self):
+        """Notes every process started under our work directory while it
+        lives: a postmaster is gone by the time its segment is judged, and
+        only the segments our processes made are ours to count."""
+        prefix = f"TETHER_DIR={self.work}/"
+        while not self.done.is_set():
+            self.seen_pids.update(pids_with_env(prefix))
+            self.done.wait(0.1)
 
     # ---- one trial ----
 
@@ -406,7 +421,11 @@ class Harness:
         if my_locks() and not wait_until(lambda: not my_locks(), 2):
             self.leaks.append((n, f"port reservations: {sorted(my_locks())}"))
         self.locks_before = port_locks()
-        shm = orphan_shm() - self.shm_before
+        # only segments our processes made: the machine's own PostgreSQL,
+        # or another suite's, may leave some meanwhile
+        self.seen_pids.update(pids_with_env(f"TETHER_DIR={self.work}/"))
+        shm = {i for i, cpid in orphan_shm().items()
+               if i not in self.shm_before and cpid in self.seen_pids}
         if shm:
             self.leaks.append((n, f"shared memory segments: {sorted(shm)}"))
             for i in shm:  # so that later trials are judged on their own
@@ -421,10 +440,11 @@ class Harness:
     def run(self):
         log(f"chaos: seed {self.args.seed}, up to {self.args.trials} trials or "
             f"{self.args.seconds} s, drivers: {', '.join(self.drivers)}")
+        self.shm_before = set(orphan_shm())
+        threading.Thread(target=self.watch_our_pids, daemon=True).start()
         if "postgresql" in self.drivers and shutil.which("psql"):
             self.start_pg_server()
         self.locks_before = port_locks()
-        self.shm_before = orphan_shm()
         start = time.monotonic()
         done = 0
         try:
@@ -445,6 +465,7 @@ class Harness:
                     subprocess.run([self.tether, "stop", "--all"], capture_output=True,
                                    env=dict(os.environ, TETHER_DIR=state), timeout=60)
             self.stop_pg_server()
+            self.done.set()
             shutil.rmtree(self.work, ignore_errors=True)
         elapsed = time.monotonic() - start
         log(f"chaos: {done} trials in {elapsed:.1f} s, seed {self.args.seed}")

@@ -12,22 +12,51 @@ setup() {
     command -v psql >/dev/null || skip "psql is not installed"
     # root's servers run as postgres, which must reach our work files
     chmod 0711 "$WORK"
+    _PIDS_WATCHER=""
     _SHM_BEFORE="$(shm_ids)"
+    watch_our_pids
 }
 
 teardown() {
     teardown_tmpfs
-    local leaked="" id
-    for id in $(shm_ids); do
-        case " $_SHM_BEFORE " in *" $id "*) ;; *) leaked+=" $id" ;; esac
-    done
+    local leaked=""
+    if [ -n "${_PIDS_WATCHER:-}" ]; then # set-up got that far
+        kill "$_PIDS_WATCHER" 2>/dev/null && wait_gone "$_PIDS_WATCHER"
+        leaked="$(our_new_segments)"
+    fi
+    # the stand-in for another server's segment, if a test made one
+    if [ -n "${FOREIGN_SEGMENT:-}" ]; then ipcrm -m "$FOREIGN_SEGMENT" 2>/dev/null || true; fi
     tether_teardown
     [ -z "$leaked" ] || { echo "shared memory segments left:$leaked" >&2; return 1; }
 }
 
+# Segments count only when one of our processes made them: someone else's
+# PostgreSQL on the machine (crashed, restarting, or another tether's
+# instance SIGKILLed in its own test) makes and leaves segments too.  Our
+# postmasters are gone by teardown, so a watcher notes, while the test
+# runs, the pids of every process started under our TETHER_DIR.  (Not a
+# job: tests wait for all their jobs.)
+watch_our_pids() {
+    _PIDS_SEEN="$BATS_TEST_TMPDIR/our-pids"
+    (while :; do _our_pids; sleep 0.1; done) >"$_PIDS_SEEN" 3>&- &
+    _PIDS_WATCHER=$!
+    disown "$_PIDS_WATCHER"
+}
+
+# Segments with nothing attached, new since setup, made by a process of ours
+our_new_segments() {
+    local id cpid
+    _our_pids >>"$_PIDS_SEEN"
+    shm_ids | tr ' ' '\n' | while IFS=: read -r id cpid; do
+        [ -n "$id" ] || continue
+        case " $_SHM_BEFORE " in *" $id:"*) continue ;; esac
+        if grep -qx "$cpid" "$_PIDS_SEEN"; then printf ' %s (made by pid %s)' "$id" "$cpid"; fi
+    done
+}
+
 # System V shared memory segments with no process attached (a SIGKILLed
-# postmaster's leftovers look like that)
-shm_ids() { awk 'NR > 1 && $7 == 0 { print $2 }' /proc/sysvipc/shm 2>/dev/null | sort -n | tr '\n' ' '; }
+# postmaster's leftovers look like that), as ID:CREATOR_PID
+shm_ids() { awk 'NR > 1 && $7 == 0 { print $2 ":" $5 }' /proc/sysvipc/shm 2>/dev/null | sort -n | tr '\n' ' '; }
 
 psql_q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
 
@@ -558,6 +587,26 @@ assert_no_app_database() {
     wait_gone "$child"
     # teardown: no segment without a process attached is left
     eval "$(tether stop 2>/dev/null)" || true
+}
+
+@test "teardown counts the segment our postmaster left, and not someone else's" {
+    eval "$(tether -q start postgresql)"
+    helper=$TETHER_POSTGRESQL_CONTROL_PID
+    pm=$(head -1 "$TETHER_POSTGRESQL_DATADIR/postmaster.pid")
+    wait_for 5 grep -qx "$pm" "$_PIDS_SEEN"
+    # another server's segment with nothing attached, made during the test
+    FOREIGN_SEGMENT=$(env -u TETHER_DIR ipcmk -M 4096 | awk '{ print $NF }')
+    kill -KILL "$helper" "$pm"
+    wait_gone "$helper"
+    wait_gone "$pm"
+    # its backends notice the postmaster's death a moment later
+    wait_for 10 sh -c "awk -v p=$pm 'NR > 1 && \$5 == p && \$7 == 0' /proc/sysvipc/shm | grep -q ."
+    left="$(our_new_segments)"
+    [[ $left == *"(made by pid $pm)"* ]] || { echo "not counted: pid $pm's segment ($left)" >&2; false; }
+    [[ $left != *" $FOREIGN_SEGMENT ("* ]] || { echo "counted someone else's: $left" >&2; false; }
+    run tether gc
+    assert_status 0
+    [ -z "$(our_new_segments)" ]
 }
 
 @test "16 concurrent instances, each with its own directory and socket" {
