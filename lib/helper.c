@@ -355,6 +355,18 @@ static bool may_retry_port(const struct svc *s)
     return s->conf->port == 0 && s->port_tries < 3 && !s->restarting;
 }
 
+/* An attempt given up for another port: its exec probe, still running,
+ * must not answer for the next attempt (it would find no listener yet on
+ * the new port, and a missing listener is no stranger's).  Its exit is
+ * then reaped as anyone's. */
+static void drop_probe(struct svc *s)
+{
+    if (s->probe_pid <= 0)
+        return;
+    kill(-s->probe_pid, SIGKILL);
+    s->probe_pid = 0;
+}
+
 /* A readiness check failed for good (s->err says why). */
 static void ready_failed(struct svc *s)
 {
@@ -379,6 +391,7 @@ static void ready_result(struct svc *s, int r)
         return;
     if (r == -EADDRINUSE && may_retry_port(s)) {
         stop_svc(s);
+        drop_probe(s);
         terr e;
         if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
             return;
@@ -417,6 +430,7 @@ static void main_exited(struct svc *s, int status)
     /* "address in use" or an early exit on an auto port: another port */
     if (may_retry_port(s) && (addr_in_use(s) || H.phase == PH_STARTING)) {
         terr e;
+        drop_probe(s);
         if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
             return;
     }

@@ -321,3 +321,41 @@ EOF
     assert_status 0
     [ "$output" = pong ]
 }
+
+@test "a retry on another port: the first attempt's exec probe, still running, does not make the next one ready" {
+    # attempt 1 fails with "address in use" while its probe is running;
+    # attempt 2 never listens.  The first probe then succeeds: it must not
+    # count for attempt 2 (it used to, with no listener on the new port).
+    cat >"$WORK/svc.sh" <<EOF
+#!/bin/sh
+if [ ! -e "$WORK/attempt1" ]; then
+    : >"$WORK/attempt1"
+    until [ -e "$WORK/probing" ]; do sleep 0.01; done
+    echo "bind: Address already in use" >&2
+    exit 1
+fi
+: >"$WORK/attempt2"
+exec sleep 1000
+EOF
+    cat >"$WORK/probe.sh" <<EOF
+#!/bin/sh
+[ ! -e "$WORK/probing" ] || exit 1
+: >"$WORK/probing"
+until [ -e "$WORK/attempt2" ]; do sleep 0.01; done
+exit 0
+EOF
+    chmod +x "$WORK/svc.sh" "$WORK/probe.sh"
+    cfg="$(config web.ini <<EOF
+[web]
+command = $WORK/svc.sh
+port = auto
+ready = exec:$WORK/probe.sh
+timeout = 3
+EOF
+)"
+    run timeout 60 "$TETHER" -f "$cfg" run -- echo ran-before-ready
+    [ "$status" -ne 0 ]
+    [[ $output != *ran-before-ready* ]]
+    assert_output_has "did not become ready within 3 s"
+    [ -e "$WORK/attempt2" ]
+}
