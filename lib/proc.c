@@ -414,19 +414,45 @@ int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n)
     return r;
 }
 
-int proc_fsuid(pid_t pid, uid_t *uid)
+/* What follows "NAME:" on its line of /proc/PID/status, into val. */
+static int status_field(pid_t pid, const char *name, char *val, size_t size)
 {
     _cleanup_free_ char *buf = NULL;
     int r = read_proc_file(pid, "status", &buf, NULL);
     if (r < 0)
         return r;
-    /* "Uid:\treal\teffective\tsaved\tfilesystem" */
-    const char *p = strstr(buf, "\nUid:");
-    unsigned fs;
-    if (!p || sscanf(p + 5, "%*u %*u %*u %u", &fs) != 1)
+    _cleanup_free_ char *key = xasprintf("\n%s:", name);
+    const char *p = strstr(buf, key);
+    if (!p)
         return -EINVAL;
-    *uid = (uid_t)fs;
+    p += strlen(key);
+    snprintf(val, size, "%.*s", (int)strcspn(p, "\n"), p);
     return 0;
+}
+
+int proc_fsuid(pid_t pid, uid_t *uid)
+{
+    char val[128];
+    unsigned fs;
+    int r = status_field(pid, "Uid", val, sizeof(val));
+    /* "Uid:\treal\teffective\tsaved\tfilesystem" */
+    if (r == 0 && sscanf(val, "%*u %*u %*u %u", &fs) != 1)
+        r = -EINVAL;
+    if (r == 0)
+        *uid = (uid_t)fs;
+    return r;
+}
+
+int proc_tgid(pid_t pid, pid_t *tgid)
+{
+    char val[64];
+    int t;
+    int r = status_field(pid, "Tgid", val, sizeof(val));
+    if (r == 0 && (sscanf(val, "%d", &t) != 1 || t <= 0))
+        r = -EINVAL;
+    if (r == 0)
+        *tgid = (pid_t)t;
+    return r;
 }
 
 static int cmp_pid(const void *a, const void *b)

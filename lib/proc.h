@@ -48,6 +48,9 @@ int proc_socket_inodes(pid_t pid, unsigned long **out, size_t *n);
 /* The filesystem uid of pid (/proc/PID/status), the uid its new sockets
  * belong to.  -ESRCH if pid is gone. */
 int proc_fsuid(pid_t pid, uid_t *uid);
+/* The thread group (process) that pid belongs to: pid itself unless pid
+ * is a thread's id.  -ESRCH if pid is gone. */
+int proc_tgid(pid_t pid, pid_t *tgid);
 /* Every descendant of pid (children, theirs, and so on), each with its
  * start time, appended to out; processes that exit meanwhile are left out. */
 int proc_descendants(pid_t pid, struct proc_id **out, size_t *n);
