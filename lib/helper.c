@@ -315,7 +315,6 @@ static bool send_status(void)
 
 static bool addr_in_use(struct svc *s)
 {
-    _cleanup_free_ char *tail = NULL;
     int fd = open_file_trusted(AT_FDCWD, s->logpath, geteuid(), NULL);
     if (fd < 0)
         return false;
