@@ -378,6 +378,78 @@ static int out_of_space(struct svc *s, int root, const char *rootpath, int r, te
                     s->conf->label, rootpath, room, was.msg);
 }
 
+/* What PostgreSQL's own headers say (storage/pg_shmem.h, ipc/dsm.c): the
+ * System V segment starts with a PGShmemHeader, whose dsm_control names the
+ * dynamic shared memory control segment, which lists the other segments.
+ * The layout has held since 9.4. */
+#define PG_SHMEM_MAGIC 679834894     /* PGShmemMagic */
+#define PG_DSM_MAGIC 0x9a503d32u     /* PG_DYNSHMEM_CONTROL_MAGIC */
+#define PG_SHMEM_HEADER_SIZE 56      /* magic, pid, 2 sizes, dsm_control, index, dev, ino */
+#define PG_DSM_CONTROL_MAX (4 << 20) /* 16 + 40 bytes per slot, 5 slots per backend */
+
+/* /dev/shm/PostgreSQL.<handle>, if it is a file of uid's. */
+static void unlink_dsm(int shmdir, uint32_t handle, uid_t uid)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "PostgreSQL.%u", handle);
+    struct stat st;
+    if (fstatat(shmdir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_uid == uid)
+        unlinkat(shmdir, name, 0);
+}
+
+/* The segments that control segment lists, then itself: what PostgreSQL's
+ * dsm_cleanup_using_control_segment() does at the next start of a server
+ * that crashed; a build's server never starts again. */
+static void remove_dsm_set(uint32_t control, uid_t uid)
+{
+    _cleanup_close_ int shmdir = open("/dev/shm", O_DIRECTORY | O_CLOEXEC);
+    if (shmdir < 0)
+        return;
+    char name[32];
+    snprintf(name, sizeof(name), "PostgreSQL.%u", control);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    uint32_t h[3]; /* magic, nitems, maxitems; then the items */
+    if (read_file_trusted(shmdir, name, uid, PG_DSM_CONTROL_MAX, &buf, &len, NULL) == 0 &&
+        len >= 16 && (memcpy(h, buf, sizeof(h)), h[0] == PG_DSM_MAGIC) && h[2] > 0 &&
+        h[1] <= h[2]) {
+        /* an item is {handle, refcnt, ...}: 8 bytes before 13, 40 since */
+        size_t off = (len - 16) % h[2] == 0 ? 16 : 12, stride = (len - off) / h[2];
+        for (uint32_t i = 0; i < h[1] && stride >= 8; i++) {
+            uint32_t item[2];
+            memcpy(item, buf + off + i * stride, sizeof(item));
+            if (item[1] != 0) /* 0: a free slot */
+                unlink_dsm(shmdir, item[0], uid);
+        }
+    }
+    unlink_dsm(shmdir, control, uid);
+}
+
+/* A crashed build server's dynamic segments (posix: initdb's servers run
+ * with the default, not the mmap tether's own servers use), found through
+ * its System V segment id, if that one is the data directory's. */
+static void remove_dsm_of(int id, const struct stat *data, uid_t uid)
+{
+    struct shmid_ds ds;
+    if (shmctl(id, IPC_STAT, &ds) < 0 || ds.shm_segsz < PG_SHMEM_HEADER_SIZE)
+        return;
+    const char *p = shmat(id, NULL, SHM_RDONLY);
+    if (p == (const char *)-1)
+        return;
+    int32_t magic;
+    uint32_t control;
+    uint64_t dev, ino;
+    memcpy(&magic, p, sizeof(magic));
+    memcpy(&control, p + 24, sizeof(control));
+    memcpy(&dev, p + 40, sizeof(dev));
+    memcpy(&ino, p + 48, sizeof(ino));
+    shmdt(p);
+    if (magic == PG_SHMEM_MAGIC && dev == (uint64_t)data->st_dev &&
+        ino == (uint64_t)data->st_ino && control != 0)
+        remove_dsm_set(control, uid);
+}
+
 /* A server of the build that PANICs (initdb's bootstrap, out of space)
  * aborts and leaves its System V segment.  Its key is the data
  * directory's inode number (postgres 12+; the next ones if that is taken):
@@ -399,8 +471,10 @@ static void remove_build_shm(struct svc *s, int root, const char *tmp)
         unsigned long size, nattch;
         if (sscanf(line, "%d %d %o %lu %d %d %lu %u %u %u", &key, &id, &perms, &size, &cpid,
                    &lpid, &nattch, &owner, &group, &cuid) == 10 &&
-            (unsigned)key - (unsigned)st.st_ino < 16 && nattch == 0 && cuid == uid)
+            (unsigned)key - (unsigned)st.st_ino < 16 && nattch == 0 && cuid == uid) {
+            remove_dsm_of(id, &st, uid);
             shmctl(id, IPC_RMID, NULL);
+        }
     }
     fclose(f);
 }
@@ -504,8 +578,11 @@ int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
             if (strncmp(de->d_name, key, kl) == 0 && strncmp(de->d_name + kl, ".tmp-", 5) == 0)
                 strv_push(&stale, de->d_name);
         closedir(d);
-        for (size_t i = 0; i < stale.n; i++)
+        for (size_t i = 0; i < stale.n; i++) {
+            /* a builder killed mid-way left its servers' segments too */
+            remove_build_shm(s, root, stale.v[i]);
             rm_rf_at(root, stale.v[i], NULL);
+        }
         strv_free(&stale);
     }
     struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .sql = sql};
