@@ -146,12 +146,8 @@ static int until(int fd, int opt, long long deadline)
 /* What a silent helper is doing instead of answering (/proc/PID/stat). */
 static void why_silent(strbuf *b, pid_t pid)
 {
-    _cleanup_free_ char *path = xasprintf("/proc/%d/stat", (int)pid), *text = NULL;
-    unsigned long long start;
-    pid_t ppid;
     char state = '?';
-    if (read_file_at(AT_FDCWD, path, &text, NULL) < 0 ||
-        proc_parse_stat(text, &start, &ppid, &state) < 0)
+    if (proc_stat(pid, NULL, NULL, &state) < 0)
         sb_add(b, "it has just died, or is not ours to see");
     else if (state == 'T' || state == 't')
         sb_addf(b, "it is stopped (SIGSTOP, or a debugger holds it): `kill -CONT %d` resumes it",
@@ -246,14 +242,11 @@ int control_request(const char *instdir, pid_t helper, const char *req, char **r
 
 int instance_leftover(const char *instdir, terr *e)
 {
-    _cleanup_free_ char *path = xasprintf("%s/%s", instdir, LEFTOVER_NOTE);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
+    _cleanup_close_ int fd = open(instdir, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    char why[TERR_MAX];
+    if (fd < 0 || !instance_kept(fd, why))
         return 0;
-    char buf[TERR_MAX];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    return terr_set(e, EAGAIN, "%s", n > 0 ? buf : "the cleanup failed (no reason recorded)");
+    return terr_set(e, EAGAIN, "%s", *why ? why : "the cleanup failed (no reason recorded)");
 }
 
 int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)

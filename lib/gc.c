@@ -290,7 +290,8 @@ int gc_reap_instance(int rootfd, const char *id, terr *e)
     int r = lock_removal(fd, id, e);
     if (r < 0)
         return r;
-    bool retry = faccessat(fd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+    char why_kept[TERR_MAX];
+    bool retry = instance_kept(fd, why_kept);
     struct state_info st;
     if (state_read(fd, &st) == 0) {
         if (state_other_pidns(&st))
@@ -322,23 +323,21 @@ static bool is_old(int rootfd, const char *name)
     return time(NULL) - st.st_mtime > YOUNG_SECONDS;
 }
 
-/* What the note of an instance kept by a failed cleanup says ("" if none). */
-static char *note_of(int root, const char *name)
+bool instance_kept(int instfd, char why[TERR_MAX])
 {
-    char buf[TERR_MAX] = "";
-    _cleanup_close_ int ifd = openat(root, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    _cleanup_close_ int fd = ifd < 0 ? -1 : openat(ifd, LEFTOVER_NOTE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-                                                        O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    return xstrdup(buf);
+    _cleanup_close_ int fd =
+        openat(instfd, LEFTOVER_NOTE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, why, TERR_MAX - 1);
+    why[n > 0 ? n : 0] = '\0';
+    return fd >= 0;
 }
 
-/* Whether the instance root/name was kept by a failed cleanup. */
-static bool is_kept(int root, const char *name)
+/* instance_kept() of the instance root/name. */
+static bool is_kept(int root, const char *name, char why[TERR_MAX])
 {
     _cleanup_close_ int ifd = openat(root, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    return ifd >= 0 && faccessat(ifd, LEFTOVER_NOTE, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+    why[0] = '\0';
+    return ifd >= 0 && instance_kept(ifd, why);
 }
 
 /* Reap name, whose lock we hold, and say what happened in report (the
@@ -346,7 +345,8 @@ static bool is_kept(int root, const char *name)
 static int reap_one(int root, const char *root_path, const char *name, const char *how,
                     strbuf *report, terr *err)
 {
-    _cleanup_free_ char *before = note_of(root, name);
+    char before[TERR_MAX];
+    is_kept(root, name, before);
     int r = gc_reap_instance(root, name, err);
     if (r == -EBUSY)
         return r; /* someone else is removing it right now */
@@ -440,7 +440,8 @@ static int gc_scan(strbuf *report, bool retry, terr *e)
         const char *how = reapable(root, name, &lock, report, root_path);
         if (!how)
             continue;
-        if (!retry && is_kept(root, name))
+        char why[TERR_MAX];
+        if (!retry && is_kept(root, name, why))
             continue; /* a failed drop: `tether gc` retries it */
         terr err;
         int r = reap_one(root, root_path, name, how, report, &err);

@@ -147,6 +147,9 @@ int gc_run_retrying(strbuf *report, terr *e);
  * remove everything but the state, the lock, the note and the directories
  * of labels (which hold the records the next gc needs to retry). */
 int instance_keep(int instfd, const strv *labels, const char *why, terr *e);
+/* Whether the instance instfd was kept by a failed cleanup; why gets its
+ * note ("" if it has none). */
+bool instance_kept(int instfd, char why[TERR_MAX]);
 /* Remove the directory of instance rootfd/id (whose processes are gone),
  * renamed to .rm-ID while it goes so that a remover killed half-way
  * leaves something gc recognises and reaps at once. */

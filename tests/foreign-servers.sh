@@ -25,10 +25,12 @@ pids=()
 
 cleanup() {
     trap - EXIT INT TERM
+    # fast, not immediate: an immediate stop leaves the server's posix
+    # segments (/dev/shm/PostgreSQL.N) behind
     local p s
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
     [ -f "$dir/pg/postmaster.pid" ] &&
-        runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg" -m immediate -w stop >/dev/null 2>&1
+        runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null 2>&1
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
     # the segments made below (the ones it had no time to remove)
     while read -r s; do ipcrm -m "$s" 2>/dev/null; done <"$dir/segments"
