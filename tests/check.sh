@@ -167,6 +167,7 @@ main() {
                 # in the background, so that a SIGTERM's trap runs at once; the
                 # log through a file, so that a process the suite left holding
                 # its stdout cannot keep the round waiting
+                : >"$log" # before tail opens it (the job below makes it late)
                 user_make "$target" >"$log" 2>&1 &
                 maker=$!
                 tail -n +1 -f --pid="$maker" "$log" &

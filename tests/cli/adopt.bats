@@ -266,8 +266,9 @@ write_state() {
     cat >"$WORK/inside.sh" <<'EOF'
 echo $$ >"$1/sh.pid.tmp" && mv "$1/sh.pid.tmp" "$1/sh.pid"
 while [ ! -e "$1/go" ]; do "$SLEEP" 0.02; done
-"$TETHER" gc >"$1/gc.out" 2>&1 &
-echo $! >"$1/gc.pid.tmp" && mv "$1/gc.pid.tmp" "$1/gc.pid"
+# gc's pid on record before gc runs: gc kills this shell at once
+sh -c 'echo $$ >"$1/gc.pid.tmp" && mv "$1/gc.pid.tmp" "$1/gc.pid" && exec "$TETHER" gc' \
+    sh "$1" >"$1/gc.out" 2>&1 &
 wait
 EOF
     sh "$WORK/inside.sh" "$WORK" 3>&- &
