@@ -126,8 +126,8 @@ fuzz: deps-build
 	$(call need,clang:clang)
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# Every suite, then (when run as root, as CI does) the cli, fixtures and
-# python suites once more as a throwaway user on a copy of the tree; the
+# Every suite, then (when run as root, as CI does) the cli, fixtures,
+# python and docs-check suites once more as a throwaway user on a copy of the tree; the
 # last line counts both rounds.  See tests/check.sh.
 check: deps-check
 	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python docs-check chaos-short \
