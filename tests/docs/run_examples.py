@@ -21,6 +21,9 @@ The fence's info string says what happens to a block:
   ```ini no-test         a fragment, not a whole file
   ```yaml                parsed with python3-yaml (when it is installed)
   ```yaml no-test        not parsed
+  ```c                   a whole program (with main) is compiled, with
+                         -fsyntax-only against include/; a fragment is
+                         counted as not shell
   any other language     not shell (C, Python...: tested as examples/ by the
                          fixtures and python suites); counted, not run
 
@@ -114,7 +117,7 @@ class Run:
         self.build = build
         self.n = 0
         self.counts = {"ran": 0, "failed": 0, "no-test": 0, "setup": 0, "written": 0,
-                       "parsed": 0, "not shell": 0}
+                       "parsed": 0, "compiled": 0, "not shell": 0}
         self.marked = []
 
     def tap(self, ok, where, what, output=""):
@@ -171,6 +174,17 @@ class Run:
         self.counts["parsed"] += 1
         self.tap(True, b.where, "yaml parses")
 
+    def compile(self, b):
+        """a C program of the docs: does it still compile against tether.h?"""
+        flags = subprocess.run(["pkg-config", "--cflags", "cmocka", "libpq", "hiredis"],
+                               capture_output=True, text=True, check=False).stdout.split()
+        p = subprocess.run(["cc", "-std=gnu17", "-Wall", "-Werror", "-Wno-unused-parameter",
+                            "-fsyntax-only", "-I", os.path.join(ROOT, "include"), *flags,
+                            "-x", "c", "-"], input=b.text, capture_output=True, text=True,
+                           check=False)
+        self.counts["compiled"] += 1
+        self.tap(p.returncode == 0, b.where, "c compiles", p.stderr)
+
     def block(self, b, work, env):
         lang = b.lang
         if b.opt("no-test"):
@@ -196,6 +210,8 @@ class Run:
             self.tap(True, b.where, f"ini written as {name}")
         elif lang in ("yaml", "yml"):
             self.yaml(b)
+        elif lang == "c" and re.search(r'^int main\(', b.text, re.M):
+            self.compile(b)
         else:
             self.counts["not shell"] += 1
 
@@ -268,7 +284,8 @@ def main():
         r.file(os.path.abspath(f))
     c = r.counts
     print(f"docs-check: {c['ran']} sh blocks ran and {c['setup']} setup blocks, "
-          f"{c['written']} ini files written, {c['parsed']} yaml blocks parsed; "
+          f"{c['written']} ini files written, {c['parsed']} yaml blocks parsed, "
+          f"{c['compiled']} C programs compiled; "
           f"{c['no-test']} marked no-test, {c['not shell']} not shell; "
           f"{c['failed']} not ok")
     return 1 if c["failed"] else 0
