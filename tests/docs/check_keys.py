@@ -10,10 +10,12 @@ man/tether.ini.5 (as \\fBKEY or .B/.BI/.BR KEY) and in docs/config.md (as
 `KEY...`); a driver's keys within its own section (`.SS NAME` in the man
 page, "### `NAME`" in config.md).  A source file that yields no key at all
 fails too: its comparisons were rewritten, and these patterns need to
-follow them.
+follow them.  The man page must also render without a groff warning.
 """
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -79,10 +81,19 @@ def in_md(text, key):
     return re.search(r'`' + k + r'(?![a-z0-9_])', text) is not None
 
 
+def groff_warnings():
+    """groff's warnings about the man page (none without groff)"""
+    if not shutil.which("groff"):
+        return []
+    p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", "man/tether.ini.5"], cwd=ROOT,
+                       capture_output=True, text=True, check=False)
+    return [ln for ln in p.stderr.splitlines() if ln.strip()]
+
+
 def main():
     man, md = read("man/tether.ini.5"), read("docs/config.md")
     found = code_keys()
-    problems = []
+    problems = groff_warnings()
     for where, keys in found.items():
         if not keys:
             problems.append(f"no keys found for {where} in the code: update tests/docs/check_keys.py")
