@@ -95,8 +95,8 @@ python: build
 # how a block is marked ```sh no-test); every config key in the man page
 # tether.ini(5) and in docs/config.md
 docs-check: build
-	/usr/bin/python3 tests/docs/run_examples.py --build $(BUILD)
-	/usr/bin/python3 tests/docs/check_keys.py
+	@rc=0; /usr/bin/python3 tests/docs/run_examples.py --build $(BUILD) || rc=1; \
+	/usr/bin/python3 tests/docs/check_keys.py || rc=1; exit $$rc
 
 # Randomised fault injection: `make chaos N=5000 [SEED=...]` for the long
 # round; `make check` runs a short one (200 trials, at most 170 s).
