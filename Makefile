@@ -25,7 +25,7 @@ PYLIB      = /usr/lib/python3/dist-packages
 DEPS_RUN   = /usr/bin/python3:python3
 
 .PHONY: all build run check unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
-	valgrind valgrind-short fuzz
+	valgrind valgrind-short fuzz docs-check
 
 all: build
 
@@ -90,6 +90,14 @@ python: build
 		/usr/bin/python3 -m pytest -p no:cacheprovider -q --basetemp="$$tmp/t" tests/python; \
 	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
+# The shell examples of README.md and docs/*.md, run as typed, each file's
+# in a temporary directory of its own (see tests/docs/run_examples.py for
+# how a block is marked ```sh no-test); every config key in the man page
+# tether.ini(5) and in docs/config.md
+docs-check: build
+	@rc=0; /usr/bin/python3 tests/docs/run_examples.py --build $(BUILD) || rc=1; \
+	/usr/bin/python3 tests/docs/check_keys.py || rc=1; exit $$rc
+
 # Randomised fault injection: `make chaos N=5000 [SEED=...]` for the long
 # round; `make check` runs a short one (200 trials, at most 170 s).
 N ?= 5000
@@ -118,12 +126,12 @@ fuzz: deps-build
 	$(call need,clang:clang)
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# Every suite, then (when run as root, as CI does) the cli, fixtures and
-# python suites once more as a throwaway user on a copy of the tree; the
+# Every suite, then (when run as root, as CI does) the cli, fixtures,
+# python and docs-check suites once more as a throwaway user on a copy of the tree; the
 # last line counts both rounds.  See tests/check.sh.
 check: deps-check
-	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python chaos-short valgrind-short \
-		--as-user cli fixtures python
+	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python docs-check chaos-short \
+		valgrind-short --as-user cli fixtures python docs-check
 
 install: build
 	$(MESON) configure $(BUILD) --prefix=$(PREFIX)
