@@ -374,4 +374,5 @@ const struct tether_driver driver_redis = {
     .free = redis_free,
     .vars = redis_vars,
     .globals = (const char *const[]){"REDIS_URL", "URL", NULL},
+    .keys = (const char *const[]){"tcp", "setting.", "bin", NULL},
 };
