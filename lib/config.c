@@ -1506,6 +1506,12 @@ int config_unknown_name(const struct tether_config *c, const char *name, terr *e
         cands[n + k] = driver_at(k) == &driver_command ? NULL : driver_at(k)->name;
     const char *near = closest_word(name, cands, n + nd);
     _cleanup_free_ char *hint = near ? xasprintf(": did you mean '%s'?", near) : NULL;
+    const struct tether_driver *d = valid_label(name) ? driver_find(name) : NULL;
+    if (c && c->path && d && d != &driver_command)
+        return terr_set(e, EINVAL,
+                        "no service '%s' in %s (it has: %s): to start the built-in %s driver "
+                        "with them, add a [%s] section; on its own: tether run %s",
+                        name, c->path, have.s, name, name, name);
     if (!c || !c->path)
         return terr_set(e, EINVAL,
                         "unknown service '%s'%s (the built-in drivers are: %s; anything else "
@@ -1514,6 +1520,33 @@ int config_unknown_name(const struct tether_config *c, const char *name, terr *e
     return terr_set(e, EINVAL,
                     "no service '%s' in %s%s (it has: %s; the built-in drivers are: %s)", name,
                     c->path, hint ? hint : "", have.s, builtin.s);
+}
+
+int config_use_builtins(struct tether_config **cfg, const char *const *names, size_t n,
+                        strbuf *note, terr *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
+        if (config_find(*cfg, names[i]) || !d || d == &driver_command)
+            return 0;
+    }
+    struct tether_config *b = NULL;
+    int r = config_builtin(names, n, &b, e);
+    if (r < 0)
+        return r;
+    /* the file may have one under another name: say which, as it may be
+     * the one that was meant (with its init_sql) */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < (*cfg)->n_svcs; k++)
+            if (streq((*cfg)->svcs[k]->driver->name, names[i]))
+                sb_addf(note,
+                        "%s%s has no [%s]: starting the built-in %s driver with its defaults; "
+                        "its [%s] (driver = %s) starts with: tether run %s",
+                        note->len ? "\n" : "", (*cfg)->path, names[i], names[i],
+                        (*cfg)->svcs[k]->label, names[i], (*cfg)->svcs[k]->label);
+    config_free(*cfg);
+    *cfg = b;
+    return 1;
 }
 
 int config_select(const struct tether_config *c, const char *const *names, size_t n,

@@ -99,6 +99,15 @@ void config_known_names(const struct tether_config *c, const struct svc_conf *s,
  * key (e.g. "export.URL") and its line; 0 if it is none of them. */
 int config_key_of(const struct svc_conf *s, const char *value, strbuf *key);
 
+/* `tether run NAME...` next to a config file that has none of the NAMEs,
+ * all of them built-in drivers: replace *cfg by the built-ins alone, as
+ * if there were no file (the README's `tether run postgresql` beside a
+ * project's tether.ini), and return 1, with a note for the user when the
+ * file has a service of that driver under another name.  0: *cfg is kept
+ * (config_select then says what is wrong). */
+int config_use_builtins(struct tether_config **cfg, const char *const *names, size_t n,
+                        strbuf *note, terr *e);
+
 struct svc_conf *config_find(const struct tether_config *c, const char *label);
 /* The value of a driver-specific key, or NULL. */
 const char *svc_opt(const struct svc_conf *s, const char *key);

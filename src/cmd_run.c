@@ -57,6 +57,14 @@ static int load_config(struct cli *c, char **names, size_t n, struct tether_conf
                 "$TETHER_CONFIG, or name built-in services (tether run postgresql)");
         return EXIT_USAGE;
     }
+    _cleanup_sb_ strbuf note = {0};
+    if (r == 0 && path && n > 0 &&
+        (r = config_use_builtins(cfg, (const char *const *)names, n, &note, &e)) > 0) {
+        if (note.len)
+            cli_note(c, "%s", note.s);
+        path = NULL;
+        r = 0;
+    }
     if (r < 0) {
         /* config errors are FILE:LINE: ...; others get our prefix */
         fprintf(stderr, "%s%s\n", path ? "" : "tether: ", e.msg);
