@@ -22,6 +22,7 @@ int svc_init(struct svc *s, struct instance *in, struct svc_conf *c, terr *e)
     s->port_lock = -1;
     s->ready_fd = -1;
     s->pending_client = -1;
+    s->taken_by = (uid_t)-1;
     s->dir = xasprintf("%s/%s", in->dir, c->label);
     s->logpath = xasprintf("%s/%s.log", in->dir, c->label);
     if (mkdirat(in->dirfd, c->label, 0700) < 0 && errno != EEXIST)
@@ -75,6 +76,7 @@ void svc_free(struct svc *s)
     free(s->sockpath);
     free(s->reset_err);
     sb_free(&s->line);
+    sb_free(&s->port_retries);
     if (s->conf && s->conf->driver->free)
         s->conf->driver->free(s);
     else
@@ -408,6 +410,21 @@ int svc_write_files(struct svc *s, terr *e)
     return 0;
 }
 
+void svc_log(struct svc *s, const char *fmt, ...)
+{
+    _cleanup_sb_ strbuf b = {0};
+    sb_add(&b, "tether: ");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vaddf(&b, fmt, ap);
+    va_end(ap);
+    sb_addc(&b, '\n');
+    _cleanup_close_ int fd = open_log(s, NULL);
+    if (fd >= 0 && write(fd, b.s, b.len) < 0)
+        fprintf(stderr, "[%s] cannot write to its log %s: %m\n", s->conf->label, s->logpath);
+    fputs(b.s, stderr); /* the helper's own log */
+}
+
 void svc_fail(struct svc *s, const char *fmt, ...)
 {
     strbuf b = {0};
@@ -416,6 +433,9 @@ void svc_fail(struct svc *s, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vaddf(&b, fmt, ap);
     va_end(ap);
+    /* a start that failed on its last port: say which it had tried */
+    if (s->port_retries.len)
+        sb_addf(&b, " (before that, %s)", s->port_retries.s);
     _cleanup_free_ char *tail = file_tail(s->logpath, 20);
     if (*tail)
         sb_addf(&b, "\nlast lines of its log (%s):\n%s", s->logpath, tail);

@@ -373,7 +373,10 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     }
     struct var *vars;
     size_t nvars;
-    r = helper_read_status(st[0], &vars, &nvars, &e);
+    _cleanup_sb_ strbuf notes = {0};
+    r = helper_read_status(st[0], &vars, &nvars, &notes, &e);
+    if (r == 0 && notes.len)
+        cli_note(c, "%s", notes.s);
     if (r < 0) {
         close(st[0]);
         wait_helper(helper);
