@@ -234,6 +234,8 @@ char *config_path(const struct tether_config *c, const char *path)
 {
     if (path[0] == '/' || !c || !c->dir)
         return xstrdup(path);
+    while (path[0] == '.' && path[1] == '/') /* ./bin/x: dir/bin/x, as a message says it */
+        path += 2 + strspn(path + 2, "/");
     return xasprintf("%s/%s", streq(c->dir, "/") ? "" : c->dir, path);
 }
 
@@ -828,15 +830,28 @@ static bool names_key(const char *k)
            strncmp(k, "export.", 7) == 0;
 }
 
+/* "a, b, setting.NAME" */
+static void add_key_list(strbuf *b, const char *const *keys)
+{
+    for (size_t k = 0; keys[k]; k++) {
+        size_t l = strlen(keys[k]);
+        sb_addf(b, "%s%s%s", k ? ", " : "", keys[k], l && keys[k][l - 1] == '.' ? "NAME" : "");
+    }
+}
+
 /* Every key that neither every service nor s's driver knows: an error at
- * its own line, naming the closest known key.  Adds to *flags. */
+ * its own line, naming the closest known key, or else listing them.  Adds
+ * to *flags. */
 static void check_keys(const char *file, const struct svc_conf *s, struct errlist *errs,
                        int *flags)
 {
-    strv known = {0};
+    bool cmd = s->driver == &driver_command;
+    strv common = {0}, known = {0};
     for (size_t i = 0; i < ARRAY_SIZE(common_keys); i++)
-        if (s->driver == &driver_command || !streq(common_keys[i], "command"))
-            strv_push(&known, common_keys[i]);
+        if (cmd || !streq(common_keys[i], "command")) /* a driver builds its own */
+            strv_push(&common, common_keys[i]);
+    for (size_t i = 0; i < common.n; i++)
+        strv_push(&known, common.v[i]);
     for (const char *const *k = s->driver->keys; k && *k; k++)
         strv_push(&known, *k);
     for (size_t i = 0; i < s->n_opts; i++) {
@@ -849,21 +864,25 @@ static void check_keys(const char *file, const struct svc_conf *s, struct errlis
         _cleanup_free_ char *near =
             key_suggestion(kv->key, (const char *const *)known.v, known.n);
         _cleanup_sb_ strbuf list = {0};
-        for (size_t k = 0; k < known.n; k++) {
-            size_t l = strlen(known.v[k]);
-            sb_addf(&list, "%s%s%s", k ? ", " : "", known.v[k],
-                    known.v[k][l - 1] == '.' ? "NAME" : "");
+        if (!cmd) {
+            sb_addf(&list, " for the %s driver (known: ", s->driver->name);
+            add_key_list(&list, s->driver->keys);
+            sb_add(&list, "; and those of every service: ");
+        } else {
+            sb_add(&list, " (known: ");
         }
+        add_key_list(&list, (const char *const *)common.v);
+        sb_addc(&list, ')');
         terr e;
         if (near)
             ferr(&e, file, kv->line, "[%s] unknown key '%s': did you mean '%s'?", s->label,
                  kv->key, near);
         else
-            ferr(&e, file, kv->line, "[%s] unknown key '%s' (the %s driver takes: %s)", s->label,
-                 kv->key, s->driver->name, list.s);
+            ferr(&e, file, kv->line, "[%s] unknown key '%s'%s", s->label, kv->key, list.s);
         errs_add(errs, -EINVAL, &e);
         *flags |= SVC_BAD | (near && names_key(near) ? SVC_NAMES_UNSURE : 0);
     }
+    strv_free(&common);
     strv_free(&known);
 }
 

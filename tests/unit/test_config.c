@@ -247,8 +247,8 @@ static const struct {
      ":3: [a] has no command = ...: say what to run, e.g. command = python3 -m http.server "
      "${port}"},
     {"[a]\ncommand = x\ncolour = blue\n",
-     ":3: [a] unknown key 'colour' (the command driver takes: driver, command, port, socket, "
-     "ready, timeout, reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"},
+     ":3: [a] unknown key 'colour' (known: driver, command, port, socket, ready, timeout, "
+     "reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"},
     {"[a]\ncommand = x\nexport = blue\n",
      ":3: [a] unknown key 'export': did you mean 'export.NAME'?"},
     /* a misspelt key is named at its own line, with the key it most likely
@@ -264,9 +264,10 @@ static const struct {
     {"[pg]\ndriver = postgresql\nsetings.work_mem = 1MB\n",
      ":3: [pg] unknown key 'setings.work_mem': did you mean 'setting.work_mem'?"},
     {"[pg]\ndriver = postgresql\nsetting. = 1\n",
-     ":3: [pg] unknown key 'setting.' (the postgresql driver takes: driver, port, socket, ready, "
-     "timeout, reset, after, stop_signal, stop_timeout, export.NAME, env.NAME, bin_dir, version, "
-     "tcp, dbname, user, init_sql, init, server, template, native_env, setting.NAME)"},
+     ":3: [pg] unknown key 'setting.' for the postgresql driver (known: bin_dir, version, tcp, "
+     "dbname, user, init_sql, init, server, template, native_env, setting.NAME; and those of "
+     "every service: driver, port, socket, ready, timeout, reset, after, stop_signal, "
+     "stop_timeout, export.NAME, env.NAME)"},
     {"[r]\ndriver = redis\ncommand = redis-server\nbni = x\n",
      ":4: [r] unknown key 'bni': did you mean 'bin'?"},
     {"[tether]\nprefx = LP\n[a]\ncommand = x\n",
@@ -383,7 +384,7 @@ static void test_config_dir(void **state)
     char *p = config_path(c, "bin/api-server");
     assert_string_equal(p, want);
     free(p);
-    snprintf(want, sizeof(want), "%s/./schema.sql", tmpdir);
+    snprintf(want, sizeof(want), "%s/schema.sql", tmpdir);
     p = config_path(c, "./schema.sql");
     assert_string_equal(p, want);
     free(p);
@@ -397,6 +398,45 @@ static void test_config_dir(void **state)
     terr e = {{0}};
     assert_int_equal(config_parse("t.ini", "[a]\ncommand = x\n", 16, &c, &e), 0);
     assert_string_equal(c->dir, cwd);
+    config_free(c);
+}
+
+/* What a template error at run time says: the key and line of the value,
+ * and the names the load time check would list. */
+static void test_key_of(void **state)
+{
+    (void)state;
+    struct tether_config *c =
+        load_ok("[db]\ncommand = d\nport = auto\n[a]\ncommand = x\nafter = db\n"
+                "reset = r\nready = exec:check\nexport.U = u\nenv.E = e\n"
+                "[pg]\ndriver = postgresql\ninit = ./load\n");
+    const struct svc_conf *a = c->svcs[1];
+    strbuf k = {0};
+    assert_int_equal(config_key_of(a, a->command, &k), 5);
+    assert_string_equal(k.s, "command");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, a->reset, &k), 7);
+    assert_string_equal(k.s, "reset");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, a->ready_arg, &k), 8);
+    assert_string_equal(k.s, "ready");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, a->exports[0].value, &k), 9);
+    assert_string_equal(k.s, "export.U");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, a->env[0].value, &k), 10);
+    assert_string_equal(k.s, "env.E");
+    k.len = 0;
+    assert_int_equal(config_key_of(c->svcs[2], svc_opt(c->svcs[2], "init"), &k), 13);
+    assert_string_equal(k.s, "init");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, "elsewhere", &k), 0);
+    sb_free(&k);
+    strbuf known = {0};
+    config_known_names(c, a, &known);
+    assert_string_equal(known.s, "dir, instance, label, config_dir, db.HOST, db.PORT, db.DIR, "
+                                 "db.CONTROL_PID, db.CONFIGFILE, db.PIDFILE");
+    sb_free(&known);
     config_free(c);
 }
 
@@ -819,7 +859,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_every_error),  cmocka_unit_test(test_many_errors),
-        cmocka_unit_test(test_config_dir),
+        cmocka_unit_test(test_config_dir),   cmocka_unit_test(test_key_of),
         cmocka_unit_test(test_nul_byte),     cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
         cmocka_unit_test(test_crlf_bom),     cmocka_unit_test(test_continuation),
