@@ -1111,6 +1111,16 @@ static int check_var(void *ud, const char *name, terr *e)
     }
     _cleanup_sb_ strbuf known = {0};
     list_known(t, &known);
+    if (!*hint) { /* a typo of a known name: ${prot}, ${db.PROT} */
+        _cleanup_strv_ strv names = {0};
+        for (char *p = known.s, *q; p; p = q ? q + 2 : NULL) {
+            q = strstr(p, ", ");
+            strv_push_own(&names, q ? xstrndup(p, (size_t)(q - p)) : xstrdup(p));
+        }
+        const char *near = closest_word(name, (const char *const *)names.v, names.n);
+        if (near)
+            hint = hintbuf = xasprintf("; did you mean ${%s}?", near);
+    }
     t->full = true;
     return ferr(e, t->file, t->line, "[%s] unknown variable ${%s} in %s (known: %s)%s", s->label,
                 name, t->key, known.s, hint);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -398,6 +399,9 @@ const char *closest_word(const char *word, const char *const *cands, size_t n)
 {
     const char *best = NULL;
     size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) /* only the case differs: ${PORT}, Command */
+        if (cands[i] && strcasecmp(word, cands[i]) == 0 && strcmp(word, cands[i]) != 0)
+            return cands[i];
     for (size_t i = 0; i < n; i++) {
         if (!cands[i])
             continue;

@@ -95,6 +95,6 @@ int parse_signal(const char *s);
 int path_search(const char *name, bool (*ok)(const char *path), char *out, size_t outsz);
 const char *signal_name(int sig);
 /* The candidate (of n, NULLs skipped) closest to word by edit distance
- * (with transpositions, case counting as a difference), when it is close
+ * (with transpositions; or the same but for case), when it is close
  * enough to be a likely typo: for "did you mean ...?" hints.  NULL if none. */
 const char *closest_word(const char *word, const char *const *cands, size_t n);

@@ -291,7 +291,14 @@ static const struct {
      ":3: [a] unknown variable ${socket} in env.S (known: dir, instance, label, config_dir, port); set "
      "socket = auto to get a socket"},
     {"[a]\ncommand = x ${PORT}\nport = 1\n",
-     ":2: [a] unknown variable ${PORT} in command (known: dir, instance, label, config_dir, port)"},
+     ":2: [a] unknown variable ${PORT} in command (known: dir, instance, label, config_dir, "
+     "port); did you mean ${port}?"},
+    {"[a]\ncommand = x ${prot}\nport = 1\n",
+     ":2: [a] unknown variable ${prot} in command (known: dir, instance, label, config_dir, "
+     "port); did you mean ${port}?"},
+    {"[a]\ncommand = x ${config_dri}\n",
+     ":2: [a] unknown variable ${config_dri} in command (known: dir, instance, label, "
+     "config_dir); did you mean ${config_dir}?"},
     {"[b]\ncommand = y\nexport.URL = u\n[a]\ncommand = x ${b.URL}\n",
      ":5: [a] unknown variable ${b.URL} in command (known: dir, instance, label, config_dir); add b to "
      "after = to use its variables"},
@@ -303,7 +310,7 @@ static const struct {
     {"[b]\ncommand = y\nexport.URL = u\nport = 1\n[a]\ncommand = x\nafter = b\nexport.X = "
      "${b.url}\n",
      ":8: [a] unknown variable ${b.url} in export.X (known: dir, instance, label, config_dir, b.HOST, "
-     "b.PORT, b.DIR, b.CONTROL_PID, b.CONFIGFILE, b.PIDFILE, b.URL)"},
+     "b.PORT, b.DIR, b.CONTROL_PID, b.CONFIGFILE, b.PIDFILE, b.URL); did you mean ${b.URL}?"},
     {"[a]\ncommand = x\nready = unix:${dir}/${sock}\n",
      ":3: [a] unknown variable ${sock} in ready (known: dir, instance, label, config_dir)"},
     {"[a]\ncommand = x\nready = log:${what}\n",
