@@ -454,7 +454,7 @@ static char *reader(char *str, int num, void *stream)
     if (classify(p, str) < 0) {
         if (!p->bad_header)
             lose_line(p);
-        strcpy(str, p->bad_header ? "[]" : "");
+        snprintf(str, (size_t)num, "%s", p->bad_header ? "[]" : "");
     }
     return str;
 }
@@ -1526,7 +1526,7 @@ int config_unknown_name(const struct tether_config *c, const char *name, terr *e
     while (driver_at(nd))
         nd++;
     _cleanup_free_ const char **cands = xcalloc(n + nd, sizeof(*cands));
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; c && k < n; k++) {
         sb_addf(&have, "%s%s", k ? ", " : "", c->svcs[k]->label);
         cands[k] = c->svcs[k]->label;
     }
@@ -1554,6 +1554,8 @@ int config_unknown_name(const struct tether_config *c, const char *name, terr *e
 int config_use_builtins(struct tether_config **cfg, const char *const *names, size_t n,
                         strbuf *note, terr *e)
 {
+    if (!*cfg || n == 0)
+        return 0;
     for (size_t i = 0; i < n; i++) {
         const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
         if (config_find(*cfg, names[i]) || !d || d == &driver_command)
