@@ -15,8 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
-#include <signal.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +73,8 @@ static void errs_add(struct errlist *l, int r, const terr *e)
     /* the line, for the order of the file: "FILE:LINE: ..." */
     size_t fl = strlen(l->file);
     int line = INT_MAX;
-    if (strncmp(e->msg, l->file, fl) == 0 && e->msg[fl] == ':' && isdigit((unsigned char)e->msg[fl + 1]))
+    if (strncmp(e->msg, l->file, fl) == 0 && e->msg[fl] == ':' &&
+        isdigit((unsigned char)e->msg[fl + 1]))
         line = atoi(e->msg + fl + 1);
     l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
     l->v[l->n] = (struct config_error){.line = line, .seq = l->n, .msg = xstrdup(e->msg)};
@@ -1283,22 +1284,22 @@ static void check_exports(const char *file, const struct svc_conf *s, struct err
 
 /* env.NAME must not hide what tether sets in a service's environment: its
  * cookie, the notify socket, or any service's variables. */
-static int check_env1(const char *file, const struct svc_conf *s, const struct conf_kv *kv,
-                      const struct made_var *v, size_t n, terr *e)
+static int check_env_key(const char *file, const struct svc_conf *s, const struct conf_kv *kv,
+                         const struct made_var *v, size_t n, terr *e)
 {
-        if (streq(kv->key, COOKIE_VAR) ||
-            (streq(kv->key, "NOTIFY_SOCKET") && s->ready == READY_NOTIFY))
+    if (streq(kv->key, COOKIE_VAR) ||
+        (streq(kv->key, "NOTIFY_SOCKET") && s->ready == READY_NOTIFY))
+        return ferr(e, file, kv->line,
+                    "[%s] env.%s: tether sets %s itself (%s): remove it", s->label, kv->key,
+                    kv->key, streq(kv->key, COOKIE_VAR)
+                                 ? "it marks every process of an instance, for gc"
+                                 : "ready = notify listens there");
+    for (size_t j = 0; j < n; j++)
+        if (streq(kv->key, v[j].name))
             return ferr(e, file, kv->line,
-                        "[%s] env.%s: tether sets %s itself (%s): remove it", s->label, kv->key,
-                        kv->key, streq(kv->key, COOKIE_VAR)
-                                     ? "it marks every process of an instance, for gc"
-                                     : "ready = notify listens there");
-        for (size_t j = 0; j < n; j++)
-            if (streq(kv->key, v[j].name))
-                return ferr(e, file, kv->line,
-                            "[%s] env.%s would hide the variable that [%s] %s (line %d) "
-                            "makes: remove it, or pick another name",
-                            s->label, kv->key, v[j].s->label, v[j].what, v[j].line);
+                        "[%s] env.%s would hide the variable that [%s] %s (line %d) "
+                        "makes: remove it, or pick another name",
+                        s->label, kv->key, v[j].s->label, v[j].what, v[j].line);
     return 0;
 }
 
@@ -1307,7 +1308,7 @@ static void check_env(const char *file, const struct svc_conf *s, const struct m
 {
     for (size_t i = 0; i < s->n_env; i++) {
         terr e;
-        errs_add(errs, check_env1(file, s, &s->env[i], v, n, &e), &e);
+        errs_add(errs, check_env_key(file, s, &s->env[i], v, n, &e), &e);
     }
 }
 
