@@ -288,7 +288,8 @@ static const struct {
     {"[a]\ncommand = x ${port}\n", ":2: [a] unknown variable ${port} in command (known: dir, "
                                    "instance, label, config_dir); set port = auto to get a port"},
     {"[a]\ncommand = x\nenv.S = ${socket}\nport = 1\n",
-     ":3: [a] unknown variable ${socket} in env.S (known: dir, instance, label, config_dir, port); set "
+     ":3: [a] unknown variable ${socket} in env.S (known: dir, instance, label, config_dir, "
+     "port); set "
      "socket = auto to get a socket"},
     {"[a]\ncommand = x ${PORT}\nport = 1\n",
      ":2: [a] unknown variable ${PORT} in command (known: dir, instance, label, config_dir, "
@@ -300,7 +301,8 @@ static const struct {
      ":2: [a] unknown variable ${config_dri} in command (known: dir, instance, label, "
      "config_dir); did you mean ${config_dir}?"},
     {"[b]\ncommand = y\nexport.URL = u\n[a]\ncommand = x ${b.URL}\n",
-     ":5: [a] unknown variable ${b.URL} in command (known: dir, instance, label, config_dir); add b to "
+     ":5: [a] unknown variable ${b.URL} in command (known: dir, instance, label, config_dir); "
+     "add b to "
      "after = to use its variables"},
     {"[a]\ncommand = x ${a.DIR}\n",
      ":2: [a] unknown variable ${a.DIR} in command (known: dir, instance, label, config_dir)"},
@@ -309,7 +311,8 @@ static const struct {
      "b.CONTROL_PID, b.CONFIGFILE, b.PIDFILE)"},
     {"[b]\ncommand = y\nexport.URL = u\nport = 1\n[a]\ncommand = x\nafter = b\nexport.X = "
      "${b.url}\n",
-     ":8: [a] unknown variable ${b.url} in export.X (known: dir, instance, label, config_dir, b.HOST, "
+     ":8: [a] unknown variable ${b.url} in export.X (known: dir, instance, label, config_dir, "
+     "b.HOST, "
      "b.PORT, b.DIR, b.CONTROL_PID, b.CONFIGFILE, b.PIDFILE, b.URL); did you mean ${b.URL}?"},
     {"[a]\ncommand = x\nready = unix:${dir}/${sock}\n",
      ":3: [a] unknown variable ${sock} in ready (known: dir, instance, label, config_dir)"},
