@@ -231,6 +231,13 @@ struct svc_conf *config_find(const struct tether_config *c, const char *label)
     return i == SIZE_MAX ? NULL : c->svcs[i];
 }
 
+char *config_program(const struct tether_config *c, const char *prog, bool any)
+{
+    if (!any && !strchr(prog, '/')) /* a bare name: PATH's */
+        return xstrdup(prog);
+    return config_path(c, prog);
+}
+
 char *config_path(const struct tether_config *c, const char *path)
 {
     if (path[0] == '/' || !c || !c->dir)
@@ -1341,8 +1348,27 @@ static void check_names(const char *file, const struct tether_config *c, struct 
     made_free(v, n);
 }
 
-/* Everything that needs the whole config: references, cycles, the drivers'
- * own checks, then templates (a driver may have set a port or ready kind). */
+/* A driver's keys that name a program (redis's bin) or a directory
+ * (postgresql's bin_dir) are the project's like command's program: made
+ * absolute against the config's directory here, once, so the driver never
+ * meets a path relative to wherever tether happens to run. */
+static void resolve_paths(const struct tether_config *c, struct svc_conf *s)
+{
+    for (size_t i = 0; i < s->n_opts; i++) {
+        struct conf_kv *kv = &s->opts[i];
+        bool prog = false, dir = false;
+        for (const char *const *k = s->driver->program_keys; k && *k; k++)
+            prog |= streq(kv->key, *k);
+        for (const char *const *k = s->driver->dir_keys; k && *k; k++)
+            dir |= streq(kv->key, *k);
+        if (!*kv->value || (!dir && !(prog && strchr(kv->value, '/'))))
+            continue;
+        char *abs = config_program(c, kv->value, dir);
+        free(kv->value);
+        kv->value = abs;
+    }
+}
+
 /* The driver's checks of one service, and the ready kinds it allows. */
 static int check_service(const char *file, struct svc_conf *s, terr *e)
 {
@@ -1373,6 +1399,7 @@ static void finish(const char *file, struct tether_config *c, int *flags, struct
     for (size_t i = 0; i < c->n_svcs; i++) {
         if (flags[i] & SVC_BAD)
             continue;
+        resolve_paths(c, c->svcs[i]);
         int r = check_service(file, c->svcs[i], &e);
         errs_add(errs, r, &e);
         if (r < 0) /* it may not have set the port or socket it would have */

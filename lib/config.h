@@ -90,6 +90,9 @@ int config_unknown_name(const struct tether_config *c, const char *name, terr *e
  * config's directory.  Newly allocated.  Used for init_sql and for the
  * program of command, reset, ready = exec: and init (svc_argv). */
 char *config_path(const struct tether_config *c, const char *path);
+/* The same for a program: a bare name (no '/') stays as it is, for PATH
+ * (unless any: a directory name, relative like any other path). */
+char *config_program(const struct tether_config *c, const char *prog, bool any);
 
 /* The names a template of s may use ("dir, instance, ..."), as the load
  * time error lists them, into b. */

@@ -347,8 +347,8 @@ int svc_argv(struct svc *s, const char *tmpl, strv *argv, terr *e)
          * its file's: the same expectation.)  A bare name is looked up in
          * PATH; arguments are the program's business: ${config_dir}/FILE
          * names a file of the project. */
-        if (i == 0 && w[0] != '/' && strchr(w, '/')) {
-            char *abs = config_path(s->inst->cfg, w);
+        if (i == 0) {
+            char *abs = config_program(s->inst->cfg, w, false);
             free(w);
             w = abs;
         }

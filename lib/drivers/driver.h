@@ -63,6 +63,11 @@ struct tether_driver {
      * config checks their ${names} at load time. */
     const char *const *command_keys;
     const char *const *template_keys;
+    /* Those of its keys that name a program (a bare name is looked up in
+     * PATH) or a directory: a relative one is made absolute against the
+     * config file's directory when the config is loaded. */
+    const char *const *program_keys;
+    const char *const *dir_keys;
 };
 
 /* Add to names the globals (PGHOST, REDIS_URL...) whose value in this

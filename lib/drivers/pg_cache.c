@@ -141,6 +141,8 @@ static int cache_key(struct svc *s, struct pg *pg, char out[32], char **sql, ter
     fnv(&h, &s->uid, sizeof(s->uid));
     fnv_str(&h, pg_dbname(s->conf));
     fnv_str(&h, svc_opt(s->conf, "init"));
+    if (svc_opt(s->conf, "init") && s->inst->cfg) /* one project's ./bin/load is not another's */
+        fnv_str(&h, s->inst->cfg->dir);
     _cleanup_free_ char *path = init_sql_path(s);
     *sql = NULL;
     if (path) {

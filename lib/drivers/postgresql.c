@@ -794,4 +794,5 @@ const struct tether_driver driver_postgresql = {
     .keys = known_keys,
     .command_keys = (const char *const[]){"init", NULL},
     .template_keys = (const char *const[]){"server", NULL},
+    .dir_keys = (const char *const[]){"bin_dir", NULL},
 };

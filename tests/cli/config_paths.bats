@@ -84,7 +84,8 @@ EOF
     command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
         skip "PostgreSQL is not installed"
     mkdir -p "$WORK/proj/bin" "$WORK/elsewhere"
-    # a unique table name: the cache is keyed by init, so this builds anew
+    # a cache of its own, gone with $WORK: the cluster is built with this init
+    export TETHER_CACHE_DIR="$WORK/cache"
     table="t_$(basename "$WORK" | tr -cd 'a-zA-Z0-9' | tr 'A-Z' 'a-z')"
     printf '#!/bin/sh\nexec psql -v ON_ERROR_STOP=1 -qc "create table %s (x int)"\n' "$table" \
         >"$WORK/proj/bin/load"
@@ -95,4 +96,17 @@ EOF
     run --separate-stderr tether -f ../proj/tether.ini run -- psql -Atc "select count(*) from $table"
     assert_status 0
     [ "$output" = 0 ]
+}
+
+@test "redis: bin = ./bin/redis-server is the project's too" {
+    command -v redis-server >/dev/null || skip "redis-server is not installed"
+    mkdir -p "$WORK/proj/bin" "$WORK/elsewhere"
+    printf '#!/bin/sh\ntouch "%s/wrapped"\nexec "%s" "$@"\n' "$WORK" "$(command -v redis-server)" \
+        >"$WORK/proj/bin/redis-server"
+    chmod +x "$WORK/proj/bin/redis-server"
+    printf '[redis]\nbin = ./bin/redis-server\n' >"$WORK/proj/tether.ini"
+    cd "$WORK/elsewhere"
+    run tether -f ../proj/tether.ini run -- true
+    assert_status 0
+    [ -e "$WORK/wrapped" ]
 }

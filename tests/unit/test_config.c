@@ -401,6 +401,24 @@ static void test_config_dir(void **state)
     p = config_path(c, "/abs/x");
     assert_string_equal(p, "/abs/x");
     free(p);
+    p = config_program(c, "python3", false); /* PATH's */
+    assert_string_equal(p, "python3");
+    free(p);
+    snprintf(want, sizeof(want), "%s/bin", tmpdir);
+    p = config_program(c, "bin", true); /* a directory */
+    assert_string_equal(p, want);
+    free(p);
+    config_free(c);
+    /* a driver's program and directory keys, made absolute at load time */
+    c = load_ok("[r]\ndriver = redis\nbin = ./vendor/redis-server\n"
+                "[m]\ndriver = memcached\nbin = memcached\n"
+                "[pg]\ndriver = postgresql\nbin_dir = pg/bin\ninit_sql = s.sql\n");
+    snprintf(want, sizeof(want), "%s/vendor/redis-server", tmpdir);
+    assert_string_equal(svc_opt(c->svcs[0], "bin"), want);
+    assert_string_equal(svc_opt(c->svcs[1], "bin"), "memcached");
+    snprintf(want, sizeof(want), "%s/pg/bin", tmpdir);
+    assert_string_equal(svc_opt(c->svcs[2], "bin_dir"), want);
+    assert_string_equal(svc_opt(c->svcs[2], "init_sql"), "s.sql"); /* read by the driver */
     config_free(c);
     /* a config from memory with a relative name: the working directory's */
     char cwd[PATH_MAX];
