@@ -282,6 +282,13 @@ static bool send_status(void)
         sb_addc(&b, 'O');
         for (size_t i = 0; i < H.in.n_svcs; i++) {
             struct svc *s = &H.in.svcs[i];
+            /* a note for the user: a pair with an empty name */
+            if (s->port_retries.len) {
+                _cleanup_free_ char *note = xasprintf("[%s] %s", s->conf->label,
+                                                      s->port_retries.s);
+                sb_addn(&b, "", 1);
+                sb_addn(&b, note, strlen(note) + 1);
+            }
             for (size_t k = 0; k < s->n_vars; k++) {
                 _cleanup_free_ char *n = svc_varname(s, s->vars[k].name);
                 sb_addn(&b, n, strlen(n) + 1);
@@ -354,6 +361,24 @@ static bool may_retry_port(const struct svc *s)
     return s->conf->port == 0 && s->port_tries < 3 && !s->restarting;
 }
 
+/* Give the port up for another and start again, saying so in the logs and
+ * in s->port_retries (for the start's outcome): a start that needed
+ * another port must not look like one that did not. */
+static int retry_port(struct svc *s, const char *why)
+{
+    int old = s->port;
+    terr e;
+    int r = svc_new_port(s, &e);
+    if (r < 0) {
+        svc_log(s, "port %d %s; no other port: %s", old, why, e.msg);
+        return r;
+    }
+    sb_addf(&s->port_retries, "%sport %d %s, retried on %d", s->port_retries.len ? "; " : "",
+            old, why, s->port);
+    svc_log(s, "port %d %s: starting again on port %d", old, why, s->port);
+    return start_svc(s);
+}
+
 /* An attempt given up for another port: its exec probe, still running,
  * must not answer for the next attempt (it would find no listener yet on
  * the new port, and a missing listener is no stranger's).  Its exit is
@@ -391,8 +416,10 @@ static void ready_result(struct svc *s, int r)
     if (r == -EADDRINUSE && may_retry_port(s)) {
         stop_svc(s);
         drop_probe(s);
-        terr e;
-        if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
+        _cleanup_free_ char *why = s->taken_by == (uid_t)-1
+                                       ? xstrdup("was taken by another process")
+                                       : xasprintf("was taken by uid %u", (unsigned)s->taken_by);
+        if (retry_port(s, why) == 0)
             return;
     }
     ready_failed(s);
@@ -428,9 +455,16 @@ static void main_exited(struct svc *s, int status)
         return; /* a crash after the start: status and reset report it */
     /* "address in use" or an early exit on an auto port: another port */
     if (may_retry_port(s) && (addr_in_use(s) || H.phase == PH_STARTING)) {
-        terr e;
         drop_probe(s);
-        if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
+        _cleanup_sb_ strbuf why = {0};
+        if (addr_in_use(s))
+            sb_add(&why, "was in use (the service said so)");
+        else {
+            sb_add(&why, "did not work: the service ");
+            describe_status(&why, status);
+            sb_add(&why, " before it was ready");
+        }
+        if (retry_port(s, why.s) == 0)
             return;
     }
     /* its own listener went with it: one left on the port is another's */
@@ -1126,7 +1160,7 @@ void vars_free(struct var *vars, size_t n)
     free(vars);
 }
 
-int helper_read_status(int fd, struct var **vars, size_t *n, terr *e)
+int helper_read_status(int fd, struct var **vars, size_t *n, strbuf *notes, terr *e)
 {
     strbuf b = {0};
     char buf[8192];
@@ -1157,11 +1191,16 @@ int helper_read_status(int fd, struct var **vars, size_t *n, terr *e)
         if (off + nl + 1 >= b.len)
             break;
         const char *val = name + nl + 1;
+        off += nl + 1 + strlen(val) + 1;
+        if (nl == 0) { /* a note (send_status) */
+            if (notes)
+                sb_addf(notes, "%s%s", notes->len ? "\n" : "", val);
+            continue;
+        }
         *vars = xrealloc(*vars, (*n + 1) * sizeof(**vars));
         (*vars)[*n].name = xstrdup(name);
         (*vars)[*n].value = xstrdup(val);
         (*n)++;
-        off += nl + 1 + strlen(val) + 1;
     }
     sb_free(&b);
     return 0;

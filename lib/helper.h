@@ -24,6 +24,8 @@ int helper_main(struct helper_opts *o);
  * failure.  After a success, the starter must call helper_ack() once it
  * has handed the variables on: until then the helper treats the starter's
  * death as its owner's. */
-int helper_read_status(int fd, struct var **vars, size_t *n, terr *e);
+/* The helper's word on the start: 0 and the variables (and in notes, if
+ * given, what the user should hear: a port retried), or the error. */
+int helper_read_status(int fd, struct var **vars, size_t *n, strbuf *notes, terr *e);
 int helper_ack(int fd);
 void vars_free(struct var *vars, size_t n);

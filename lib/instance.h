@@ -52,6 +52,8 @@ struct svc {
     void *driver_data;
     struct var *gvars; /* unprefixed variables (REDIS_URL): svc_setenv_global() */
     size_t n_gvars;
+    uid_t taken_by;    /* who held the port, when a stranger's listener was found */
+    strbuf port_retries; /* "port 4312 was taken by uid 65534, retried on 4313; ..." */
 };
 
 struct instance {

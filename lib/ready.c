@@ -142,6 +142,7 @@ static void claim_service(struct claim *c, const struct svc *s)
 
 static void foreign_listener(struct svc *s, const struct port_listener *l)
 {
+    s->taken_by = l->uid;
     if (s->conf->port == 0 && s->port_tries > 0)
         svc_fail(s, "cannot get a port of its own: another process (uid %u), not the service, "
                  "listens on 127.0.0.1:%d, the last of the %d ports port = auto tried; find "

@@ -332,6 +332,24 @@ int cmd_status(struct cli *c, int argc, char **argv)
 
 /* ---- reset ---- */
 
+/* A name that none of the services the environment names has: say which
+ * it has, and the closest. */
+static void no_such_service(const char *name, const struct env_svc *svcs, size_t n)
+{
+    _cleanup_sb_ strbuf have = {0};
+    _cleanup_free_ const char **labels = xcalloc(n + 1, sizeof(*labels));
+    for (size_t i = 0; i < n; i++) {
+        sb_addf(&have, "%s%s", i ? ", " : "", svcs[i].label);
+        labels[i] = svcs[i].label;
+    }
+    const char *near = closest_word(name, labels, n);
+    if (!n)
+        cli_err("no service '%s' in the environment (eval \"$(tether start)\" first)", name);
+    else
+        cli_err("no service '%s' in the environment%s%s%s (running: %s)", name,
+                near ? ": did you mean '" : "", near ? near : "", near ? "'?" : "", have.s);
+}
+
 int cmd_reset(struct cli *c, int argc, char **argv)
 {
     if (fmt_opts(c, argc, argv, NULL, NULL) < 0)
@@ -346,7 +364,7 @@ int cmd_reset(struct cli *c, int argc, char **argv)
         for (size_t j = 0; j < n && !found; j++)
             found = strcasecmp(svcs[j].label, argv[i]) == 0;
         if (!found) {
-            cli_err("no service '%s' in the environment", argv[i]);
+            no_such_service(argv[i], svcs, n);
             ret = EXIT_USAGE;
         }
     }
@@ -408,11 +426,11 @@ int cmd_logs(struct cli *c, int argc, char **argv)
     for (size_t i = 0; i < n && !path; i++)
         if (strcasecmp(svcs[i].label, label) == 0)
             path = xasprintf("%s/%s.log", svcs[i].instdir, svcs[i].label);
+    if (!path)
+        no_such_service(label, svcs, n);
     env_services_free(svcs, n);
-    if (!path) {
-        cli_err("no service '%s' in the environment (eval \"$(tether start)\" first)", label);
+    if (!path)
         return EXIT_NONE;
-    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         cli_err("cannot open %s: %m (has the instance stopped?)", path);

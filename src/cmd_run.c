@@ -57,6 +57,14 @@ static int load_config(struct cli *c, char **names, size_t n, struct tether_conf
                 "$TETHER_CONFIG, or name built-in services (tether run postgresql)");
         return EXIT_USAGE;
     }
+    _cleanup_sb_ strbuf note = {0};
+    if (r == 0 && path && n > 0 &&
+        (r = config_use_builtins(cfg, (const char *const *)names, n, &note, &e)) > 0) {
+        if (note.len)
+            cli_note(c, "%s", note.s);
+        path = NULL;
+        r = 0;
+    }
     if (r < 0) {
         /* config errors are FILE:LINE: ...; others get our prefix */
         fprintf(stderr, "%s%s\n", path ? "" : "tether: ", e.msg);
@@ -365,7 +373,10 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     }
     struct var *vars;
     size_t nvars;
-    r = helper_read_status(st[0], &vars, &nvars, &e);
+    _cleanup_sb_ strbuf notes = {0};
+    r = helper_read_status(st[0], &vars, &nvars, &notes, &e);
+    if (r == 0 && notes.len)
+        cli_note(c, "%s", notes.s);
     if (r < 0) {
         close(st[0]);
         wait_helper(helper);

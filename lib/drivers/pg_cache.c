@@ -123,15 +123,7 @@ static void fnv_str(unsigned long long *h, const char *s) { fnv(h, s ? s : "", s
 static char *init_sql_path(const struct svc *s)
 {
     const char *f = svc_opt(s->conf, "init_sql");
-    if (!f)
-        return NULL;
-    if (f[0] == '/' || !s->inst->cfg || !s->inst->cfg->path)
-        return xstrdup(f);
-    _cleanup_free_ char *dir = xstrdup(s->inst->cfg->path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    return xasprintf("%s/%s", dir, f);
+    return f ? config_path(s->inst->cfg, f) : NULL;
 }
 
 static int cache_key(struct svc *s, struct pg *pg, char out[32], char **sql, terr *e)
@@ -149,6 +141,8 @@ static int cache_key(struct svc *s, struct pg *pg, char out[32], char **sql, ter
     fnv(&h, &s->uid, sizeof(s->uid));
     fnv_str(&h, pg_dbname(s->conf));
     fnv_str(&h, svc_opt(s->conf, "init"));
+    if (svc_opt(s->conf, "init") && s->inst->cfg) /* one project's ./bin/load is not another's */
+        fnv_str(&h, s->inst->cfg->dir);
     _cleanup_free_ char *path = init_sql_path(s);
     *sql = NULL;
     if (path) {

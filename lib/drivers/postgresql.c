@@ -22,25 +22,16 @@
 
 #define PG_SOCKET_PORT 5432 /* the socket's name only, when there is no TCP */
 
-static const char *const known_keys[] = {"bin_dir", "version", "tcp",  "dbname",
-                                         "user",    "init_sql", "init", "server",
-                                         "template", "native_env"};
+static const char *const known_keys[] = {"bin_dir",  "version",    "tcp",      "dbname",
+                                         "user",     "init_sql",   "init",     "server",
+                                         "template", "native_env", "setting.", NULL};
 
 static bool yes(const char *v) { return v && (streq(v, "yes") || streq(v, "true") || streq(v, "1") || streq(v, "on")); }
 
 static int pg_configure(struct svc_conf *c, const char *file, terr *e)
 {
     for (size_t i = 0; i < c->n_opts; i++) {
-        const char *k = c->opts[i].key;
-        bool ok = strncmp(k, "setting.", 8) == 0 && k[8];
-        for (size_t j = 0; j < ARRAY_SIZE(known_keys) && !ok; j++)
-            ok = streq(k, known_keys[j]);
-        if (!ok)
-            return terr_set(e, EINVAL,
-                            "%s:%d: [%s] unknown key '%s' for the postgresql driver (known: "
-                            "bin_dir, version, tcp, dbname, user, init_sql, init, server, "
-                            "template, native_env, setting.NAME)",
-                            file, c->opts[i].line, c->label, k);
+        const char *k = c->opts[i].key; /* one of known_keys: config.c checked */
         const char *v = c->opts[i].value;
         if ((streq(k, "tcp") || streq(k, "native_env")) && !yes(v) && !streq(v, "no") &&
             !streq(v, "false") && !streq(v, "0") && !streq(v, "off"))
@@ -800,4 +791,8 @@ const struct tether_driver driver_postgresql = {
     .free = pg_free,
     .vars = pg_vars,
     .globals = pg_globals,
+    .keys = known_keys,
+    .command_keys = (const char *const[]){"init", NULL},
+    .template_keys = (const char *const[]){"server", NULL},
+    .dir_keys = (const char *const[]){"bin_dir", NULL},
 };

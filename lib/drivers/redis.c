@@ -374,4 +374,6 @@ const struct tether_driver driver_redis = {
     .free = redis_free,
     .vars = redis_vars,
     .globals = (const char *const[]){"REDIS_URL", "URL", NULL},
+    .keys = (const char *const[]){"tcp", "setting.", "bin", NULL},
+    .program_keys = (const char *const[]){"bin", NULL},
 };
