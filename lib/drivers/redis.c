@@ -5,7 +5,8 @@
  * with tcp = yes a password made per instance (requirepass, in the 0600
  * redis.conf, never in argv), which the driver's own connection gives too;
  * PING through hiredis (dlopen()ed on first use) as the probe; reset is
- * FLUSHALL over one connection kept for the service's life; stop is
+ * FLUSHALL, SCRIPT FLUSH and FUNCTION FLUSH over one connection kept for
+ * the service's life; stop is
  * SIGKILL (the data is disposable, and redis acts on SIGTERM only in its
  * 10 Hz cron). */
 #include <errno.h>
@@ -29,6 +30,7 @@ struct redis_data {
     redisContext *c;    /* kept open: probes and resets reuse it */
     char bin[PATH_MAX]; /* the redis-server found at prepare time */
     char password[33];  /* over TCP, made once per instance; "" on a unix socket */
+    bool no_functions;  /* the server has no FUNCTION (redis < 7): reset skips it */
 };
 
 static const char *const redis_vars[] = {"URL", "PASSWORD", NULL};
@@ -138,6 +140,7 @@ static int redis_prepare(struct svc *s, terr *e)
     struct svc_conf *c = s->conf;
     struct redis_data *d = rdata(s);
     disconnect(d); /* a new server: the old connection is dead */
+    d->no_functions = false; /* and perhaps another redis-server */
     const char *bin = svc_opt(c, "bin");
     if (driver_which(bin ? bin : "redis-server", d->bin, sizeof(d->bin)) < 0) {
         if (bin)
@@ -256,6 +259,20 @@ static int ensure_connected(struct svc *s, struct redis_data *d, terr *e)
     return d->password[0] ? auth(s, d, e) : 0;
 }
 
+/* cmd's words as the command's arguments ("SCRIPT FLUSH" is two): cmd is
+ * one of this file's own, at most a few plain words. */
+static redisReply *command_words(redisContext *c, const char *cmd)
+{
+    _cleanup_free_ char *copy = xstrdup(cmd);
+    const char *argv[4];
+    size_t argc = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(copy, " ", &save); w && argc < ARRAY_SIZE(argv);
+         w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    return redisCommandArgv(c, (int)argc, argv, NULL);
+}
+
 /* One command, on the kept connection; a connection that broke (the
  * server restarted) is remade once.  Returns the reply or NULL (e set). */
 static redisReply *command(struct svc *s, const char *cmd, int timeout_ms, terr *e)
@@ -267,7 +284,7 @@ static redisReply *command(struct svc *s, const char *cmd, int timeout_ms, terr 
         if (r < 0)
             return NULL;
         redisSetTimeout(d->c, ms_tv(timeout_ms));
-        redisReply *rep = redisCommand(d->c, "%s", cmd);
+        redisReply *rep = command_words(d->c, cmd);
         if (rep)
             return rep;
         _cleanup_free_ char *w = where(s);
@@ -300,16 +317,36 @@ static int redis_probe(struct svc *s, terr *e)
     return r;
 }
 
-static int redis_reset(struct svc *s, terr *e)
+/* One command of a reset, which must answer +OK.  A server without the
+ * command (FUNCTION before redis 7) has nothing of that kind to clear:
+ * *missing says so, and the reset goes on. */
+static int reset_step(struct svc *s, const char *cmd, bool *missing, terr *e)
 {
-    redisReply *rep = command(s, "FLUSHALL", FLUSH_TIMEOUT_MS, e);
+    redisReply *rep = command(s, cmd, FLUSH_TIMEOUT_MS, e);
     if (!rep)
         return -EIO;
     int r = 0;
-    if (rep->type != REDIS_REPLY_STATUS)
-        r = terr_set(e, EIO, "service '%s': FLUSHALL failed: %s", s->conf->label,
+    if (missing && rep->type == REDIS_REPLY_ERROR && rep->str &&
+        !strncasecmp(rep->str, "ERR unknown command", 19))
+        *missing = true;
+    else if (rep->type != REDIS_REPLY_STATUS)
+        r = terr_set(e, EIO, "service '%s': %s failed: %s", s->conf->label, cmd,
                      rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
     freeReplyObject(rep);
+    return r;
+}
+
+/* FLUSHALL leaves the scripts (EVAL's cache, SCRIPT LOAD) and, from
+ * redis 7 on, the functions (FUNCTION LOAD): a test's own as much as its
+ * keys. */
+static int redis_reset(struct svc *s, terr *e)
+{
+    struct redis_data *d = rdata(s);
+    int r = reset_step(s, "FLUSHALL", NULL, e);
+    if (r == 0)
+        r = reset_step(s, "SCRIPT FLUSH", NULL, e);
+    if (r == 0 && !d->no_functions)
+        r = reset_step(s, "FUNCTION FLUSH", &d->no_functions, e);
     return r;
 }
 
@@ -335,8 +372,10 @@ static int redis_variables(struct svc *s, terr *e)
     } else if (s->port) {
         sb_addf(&url, "redis://127.0.0.1:%d/0", s->port);
     } else {
-        sb_add(&url, "redis+unix://");
+        /* the form redis-py and go-redis read; db=0 as over TCP */
+        sb_add(&url, "unix://");
         url_path(&url, s->sockpath);
+        sb_add(&url, "?db=0");
     }
     svc_setvar(s, "URL", url.s);
     svc_setvar(s, "PASSWORD", d->password); /* empty on a unix socket, which needs none */
