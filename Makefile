@@ -26,7 +26,8 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	$(PYLIB)/sqlalchemy:python3-sqlalchemy \
 	$(PYLIB)/asyncpg:python3-asyncpg \
 	$(PYLIB)/redis:python3-redis \
-	$(PYLIB)/pymemcache:python3-pymemcache
+	$(PYLIB)/pymemcache:python3-pymemcache \
+	/usr/bin/memccat:libmemcached-tools
 PYLIB      = /usr/lib/python3/dist-packages
 DEPS_RUN   = /usr/bin/python3:python3
 

@@ -372,7 +372,7 @@ static int redis_variables(struct svc *s, terr *e)
     } else if (s->port) {
         sb_addf(&url, "redis://127.0.0.1:%d/0", s->port);
     } else {
-        /* the form redis-py and go-redis read; db=0 as over TCP */
+        /* the form redis-py's from_url() reads; db=0 as over TCP */
         sb_add(&url, "unix://");
         url_path(&url, s->sockpath);
         sb_add(&url, "?db=0");

@@ -5,6 +5,7 @@ must reach the service that tether started.  These are the lines that
 docs/config.md gives under "Connecting"."""
 
 import asyncio
+import hashlib
 import os
 import shutil
 import subprocess
@@ -255,20 +256,44 @@ def test_pymemcache_address(shared, tcp):
                        else svc.service_config["SOCKET"])
 
 
+@pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_libmemcached_tools_address(shared, tcp, how):
+    svc = shared("memcached", tcp)
+    address = svc.service_config["ADDRESS"]
+    client = pymemcache.client.base.Client(address)
+    try:
+        client.set("tools", b"hello " + how.encode())
+    finally:
+        client.close()
+    args, env = ["memccat"], dict(os.environ)
+    if how == "option":
+        args.append("--servers=" + address)
+    else:
+        env["MEMCACHED_SERVERS"] = address
+    out = subprocess.run(args + ["tools"], env=env, check=True, capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL).stdout
+    assert out == "hello %s\n" % how
+
+
 LUA_LIBRARY = "#!lua name=testlib\nredis.register_function('one', function() return 1 end)"
 
 
 def test_redis_reset_clears_scripts_and_functions(service):
-    """FLUSHALL leaves loaded scripts and functions: a reset takes them too."""
+    """FLUSHALL leaves scripts (SCRIPT LOAD, EVAL) and functions: a reset
+    takes them too."""
     svc = service("redis")
     r = redis.from_url(svc.service_config["URL"])
     try:
         sha = r.script_load("return 1")
+        assert r.eval("return 2", 0) == 2  # EVAL caches its script too
+        evaled = hashlib.sha1(b"return 2").hexdigest()
         r.function_load(LUA_LIBRARY)
         r.set("k", "v")
+        assert r.script_exists(sha, evaled) == [True, True]
         svc.reset()
         assert r.dbsize() == 0
-        assert r.script_exists(sha) == [False]
+        assert r.script_exists(sha, evaled) == [False, False]
         assert r.function_list() == []
     finally:
         r.close()
@@ -276,11 +301,13 @@ def test_redis_reset_clears_scripts_and_functions(service):
 
 def test_redis_reset_keeps_what_docs_say(service):
     """What docs/config.md says survives a reset: ACL users, CONFIG SET
-    values, the test's connections and their names, subscriptions."""
+    values, the test's connections with their names, selected database and
+    subscriptions."""
     svc = service("redis")
     r = redis.Redis(unix_socket_path=svc.service_config["SOCKET"], single_connection_client=True)
     sub = redis.from_url(svc.service_config["URL"]).pubsub()
     try:
+        r.select(3)
         r.client_setname("held")
         r.acl_setuser("alice", enabled=True, passwords=["+pw"], commands=["+get"], keys=["*"])
         r.config_set("maxmemory", "12345678")
@@ -288,6 +315,7 @@ def test_redis_reset_keeps_what_docs_say(service):
         assert sub.get_message(timeout=10)["type"] == "subscribe"
         svc.reset()
         assert r.client_getname() == "held"  # the same connection, still open
+        assert r.client_info()["db"] == 3
         assert "alice" in r.acl_users()
         assert r.config_get("maxmemory") == {"maxmemory": "12345678"}
         assert r.publish("news", "x") == 1
