@@ -193,15 +193,20 @@ def test_postgresql_url_quotes_the_socket_directory(odd_dir, service):
         assert PG_CLIENTS[client](url) == expect(svc, False), (client, url)
 
 
+@pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
 @pytest.mark.parametrize("client", ["psql", "sqlalchemy", "asyncpg"])
-def test_postgresql_server_url(shared, service, client):
-    """server = URL on a server reached through its socket directory: the
-    unique database's URL is one that SQLAlchemy takes too."""
-    server = shared("postgresql")
-    db = service("postgresql", label="app", server=server.service_config["URL"])
+def test_postgresql_server_url(shared, service, client, tcp):
+    """server = URL on a server reached through its socket directory (or
+    over TCP with a password): the unique database's URL is one that
+    SQLAlchemy takes too."""
+    server = shared("postgresql", tcp)
+    # template0: the server's own worker may still hold template1 (the
+    # default template), which CREATE DATABASE refuses to copy then
+    db = service("postgresql", label="app", server=server.service_config["URL"],
+                 template="template0")
     url = db.service_config["URL"]
     assert db.service_config["DBNAME"] != server.service_config["DBNAME"]
-    assert PG_CLIENTS[client](url) == expect(db, False), url
+    assert PG_CLIENTS[client](url) == expect(db, tcp), url
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
