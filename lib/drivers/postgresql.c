@@ -318,7 +318,7 @@ void pg_url(strbuf *b, const char *user, const char *password, const char *host,
      * query parsers read it as a space. */
     if (*host) {
         sb_add(b, "?host=");
-        url_enc(b, host, "/");
+        url_enc(b, host, "/,"); /* a list of hosts stays one */
         sb_add(b, "&port=");
     } else {
         sb_add(b, "?port=");
