@@ -229,6 +229,18 @@ def test_redis_from_url(shared, tcp, name):
         r.close()
 
 
+def test_redis_url_quotes_the_socket_path(odd_dir, service):
+    svc = service("redis")
+    url = svc.service_config["URL"]
+    assert "a%20b%2Bc%26d%25e" in url, url
+    r = redis.from_url(url)
+    try:
+        assert r.ping()
+        assert r.connection_pool.connection_kwargs["path"] == svc.service_config["SOCKET"]
+    finally:
+        r.close()
+
+
 def redis_cli(svc, *words, env=None):
     c = svc.service_config
     where = ["-s", c["SOCKET"]] if "SOCKET" in c else ["-p", c["PORT"]]
