@@ -20,7 +20,14 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	$(PYLIB)/fixtures:python3-fixtures $(PYLIB)/testtools:python3-testtools \
 	$(PYLIB)/testresources:python3-testresources $(PYLIB)/pytest:python3-pytest \
 	$(PYLIB)/xdist:python3-pytest-xdist /usr/bin/pip3:python3-pip valgrind:valgrind \
-	/usr/bin/pkill:procps /usr/sbin/useradd:passwd
+	/usr/bin/pkill:procps /usr/sbin/useradd:passwd \
+	$(PYLIB)/psycopg2:python3-psycopg2 \
+	$(PYLIB)/psycopg:python3-psycopg \
+	$(PYLIB)/sqlalchemy:python3-sqlalchemy \
+	$(PYLIB)/asyncpg:python3-asyncpg \
+	$(PYLIB)/redis:python3-redis \
+	$(PYLIB)/pymemcache:python3-pymemcache \
+	/usr/bin/memccat:libmemcached-tools
 PYLIB      = /usr/lib/python3/dist-packages
 DEPS_RUN   = /usr/bin/python3:python3
 

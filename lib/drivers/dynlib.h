@@ -24,7 +24,7 @@
     X(PQcmdTuples) X(PQencryptPasswordConn) X(PQescapeLiteral)
 #define REDIS_FUNCS(X)                                                                          \
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
-    X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout)
+    X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout) X(redisCommandArgv)
 
 #define DYN_FIELD(f) __typeof__(f) *f;
 struct pq_api { PQ_FUNCS(DYN_FIELD) };
@@ -67,6 +67,7 @@ int redis_load(terr *e);
 #define PQsetnonblocking pq_api.PQsetnonblocking
 #define freeReplyObject redis_api.freeReplyObject
 #define redisCommand redis_api.redisCommand
+#define redisCommandArgv redis_api.redisCommandArgv
 #define redisConnectUnixWithTimeout redis_api.redisConnectUnixWithTimeout
 #define redisConnectWithTimeout redis_api.redisConnectWithTimeout
 #define redisFree redis_api.redisFree

@@ -258,16 +258,63 @@ static void native_env(struct svc *s)
         svc_setenv_global(s, "PGPASSWORD", pw);
 }
 
-/* Percent-encode for a URL component. */
-static void url_enc(strbuf *b, const char *s)
+/* Percent-encode for a URL component; `keep` are the reserved bytes that
+ * may stay (a '/' in a query value). */
+static void url_enc(strbuf *b, const char *s, const char *keep)
 {
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr("-._~", ch))
+        if (isalnum(ch) || strchr("-._~", ch) || strchr(keep, ch))
             sb_addc(b, (char)ch);
         else
             sb_addf(b, "%%%02X", ch);
     }
+}
+
+/* A name or an address, which goes in the URL's authority; a socket
+ * directory (or an abstract one, '@'), several hosts, or none go in the
+ * query instead. */
+static bool tcp_host(const char *host)
+{
+    return *host && *host != '/' && *host != '@' && !strchr(host, ',');
+}
+
+void pg_url(strbuf *b, const char *user, const char *password, const char *host,
+            const char *port, const char *db)
+{
+    sb_add(b, "postgresql://");
+    if (*user) {
+        url_enc(b, user, "");
+        if (password) {
+            sb_addc(b, ':');
+            url_enc(b, password, "");
+        }
+        sb_addc(b, '@');
+    }
+    bool tcp = tcp_host(host);
+    if (tcp && strchr(host, ':'))
+        sb_addf(b, "[%s]:%s", host, port); /* IPv6 */
+    else if (tcp) {
+        url_enc(b, host, "");
+        sb_addf(b, ":%s", port);
+    }
+    sb_addc(b, '/');
+    url_enc(b, db, "");
+    if (tcp)
+        return;
+    /* SQLAlchemy 1.4 takes the authority's host for a name to resolve,
+     * even percent-encoded: a socket directory goes in the query, which
+     * libpq, psycopg, SQLAlchemy and asyncpg all read; the port names
+     * the socket file, whatever PGPORT says.  '+' is encoded: Python's
+     * query parsers read it as a space. */
+    if (*host) {
+        sb_add(b, "?host=");
+        url_enc(b, host, "/,"); /* a list of hosts stays one */
+        sb_add(b, "&port=");
+    } else {
+        sb_add(b, "?port=");
+    }
+    url_enc(b, port, ",");
 }
 
 static int pg_variables(struct svc *s, terr *e)
@@ -283,16 +330,7 @@ static int pg_variables(struct svc *s, terr *e)
     const char *host = s->port ? "127.0.0.1" : s->dir;
     const char *db = pg_dbname(s->conf);
     strbuf u = {0};
-    sb_add(&u, "postgresql://");
-    url_enc(&u, pg->os_user);
-    if (pg->password) {
-        sb_addc(&u, ':');
-        url_enc(&u, pg->password);
-    }
-    sb_addc(&u, '@');
-    url_enc(&u, host);
-    sb_addf(&u, ":%s/", port);
-    url_enc(&u, db);
+    pg_url(&u, pg->os_user, pg->password, host, port, db);
     svc_setvar(s, "URL", u.s);
     sb_free(&u);
     svc_setvar(s, "HOST", host);
