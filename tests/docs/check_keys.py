@@ -43,13 +43,14 @@ def keys_in(text):
     keys = set(CMP.findall(text)) | {p + "NAME" for p in PREFIX.findall(text)}
     for body in ARRAY.findall(text):
         keys |= set(re.findall(r'"([a-z][a-z0-9_]*)"', body))
+        keys |= {p + "NAME" for p in re.findall(r'"([a-z][a-z0-9_]*\.)"', body)}
     return keys
 
 
 def code_keys():
     """{'tether': keys, 'service': keys, DRIVER: keys}"""
     cfg = read("lib/config.c")
-    found = {"tether": keys_in(function(cfg, "tether_section")),
+    found = {"tether": keys_in(function(cfg, "tether_key")),
              "service": keys_in(function(cfg, "svc_key"))}
     ddir = os.path.join(ROOT, "lib", "drivers")
     for f in sorted(os.listdir(ddir)):
