@@ -93,13 +93,22 @@ static void reply(int *client, const char *fmt, ...)
 /* A failed reset may have left the service half reset (its database
  * dropped, the copy not made): status says so until a reset works.  One
  * line, as status's reply has one per service. */
+static void one_line(char *msg)
+{
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
 static void reset_outcome(struct svc *s, const char *failed)
 {
     free(s->reset_err);
     s->reset_err = failed ? xstrdup(failed) : NULL;
-    for (char *p = s->reset_err; p && *p; p++)
-        if (*p == '\n')
-            *p = ' ';
+    if (s->reset_err)
+        one_line(s->reset_err);
 }
 
 /* ---- the record of our descendants ---- */
@@ -692,6 +701,7 @@ static void handle_request(int client, char *req)
                 describe_status(&b, s->exit_status);
                 sb_addc(&b, '\n');
             } else if (s->state == SVC_READY) {
+                one_line(e.msg); /* libpq's messages end in a newline */
                 sb_addf(&b, "%s unhealthy %s\n", s->conf->label, e.msg);
             } else {
                 sb_addf(&b, "%s starting %d\n", s->conf->label, (int)s->pid);
