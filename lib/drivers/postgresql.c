@@ -198,6 +198,10 @@ void pg_server_args(struct svc *s, const char *bindir, const char *datadir, cons
         "dynamic_shared_memory_type=mmap", /* no /dev/shm segments to leak */
         "unix_socket_permissions=0700", "wal_level=minimal", "max_wal_senders=0",
         "logging_collector=off", "log_line_prefix=%m [%p] ",
+        /* the log is read to find a failing test: errors with their
+         * statement, not a checkpoint per CREATE DATABASE (15 logs them) */
+        "log_checkpoints=off", "log_min_messages=warning", "log_min_error_statement=error",
+        "log_error_verbosity=default", "log_connections=off", "log_disconnections=off",
         "min_wal_size=2MB", "wal_recycle=off", /* no spare WAL segments: smaller copies */
         /* 128 MB of shared memory costs 10 ms of every start here; a test
          * database's pages are in tmpfs's page cache anyway */
