@@ -3,8 +3,10 @@
  * and the watched pid.  It is a child subreaper, so whatever a service
  * forks, however it detaches, comes back to us to be killed and reaped.
  *
- * Status protocol (start-up outcome, on status_fd): "O" followed by
- * NAME\0VALUE\0 pairs, or "E" followed by the error message; then EOF. */
+ * Status protocol (start-up outcome, on status_fd): any number of
+ * progress records ("P", the level's digit, the line, "\0": progress.h),
+ * then "O" followed by NAME\0VALUE\0 pairs, or "E" followed by the error
+ * message; then EOF. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
