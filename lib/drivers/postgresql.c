@@ -336,8 +336,11 @@ static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
     const char *vals[] = {host, port, svc_getvar(s, "USER"), "template1", ct, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(c) != CONNECTION_OK) {
-        terr_set(e, ECONNREFUSED, "[%s] cannot connect to postgres (pid %d) at %s: %s",
-                 s->conf->label, (int)s->pid, host, PQerrorMessage(c));
+        /* a FATAL is the server's answer: "role ... is not permitted to log in" */
+        const char *msg = PQerrorMessage(c);
+        terr_set(e, ECONNREFUSED, "[%s] postgres (pid %d) %s at %s: %s", s->conf->label,
+                 (int)s->pid, strstr(msg, "FATAL:") ? "refused the connection" : "does not answer",
+                 host, msg);
         PQfinish(c);
         return NULL;
     }
