@@ -3,8 +3,10 @@
  * and the watched pid.  It is a child subreaper, so whatever a service
  * forks, however it detaches, comes back to us to be killed and reaped.
  *
- * Status protocol (start-up outcome, on status_fd): "O" followed by
- * NAME\0VALUE\0 pairs, or "E" followed by the error message; then EOF. */
+ * Status protocol (start-up outcome, on status_fd): any number of
+ * progress records ("P", the level's digit, the line, "\0": progress.h),
+ * then "O" followed by NAME\0VALUE\0 pairs, or "E" followed by the error
+ * message; then EOF. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -25,6 +27,7 @@
 #include "drivers/driver.h"
 #include "fsutil.h"
 #include "helper.h"
+#include "progress.h"
 #include "service.h"
 #include "track.h"
 
@@ -93,13 +96,22 @@ static void reply(int *client, const char *fmt, ...)
 /* A failed reset may have left the service half reset (its database
  * dropped, the copy not made): status says so until a reset works.  One
  * line, as status's reply has one per service. */
+static void one_line(char *msg)
+{
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
 static void reset_outcome(struct svc *s, const char *failed)
 {
     free(s->reset_err);
     s->reset_err = failed ? xstrdup(failed) : NULL;
-    for (char *p = s->reset_err; p && *p; p++)
-        if (*p == '\n')
-            *p = ' ';
+    if (s->reset_err)
+        one_line(s->reset_err);
 }
 
 /* ---- the record of our descendants ---- */
@@ -185,6 +197,12 @@ static void mark_ready(struct svc *s)
     }
     s->state = SVC_READY;
     s->deadline_ns = 0;
+    if (progress_on(PROGRESS_STEP)) {
+        char t[32];
+        _cleanup_free_ char *how = ready_describe(s);
+        progress(PROGRESS_STEP, "[%s] ready %s after its start (ready = %s)", s->conf->label,
+                 progress_since(t, s->spawned_ns), how);
+    }
     if (s->ready_fd >= 0) {
         ep_del(s->ready_fd);
         ready_teardown(s);
@@ -212,15 +230,24 @@ static void mark_ready(struct svc *s)
 static int start_svc(struct svc *s)
 {
     terr e;
+    long long t0 = now_ns();
     int r = svc_prepare(s, &e);
     if (r == 0)
         r = svc_compute_vars(s, &e);
+    long long t1 = now_ns();
     if (r == 0)
         r = svc_spawn(s, &e);
     if (r < 0) {
         s->err = e;
         s->state = SVC_EXITED;
         return r;
+    }
+    s->spawned_ns = now_ns();
+    if (progress_on(PROGRESS_STEP)) {
+        char a[32], b[32];
+        progress(PROGRESS_STEP, "[%s] prepared in %s, started in %s (pid %d)", s->conf->label,
+                 progress_time(a, t1 - t0), progress_time(b, s->spawned_ns - t1),
+                 (int)s->pid); /* pid 0: nothing to run (a database on a server) */
     }
     s->state = SVC_STARTING;
     if (r == 1) {
@@ -302,6 +329,7 @@ static bool send_status(void)
     }
     int r = write_all(fd, b.s, b.len);
     sb_free(&b);
+    progress_to(-1); /* the starter has its outcome: from now on, our log */
     if (r == 0 && !H.start_failed) {
         /* keep the channel for the starter's acknowledgement: it sends one
          * byte once it has handed the variables on (printed them, or
@@ -726,6 +754,7 @@ static void handle_request(int client, char *req)
                 describe_status(&b, s->exit_status);
                 sb_addc(&b, '\n');
             } else if (s->state == SVC_READY) {
+                one_line(e.msg); /* libpq's messages end in a newline */
                 sb_addf(&b, "%s unhealthy %s\n", s->conf->label, e.msg);
             } else {
                 sb_addf(&b, "%s starting %d\n", s->conf->label, (int)s->pid);
@@ -750,10 +779,11 @@ static void handle_request(int client, char *req)
          * as a crash, not as whatever the health check stumbles on */
         reap();
         /* a driver whose reset talks to the server finds out by doing */
-        int health = s->state == SVC_READY && s->pending_client < 0 &&
-                             !(native && d->reset_checks_health)
-                         ? svc_health(s, &e)
-                         : 0;
+        bool check = s->state == SVC_READY && s->pending_client < 0 &&
+                     !(native && d->reset_checks_health);
+        long long t0 = now_ns();
+        int health = check ? svc_health(s, &e) : 0;
+        long long t1 = now_ns();
         if (health < 0 && s->pid > 0 && exits_soon(s->pid))
             reap();
         if (reply_if_crashed(s, &c))
@@ -778,7 +808,14 @@ static void handle_request(int client, char *req)
                 return;
             }
             reset_outcome(s, NULL);
-            reply(&c, "OK reset");
+            /* the lines after the first: the steps, for -v */
+            char a[32], b[32];
+            progress_time(a, t1 - t0);
+            progress_since(b, t1);
+            if (check)
+                reply(&c, "OK reset\nhealth check in %s\nreset in %s", a, b);
+            else
+                reply(&c, "OK reset\nreset in %s", b);
             if (d->after_reset)
                 d->after_reset(s, &e);
             return;
@@ -991,9 +1028,13 @@ static int setup(terr *e)
     H.in.dirfd = -1;
     if (o->fixed)
         instance_fixed_id(H.in.id, o->cfg, o->sel, o->nsel);
+    long long t0 = now_ns();
     int r = instance_create(&H.in, e);
     if (r < 0)
         return r;
+    char t[32];
+    progress(PROGRESS_STEP, "instance %s made in %s (helper pid %d)", H.in.dir,
+             progress_since(t, t0), (int)getpid());
     /* our own diagnostics go to a file in the instance, never a console */
     int log = openat(H.in.dirfd, "helper.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log >= 0) {
@@ -1021,6 +1062,9 @@ int helper_main(struct helper_opts *o)
     H.o = o;
     H.ctlfd = H.watchfd = H.trackfd = -1;
     H.phase = PH_STARTING;
+    /* the starter prints our progress (at the level it was given) */
+    if (o->status_fd >= 0)
+        progress_to(o->status_fd);
     int ret = 0;
     if (setup(&H.err) < 0) {
         H.start_failed = true;
@@ -1160,9 +1204,44 @@ void vars_free(struct var *vars, size_t n)
     free(vars);
 }
 
-int helper_read_status(int fd, struct var **vars, size_t *n, strbuf *notes, terr *e)
+/* Print the progress records at the front of b and drop them; true once
+ * what is left is the outcome ("O" or "E"), or the start of it. */
+static bool take_progress(strbuf *b)
 {
-    strbuf b = {0};
+    size_t off = 0;
+    while (off < b->len && b->s[off] == 'P') {
+        const char *end = memchr(b->s + off, '\0', b->len - off);
+        if (!end)
+            break; /* the rest of it comes with the next read */
+        const char *rec = b->s + off;
+        if (end - rec >= 2)
+            progress(rec[1] - '0', "%s", rec + 2);
+        off = (size_t)(end - b->s) + 1;
+    }
+    if (off) {
+        b->len -= off;
+        memmove(b->s, b->s + off, b->len + 1);
+    }
+    return b->len > 0 && b->s[0] != 'P';
+}
+
+int helper_read_progress(int fd, strbuf *pending)
+{
+    char buf[8192];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof(buf))) < 0 && errno == EINTR)
+        ;
+    if (r <= 0)
+        return 1; /* EOF: the outcome, if any, is all there */
+    sb_addn(pending, buf, (size_t)r);
+    return take_progress(pending) ? 1 : 0;
+}
+
+int helper_read_status(int fd, strbuf *pending, struct var **vars, size_t *n, strbuf *notes,
+                       terr *e)
+{
+    strbuf b = *pending;
+    *pending = (strbuf){0};
     char buf[8192];
     for (;;) {
         ssize_t r = read(fd, buf, sizeof(buf));
@@ -1171,7 +1250,9 @@ int helper_read_status(int fd, struct var **vars, size_t *n, strbuf *notes, terr
         if (r <= 0)
             break;
         sb_addn(&b, buf, (size_t)r);
+        take_progress(&b);
     }
+    take_progress(&b);
     *vars = NULL;
     *n = 0;
     if (b.len == 0) {

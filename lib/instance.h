@@ -33,6 +33,7 @@ struct svc {
     unsigned long long starttime;
     int exit_status; /* wait status once exited */
     long long deadline_ns;  /* readiness or stop deadline, 0 = none */
+    long long spawned_ns;   /* when its process was started (progress: time to ready) */
     long long next_probe_ns;
     long long probe_delay_ns;
     pid_t probe_pid; /* exec readiness probe in flight */

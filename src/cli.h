@@ -2,6 +2,7 @@
  * evaluates; progress and errors go to stderr. */
 #pragma once
 #include <stdbool.h>
+#include "progress.h"
 #include "quote.h"
 #include "util.h"
 
@@ -17,8 +18,12 @@ enum {
 struct cli {
     const char *config_flag; /* -f */
     enum out_fmt fmt;
-    bool quiet;
+    bool quiet;   /* -q: errors only (progress_level PROGRESS_QUIET) */
+    bool verbose; /* -v: each step with its time (PROGRESS_STEP) */
 };
+
+/* -q where a command takes it too: nothing but errors. */
+void cli_quiet(struct cli *c);
 
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_note(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 
 #include "../fsutil.h"
+#include "../progress.h"
 #include "../service.h"
 #include "../spawn.h"
 #include "pg.h"
@@ -580,8 +581,13 @@ int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
         strv_free(&stale);
     }
     struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .sql = sql};
+    long long t0 = now_ns();
+    progress(PROGRESS_NOTE, "[%s] building the PostgreSQL cache, first run for this schema "
+             "...", s->conf->label);
     if ((r = pg_job_run(s, pg, job_build, &a, &root, 1, NULL, e)) < 0)
         return r;
+    char t[32];
+    progress(PROGRESS_NOTE, "[%s] ... done in %s", s->conf->label, progress_since(t, t0));
     *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (*fd < 0)
         return terr_set(e, errno, "[%s] the cluster cache %s/%s vanished: %m", s->conf->label,

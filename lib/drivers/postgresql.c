@@ -189,6 +189,10 @@ void pg_server_args(struct svc *s, const char *bindir, const char *datadir, cons
         "dynamic_shared_memory_type=mmap", /* no /dev/shm segments to leak */
         "unix_socket_permissions=0700", "wal_level=minimal", "max_wal_senders=0",
         "logging_collector=off", "log_line_prefix=%m [%p] ",
+        /* the log is read to find a failing test: errors with their
+         * statement, not a checkpoint per CREATE DATABASE (15 logs them) */
+        "log_checkpoints=off", "log_min_messages=warning", "log_min_error_statement=error",
+        "log_error_verbosity=default", "log_connections=off", "log_disconnections=off",
         "min_wal_size=2MB", "wal_recycle=off", /* no spare WAL segments: smaller copies */
         /* 128 MB of shared memory costs 10 ms of every start here; a test
          * database's pages are in tmpfs's page cache anyway */
@@ -361,8 +365,11 @@ static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
     const char *vals[] = {host, port, svc_getvar(s, "USER"), "template1", ct, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(c) != CONNECTION_OK) {
-        terr_set(e, ECONNREFUSED, "[%s] postgres (pid %d) does not answer at %s: %s",
-                 s->conf->label, (int)s->pid, host, PQerrorMessage(c));
+        /* a FATAL is the server's answer: "role ... is not permitted to log in" */
+        const char *msg = PQerrorMessage(c);
+        terr_set(e, ECONNREFUSED, "[%s] postgres (pid %d) %s at %s: %s", s->conf->label,
+                 (int)s->pid, strstr(msg, "FATAL:") ? "refused the connection" : "does not answer",
+                 host, msg);
         PQfinish(c);
         return NULL;
     }
@@ -487,6 +494,25 @@ static int set_password(struct svc *s, struct pg *pg, struct reset_state *st, PG
     return r;
 }
 
+/* A role that may not log in (a test ran ALTER ROLE ... NOLOGIN) locks
+ * every new connection out, while the worker's own, made before, works
+ * on: ask, in the round trip that checks the server answers. */
+static int check_login(struct svc *s, PGconn *c, terr *e)
+{
+    PGresult *res = PQexec(c, "SELECT FROM pg_catalog.pg_roles "
+                              "WHERE rolname = current_user AND NOT rolcanlogin");
+    int r = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        r = terr_set(e, EIO, "[%s] postgres (pid %d) does not answer: %s", s->conf->label,
+                     (int)s->pid, PQerrorMessage(c));
+    else if (!streq(PQcmdTuples(res), "0")) /* a row: the role may not log in */
+        r = terr_set(e, EACCES, "[%s] role \"%s\" is not permitted to log in (a test ran ALTER "
+                     "ROLE ... NOLOGIN?): no new connection works; stop this instance and "
+                     "start a new one", s->conf->label, svc_getvar(s, "USER"));
+    PQclear(res);
+    return r;
+}
+
 /* The worker's requests: "auth" (tcp = yes: the server just came up, set
  * its password), "ping" (status's health check) and "reset".
  * Reset: the test's database is dropped (FORCE ends its
@@ -518,13 +544,8 @@ static int serve(struct pg_job *j, const char *req, terr *e)
     PGconn *c = st->c;
     if (auth)
         return set_password(s, pg, st, c, e);
-    if (streq(req, "ping")) { /* the health check: a round trip, no new backend */
-        PGresult *res = PQexec(c, "SELECT 1");
-        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-        PQclear(res);
-        return ok ? 0 : terr_set(e, EIO, "[%s] postgres (pid %d) does not answer: %s",
-                                 s->conf->label, (int)s->pid, PQerrorMessage(c));
-    }
+    if (streq(req, "ping")) /* the health check: a round trip, no new backend */
+        return check_login(s, c, e);
     const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
     /* on a shared server, a CREATE that outlives us (the helper killed in
      * mid reset) must end before gc's DROP: hold the lock gc takes, for as
@@ -540,7 +561,9 @@ static int serve(struct pg_job *j, const char *req, terr *e)
     _cleanup_free_ char *spare = xasprintf("%s_spare", db);
     _cleanup_free_ char *qspare = pg_quote_ident(c, spare);
     _cleanup_free_ char *sql = NULL;
-    int r = pg_exec(c, drop, s->conf->label, e);
+    int r = check_login(s, c, e); /* a reset that the tests cannot use is no reset */
+    if (r == 0)
+        r = pg_exec(c, drop, s->conf->label, e);
     if (r == 0 && st->spare_ready) {
         sql = xasprintf("ALTER DATABASE %s RENAME TO %s", qspare, qdb);
         if (pg_exec(c, sql, s->conf->label, NULL) < 0)

@@ -296,6 +296,18 @@ static redisReply *command(struct svc *s, const char *cmd, int timeout_ms, terr 
     return NULL;
 }
 
+/* What an authentication error means here: a test changed what tether
+ * logs in with, which FLUSHALL does not undo. */
+static const char *locked_out(const char *err)
+{
+    if (strncmp(err, "NOAUTH", 6) != 0 && strncmp(err, "WRONGPASS", 9) != 0 &&
+        strncmp(err, "NOPERM", 6) != 0)
+        return "";
+    return " (did a test set a password or change the default user, with CONFIG SET "
+           "requirepass or ACL SETUSER? a reset does not undo that: stop this instance and "
+           "start a new one)";
+}
+
 static int redis_probe(struct svc *s, terr *e)
 {
     bool starting = s->state == SVC_STARTING;
@@ -307,8 +319,9 @@ static int redis_probe(struct svc *s, terr *e)
         return starting ? -EAGAIN : -ECONNREFUSED;
     if (rep->type == REDIS_REPLY_ERROR) /* e.g. LOADING */
         r = starting ? -EAGAIN
-                     : terr_set(e, EBUSY, "service '%s' answers PING with an error: %s",
-                                s->conf->label, rep->str);
+                     : terr_set(e, EBUSY, "service '%s' (pid %d) answers PING with an error: "
+                                "%s%s", s->conf->label, (int)s->pid, rep->str,
+                                locked_out(rep->str));
     else if (!(rep->type == REDIS_REPLY_STATUS && rep->str && !strcasecmp(rep->str, "PONG")))
         r = terr_set(e, EPROTO, "service '%s' does not answer PING with PONG: is it redis?",
                      s->conf->label);
