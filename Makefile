@@ -129,6 +129,8 @@ install: build
 	$(MESON) configure $(BUILD) --prefix=$(PREFIX)
 	ninja -C $(BUILD)
 	DESTDIR=$(DESTDIR) $(MESON) install -C $(BUILD) --no-rebuild
+	@# the dynamic linker's cache must know the new libtether.so.0
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 bench: build
 	$(call need,hyperfine:hyperfine)
