@@ -5,6 +5,8 @@
 
 BUILD    ?= build
 ASAN     ?= build-asan
+WHEEL_BUILD ?= build-wheel
+DIST     ?= dist
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 MESON    ?= meson
@@ -24,7 +26,7 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 PYLIB      = /usr/lib/python3/dist-packages
 DEPS_RUN   = /usr/bin/python3:python3
 
-.PHONY: all build run check unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
+.PHONY: all build run check wheel unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
 	valgrind valgrind-short fuzz
 
 all: build
@@ -132,9 +134,22 @@ install: build
 	@# the dynamic linker's cache must know the new libtether.so.0
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
+# A platform wheel whose Python package carries its own tether program,
+# linked with inih statically so that it needs nothing but libc (libpq and
+# hiredis are loaded at run time, and only by the drivers that use them).
+wheel: deps-build
+	$(call need,/usr/bin/pip3:python3-pip)
+	test -f $(WHEEL_BUILD)/build.ninja || $(MESON) setup $(WHEEL_BUILD) \
+		-Dprefer_static=true -Dbuildtype=release -Db_ndebug=true
+	ninja -C $(WHEEL_BUILD) tether
+	strip -o $(WHEEL_BUILD)/tether.stripped $(WHEEL_BUILD)/tether
+	/usr/bin/python3 -m pip wheel -q --no-deps --no-build-isolation --no-index \
+		--config-settings binary=$(abspath $(WHEEL_BUILD))/tether.stripped -w $(DIST) ./python
+	@ls $(DIST)/tether-*.whl
+
 bench: build
 	$(call need,hyperfine:hyperfine)
 	bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN) build-fuzz
+	rm -rf $(BUILD) $(ASAN) build-fuzz $(WHEEL_BUILD) $(DIST)
