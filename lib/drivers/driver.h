@@ -62,6 +62,7 @@ struct tether_driver {
 void driver_globals_of(const char *stem, strv *names);
 
 const struct tether_driver *driver_find(const char *name);
+const struct tether_driver *driver_at(size_t i);
 
 extern const struct tether_driver driver_command;
 extern const struct tether_driver driver_postgresql;
