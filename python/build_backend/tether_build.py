@@ -198,3 +198,16 @@ def build_sdist(sdist_directory, config_settings=None):
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     return os.path.basename(path)
+
+
+if __name__ == "__main__":
+    # tether_build.py --dist-info DIR: the files of an installed package's
+    # .dist-info directory (METADATA, entry_points.txt...) straight into DIR,
+    # for meson's install of the module (and so the .deb's): it registers
+    # the pytest plugin as pip's install does.
+    import sys
+    if len(sys.argv) != 3 or sys.argv[1] != "--dist-info":
+        sys.exit("usage: tether_build.py --dist-info DIR")
+    for k, v in _dist_info(_project()).items():
+        with open(os.path.join(sys.argv[2], k), "w", encoding="utf-8") as f:
+            f.write(v)
