@@ -26,7 +26,7 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 PYLIB      = /usr/lib/python3/dist-packages
 DEPS_RUN   = /usr/bin/python3:python3
 
-.PHONY: all build run check wheel unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
+.PHONY: all build run check wheel deb unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
 	valgrind valgrind-short fuzz
 
 all: build
@@ -146,6 +146,19 @@ wheel: deps-build
 	/usr/bin/python3 -m pip wheel -q --no-deps --no-build-isolation --no-index \
 		--config-settings binary=$(abspath $(WHEEL_BUILD))/tether.stripped -w $(DIST) ./python
 	@ls $(DIST)/tether-*.whl
+
+# A Debian package (debian/), built with dpkg-buildpackage in a copy of the
+# tree, so that the build leaves nothing here (nor in ..) but $(DIST)/*.deb.
+deb: deps-build
+	$(call need,dpkg-buildpackage:dpkg-dev /usr/bin/dh:debhelper)
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/tether-deb.XXXXXX") && mkdir "$$tmp/tether" && \
+	{ git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 -r sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+		tar --null -T - -cf - | tar -C "$$tmp/tether" -xf - && \
+	(cd "$$tmp/tether" && DEB_BUILD_OPTIONS="noautodbgsym $$DEB_BUILD_OPTIONS" \
+		dpkg-buildpackage -b -us -uc) && \
+	mkdir -p $(DIST) && mv "$$tmp"/*.deb $(DIST)/ && ls $(DIST)/*.deb; }; \
+	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 bench: build
 	$(call need,hyperfine:hyperfine)
