@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import sysconfig
 import tarfile
 import zipfile
@@ -119,9 +120,9 @@ def _write_wheel(path, files, dist_info_dir):
         for arcname, data in files:
             info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            # pip keeps the executable bit of what the archive marks so
+            # pip keeps the executable bit of a regular file the archive marks so
             exe = arcname == BUNDLED or "/scripts/" in arcname
-            info.external_attr = (0o755 if exe else 0o644) << 16
+            info.external_attr = (stat.S_IFREG | (0o755 if exe else 0o644)) << 16
             z.writestr(info, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
             record.append("%s,sha256=%s,%d" % (arcname, digest.decode(), len(data)))
