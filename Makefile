@@ -24,9 +24,12 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	$(PYLIB)/xdist:python3-pytest-xdist /usr/bin/pip3:python3-pip valgrind:valgrind \
 	/usr/bin/pkill:procps /usr/sbin/useradd:passwd
 PYLIB      = /usr/lib/python3/dist-packages
+# tests/packaging: make deb's tools, the shells whose completions it tries
+DEPS_PACKAGES = dpkg-buildpackage:dpkg-dev /usr/bin/dh:debhelper zsh:zsh fish:fish \
+	/usr/share/bash-completion/bash_completion:bash-completion
 DEPS_RUN   = /usr/bin/python3:python3
 
-.PHONY: all build run check wheel deb unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
+.PHONY: all build run check check-packages wheel deb unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
 	valgrind valgrind-short fuzz
 
 all: build
@@ -125,7 +128,14 @@ fuzz: deps-build
 # last line counts both rounds.  See tests/check.sh.
 check: deps-check
 	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python chaos-short valgrind-short \
-		--as-user cli fixtures python
+		check-packages --as-user cli fixtures python
+
+# make install into a temporary prefix, make wheel into a fresh venv, make
+# deb with dpkg -i (root only: it skips as a user), each tried as a user
+# would (~4 min: each builds tether once more)
+check-packages: build
+	$(call need,$(DEPS_PACKAGES))
+	TETHER_BUILD=$(abspath $(BUILD)) bats tests/packaging
 
 install: build
 	$(MESON) configure $(BUILD) --prefix=$(PREFIX)
