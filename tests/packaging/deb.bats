@@ -68,6 +68,16 @@ print(sorted(e.value for e in m.entry_points(group="pytest11") if e.name.startsw
     [ "${lines[0]}" = /usr/lib/python3/dist-packages/tether/__init__.py ]
     [ "${lines[1]}" = "['tether.pytest_plugin']" ]
 
+    # the completions, from where Debian's shells look (no XDG_DATA_DIRS, no fpath)
+    run sys_env bash -c 'source /usr/share/bash-completion/bash_completion
+        COMP_WORDS=(tether st); COMP_CWORD=1; COMP_LINE="tether st"; COMP_POINT=9
+        _completion_loader tether; _tether tether st tether; echo "${COMPREPLY[*]}"'
+    [ "$output" = "start stop status" ]
+    run sys_env env HOME="$WORK" XDG_CONFIG_HOME="$WORK/config" fish -c 'complete -C "tether st"'
+    [ "$(echo "$output" | cut -f1 | sort | tr '\n' ' ')" = "start status stop " ]
+    sys_env zsh -f "$BATS_TEST_DIRNAME/zsh-complete.zsh" "$WORK" "$WORK/zsh.out" "tether st"
+    [ "$(grep -v '^$' "$WORK/zsh.out" | sort -u | tr '\n' ' ')" = "start status stop " ]
+
     # a C program built against it, with nothing but pkg-config
     printf '#include <tether/tether.h>\n#include <stdio.h>\nint main(void) { puts(tether_version()); return 0; }\n' >v.c
     # shellcheck disable=SC2046 # pkg-config's words
