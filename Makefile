@@ -162,9 +162,12 @@ wheel: deps-build
 deb: deps-build
 	$(call need,dpkg-buildpackage:dpkg-dev /usr/bin/dh:debhelper)
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/tether-deb.XXXXXX") && mkdir "$$tmp/tether" && \
-	{ git ls-files -z --cached --others --exclude-standard | \
+	{ if git rev-parse --git-dir >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | \
 		xargs -0 -r sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
-		tar --null -T - -cf - | tar -C "$$tmp/tether" -xf - && \
+		tar --null -T - -cf -; \
+	else tar --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=./$(DIST) -cf - .; fi | \
+		tar -C "$$tmp/tether" -xf - && \
 	(cd "$$tmp/tether" && DEB_BUILD_OPTIONS="noautodbgsym $$DEB_BUILD_OPTIONS" \
 		dpkg-buildpackage -b -us -uc) && \
 	mkdir -p $(DIST) && mv "$$tmp"/*.deb $(DIST)/ && ls $(DIST)/*.deb; }; \
