@@ -113,6 +113,8 @@ int main(int argc, char **argv)
         return cmd_list(&c, sub_argc, sub_argv);
     if (streq(cmd, "gc"))
         return cmd_gc(&c, sub_argc, sub_argv);
+    if (streq(cmd, "_services")) /* hidden: for the shell completions */
+        return cmd_services(&c, sub_argc, sub_argv);
     if (streq(cmd, "help")) {
         fputs(usage, stdout);
         return EXIT_OK;

@@ -12,17 +12,18 @@ static const struct tether_driver *const drivers[] = {
     &driver_memcached,
 };
 
+/* The i-th driver, NULL past the last. */
+const struct tether_driver *driver_at(size_t i)
+{
+    return i < ARRAY_SIZE(drivers) ? drivers[i] : NULL;
+}
+
 const struct tether_driver *driver_find(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(drivers); i++)
         if (streq(drivers[i]->name, name))
             return drivers[i];
     return NULL;
-}
-
-const struct tether_driver *driver_at(size_t i)
-{
-    return i < ARRAY_SIZE(drivers) ? drivers[i] : NULL;
 }
 
 void driver_names(strbuf *b, bool builtin_only)
