@@ -30,10 +30,9 @@ combined with several xdist workers, which would reset one another's data.
 
 import os
 
-import fixtures
 import pytest
 
-from ._service import ExternalService
+from ._service import Service
 
 __all__ = ["service_fixture"]
 
@@ -71,11 +70,7 @@ class _Services:
         key = (name, config_file)
         svc = self._started.get(key)
         if svc is None:
-            svc = ExternalService(name, config_file, use_existing=self.use_existing)
-            try:
-                svc.setUp()
-            except fixtures.MultipleExceptions as e:
-                raise e.args[0][1].with_traceback(e.args[0][2]) from None
+            svc = Service(name, config_file, use_existing=self.use_existing).setup()
             self._started[key] = svc
         return svc
 
@@ -83,7 +78,7 @@ class _Services:
         errors = []
         for svc in reversed(list(self._started.values())):
             try:
-                svc.cleanUp()
+                svc.cleanup()
             except Exception as e:  # stop the others all the same
                 errors.append(e)
         self._started.clear()
