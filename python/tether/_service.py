@@ -193,6 +193,10 @@ class Service:
         done; an attached instance is left running."""
         self._release()
 
+    def __repr__(self):
+        state = self.config_file_path or "not set up"
+        return "<%s %s: %s>" % (type(self).__name__, self.service_label, state)
+
     def __enter__(self):
         return self.setup()
 
