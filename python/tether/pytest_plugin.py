@@ -122,6 +122,7 @@ class _Services:
             if self.default_config else set()
         self.use_existing = config.getoption("tether_use_existing")
         self._started = {}
+        self._failed = {}  # a start that failed is not retried for every test
 
     def _config_file(self, config_file):
         path = os.path.join(self.rootdir, os.path.expanduser(config_file))
@@ -143,7 +144,14 @@ class _Services:
         key = (name, config_file)
         svc = self._started.get(key)
         if svc is None:
-            svc = Service(name, config_file, use_existing=self.use_existing).setup()
+            if key in self._failed:
+                raise TetherError("service '%s' failed to start earlier in this session and is "
+                                  "not tried again: %s" % (name, self._failed[key]))
+            try:
+                svc = Service(name, config_file, use_existing=self.use_existing).setup()
+            except TetherError as e:
+                self._failed[key] = e
+                raise
             self._started[key] = svc
         return svc
 

@@ -277,3 +277,25 @@ def test_failing_test_report_has_the_service_log(tmp_path, workers):
     # tether_log_lines = 0: none
     r = pytest_proc("-o", "tether_log_lines=0", "test_log.py", *workers, cwd=str(tmp_path))
     assert r.returncode == 1 and "tether: redis log" not in r.stdout, r.stdout
+
+
+def test_a_failed_start_is_not_retried_for_every_test(tmp_path):
+    starts = tmp_path / "starts"
+    (tmp_path / "tether.ini").write_text(
+        "[broken]\ncommand = sh -c 'echo started >> \"$0\"; echo cannot go on; exit 3' %s\n"
+        "ready = log:^ready\n"
+        % starts)
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntether_config = tether.ini\n")
+    (tmp_path / "test_b.py").write_text(textwrap.dedent("""
+        import pytest
+        @pytest.mark.parametrize("n", range(3))
+        def test_it(tether_service, n):
+            tether_service("broken")
+        """))
+    r = pytest_proc("test_b.py", cwd=str(tmp_path))
+    assert r.returncode == 1 and "3 failed" in r.stdout, r.stdout + r.stderr
+    assert starts.read_text() == "started\n"
+    assert r.stdout.count("TetherError: cannot start service 'broken'") == 1, r.stdout
+    assert r.stdout.count("TetherError: service 'broken' failed to start earlier in this "
+                          "session and is not tried again: cannot start service 'broken'") == 2, \
+        r.stdout
