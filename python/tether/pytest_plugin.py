@@ -48,6 +48,19 @@ __all__ = ["service_fixture"]
 _LOG_LINES = "20"
 
 
+def _log_lines(config):
+    """The ini option tether_log_lines: a number, 0 or more."""
+    value = config.getini("tether_log_lines")
+    try:
+        lines = int(value)
+    except ValueError:
+        lines = -1
+    if lines < 0:
+        raise pytest.UsageError("tether: tether_log_lines = %s: not a number of lines (0 or more; "
+                                "0 shows no log)" % value)
+    return lines
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("tether", "tether services")
     group.addoption("--tether-use-existing", action="store_true", default=False,
@@ -110,6 +123,7 @@ def pytest_configure(config):
             "--tether-use-existing with %d xdist workers: they would share one instance "
             "and reset each other's data; run with -n 0 or without the option" % workers)
     _project_config(config)  # a missing file fails the run once, here
+    _log_lines(config)
 
 
 class _Services:
@@ -209,11 +223,8 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if not report.failed:
         return
-    try:
-        lines = int(item.config.getini("tether_log_lines"))
-    except ValueError:
-        lines = int(_LOG_LINES)
-    if lines <= 0:
+    lines = _log_lines(item.config)
+    if lines == 0:
         return
     for svc in _services_of(item):
         if svc.service_env:  # still set up

@@ -277,6 +277,10 @@ def test_failing_test_report_has_the_service_log(tmp_path, workers):
     # tether_log_lines = 0: none
     r = pytest_proc("-o", "tether_log_lines=0", "test_log.py", *workers, cwd=str(tmp_path))
     assert r.returncode == 1 and "tether: redis log" not in r.stdout, r.stdout
+    if not workers:
+        r = pytest_proc("-o", "tether_log_lines=many", "test_log.py", cwd=str(tmp_path))
+        assert r.returncode == 4, r.stdout + r.stderr
+        assert "tether: tether_log_lines = many: not a number of lines" in r.stderr, r.stderr
 
 
 def test_a_failed_start_is_not_retried_for_every_test(tmp_path):
