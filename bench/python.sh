@@ -36,7 +36,7 @@ hf() { # hyperfine, then a table row per command: the wall time (median and
     # changes less
     hyperfine -N --style basic -w 3 -r "$RUNS" --export-json "$work/r.json" "$@" >&2
     "$PY" - "$work/r.json" "$work" ${BEFORE:+before} now <<'PY'
-import json, sys
+import json, os, sys
 r = json.load(open(sys.argv[1]))["results"]
 for x in r:
     what = x["command"].replace("env /", "/")
@@ -44,6 +44,7 @@ for x in r:
         what = what.replace("env PYTHONPATH=%s/py%d " % (sys.argv[2], i), "(%s) " % label)
     what = what.replace(" -q -p no:cacheprovider --rootdir " + sys.argv[2], "")
     what = what.replace(sys.argv[2] + "/", "")
+    what = what.replace(os.getcwd() + "/", "")
     print(f"| `{what}` | {x['median']*1000:.1f} ms | {x['min']*1000:.1f} ms | {(x['user']+x['system'])*1000:.1f} ms |")
 PY
 }
