@@ -6,7 +6,7 @@ import unittest
 
 import testtools
 
-from tether import ExternalService
+from tether import ExternalService, Service
 
 
 def psql(service, query):
@@ -31,13 +31,12 @@ class TestPerTest(testtools.TestCase):
 
 class TestShared(unittest.TestCase):
     """Use case 2, plain unittest: one PostgreSQL for the class, reset
-    before each test."""
+    before each test; tether.Service needs no fixtures library."""
 
     @classmethod
     def setUpClass(cls):
-        cls.db = ExternalService("postgresql")
-        cls.db.setUp()
-        cls.addClassCleanup(cls.db.cleanUp)
+        cls.db = Service("postgresql").setup()
+        cls.addClassCleanup(cls.db.cleanup)
 
     def setUp(self):
         self.db.reset()

@@ -1,13 +1,15 @@
-"""ExternalService: a tether service as a fixtures.Fixture, over the CLI."""
+"""Service: a tether service over the CLI, without the fixtures library.
+
+ExternalService (tether._fixture) adds the fixtures.Fixture API on top; this
+module stays light because the pytest plugin imports it in every process
+and xdist worker, and `fixtures` alone costs more than starting a Redis."""
 
 import json
 import os
 import shutil
 import subprocess
 
-import fixtures
-
-__all__ = ["ExternalService", "TetherError", "find_tether"]
+__all__ = ["Service", "TetherError", "find_tether"]
 
 
 class TetherError(Exception):
@@ -35,27 +37,50 @@ def find_tether():
     return found
 
 
-def _config_prefix(path):
-    """The [tether] prefix = of a config file (default TETHER).
+def _label_key(label):
+    """Labels are compared as tether compares them: without regard to case,
+    and with - and _ the same."""
+    return label.strip().lower().replace("-", "_")
 
-    Only this one key is read here; tether itself validates the file."""
-    if path is None:
-        return "TETHER"
+
+def config_outline(path):
+    """(prefix, labels) of a config file: its [tether] prefix = (default
+    TETHER) and the label keys (_label_key) of its services.
+
+    Only this much is read here, the way inih reads it; tether itself
+    validates the file.  A file that cannot be read is a TetherError."""
     section = None
     prefix = "TETHER"
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line[0] in ";#":
-                continue
-            if line.startswith("[") and line.endswith("]"):
-                section = line[1:-1].strip()
-                continue
-            if section == "tether" and "=" in line:
-                key, value = line.split("=", 1)
-                if key.strip() == "prefix":
-                    prefix = value.strip()
-    return prefix
+    labels = set()
+    in_value = False  # an indented line after a key continues its value
+    try:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:
+            for raw in f:
+                line = raw.strip()
+                if not line or line[0] in ";#":
+                    continue
+                if in_value and raw[0] in " \t":
+                    continue
+                in_value = False
+                if line.startswith("["):
+                    section = line[1:].split("]", 1)[0]
+                    if _label_key(section) != "tether":
+                        labels.add(_label_key(section))
+                    continue
+                in_value = True
+                key, sep, value = line.partition("=")
+                if not sep:
+                    key, sep, value = line.partition(":")
+                if section == "tether" and sep and key.strip() == "prefix":
+                    prefix = value.split(" ;", 1)[0].split("\t;", 1)[0].strip()
+    except OSError as e:
+        raise TetherError("cannot read the config file %s: %s" % (path, e.strerror or e))
+    return prefix.upper(), labels
+
+
+def _config_prefix(path):
+    """The [tether] prefix = of a config file (default TETHER)."""
+    return "TETHER" if path is None else config_outline(path)[0]
 
 
 def _stem(prefix, label):
@@ -102,35 +127,41 @@ def _error_text(proc):
     return "\n".join(lines) or "tether exited with status %d" % proc.returncode
 
 
-class ExternalService(fixtures.Fixture):
+class Service:
     """A private, disposable server for tests, run by tether.
 
-    ExternalService("postgresql") uses a built-in driver (postgresql, redis,
-    memcached); ExternalService("files", config_file="tether.ini") a service
-    of a config file.
+    Service("postgresql") uses a built-in driver (postgresql, redis,
+    memcached); Service("files", config_file="tether.ini") a service of a
+    config file.  tether.ExternalService is the same as a fixtures.Fixture
+    (setUp/cleanUp, useFixture); this class needs no library.
 
-    setUp(use_existing=False, unique_instance=True):
+        svc = Service("redis").setup()     # or: with Service("redis") as svc:
+        svc.reset()
+        svc.cleanup()
+
+    setup(use_existing=False, unique_instance=True):
       - use_existing: attach to the instance that <PREFIX>_<LABEL>_CONTROL_PID
         and <PREFIX>_<LABEL>_CONFIGFILE in the environment name (as
         `eval "$(tether start ...)"` sets them).  If they are set and it is
         not running, TetherError: it is never replaced silently.  If they are
-        not set, a new instance is made.  cleanUp leaves an attached
+        not set, a new instance is made.  cleanup leaves an attached
         instance running.
       - unique_instance: a fresh private instance (the default); False uses
         the config's fixed definition (fixed port and directory), and a
         second concurrent user gets an "in use by pid N" TetherError.
-    Both can also be given to the constructor (for useFixture()).
+    Both can also be given to the constructor.
 
-    After setUp:
+    After setup:
       service_label   the section name ("postgresql")
       service_config  its variables by short name ({"URL": ..., "PORT": ...}),
                       plus any unprefixed ones the driver sets (REDIS_URL)
       service_env     the same by full name, as `tether start` prints them
                       (TETHER_POSTGRESQL_URL...), for a child's environment
       config_file_path  the CONFIGFILE other processes can read
+      log()           what the service wrote to stdout and stderr
 
     The Python process holds the lease: when it dies, however it dies, the
-    service is stopped and its state removed.  A forked child's cleanUp
+    service is stopped and its state removed.  A forked child's cleanup
     never stops its parent's service.
     """
 
@@ -149,16 +180,35 @@ class ExternalService(fixtures.Fixture):
         self._owner = None
         self._stem = None
 
-    # -- fixtures.Fixture --
-
-    def setUp(self, use_existing=None, unique_instance=None):
+    def setup(self, use_existing=None, unique_instance=None):
+        """Start the service, or attach to it (use_existing); returns self."""
         if use_existing is not None:
             self.use_existing = use_existing
         if unique_instance is not None:
             self.unique_instance = unique_instance
-        super().setUp()
+        if self.service_env:
+            raise TetherError("service '%s' is already set up (its CONFIGFILE is %s)"
+                              % (self.service_label, self.config_file_path))
+        self._open()
+        return self
 
-    def _setUp(self):
+    def cleanup(self):
+        """Stop the service and remove all it made, and return when that is
+        done; an attached instance is left running."""
+        self._release()
+
+    def __repr__(self):
+        state = self.config_file_path or "not set up"
+        return "<%s %s: %s>" % (type(self).__name__, self.service_label, state)
+
+    def __enter__(self):
+        return self.setup()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    def _open(self):
         self._stem = _stem(_config_prefix(self.config_file), self.service_label)
         if not self._tether:
             self._tether = find_tether()
@@ -169,7 +219,6 @@ class ExternalService(fixtures.Fixture):
             self._attach(pid, cfg)
         else:
             self._start()
-        self.addCleanup(self._release)
 
     def reset(self):
         """Check that the service is alive and ready, then discard what the
@@ -179,6 +228,17 @@ class ExternalService(fixtures.Fixture):
         proc = self._run(["reset", self.service_label], self._instance_env())
         if proc.returncode != 0:
             raise TetherError(_error_text(proc))
+
+    def log(self):
+        """What the service has written to stdout and stderr so far (its log,
+        as `tether logs LABEL` prints it)."""
+        if not self.service_env:
+            raise TetherError("service '%s' is not set up" % self.service_label)
+        proc = self._run(["logs", self.service_label], self._instance_env())
+        if proc.returncode != 0:
+            raise TetherError("cannot read the log of service '%s': %s"
+                              % (self.service_label, _error_text(proc)))
+        return proc.stdout.decode("utf-8", "replace")
 
     # -- internals --
 

@@ -21,7 +21,7 @@ use it, is reset before each of them, and is stopped after the last one.
 import fixtures
 import testresources
 
-from ._service import ExternalService
+from ._fixture import ExternalService
 
 __all__ = ["ExternalServiceResource"]
 

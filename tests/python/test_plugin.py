@@ -2,6 +2,7 @@
 small generated suites run by a pytest or unittest of their own."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,13 @@ def run(args, cwd, env=None):
                        env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
+
+
+def pytest_proc(*args, cwd=EXAMPLES, env=None):
+    """A pytest run with the plugin, which may fail."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-p", "tether.pytest_plugin"] + list(args), cwd=cwd, env=env,
+                          capture_output=True, text=True)
 
 
 def pytest_run(*args, cwd=EXAMPLES, env=None):
@@ -111,13 +119,13 @@ eval "$("$TETHER_BIN" stop)"
     assert r.returncode == 0, r.stdout + r.stderr
     configfile = r.stdout.strip().splitlines()[-1]
     assert set((record / "main").read_text().split()) == {configfile}
-    # and with several xdist workers it is refused
+    # and with several xdist workers it is refused: once, before any test
     pytest.importorskip("xdist")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-                        "tether.pytest_plugin", "--tether-use-existing", "-n", "2", "test_x.py"],
-                       cwd=str(tmp_path), capture_output=True, text=True)
-    assert r.returncode != 0
-    assert "xdist workers" in r.stdout + r.stderr
+    r = pytest_proc("--tether-use-existing", "-n", "2", "test_x.py", cwd=str(tmp_path))
+    assert r.returncode == 4, r.stdout + r.stderr  # pytest's usage error
+    assert r.stderr.count("--tether-use-existing with 2 xdist workers") == 1, r.stderr
+    assert "passed" not in r.stdout and "error" not in r.stdout, r.stdout
+    assert not os.listdir(os.environ["TETHER_DIR"])  # no worker started anything
 
 
 def test_service_fixture_and_factory_with_the_ini_config(config, tmp_path):
@@ -148,3 +156,150 @@ def test_service_fixture_and_factory_with_the_ini_config(config, tmp_path):
                        cwd=str(tmp_path), capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 passed" in r.stdout
+
+
+def test_builtin_fixtures_use_the_project_config(tmp_path):
+    """tether_config = tether.ini with a [postgresql] section: tether_postgresql
+    is that service, with its init_sql, reset to it for each test; a built-in
+    the file does not name (redis) stays the plain driver."""
+    (tmp_path / "schema.sql").write_text(
+        "create table orders (id int primary key);\ninsert into orders values (7);\n")
+    (tmp_path / "tether.ini").write_text(
+        "[tether]\nprefix = APP\n\n[postgresql]\ninit_sql = %s\n" % (tmp_path / "schema.sql"))
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntether_config = tether.ini\n")
+    (tmp_path / "test_db.py").write_text(textwrap.dedent("""
+        import subprocess
+
+        def psql(svc, query):
+            return subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1",
+                                   svc.service_config["URL"], "-c", query],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+
+        def test_a_schema(tether_postgresql, tether_service):
+            assert "APP_POSTGRESQL_URL" in tether_postgresql.service_env
+            assert psql(tether_postgresql, "select id from orders") == "7"
+            psql(tether_postgresql, "delete from orders")
+            assert tether_service("postgresql") is tether_postgresql  # one instance
+
+        def test_b_reset_to_the_schema(tether_postgresql):
+            assert psql(tether_postgresql, "select id from orders") == "7"
+
+        def test_redis_is_the_driver(tether_redis):
+            assert tether_redis.config_file is None
+            assert "TETHER_REDIS_SOCKET" in tether_redis.service_env
+        """))
+    r = pytest_proc("test_db.py", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "3 passed" in r.stdout
+
+
+RECORD_TCP = """
+def test_tcp(tether_service):
+    assert tether_service("tcp").service_env["PYT_TCP_PORT"]
+"""
+
+
+def test_tether_config_is_relative_to_the_ini_file(config, tmp_path):
+    """The ini option names a file next to the ini file, wherever pytest's
+    rootdir is (here: the tests' directory)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntether_config = tether.ini\n")
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_tcp.py").write_text(RECORD_TCP + textwrap.dedent("""
+        def test_rootdir(pytestconfig):
+            assert pytestconfig.rootpath.name == "tests"
+        """))
+    r = pytest_proc("--rootdir", str(tests), "test_tcp.py", cwd=str(tests))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 passed" in r.stdout, r.stdout
+
+
+def test_missing_tether_config_is_one_usage_error(tmp_path):
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntether_config = nope.ini\n")
+    (tmp_path / "test_x.py").write_text(SUITE + RECORD_TCP)
+    r = pytest_proc("test_x.py", cwd=str(tmp_path))
+    assert r.returncode == 4, r.stdout + r.stderr
+    want = ("tether: the config file %s/nope.ini does not exist (tether_config = nope.ini in "
+            "%s/pytest.ini, relative to that file)" % (tmp_path, tmp_path))
+    assert r.stderr.count(want) == 1, r.stderr
+    assert "FileNotFoundError" not in r.stdout + r.stderr
+    assert not os.listdir(os.environ["TETHER_DIR"])
+
+
+def test_tether_config_option_and_environment(config, tmp_path):
+    """--tether-config and $TETHER_CONFIG are relative to the current
+    directory, and take precedence over the ini option."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntether_config = nope.ini\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "test_tcp.py").write_text(RECORD_TCP)
+    r = pytest_proc("--tether-config", "../tether.ini", "test_tcp.py", cwd=str(sub))
+    assert r.returncode == 0, r.stdout + r.stderr
+    env = dict(os.environ, TETHER_CONFIG="../tether.ini")
+    r = pytest_proc("test_tcp.py", cwd=str(sub), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    env["TETHER_CONFIG"] = "missing.ini"
+    r = pytest_proc("test_tcp.py", cwd=str(sub), env=env)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert ("tether: the config file %s/missing.ini does not exist (TETHER_CONFIG=missing.ini, "
+            "relative to the current directory)" % sub) in r.stderr, r.stderr
+
+
+LOG_SUITE = """
+def test_1_fails_with_redis(tether_redis):
+    assert False, "the test's own failure"
+
+def test_2_passes_with_redis(tether_redis):
+    pass
+
+def test_3_fails_without_redis():
+    assert False
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["", "xdist"])
+def test_failing_test_report_has_the_service_log(tmp_path, workers):
+    if workers:
+        pytest.importorskip("xdist")
+    (tmp_path / "test_log.py").write_text(LOG_SUITE)
+    r = pytest_proc("-p", "no:randomly", "test_log.py", *workers, cwd=str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "2 failed, 1 passed" in r.stdout, r.stdout
+    out = r.stdout
+    title = re.search(r"-+ tether: redis log \(last (\d+) lines\) -+\n", out)
+    assert title and out.count("tether: redis log") == 1, out
+    # under the test that used redis, with the server's own words
+    assert out.index("test_1_fails_with_redis") < title.start() \
+        < out.index("_ test_3_fails_without_redis _"), out
+    shown = out[title.end():].split("\n_")[0].split("\n=")[0].splitlines()
+    assert 0 < len(shown) == int(title.group(1)) <= 20, shown
+    assert "ready to accept connections" in shown[-1].lower(), shown
+    # tether_log_lines = 0: none
+    r = pytest_proc("-o", "tether_log_lines=0", "test_log.py", *workers, cwd=str(tmp_path))
+    assert r.returncode == 1 and "tether: redis log" not in r.stdout, r.stdout
+    if not workers:
+        r = pytest_proc("-o", "tether_log_lines=many", "test_log.py", cwd=str(tmp_path))
+        assert r.returncode == 4, r.stdout + r.stderr
+        assert "tether: tether_log_lines = many: not a number of lines" in r.stderr, r.stderr
+
+
+def test_a_failed_start_is_not_retried_for_every_test(tmp_path):
+    starts = tmp_path / "starts"
+    (tmp_path / "tether.ini").write_text(
+        "[broken]\ncommand = sh -c 'echo started >> \"$0\"; echo cannot go on; exit 3' %s\n"
+        "ready = log:^ready\n"
+        % starts)
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntether_config = tether.ini\n")
+    (tmp_path / "test_b.py").write_text(textwrap.dedent("""
+        import pytest
+        @pytest.mark.parametrize("n", range(3))
+        def test_it(tether_service, n):
+            tether_service("broken")
+        """))
+    r = pytest_proc("test_b.py", cwd=str(tmp_path))
+    assert r.returncode == 1 and "3 failed" in r.stdout, r.stdout + r.stderr
+    assert starts.read_text() == "started\n"
+    assert r.stdout.count("TetherError: cannot start service 'broken'") == 1, r.stdout
+    assert r.stdout.count("TetherError: service 'broken' failed to start earlier in this "
+                          "session and is not tried again: cannot start service 'broken'") == 2, \
+        r.stdout

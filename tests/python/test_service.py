@@ -14,7 +14,7 @@ import pytest
 import testtools
 
 from leftovers import wait_clean
-from tether import ExternalService, TetherError
+from tether import ExternalService, Service, TetherError
 
 
 def redis(svc, *words):
@@ -262,3 +262,44 @@ def test_errors(monkeypatch):
         assert False
     except TetherError as e:
         assert "TETHER_BIN=/nonexistent/tether" in str(e)
+
+
+def test_service_without_the_fixtures_library(config):
+    """tether.Service: setup/reset/cleanup and `with`, with TetherError
+    itself (no MultipleExceptions); ExternalService is one, and a Fixture."""
+    svc = Service("tcp", config)
+    assert svc.setup() is svc
+    try:
+        with pytest.raises(TetherError, match="'tcp' is already set up"):
+            svc.setup()
+        svc.reset()
+        instdir = os.path.dirname(svc.config_file_path)
+    finally:
+        svc.cleanup()
+    assert not os.path.exists(instdir) and svc.service_env == {}
+    svc.cleanup()  # twice is harmless
+    with Service("tcp", config) as again:
+        assert again.service_env["PYT_TCP_PORT"]
+    assert issubclass(ExternalService, Service) and issubclass(ExternalService, fixtures.Fixture)
+    with pytest.raises(TetherError, match="cannot start service 'nosuch'"):
+        Service("nosuch").setup()
+
+
+def test_log(tmp_path):
+    """log() is what the service wrote to stdout and stderr."""
+    tserver = os.path.join(os.path.dirname(os.environ["TETHER_BIN"]), "tests", "servers",
+                           "tserver")
+    config = tmp_path / "tether.ini"
+    config.write_text("[tcp]\ncommand = %s --tcp ${port} --say 'up and running'\n"
+                      "port = auto\n" % tserver)
+    with ExternalService("tcp", str(config)) as svc:
+        assert svc.log() == "up and running\n"
+    with pytest.raises(TetherError, match="'tcp' is not set up"):
+        svc.log()
+
+
+def test_missing_config_file_is_a_tether_error(tmp_path):
+    path = str(tmp_path / "nope.ini")
+    with pytest.raises(TetherError, match="cannot read the config file %s: No such file"
+                       % path):
+        Service("tcp", path).setup()
