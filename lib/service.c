@@ -349,6 +349,16 @@ int svc_write_files(struct svc *s, terr *e)
     return 0;
 }
 
+char *svc_log_excerpt(const struct svc *s)
+{
+    _cleanup_free_ char *tail = file_tail(s->logpath, 20);
+    _cleanup_free_ char *where = s->inst->name_logs ? xasprintf(" (%s)", s->logpath)
+                                                    : xstrdup("");
+    if (*tail)
+        return xasprintf("\nlast lines of its log%s:\n%s", where, tail);
+    return xasprintf(" (its log%s is empty)", where);
+}
+
 void svc_fail(struct svc *s, const char *fmt, ...)
 {
     strbuf b = {0};
@@ -357,11 +367,8 @@ void svc_fail(struct svc *s, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vaddf(&b, fmt, ap);
     va_end(ap);
-    _cleanup_free_ char *tail = file_tail(s->logpath, 20);
-    if (*tail)
-        sb_addf(&b, "\nlast lines of its log (%s):\n%s", s->logpath, tail);
-    else
-        sb_addf(&b, " (its log %s is empty)", s->logpath);
+    _cleanup_free_ char *log = svc_log_excerpt(s);
+    sb_add(&b, log);
     snprintf(s->err.msg, sizeof(s->err.msg), "%s", b.s);
     sb_free(&b);
 }

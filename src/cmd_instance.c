@@ -467,12 +467,16 @@ int cmd_list(struct cli *c, int argc, char **argv)
             continue;
         _cleanup_close_ int lfd = openat(fd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         bool alive = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0;
+        char why[TERR_MAX];
+        /* kept after a failure: the user's to look at (a failed cleanup
+         * stays "stale": gc retries it) */
+        bool kept = !alive && instance_kept(fd, why) == KEPT_FAILED;
         long long age = (long long)time(NULL) - st.created;
         strbuf sv = {0};
         for (size_t i = 0; i < st.n_svcs; i++)
             sb_addf(&sv, "%s%s(%s)", i ? "," : "", st.svcs[i].label, st.svcs[i].state);
         printf("%-16s %8d %7llds %-6s %s\n", st.id, (int)st.helper.pid, age,
-               alive ? "alive" : "stale", sv.s ? sv.s : "");
+               alive ? "alive" : kept ? "kept" : "stale", sv.s ? sv.s : "");
         sb_free(&sv);
     }
     closedir(d);
@@ -481,13 +485,36 @@ int cmd_list(struct cli *c, int argc, char **argv)
 
 /* ---- gc ---- */
 
+/* gc's options: --kept, -q, and the output formats every command takes
+ * (gc prints no variables). */
+static int gc_opts(struct cli *c, int argc, char **argv, bool *kept)
+{
+    static const struct option opts[] = {
+        {"kept", no_argument, NULL, 'K'}, {"quiet", no_argument, NULL, 'q'},
+        {"json", no_argument, NULL, 'J'}, {"fish", no_argument, NULL, 'F'},
+        {"csh", no_argument, NULL, 'c'},  {"sh", no_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "scq", opts, NULL)) != -1) {
+        if (o == '?')
+            return -1;
+        if (o == 'q')
+            c->quiet = true;
+        if (o == 'K')
+            *kept = true;
+    }
+    return 0;
+}
+
 int cmd_gc(struct cli *c, int argc, char **argv)
 {
-    if (fmt_opts(c, argc, argv, NULL, NULL) < 0 || no_args(argc, argv, "gc") < 0)
+    bool kept = false;
+    if (gc_opts(c, argc, argv, &kept) < 0 || no_args(argc, argv, "gc") < 0)
         return EXIT_USAGE;
     strbuf report = {0};
     terr e;
-    int r = gc_run_retrying(&report, &e);
+    int r = kept ? gc_run_kept(&report, &e) : gc_run_retrying(&report, &e);
     if (report.len && !c->quiet)
         fputs(report.s, stderr);
     sb_free(&report);

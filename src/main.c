@@ -71,7 +71,7 @@ int main(int argc, char **argv)
             break;
         default:
             fputs(usage, stderr);
-            return EXIT_USAGE;
+            return usage_status(argc, argv);
         }
     }
     if (optind >= argc) {
