@@ -304,7 +304,7 @@ new_dsm_files() {
     cfg=$(printf '[postgresql]\ninit_sql = bad.sql\n' | config pg.ini)
     export TETHER_CACHE_DIR="$WORK/cache"
     run tether -f "$cfg" run -- true
-    assert_status 1
+    assert_status 125
     assert_output_has "init_sql"
     assert_output_has "syntax error"
     [ -z "$(ls "$WORK/cache" | grep -v '\.lock$')" ]
@@ -654,22 +654,22 @@ assert_no_app_database() {
 @test "a missing server names the package to install" {
     cfg=$(printf '[postgresql]\nbin_dir = /nonexistent\n' | config pg.ini)
     run tether -f "$cfg" run -- true
-    assert_status 1
+    assert_status 125
     assert_output_has "bin_dir"
     cfg=$(printf '[postgresql]\nversion = 3\n' | config pg2.ini)
     run tether -f "$cfg" run -- true
-    assert_status 1
+    assert_status 125
     assert_output_has "apt-get install postgresql-3"
 }
 
 @test "bad postgresql keys are config errors with their line" {
     cfg=$(printf '[postgresql]\ntcp = maybe\n' | config pg.ini)
     run tether -f "$cfg" run -- true
-    assert_status 2
+    assert_status 125
     assert_output_has "pg.ini:2:"
     cfg=$(printf '[postgresql]\n\ncolour = blue\n' | config pg2.ini)
     run tether -f "$cfg" run -- true
-    assert_status 2
+    assert_status 125
     assert_output_has "pg2.ini:3:"
     assert_output_has "unknown key 'colour'"
 }
