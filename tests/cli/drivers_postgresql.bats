@@ -310,6 +310,28 @@ new_dsm_files() {
     [ -z "$(ls "$WORK/cache" | grep -v '\.lock$')" ]
 }
 
+@test "--keep-failed: a failing command keeps the stopped cluster with its data; gc --kept removes it" {
+    run tether run --keep-failed postgresql -- sh -c 'psql -X -q -c "create table kept_t (x int)" && exit 1'
+    assert_status 1
+    dirs=("$TETHER_DIR"/*)
+    [ "${#dirs[@]}" -eq 1 ]
+    dir="${dirs[0]}"
+    assert_output_has "kept instance $dir with its logs and data"
+    [ -s "$dir/postgresql/data/PG_VERSION" ]
+    [ -s "$dir/postgresql.log" ]
+    # stopped: no postgres of ours, no socket, no port (teardown: no segment)
+    [ -z "$(cookie_pids)" ] && [ -z "$(helper_pids)" ]
+    [ -z "$(find "$dir" -name '.s.PGSQL.*')" ]
+    run tether list
+    [[ $output == *" kept "*"postgresql(exited)"* ]] || { echo "$output" >&2; return 1; }
+    run tether gc
+    [ -d "$dir" ]
+    # as root the data belongs to postgres: gc removes it all the same
+    run tether gc --kept
+    assert_status 0
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
 @test "four first-time users at once build one good cache" {
     export TETHER_CACHE_DIR="$WORK/cache"
     for i in 1 2 3 4; do
