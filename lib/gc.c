@@ -518,3 +518,20 @@ int gc_run_kept(strbuf *report, terr *e)
 {
     return gc_scan(report, GC_KEPT, e);
 }
+
+int gc_remove_kept(const char *id, strbuf *report, terr *e)
+{
+    _cleanup_free_ char *root_path = NULL;
+    _cleanup_close_ int root = state_root(&root_path, e);
+    if (root < 0)
+        return root;
+    char why[TERR_MAX];
+    if (strchr(id, '/') || id[0] == '.' || is_kept(root, id, why) != KEPT_FAILED)
+        return terr_set(e, ENOENT, "no kept instance '%s' in %s (see tether list)", id,
+                        root_path);
+    _cleanup_close_ int lock = -1;
+    if (!reapable(root, id, &lock, NULL, root_path))
+        return terr_set(e, EBUSY, "instance %s/%s is in use", root_path, id);
+    int r = reap_one(root, root_path, id, "kept", report, e);
+    return r < 0 ? r : 0;
+}

@@ -154,6 +154,9 @@ int gc_run_retrying(strbuf *report, terr *e);
 /* As gc_run_retrying, and also remove the instances kept after a failure
  * (KEPT_NOTE): `tether gc --kept`. */
 int gc_run_kept(strbuf *report, terr *e);
+/* Remove the one instance id kept after a failure: `tether gc --kept ID`.
+ * -ENOENT if there is no such kept instance. */
+int gc_remove_kept(const char *id, strbuf *report, terr *e);
 /* Why an instance directory outlived its helper. */
 enum kept_reason {
     KEPT_NOT = 0,

@@ -507,11 +507,32 @@ static int gc_opts(struct cli *c, int argc, char **argv, bool *kept)
     return 0;
 }
 
+/* tether gc --kept ID...: only those kept instances. */
+static int gc_kept_ids(struct cli *c, int argc, char **argv)
+{
+    int ret = EXIT_OK;
+    for (int i = optind; i < argc; i++) {
+        strbuf report = {0};
+        terr e;
+        int r = gc_remove_kept(argv[i], &report, &e);
+        if (r < 0 && !report.len) /* else the report says it */
+            cli_err("gc: %s", e.msg);
+        if (report.len && (!c->quiet || r < 0))
+            fputs(report.s, stderr);
+        sb_free(&report);
+        if (r < 0)
+            ret = EXIT_FAIL;
+    }
+    return ret;
+}
+
 int cmd_gc(struct cli *c, int argc, char **argv)
 {
     bool kept = false;
-    if (gc_opts(c, argc, argv, &kept) < 0 || no_args(argc, argv, "gc") < 0)
+    if (gc_opts(c, argc, argv, &kept) < 0 || (!kept && no_args(argc, argv, "gc") < 0))
         return EXIT_USAGE;
+    if (kept && optind < argc)
+        return gc_kept_ids(c, argc, argv);
     strbuf report = {0};
     terr e;
     int r = kept ? gc_run_kept(&report, &e) : gc_run_retrying(&report, &e);

@@ -20,7 +20,7 @@ static const char usage[] =
     "  reset [SERVICE...]          health check, then discard what the last test did\n"
     "  logs SERVICE [-f]           show (or follow) a service's log\n"
     "  list                        this user's instances\n"
-    "  gc [--kept]                 reap stale instances (--kept: and kept failed ones)\n"
+    "  gc [--kept [ID...]]         reap stale instances (--kept: and kept failed ones)\n"
     "\n"
     "Options: -f FILE (else $TETHER_CONFIG, else ./tether.ini), -s|-c|--fish|--json output,\n"
     "         -q quiet.  `man tether` for the rest.\n";

@@ -193,6 +193,32 @@ no_instance() {
     assert_status 2
 }
 
+@test "gc --kept ID removes that kept instance only; an id that is not kept is an error" {
+    cfg="$(bad_config)"
+    run tether -f "$cfg" run --keep-failed -- true
+    first="$(only_instance)"
+    eval "$(tether -f "$(web_config)" start)"
+    run tether -f "$cfg" run --keep-failed -- true
+    second="$(ls "$TETHER_DIR" | grep -v "^$(basename "$first")\$" | while read -r id; do
+        [ -e "$TETHER_DIR/$id/kept-failed" ] && echo "$id"; done)"
+    [ -n "$second" ]
+    running="$(basename "$(dirname "$TETHER_WEB_CONFIGFILE")")"
+    run tether gc --kept "$running"
+    assert_status 1
+    assert_output_has "no kept instance '$running'"
+    run tether gc --kept nosuch ../x
+    assert_status 1
+    run tether gc --kept "$second"
+    assert_status 0
+    assert_output_has "removed kept instance $TETHER_DIR/$second"
+    [ -d "$first" ] && [ ! -e "$TETHER_DIR/$second" ]
+    [ "$(ping_tcp "$TETHER_WEB_PORT")" = pong ]
+    eval "$(tether stop)"
+    run tether gc --kept "$(basename "$first")"
+    assert_status 0
+    no_instance
+}
+
 # ---- exit status of run -- CMD ----
 
 @test "run -- CMD exits 125 for every failure of tether's own, CMD's status otherwise" {
