@@ -281,7 +281,8 @@ static bool send_status(void)
     if (H.start_failed) {
         sb_addc(&b, 'E');
         sb_add(&b, H.err.msg);
-        sb_add(&b, H.keep_said.s ? H.keep_said.s : "");
+        if (H.keep_said.len) /* on a line of its own, after the log's tail */
+            sb_addf(&b, "%s%s", b.s[b.len - 1] == '\n' ? "" : "\n", H.keep_said.s);
     } else {
         sb_addc(&b, 'O');
         for (size_t i = 0; i < H.in.n_svcs; i++) {
@@ -616,11 +617,11 @@ static int keep_failed_instance(void)
     terr e;
     instance_write_state(&H.in, NULL); /* every service stopped: list says so */
     if (instance_keep_failed(H.in.dirfd, H.keep_why.s, &e) == 0) {
-        sb_addf(&H.keep_said, "\nkept instance %s with its logs and data (tether list shows it; "
+        sb_addf(&H.keep_said, "kept instance %s with its logs and data (tether list shows it; "
                 "`tether gc --kept` removes it)", H.in.dir);
         return 0;
     }
-    sb_addf(&H.keep_said, "\ncould not keep instance %s as asked: %s; removed it", H.in.dir,
+    sb_addf(&H.keep_said, "could not keep instance %s as asked: %s; removed it", H.in.dir,
             e.msg);
     H.keep = false;
     return -1;
