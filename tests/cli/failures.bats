@@ -199,8 +199,10 @@ no_instance() {
     first="$(only_instance)"
     eval "$(tether -f "$(web_config)" start)"
     run tether -f "$cfg" run --keep-failed -- true
-    second="$(ls "$TETHER_DIR" | grep -v "^$(basename "$first")\$" | while read -r id; do
-        [ -e "$TETHER_DIR/$id/kept-failed" ] && echo "$id"; done)"
+    second=""
+    for d in "$TETHER_DIR"/*; do
+        if [ "$d" != "$first" ] && [ -e "$d/kept-failed" ]; then second="$(basename "$d")"; fi
+    done
     [ -n "$second" ]
     running="$(basename "$(dirname "$TETHER_WEB_CONFIGFILE")")"
     run tether gc --kept "$running"
