@@ -12,8 +12,7 @@ bad_config() {
     config bad.ini <<EOF
 [bad]
 command = sh -c 'echo starting up; echo "fatal: no luck" >&2; exit 3'
-ready = tcp
-port = 1
+ready = log:listening
 EOF
 }
 

@@ -270,7 +270,7 @@ def test_keep_failed_env_keeps_a_failed_start(tmp_path, tether_dir, monkeypatch)
     where; `tether gc --kept` removes it."""
     cfg = tmp_path / "bad.ini"
     cfg.write_text("[bad]\ncommand = sh -c 'echo fatal: no luck; exit 3'\n"
-                   "ready = tcp\nport = 1\n")
+                   "ready = log:listening\n")
     monkeypatch.setenv("TETHER_KEEP_FAILED", "1")
     with pytest.raises(TetherError) as e:
         set_up(ExternalService("bad", str(cfg)))
