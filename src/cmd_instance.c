@@ -122,8 +122,11 @@ static int stop_all(void)
     for (size_t i = 0; i < ids.n; i++) {
         _cleanup_close_ int fd = openat(rfd, ids.v[i], O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         struct state_info st;
+        char why[TERR_MAX];
         if (fd < 0 || state_read(fd, &st) < 0)
             continue;
+        if (instance_kept(fd, why) == KEPT_FAILED)
+            continue; /* stopped already, and kept to look at: gc --kept */
         svcs[n].instdir = xasprintf("%s/%s", root, ids.v[i]);
         svcs[n++].pid = st.helper.pid;
     }

@@ -176,11 +176,16 @@ no_instance() {
     no_instance
 }
 
-@test "gc --kept leaves running instances alone; gc takes no other option" {
+@test "gc --kept leaves running instances alone, stop --all leaves kept ones; gc takes no other option" {
     cfg="$(web_config)"
     eval "$(tether -f "$cfg" start)"
     run tether -f "$(bad_config)" run --keep-failed -- true
     assert_status 125
+    run tether stop --all
+    assert_status 0
+    dir="$(only_instance)"
+    [ -e "$dir/kept-failed" ]
+    eval "$(tether -f "$cfg" start)"
     run tether gc --kept
     assert_status 0
     # the running one is still there and answers
