@@ -270,8 +270,12 @@ static int finish_cmd(const char *dir, pid_t helper, int status)
         cli_err("the helper named no instance directory");
         return EXIT_TETHER;
     }
-    if (control_request(dir, helper, req, &reply, &e) < 0 || strncmp(reply, "OK\n", 3) != 0) {
-        if (helper_exited(helper))
+    int r = control_request(dir, helper, req, &reply, &e);
+    if (r < 0 || strncmp(reply, "OK\n", 3) != 0) {
+        /* nobody listens: the helper is dead or dying (killed), which the
+         * caller reports once it has reaped it */
+        if (helper_exited(helper) || r == -ECONNREFUSED || r == -ENOENT || r == -EPIPE ||
+            r == -ECONNRESET)
             return status;
         cli_err("cannot tell the helper that the command ended: %s",
                 reply ? reply : e.msg);

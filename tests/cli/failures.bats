@@ -280,6 +280,7 @@ no_instance() {
     run tether -f "$cfg" run -- sh -c 'kill -KILL "$TETHER_WEB_CONTROL_PID"; exit 0'
     assert_status 125
     assert_output_has "the helper was killed (signal KILL) while the command ran"
+    [[ $output != *"cannot tell the helper"* ]]
     no_instance
 }
 
