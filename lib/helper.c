@@ -1160,11 +1160,11 @@ out:
         H.start_failed = true;
         terr_set(&H.err, EINTR, "the start was interrupted (%s) before every service was ready",
                  H.why_stop ? H.why_stop : "stopped");
-    }
-    if (H.start_failed) {
-        ret = 1;
+    } else if (H.start_failed) { /* a failure, not the user's Ctrl-C */
         keep_for("the start failed: %s", H.err.msg);
     }
+    if (H.start_failed)
+        ret = 1;
     int r = shutdown_all();
     if (r)
         ret = r > ret ? r : ret;

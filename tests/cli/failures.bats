@@ -142,6 +142,25 @@ no_instance() {
     done
 }
 
+@test "run --keep-failed: a start interrupted by SIGINT is no failure: exit 130, nothing kept" {
+    cfg="$(config slow.ini <<EOF
+[web]
+command = sh -c 'echo starting > $WORK/spawned; exec $TSERVER --never-ready'
+ready = log:^never
+timeout = 60
+EOF
+)"
+    "$TETHER" -f "$cfg" run --keep-failed -- true 2>"$WORK/err" 3>&- &
+    runner=$!
+    wait_file "$WORK/spawned"
+    kill -INT "$runner"
+    st=0
+    wait "$runner" || st=$?
+    [ "$st" -eq 130 ] || { echo "exit $st" >&2; cat "$WORK/err" >&2; false; }
+    run ! grep -q "kept instance" "$WORK/err"
+    no_instance
+}
+
 @test "run --keep-failed -- CMD: a failing command keeps the stopped instance, a passing one does not" {
     cfg="$(web_config)"
     run tether -f "$cfg" run --keep-failed -- sh -c 'cat "$TETHER_WEB_PIDFILE" >"$WORK/pid"; exit 3'
