@@ -244,7 +244,7 @@ int instance_leftover(const char *instdir, terr *e)
 {
     _cleanup_close_ int fd = open(instdir, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     char why[TERR_MAX];
-    if (fd < 0 || !instance_kept(fd, why))
+    if (fd < 0 || instance_kept(fd, why) != KEPT_CLEANUP)
         return 0;
     return terr_set(e, EAGAIN, "%s", *why ? why : "the cleanup failed (no reason recorded)");
 }

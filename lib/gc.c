@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -179,11 +180,33 @@ static void kill_recorded(const struct state_info *st)
     kill_frozen(&f);
 }
 
+static int write_note(int instfd, const char *note, const char *why, terr *e)
+{
+    int r = write_file_atomic(instfd, note, why, strlen(why), 0600);
+    return r < 0 ? terr_set(e, -r, "cannot write %s: %s", note, strerror(-r)) : 0;
+}
+
+int instance_keep_failed(int instfd, const char *why, terr *e)
+{
+    int r = write_note(instfd, KEPT_NOTE, why, e);
+    if (r < 0)
+        return r;
+    if (unlinkat(instfd, "control", 0) < 0 && errno != ENOENT)
+        return terr_set(e, errno, "cannot remove the control socket: %m");
+    return 0;
+}
+
+bool keep_failed_env(void)
+{
+    const char *v = getenv(KEEP_FAILED_VAR);
+    return v && *v && !streq(v, "0");
+}
+
 int instance_keep(int instfd, const strv *labels, const char *why, terr *e)
 {
-    int r = write_file_atomic(instfd, LEFTOVER_NOTE, why, strlen(why), 0600);
+    int r = write_note(instfd, LEFTOVER_NOTE, why, e);
     if (r < 0)
-        return terr_set(e, -r, "cannot write %s: %s", LEFTOVER_NOTE, strerror(-r));
+        return r;
     int dupfd = fcntl(instfd, F_DUPFD_CLOEXEC, 3);
     DIR *d = dupfd < 0 ? NULL : fdopendir(dupfd);
     if (!d) {
@@ -291,7 +314,7 @@ int gc_reap_instance(int rootfd, const char *id, terr *e)
     if (r < 0)
         return r;
     char why_kept[TERR_MAX];
-    bool retry = instance_kept(fd, why_kept);
+    bool retry = instance_kept(fd, why_kept) == KEPT_CLEANUP;
     struct state_info st;
     if (state_read(fd, &st) == 0) {
         if (state_other_pidns(&st))
@@ -323,21 +346,28 @@ static bool is_old(int rootfd, const char *name)
     return time(NULL) - st.st_mtime > YOUNG_SECONDS;
 }
 
-bool instance_kept(int instfd, char why[TERR_MAX])
+static bool read_note(int instfd, const char *note, char why[TERR_MAX])
 {
-    _cleanup_close_ int fd =
-        openat(instfd, LEFTOVER_NOTE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    _cleanup_close_ int fd = openat(instfd, note, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     ssize_t n = fd < 0 ? -1 : read(fd, why, TERR_MAX - 1);
     why[n > 0 ? n : 0] = '\0';
     return fd >= 0;
 }
 
+/* A failed cleanup first: it is what gc must retry, kept or not. */
+enum kept_reason instance_kept(int instfd, char why[TERR_MAX])
+{
+    if (read_note(instfd, LEFTOVER_NOTE, why))
+        return KEPT_CLEANUP;
+    return read_note(instfd, KEPT_NOTE, why) ? KEPT_FAILED : KEPT_NOT;
+}
+
 /* instance_kept() of the instance root/name. */
-static bool is_kept(int root, const char *name, char why[TERR_MAX])
+static enum kept_reason is_kept(int root, const char *name, char why[TERR_MAX])
 {
     _cleanup_close_ int ifd = openat(root, name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     why[0] = '\0';
-    return ifd >= 0 && instance_kept(ifd, why);
+    return ifd >= 0 ? instance_kept(ifd, why) : KEPT_NOT;
 }
 
 /* Reap name, whose lock we hold, and say what happened in report (the
@@ -346,7 +376,7 @@ static int reap_one(int root, const char *root_path, const char *name, const cha
                     strbuf *report, terr *err)
 {
     char before[TERR_MAX];
-    is_kept(root, name, before);
+    enum kept_reason kept = is_kept(root, name, before);
     int r = gc_reap_instance(root, name, err);
     if (r == -EBUSY)
         return r; /* someone else is removing it right now */
@@ -360,6 +390,8 @@ static int reap_one(int root, const char *root_path, const char *name, const cha
     else if (r == 1 && report)
         sb_addf(report, "tether: retried the cleanup of stale instance %s/%s: done (it had "
                 "failed: %s)\n", root_path, name, before);
+    else if (kept == KEPT_FAILED && report)
+        sb_addf(report, "tether: removed kept instance %s/%s\n", root_path, name);
     else if (report)
         sb_addf(report, "tether: reaped %s instance %s/%s\n", how, root_path, name);
     return r;
@@ -413,7 +445,14 @@ static const char *reapable(int root, const char *name, int *lock, strbuf *repor
     return NULL;
 }
 
-static int gc_scan(strbuf *report, bool retry, terr *e)
+/* What a gc reaps besides stale instances. */
+enum gc_mode {
+    GC_AUTO,  /* before every start: nothing else */
+    GC_RETRY, /* `tether gc`: instances whose cleanup failed, too */
+    GC_KEPT,  /* `tether gc --kept`: and those kept after a failure */
+};
+
+static int gc_scan(strbuf *report, enum gc_mode mode, terr *e)
 {
     _cleanup_free_ char *root_path = NULL;
     _cleanup_close_ int root = state_root(&root_path, e);
@@ -441,8 +480,11 @@ static int gc_scan(strbuf *report, bool retry, terr *e)
         if (!how)
             continue;
         char why[TERR_MAX];
-        if (!retry && is_kept(root, name, why))
+        enum kept_reason kept = is_kept(root, name, why);
+        if (kept == KEPT_CLEANUP && mode == GC_AUTO)
             continue; /* a failed drop: `tether gc` retries it */
+        if (kept == KEPT_FAILED && mode != GC_KEPT)
+            continue; /* the user's to look at, until `tether gc --kept` */
         terr err;
         int r = reap_one(root, root_path, name, how, report, &err);
         if (r == -EBUSY || r == -EXDEV)
@@ -464,10 +506,32 @@ static int gc_scan(strbuf *report, bool retry, terr *e)
 
 int gc_run(strbuf *report, terr *e)
 {
-    return gc_scan(report, false, e);
+    return gc_scan(report, GC_AUTO, e);
 }
 
 int gc_run_retrying(strbuf *report, terr *e)
 {
-    return gc_scan(report, true, e);
+    return gc_scan(report, GC_RETRY, e);
+}
+
+int gc_run_kept(strbuf *report, terr *e)
+{
+    return gc_scan(report, GC_KEPT, e);
+}
+
+int gc_remove_kept(const char *id, strbuf *report, terr *e)
+{
+    _cleanup_free_ char *root_path = NULL;
+    _cleanup_close_ int root = state_root(&root_path, e);
+    if (root < 0)
+        return root;
+    char why[TERR_MAX];
+    if (strchr(id, '/') || id[0] == '.' || is_kept(root, id, why) != KEPT_FAILED)
+        return terr_set(e, ENOENT, "no kept instance '%s' in %s (see tether list)", id,
+                        root_path);
+    _cleanup_close_ int lock = -1;
+    if (!reapable(root, id, &lock, NULL, root_path))
+        return terr_set(e, EBUSY, "instance %s/%s is in use", root_path, id);
+    int r = reap_one(root, root_path, id, "kept", report, e);
+    return r < 0 ? r : 0;
 }

@@ -51,6 +51,9 @@ static struct {
     const char *why_stop;
     strv kept;        /* services whose cleanup failed */
     strbuf kept_why;  /* and why */
+    bool keep;        /* keep the instance for the user (opts->keep_failed) */
+    strbuf keep_why;  /* what failed: its KEPT_NOTE */
+    strbuf keep_said; /* what the starter hears of it, after the error */
 } H;
 
 static void ep_add(int fd, uint32_t events, uint64_t data)
@@ -305,6 +308,8 @@ static bool send_status(void)
     if (H.start_failed) {
         sb_addc(&b, 'E');
         sb_add(&b, H.err.msg);
+        if (H.keep_said.len) /* on a line of its own, after the log's tail */
+            sb_addf(&b, "%s%s", b.s[b.len - 1] == '\n' ? "" : "\n", H.keep_said.s);
     } else {
         sb_addc(&b, 'O');
         for (size_t i = 0; i < H.in.n_svcs; i++) {
@@ -665,12 +670,33 @@ static int keep_instance(void)
     return 2;
 }
 
+/* Keep the instance for the user to look at (--keep-failed): its logs and
+ * data stay, its processes are gone like those of any stopped instance.
+ * If the note cannot be written, gc would take it for a stale instance:
+ * then it goes now, and the starter hears why. */
+static int keep_failed_instance(void)
+{
+    terr e;
+    instance_write_state(&H.in, NULL); /* every service stopped: list says so */
+    if (instance_keep_failed(H.in.dirfd, H.keep_why.s, &e) == 0) {
+        sb_addf(&H.keep_said, "kept instance %s with its logs and data (tether list shows it; "
+                "`tether gc --kept` removes it)", H.in.dir);
+        return 0;
+    }
+    sb_addf(&H.keep_said, "could not keep instance %s as asked: %s; removed it", H.in.dir,
+            e.msg);
+    H.keep = false;
+    return -1;
+}
+
 static int remove_instance(void)
 {
     if (!H.in.dir)
         return 0;
     if (H.kept.n)
         return keep_instance();
+    if (H.keep && keep_failed_instance() == 0)
+        return 0;
     int root = open(H.in.state_dir, O_DIRECTORY | O_CLOEXEC);
     if (root < 0)
         return 2;
@@ -726,6 +752,47 @@ static void promise(int client, bool can_wait, long long ns)
     (void)w; /* a client that went away hears nothing either way */
 }
 
+/* Whether the instance is to be kept after a failure (asked for, and the
+ * first failure: its note says what failed). */
+static void keep_for(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void keep_for(const char *fmt, ...)
+{
+    if (!H.o->keep_failed || H.keep)
+        return;
+    H.keep = true;
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vaddf(&H.keep_why, fmt, ap);
+    va_end(ap);
+}
+
+/* `tether run`'s command ended with status: which services died while it
+ * ran (their logs' tails; the paths only if the instance will be kept). */
+static void finished(int client, int status)
+{
+    reap(); /* exits queued behind this request count */
+    if (status != 0)
+        keep_for("the command exited with status %d", status);
+    for (size_t i = 0; i < H.in.n_svcs; i++)
+        if (H.in.svcs[i].state == SVC_EXITED)
+            keep_for("service '%s' died while the command ran", H.in.svcs[i].conf->label);
+    H.in.name_logs = H.keep;
+    strbuf b = {0};
+    sb_add(&b, "OK\n");
+    for (size_t i = 0; i < H.in.n_svcs; i++) {
+        struct svc *s = &H.in.svcs[i];
+        if (s->state != SVC_EXITED)
+            continue;
+        _cleanup_sb_ strbuf why = {0};
+        describe_status(&why, s->exit_status);
+        svc_fail(s, "%s while the command ran", why.s);
+        sb_addf(&b, "%s\x1e", s->err.msg); /* RS: a message may have many lines */
+    }
+    int c = client;
+    reply(&c, "%s", b.s);
+    sb_free(&b);
+}
+
 /* A request is one line; the lines after it are options ("wait"). */
 static void handle_request(int client, char *req)
 {
@@ -763,6 +830,10 @@ static void handle_request(int client, char *req)
         int c = client;
         reply(&c, "%s", b.s);
         sb_free(&b);
+        return;
+    }
+    if (strncmp(req, REQ_FINISHED, strlen(REQ_FINISHED)) == 0) {
+        finished(client, atoi(req + strlen(REQ_FINISHED)));
         return;
     }
     if (strncmp(req, "reset ", 6) == 0) {
@@ -1024,6 +1095,7 @@ static int setup(terr *e)
     }
     H.in.cfg = o->cfg;
     H.in.prefix = o->cfg->prefix;
+    H.in.name_logs = o->keep_failed; /* a failed start keeps them */
     H.in.lock_fd = -1;
     H.in.dirfd = -1;
     if (o->fixed)
@@ -1090,6 +1162,7 @@ int helper_main(struct helper_opts *o)
             break;
         if (H.phase == PH_STARTING && all_ready()) {
             H.phase = PH_RUNNING;
+            H.in.name_logs = true; /* they live as long as we run */
             if (!send_status()) {
                 H.why_stop = "the starting command went away";
                 break;
@@ -1165,6 +1238,8 @@ out:
         H.start_failed = true;
         terr_set(&H.err, EINTR, "the start was interrupted (%s) before every service was ready",
                  H.why_stop ? H.why_stop : "stopped");
+    } else if (H.start_failed) { /* a failure, not the user's Ctrl-C */
+        keep_for("the start failed: %s", H.err.msg);
     }
     if (H.start_failed)
         ret = 1;
@@ -1182,6 +1257,8 @@ out:
     send_status();
     strv_free(&H.kept);
     sb_free(&H.kept_why);
+    sb_free(&H.keep_why);
+    sb_free(&H.keep_said);
     for (size_t i = 0; i < H.in.n_svcs; i++)
         svc_free(&H.in.svcs[i]);
     free(H.in.svcs);

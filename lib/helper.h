@@ -12,12 +12,23 @@ struct helper_opts {
     long long expire_ns; /* clean up after this long; 0: never */
     bool fixed;      /* the instance id follows from the config and services
                       * (instance_fixed_id): one user at a time */
+    bool keep_failed; /* keep the instance's directory (logs, data) when the
+                       * start fails, or when the starter says its command
+                       * failed ("finished" request): KEPT_NOTE */
 };
 
 /* Run the helper until it is told to stop, its owner goes, or the start
  * fails.  Returns the process exit status (0: clean shutdown after a good
  * start, 1: the start failed, 2: cleanup left something). */
 int helper_main(struct helper_opts *o);
+
+/* The control request with which `tether run` says that its command
+ * ended, and how: "finished STATUS" (0 or the exit code).  The reply is
+ * "OK" and a line, then the message (with its log's tail) of each service
+ * that died while it ran, each ended by an RS (\x1e).  A failure (STATUS
+ * non-zero, or a death) keeps the instance when the helper was told to
+ * keep failed ones (keep_failed). */
+#define REQ_FINISHED "finished "
 
 /* The status channel (a socketpair) carries the helper's progress lines
  * while it starts (progress.h), then the outcome.  helper_read_progress()

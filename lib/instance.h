@@ -10,6 +10,11 @@
 #define COOKIE_VAR "TETHER_COOKIE"
 /* In an instance directory kept after its cleanup failed: why (text). */
 #define LEFTOVER_NOTE "cleanup-failed"
+/* In an instance directory kept on the user's request (--keep-failed,
+ * TETHER_KEEP_FAILED=1) after its start or `run`'s command failed: why
+ * (text).  Its processes are gone; only `tether gc --kept` removes it. */
+#define KEPT_NOTE "kept-failed"
+#define KEEP_FAILED_VAR "TETHER_KEEP_FAILED"
 #define INSTANCE_ID_LEN 16
 
 enum svc_state { SVC_PENDING, SVC_STARTING, SVC_READY, SVC_STOPPING, SVC_EXITED };
@@ -74,6 +79,9 @@ struct instance {
     struct svc *svcs; /* in start order */
     size_t n_svcs;
     long long created; /* unix time */
+    /* error messages may name the logs' paths: the logs outlive the
+     * message (the instance runs on, or will be kept) */
+    bool name_logs;
 };
 
 /* Set a service variable (short name) — replaces an existing one. */
@@ -146,13 +154,32 @@ int gc_reap_instance(int rootfd, const char *id, terr *e);
  * before every start, leaves those: a hung server would delay each start
  * by the service's timeout. */
 int gc_run_retrying(strbuf *report, terr *e);
+/* As gc_run_retrying, and also remove the instances kept after a failure
+ * (KEPT_NOTE): `tether gc --kept`. */
+int gc_run_kept(strbuf *report, terr *e);
+/* Remove the one instance id kept after a failure: `tether gc --kept ID`.
+ * -ENOENT if there is no such kept instance. */
+int gc_remove_kept(const char *id, strbuf *report, terr *e);
+/* Why an instance directory outlived its helper. */
+enum kept_reason {
+    KEPT_NOT = 0,
+    KEPT_CLEANUP, /* its cleanup failed: LEFTOVER_NOTE; `tether gc` retries */
+    KEPT_FAILED,  /* kept on request after a failure: KEPT_NOTE; `tether gc --kept` */
+};
 /* After a failed cleanup: write why into the instance's LEFTOVER_NOTE and
  * remove everything but the state, the lock, the note and the directories
  * of labels (which hold the records the next gc needs to retry). */
 int instance_keep(int instfd, const strv *labels, const char *why, terr *e);
-/* Whether the instance instfd was kept by a failed cleanup; why gets its
- * note ("" if it has none). */
-bool instance_kept(int instfd, char why[TERR_MAX]);
+/* After a failure, on the user's request: write why into the instance's
+ * KEPT_NOTE; everything else stays (logs, data), less the control socket
+ * that nobody answers any more. */
+int instance_keep_failed(int instfd, const char *why, terr *e);
+/* Whether (and why) the instance instfd was kept; why gets its note ("" if
+ * it has none). */
+enum kept_reason instance_kept(int instfd, char why[TERR_MAX]);
+/* Whether the user asked to keep failed instances: $TETHER_KEEP_FAILED set
+ * to anything but "" or "0". */
+bool keep_failed_env(void);
 /* Remove the directory of instance rootfd/id (whose processes are gone),
  * renamed to .rm-ID while it goes so that a remover killed half-way
  * leaves something gc recognises and reaps at once. */

@@ -425,6 +425,16 @@ void svc_log(struct svc *s, const char *fmt, ...)
     fputs(b.s, stderr); /* the helper's own log */
 }
 
+char *svc_log_excerpt(const struct svc *s)
+{
+    _cleanup_free_ char *tail = file_tail(s->logpath, 20);
+    _cleanup_free_ char *where = s->inst->name_logs ? xasprintf(" (%s)", s->logpath)
+                                                    : xstrdup("");
+    if (*tail)
+        return xasprintf("\nlast lines of its log%s:\n%s", where, tail);
+    return xasprintf(" (its log%s is empty)", where);
+}
+
 void svc_fail(struct svc *s, const char *fmt, ...)
 {
     strbuf b = {0};
@@ -436,11 +446,8 @@ void svc_fail(struct svc *s, const char *fmt, ...)
     /* a start that failed on its last port: say which it had tried */
     if (s->port_retries.len)
         sb_addf(&b, " (before that, %s)", s->port_retries.s);
-    _cleanup_free_ char *tail = file_tail(s->logpath, 20);
-    if (*tail)
-        sb_addf(&b, "\nlast lines of its log (%s):\n%s", s->logpath, tail);
-    else
-        sb_addf(&b, " (its log %s is empty)", s->logpath);
+    _cleanup_free_ char *log = svc_log_excerpt(s);
+    sb_add(&b, log);
     snprintf(s->err.msg, sizeof(s->err.msg), "%s", b.s);
     sb_free(&b);
 }

@@ -35,6 +35,11 @@ int svc_new_port(struct svc *s, terr *e);
 void svc_log(struct svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Format the failure with the log's tail into s->err. */
 void svc_fail(struct svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last lines of the service's log, quoted, for an error message:
+ * "last lines of its log (PATH):\n    | ...".  The path only when the log
+ * outlives the message (in->name_logs): a failed start removes it with the
+ * instance, unless the instance is kept. */
+char *svc_log_excerpt(const struct svc *s);
 
 /* --- readiness (ready.c) --- */
 /* Before spawn: make the notify socket / fd pipe / inotify watch.  Adds

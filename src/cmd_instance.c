@@ -126,8 +126,11 @@ static int stop_all(void)
     for (size_t i = 0; i < ids.n; i++) {
         _cleanup_close_ int fd = openat(rfd, ids.v[i], O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         struct state_info st;
+        char why[TERR_MAX];
         if (fd < 0 || state_read(fd, &st) < 0)
             continue;
+        if (instance_kept(fd, why) == KEPT_FAILED)
+            continue; /* stopped already, and kept to look at: gc --kept */
         svcs[n].instdir = xasprintf("%s/%s", root, ids.v[i]);
         svcs[n++].pid = st.helper.pid;
     }
@@ -508,12 +511,16 @@ int cmd_list(struct cli *c, int argc, char **argv)
             continue;
         _cleanup_close_ int lfd = openat(fd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         bool alive = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0;
+        char why[TERR_MAX];
+        /* kept after a failure: the user's to look at (a failed cleanup
+         * stays "stale": gc retries it) */
+        bool kept = !alive && instance_kept(fd, why) == KEPT_FAILED;
         long long age = (long long)time(NULL) - st.created;
         strbuf sv = {0};
         for (size_t i = 0; i < st.n_svcs; i++)
             sb_addf(&sv, "%s%s(%s)", i ? "," : "", st.svcs[i].label, st.svcs[i].state);
         printf("%-16s %8d %7llds %-6s %s\n", st.id, (int)st.helper.pid, age,
-               alive ? "alive" : "stale", sv.s ? sv.s : "");
+               alive ? "alive" : kept ? "kept" : "stale", sv.s ? sv.s : "");
         sb_free(&sv);
     }
     closedir(d);
@@ -522,13 +529,57 @@ int cmd_list(struct cli *c, int argc, char **argv)
 
 /* ---- gc ---- */
 
+/* gc's options: --kept, -q, and the output formats every command takes
+ * (gc prints no variables). */
+static int gc_opts(struct cli *c, int argc, char **argv, bool *kept)
+{
+    static const struct option opts[] = {
+        {"kept", no_argument, NULL, 'K'}, {"quiet", no_argument, NULL, 'q'},
+        {"json", no_argument, NULL, 'J'}, {"fish", no_argument, NULL, 'F'},
+        {"csh", no_argument, NULL, 'c'},  {"sh", no_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "scq", opts, NULL)) != -1) {
+        if (o == '?')
+            return -1;
+        if (o == 'q')
+            c->quiet = true;
+        if (o == 'K')
+            *kept = true;
+    }
+    return 0;
+}
+
+/* tether gc --kept ID...: only those kept instances. */
+static int gc_kept_ids(struct cli *c, int argc, char **argv)
+{
+    int ret = EXIT_OK;
+    for (int i = optind; i < argc; i++) {
+        strbuf report = {0};
+        terr e;
+        int r = gc_remove_kept(argv[i], &report, &e);
+        if (r < 0 && !report.len) /* else the report says it */
+            cli_err("gc: %s", e.msg);
+        if (report.len && (!c->quiet || r < 0))
+            fputs(report.s, stderr);
+        sb_free(&report);
+        if (r < 0)
+            ret = EXIT_FAIL;
+    }
+    return ret;
+}
+
 int cmd_gc(struct cli *c, int argc, char **argv)
 {
-    if (fmt_opts(c, argc, argv, NULL, NULL) < 0 || no_args(argc, argv, "gc") < 0)
+    bool kept = false;
+    if (gc_opts(c, argc, argv, &kept) < 0 || (!kept && no_args(argc, argv, "gc") < 0))
         return EXIT_USAGE;
+    if (kept && optind < argc)
+        return gc_kept_ids(c, argc, argv);
     strbuf report = {0};
     terr e;
-    int r = gc_run_retrying(&report, &e);
+    int r = kept ? gc_run_kept(&report, &e) : gc_run_retrying(&report, &e);
     if (report.len && !c->quiet)
         fputs(report.s, stderr);
     sb_free(&report);

@@ -96,25 +96,64 @@ static int wait_helper(pid_t helper)
     return status;
 }
 
-/* The helper exited 2: something is left.  Say what (a database it could
- * not drop is in the note of the instance it kept for gc). */
-static void say_leftover(const struct var *vars, size_t n)
+/* The instance directory the variables name (a CONFIGFILE is in it), or
+ * NULL; malloc'd. */
+static char *instance_dir(const struct var *vars, size_t n)
 {
     static const char sfx[] = "_CONFIGFILE";
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(vars[i].name);
         const char *slash = strrchr(vars[i].value, '/');
-        if (l <= sizeof(sfx) - 1 || !streq(vars[i].name + l - (sizeof(sfx) - 1), sfx) || !slash)
-            continue;
-        _cleanup_free_ char *dir = xstrndup(vars[i].value, (size_t)(slash - vars[i].value));
-        terr e;
-        if (instance_leftover(dir, &e) < 0) {
-            cli_err("%s", e.msg);
-            return;
-        }
-        break;
+        if (l > sizeof(sfx) - 1 && streq(vars[i].name + l - (sizeof(sfx) - 1), sfx) && slash)
+            return xstrndup(vars[i].value, (size_t)(slash - vars[i].value));
     }
-    cli_err("the helper could not remove everything; run `tether gc`");
+    return NULL;
+}
+
+/* The helper exited 2: something is left.  Say what (a database it could
+ * not drop is in the note of the instance it kept for gc). */
+static void say_leftover(const char *dir)
+{
+    terr e;
+    if (dir && instance_leftover(dir, &e) < 0)
+        cli_err("%s", e.msg);
+    else
+        cli_err("the helper could not remove everything; run `tether gc`");
+}
+
+/* The helper has exited: if it kept the instance after a failure
+ * (--keep-failed), say where it is. */
+static void say_kept(const char *dir)
+{
+    _cleanup_close_ int fd = dir ? open(dir, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    char why[TERR_MAX];
+    if (fd >= 0 && instance_kept(fd, why) == KEPT_FAILED)
+        cli_err("kept instance %s with its logs and data (tether list shows it; `tether gc "
+                "--kept` removes it)", dir);
+}
+
+/* A failure of tether's own: with a command to run, 125, never a status
+ * the command itself might have returned. */
+static int failed(bool with_cmd, int code)
+{
+    return with_cmd ? EXIT_TETHER : code;
+}
+
+/* Whether args (after "run") hold a "--": a command follows. */
+static bool has_command(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (streq(argv[i], "--"))
+            return true;
+    return false;
+}
+
+int usage_status(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (streq(argv[i], "run"))
+            return has_command(argc - i, argv + i) ? EXIT_TETHER : EXIT_USAGE;
+    return EXIT_USAGE;
 }
 
 static int exit_code(int status)
@@ -156,8 +195,9 @@ static bool on_path(const char *name)
     return path_search(name, exists, buf, sizeof(buf)) == 0;
 }
 
-/* Run CMD with the variables; returns its exit code.  Signals sent to us
- * (not the terminal's, which CMD gets itself) are passed on. */
+/* Run CMD with the variables; returns its exit code, or -1 if we failed
+ * (said why).  Signals sent to us (not the terminal's, which CMD gets
+ * itself) are passed on. */
 static int run_cmd(char **cmd, const struct var *vars, size_t n, int sigfd, const sigset_t *old)
 {
     _cleanup_strv_ strv env = {0};
@@ -165,12 +205,12 @@ static int run_cmd(char **cmd, const struct var *vars, size_t n, int sigfd, cons
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
         cli_err("pipe: %m");
-        return EXIT_FAIL;
+        return -1;
     }
     pid_t pid = fork();
     if (pid < 0) {
         cli_err("fork: %m");
-        return EXIT_FAIL;
+        return -1;
     }
     if (pid == 0) {
         close(p[0]);
@@ -197,11 +237,72 @@ static int run_cmd(char **cmd, const struct var *vars, size_t n, int sigfd, cons
         struct signalfd_siginfo si;
         struct pollfd pf = {.fd = sigfd, .events = POLLIN};
         if (poll(&pf, 1, -1) < 0 && errno != EINTR)
-            return EXIT_FAIL;
+            return -1;
         while (read(sigfd, &si, sizeof(si)) == sizeof(si))
             if (si.ssi_signo != SIGCHLD && si.ssi_code == SI_USER)
                 kill(pid, (int)si.ssi_signo);
     }
+}
+
+/* The exit status after a failure of tether's own (the helper killed, a
+ * cleanup that failed), given ret so far: with a command, EXIT_TETHER,
+ * saying what the command's own status was (unless EXIT_TETHER already
+ * said why); without, EXIT_FAIL unless something failed already. */
+static int own_failure(char **cmd, int ret)
+{
+    if (!cmd)
+        return ret == EXIT_OK ? EXIT_FAIL : ret;
+    if (ret != EXIT_OK && ret != EXIT_TETHER)
+        cli_err("(the command itself exited with status %d)", ret);
+    return EXIT_TETHER;
+}
+
+/* Whether the helper (our child) has exited, without reaping it. */
+static bool helper_exited(pid_t helper)
+{
+    siginfo_t si = {0};
+    return waitid(P_PID, (id_t)helper, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid;
+}
+
+/* CMD ended with status: tell the helper (which keeps the instance after
+ * a failure, if asked to) and hear which services died meanwhile, each
+ * message ending in RS.  Returns status, or EXIT_TETHER if a service died
+ * or the helper could not be asked (a helper that is gone is the
+ * caller's to report, once it is reaped). */
+static int finish_cmd(const char *dir, pid_t helper, int status)
+{
+    terr e;
+    _cleanup_free_ char *req = xasprintf(REQ_FINISHED "%d", status);
+    _cleanup_free_ char *reply = NULL;
+    if (!dir) {
+        cli_err("the helper named no instance directory");
+        return EXIT_TETHER;
+    }
+    int r = control_request(dir, helper, req, &reply, &e);
+    if (r < 0 || strncmp(reply, "OK\n", 3) != 0) {
+        /* nobody listens: the helper is dead or dying (killed), which the
+         * caller reports once it has reaped it */
+        if (helper_exited(helper) || r == -ECONNREFUSED || r == -ENOENT || r == -EPIPE ||
+            r == -ECONNRESET)
+            return status;
+        cli_err("cannot tell the helper that the command ended: %s",
+                reply ? reply : e.msg);
+        return EXIT_TETHER;
+    }
+    bool died = false;
+    char *save = NULL;
+    for (char *m = strtok_r(reply + 3, "\x1e", &save); m; m = strtok_r(NULL, "\x1e", &save)) {
+        m += strspn(m, "\n");
+        for (size_t l = strlen(m); l && m[l - 1] == '\n';)
+            m[--l] = '\0';
+        if (*m) {
+            cli_err("%s", m);
+            died = true;
+        }
+    }
+    if (died && status != 0)
+        cli_err("(the command itself exited with status %d)", status);
+    return died ? EXIT_TETHER : status;
 }
 
 /* What the user must know before a service listens on TCP (memcached has
@@ -223,11 +324,13 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         {"sh", no_argument, NULL, 's'},          {"expire", required_argument, NULL, 'E'},
         {"watch-pid", required_argument, NULL, 'W'}, {"quiet", no_argument, NULL, 'q'},
         {"fixed", no_argument, NULL, 'X'}, /* hidden: libtether's TETHER_FIXED_INSTANCE */
+        {"keep-failed", no_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     long long expire = 0;
     pid_t watch = 0;
-    bool fixed = false;
+    bool fixed = false, keep = keep_failed_env();
+    bool with_cmd = !background && has_command(argc, argv);
     int o;
     while ((o = getopt_long(argc, argv, "+f:scq", opts, NULL)) != -1) {
         if (parse_fmt(o, c))
@@ -242,10 +345,13 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         case 'X':
             fixed = true;
             break;
+        case 'K':
+            keep = true;
+            break;
         case 'E':
             if (parse_duration(optarg, &expire) < 0 || expire <= 0) {
                 cli_err("--expire %s: not a duration (e.g. 90, 30s, 10m, 2h)", optarg);
-                return EXIT_USAGE;
+                return failed(with_cmd, EXIT_USAGE);
             }
             break;
         case 'W': {
@@ -253,13 +359,13 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
             long v = strtol(optarg, &end, 10);
             if (*end || v <= 0 || kill((pid_t)v, 0) < 0) {
                 cli_err("--watch-pid %s: no such process", optarg);
-                return EXIT_USAGE;
+                return failed(with_cmd, EXIT_USAGE);
             }
             watch = (pid_t)v;
             break;
         }
         default:
-            return EXIT_USAGE;
+            return failed(with_cmd, EXIT_USAGE);
         }
     }
     /* services up to "--", then the command */
@@ -279,14 +385,14 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     if (cmd && (background || !*cmd)) {
         cli_err(background ? "start takes no command: use `tether run ... -- CMD`"
                            : "nothing after --: give the command to run");
-        return EXIT_USAGE;
+        return failed(with_cmd, EXIT_USAGE);
     }
     struct tether_config *cfg = NULL;
     long long t0 = now_ns();
     char t[32];
     int r = load_config(c, names, n, &cfg);
     if (r)
-        return r;
+        return failed(with_cmd, r);
     progress(PROGRESS_STEP, "config %s read in %s", cfg->path ? cfg->path : "(built-in)",
              progress_since(t, t0));
     struct svc_conf **sel = NULL;
@@ -295,7 +401,7 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     if (config_select(cfg, (const char *const *)names, n, &sel, &nsel, &e) < 0) {
         cli_err("%s", e.msg);
         config_free(cfg);
-        return EXIT_USAGE;
+        return failed(with_cmd, EXIT_USAGE);
     }
     warn_tcp(sel, nsel);
     strbuf report = {0};
@@ -318,13 +424,13 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     if (sigfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) < 0 ||
         (!background && pipe2(lease, O_CLOEXEC) < 0)) {
         cli_err("cannot set up: %m");
-        return EXIT_FAIL;
+        return failed(with_cmd, EXIT_FAIL);
     }
     fflush(NULL);
     pid_t helper = fork();
     if (helper < 0) {
         cli_err("fork: %m");
-        return EXIT_FAIL;
+        return failed(with_cmd, EXIT_FAIL);
     }
     if (helper == 0) {
         close(st[0]);
@@ -351,7 +457,7 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         close_fds_except(st[1], lease[0]);
         struct helper_opts ho = {.cfg = cfg, .sel = sel, .nsel = nsel, .status_fd = st[1],
                                  .lease_fd = lease[0], .watch_pid = watch, .expire_ns = expire,
-                                 .fixed = fixed};
+                                 .fixed = fixed, .keep_failed = keep};
         _exit(helper_main(&ho));
     }
     close(st[1]);
@@ -391,10 +497,11 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
             gc_run(NULL, NULL);
         fprintf(stderr, "tether: %s\n", e.msg);
         config_free(cfg);
-        return interrupted ? 130 : EXIT_FAIL;
+        return interrupted ? 130 : failed(with_cmd, EXIT_FAIL);
     }
     progress(PROGRESS_STEP, "%zu service%s ready in %s", nsel, nsel == 1 ? "" : "s",
              progress_since(t, t0));
+    _cleanup_free_ char *dir = instance_dir(vars, nvars);
     int ret = EXIT_OK;
     int stop_sig = SIGTERM; /* what ends the instance: the user's own signal, if any */
     strbuf out = {0};
@@ -417,8 +524,10 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         close(st[0]);
         long long tcmd = now_ns();
         ret = run_cmd(cmd, vars, nvars, sigfd, &old);
-        progress(PROGRESS_STEP, "%s exited with status %d after %s", cmd[0], ret,
-                 progress_since(t, tcmd));
+        if (ret >= 0)
+            progress(PROGRESS_STEP, "%s exited with status %d after %s", cmd[0], ret,
+                     progress_since(t, tcmd));
+        ret = ret < 0 ? EXIT_TETHER : finish_cmd(dir, helper, ret);
     } else {
         helper_ack(st[0]);
         close(st[0]);
@@ -458,12 +567,12 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
             cli_err("the helper was killed (signal %s) while the command ran; reaping what it "
                     "left", signal_name(WTERMSIG(hs)));
             gc_run(NULL, NULL);
-            if (ret == EXIT_OK)
-                ret = EXIT_FAIL;
+            ret = own_failure(cmd, ret);
         } else if (WIFEXITED(hs) && WEXITSTATUS(hs) == 2) {
-            say_leftover(vars, nvars);
-            if (ret == EXIT_OK)
-                ret = EXIT_FAIL;
+            say_leftover(dir);
+            ret = own_failure(cmd, ret);
+        } else {
+            say_kept(dir);
         }
     }
     if (lease[1] >= 0)

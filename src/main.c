@@ -13,13 +13,14 @@ static const char usage[] =
     "  run [SERVICE...]            start, wait for Ctrl-C (SIGINT/SIGTERM), stop and clean up\n"
     "  run [SERVICE...] -- CMD...  start, run CMD with the variables set, clean up, exit with "
     "CMD's status\n"
+    "                              (125: tether or a service failed)\n"
     "  start [SERVICE...]          start in the background; print variables for eval\n"
     "  stop [--all | ID...]        stop what the environment names; print unset lines for eval\n"
     "  status                      exit 0 if every service the environment names is alive\n"
     "  reset [SERVICE...]          health check, then discard what the last test did\n"
     "  logs SERVICE [-f]           show (or follow) a service's log\n"
     "  list                        this user's instances\n"
-    "  gc                          reap stale instances\n"
+    "  gc [--kept [ID...]]         reap stale instances (--kept: and kept failed ones)\n"
     "\n"
     "Options: -f FILE (else $TETHER_CONFIG, else ./tether.ini), -s|-c|--fish|--json output,\n"
     "         -q quiet (errors only), -v verbose (each step with its time, on stderr).\n"
@@ -86,7 +87,7 @@ int main(int argc, char **argv)
             break;
         default:
             fputs(usage, stderr);
-            return EXIT_USAGE;
+            return usage_status(argc, argv);
         }
     }
     if (optind >= argc) {

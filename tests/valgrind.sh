@@ -192,17 +192,17 @@ vg list-empty 0 1 "$TETHER" list >/dev/null
 unset TETHER_WEB_CONTROL_PID TETHER_WORKER_CONTROL_PID
 
 # configs that are refused
-vg bad-missing 2 1 "$TETHER" -f "$TMP/work/nope.ini" run -- true 2>/dev/null
+vg bad-missing 125 1 "$TETHER" -f "$TMP/work/nope.ini" run -- true 2>/dev/null
 printf '[a]\ncommand = x\n[b\n' >"$bad"
-vg bad-syntax 2 1 "$TETHER" -f "$bad" run -- true 2>/dev/null
+vg bad-syntax 125 1 "$TETHER" -f "$bad" run -- true 2>/dev/null
 printf '[a]\ncommand = x\nafter = b\n[b]\ncommand = y\nafter = a\n' >"$bad"
-vg bad-cycle 2 1 "$TETHER" -f "$bad" run -- true 2>/dev/null
+vg bad-cycle 125 1 "$TETHER" -f "$bad" run -- true 2>/dev/null
 printf '[a]\ncommand = x ${nope}\n' >"$bad"
 vg bad-variable 2 1 "$TETHER" -f "$bad" start 2>/dev/null
 printf '[a]\ncommand = x\0y\n' >"$bad"
-vg bad-nul 2 1 "$TETHER" -f "$bad" run -- true 2>/dev/null
+vg bad-nul 125 1 "$TETHER" -f "$bad" run -- true 2>/dev/null
 printf '[a]\ncommand = %s --exit 3\nready = tcp\nport = auto\n' "$TSERVER" >"$bad"
-vg bad-start 1 2 "$TETHER" -f "$bad" run -- true 2>/dev/null
+vg bad-start 125 2 "$TETHER" -f "$bad" run -- true 2>/dev/null
 vg bad-usage 2 1 "$TETHER" frobnicate 2>/dev/null
 
 echo "== unit and library tests"

@@ -172,17 +172,17 @@ static int run_step(struct svc *s, char *const *argv, char *const *envp, bool dr
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        _cleanup_free_ char *tail = file_tail(s->logpath, 20);
+        _cleanup_free_ char *excerpt = svc_log_excerpt(s);
         /* a full disk is no matter of modes (build() says where) */
-        bool modes = drop && s->run_as && !strstr(tail, NO_SPACE);
-        return terr_set(e, EIO, "[%s] %s failed (status %d) while building the cluster cache%s; "
-                        "last lines of %s:\n%s", s->conf->label, argv[0],
+        bool modes = drop && s->run_as && !strstr(excerpt, NO_SPACE);
+        return terr_set(e, EIO, "[%s] %s failed (status %d) while building the cluster cache%s;%s",
+                        s->conf->label, argv[0],
                         WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
                         modes ? " (it runs as the server's user, who must be able "
                                 "to reach the cache directory: check the modes of "
                                 "$TETHER_CACHE_DIR and its parents)"
                               : "",
-                        s->logpath, tail);
+                        excerpt);
     }
     return 0;
 }
@@ -268,9 +268,9 @@ static int wait_ready(struct svc *s, struct pg *pg, const char *dir, int nfd, pi
         struct pollfd p[2] = {{.fd = nfd, .events = POLLIN}, {.fd = pfd, .events = POLLIN}};
         int n = poll(p, pfd >= 0 ? 2 : 1, delay);
         if (n > 0 && (p[1].revents & POLLIN)) {
-            _cleanup_free_ char *tail = file_tail(s->logpath, 20);
-            r = terr_set(e, EIO, "[%s] postgres exited while building the cluster cache; last "
-                         "lines of %s:\n%s", s->conf->label, s->logpath, tail);
+            _cleanup_free_ char *log = svc_log_excerpt(s);
+            r = terr_set(e, EIO, "[%s] postgres exited while building the cluster cache;%s",
+                         s->conf->label, log);
             break;
         }
         if (n > 0 && (p[0].revents & POLLIN)) {

@@ -304,10 +304,32 @@ new_dsm_files() {
     cfg=$(printf '[postgresql]\ninit_sql = bad.sql\n' | config pg.ini)
     export TETHER_CACHE_DIR="$WORK/cache"
     run tether -f "$cfg" run -- true
-    assert_status 1
+    assert_status 125
     assert_output_has "init_sql"
     assert_output_has "syntax error"
     [ -z "$(ls "$WORK/cache" | grep -v '\.lock$')" ]
+}
+
+@test "--keep-failed: a failing command keeps the stopped cluster with its data; gc --kept removes it" {
+    run tether run --keep-failed postgresql -- sh -c 'psql -X -q -c "create table kept_t (x int)" && exit 1'
+    assert_status 1
+    dirs=("$TETHER_DIR"/*)
+    [ "${#dirs[@]}" -eq 1 ]
+    dir="${dirs[0]}"
+    assert_output_has "kept instance $dir with its logs and data"
+    [ -s "$dir/postgresql/data/PG_VERSION" ]
+    [ -s "$dir/postgresql.log" ]
+    # stopped: no postgres of ours, no socket, no port (teardown: no segment)
+    [ -z "$(cookie_pids)" ] && [ -z "$(helper_pids)" ]
+    [ -z "$(find "$dir" -name '.s.PGSQL.*')" ]
+    run tether list
+    [[ $output == *" kept "*"postgresql(exited)"* ]] || { echo "$output" >&2; return 1; }
+    run tether gc
+    [ -d "$dir" ]
+    # as root the data belongs to postgres: gc removes it all the same
+    run tether gc --kept
+    assert_status 0
+    [ -z "$(ls -A "$TETHER_DIR")" ]
 }
 
 @test "four first-time users at once build one good cache" {
@@ -654,22 +676,22 @@ assert_no_app_database() {
 @test "a missing server names the package to install" {
     cfg=$(printf '[postgresql]\nbin_dir = /nonexistent\n' | config pg.ini)
     run tether -f "$cfg" run -- true
-    assert_status 1
+    assert_status 125
     assert_output_has "bin_dir"
     cfg=$(printf '[postgresql]\nversion = 3\n' | config pg2.ini)
     run tether -f "$cfg" run -- true
-    assert_status 1
+    assert_status 125
     assert_output_has "apt-get install postgresql-3"
 }
 
 @test "bad postgresql keys are config errors with their line" {
     cfg=$(printf '[postgresql]\ntcp = maybe\n' | config pg.ini)
     run tether -f "$cfg" run -- true
-    assert_status 2
+    assert_status 125
     assert_output_has "pg.ini:2:"
     cfg=$(printf '[postgresql]\n\ncolour = blue\n' | config pg2.ini)
     run tether -f "$cfg" run -- true
-    assert_status 2
+    assert_status 125
     assert_output_has "pg2.ini:3:"
     assert_output_has "unknown key 'colour'"
 }

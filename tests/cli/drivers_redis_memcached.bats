@@ -211,17 +211,17 @@ bin = /nonexistent
 EOF
 )"
     run tether -f "$cfg" run redis -- true
-    assert_status 1
+    assert_status 125
     assert_output_has "[redis] redis-server not found: apt-get install redis-server"
     run tether -f "$cfg" run memcached -- true
-    assert_status 1
+    assert_status 125
     assert_output_has "[memcached] memcached not found: apt-get install memcached"
     # not on PATH
     run env PATH=/nonexistent "$TETHER" run redis -- /bin/true
-    assert_status 1
+    assert_status 125
     assert_output_has "[redis] redis-server not found: apt-get install redis-server"
     run env PATH=/nonexistent "$TETHER" run memcached -- /bin/true
-    assert_status 1
+    assert_status 125
     assert_output_has "[memcached] memcached not found: apt-get install memcached"
 }
 
@@ -233,7 +233,7 @@ colour = blue
 EOF
 )"
     run tether -f "$cfg" run -- true
-    assert_status 2
+    assert_status 125
     assert_output_has "bad.ini:3: [r] unknown key 'colour' for the redis driver (known: tcp, setting.NAME, bin; and those of every service: driver, port, socket, ready, timeout, reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"
     cfg="$(config bad2.ini <<'EOF'
 [m]
@@ -242,7 +242,7 @@ memory = lots
 EOF
 )"
     run tether -f "$cfg" run -- true
-    assert_status 2
+    assert_status 125
     assert_output_has "bad2.ini:3: [m] memory = lots"
 }
 

@@ -52,7 +52,7 @@ EOF
 @test "run -- CMD: a service killed after it was ready fails the start at once, names the signal" {
     cfg="$(slow_second "sh -c 'kill -KILL \$\$\$\$'")"
     run timeout 20 "$TETHER" -f "$cfg" run -- touch "$WORK/cmd-ran"
-    assert_status 1
+    assert_status 125
     assert_output_has "service 'a' was killed by signal KILL after it was ready"
     [ ! -e "$WORK/cmd-ran" ]
     [ -z "$(ls -A "$TETHER_DIR")" ]

@@ -169,6 +169,6 @@ EOF
 @test "run with no config and no service names is a usage error" {
     cd "$WORK"
     run tether run -- true
-    assert_status 2
+    assert_status 125
     assert_output_has "no config file"
 }

@@ -813,7 +813,7 @@ assert_secret_private() {
 @test "setting.requirepass is refused: tether owns redis's password" {
     cfg=$(printf '[redis]\ntcp = yes\nsetting.requirepass = x\n' | config r.ini)
     run tether -f "$cfg" run -- true
-    assert_status 2
+    assert_status 125
     assert_output_has "r.ini:3:"
     assert_output_has "requirepass"
 }

@@ -13,7 +13,7 @@ import fixtures
 import pytest
 import testtools
 
-from leftovers import wait_clean
+from leftovers import leftovers, wait_clean
 from tether import ExternalService, Service, TetherError
 
 
@@ -303,3 +303,25 @@ def test_missing_config_file_is_a_tether_error(tmp_path):
     with pytest.raises(TetherError, match="cannot read the config file %s: No such file"
                        % path):
         Service("tcp", path).setup()
+
+
+def test_keep_failed_env_keeps_a_failed_start(tmp_path, tether_dir, monkeypatch):
+    """TETHER_KEEP_FAILED=1 reaches the tether start that ExternalService
+    runs: the failed instance stays, stopped, with its log; the error says
+    where; `tether gc --kept` removes it."""
+    cfg = tmp_path / "bad.ini"
+    cfg.write_text("[bad]\ncommand = sh -c 'echo fatal: no luck; exit 3'\n"
+                   "ready = log:listening\n")
+    monkeypatch.setenv("TETHER_KEEP_FAILED", "1")
+    with pytest.raises(TetherError) as e:
+        set_up(ExternalService("bad", str(cfg)))
+    names = os.listdir(tether_dir)
+    assert len(names) == 1
+    kept = os.path.join(tether_dir, names[0])
+    assert "kept instance %s" % kept in str(e.value)
+    with open(os.path.join(kept, "bad.log")) as f:
+        assert "fatal: no luck" in f.read()
+    # nothing runs: the kept directory is all that is left
+    assert leftovers(tether_dir) == ["in TETHER_DIR: %s" % names[0]]
+    assert tether("gc", "--kept").returncode == 0
+    assert os.listdir(tether_dir) == []

@@ -6,9 +6,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fsutil.h"
 #include "instance.h"
 
 static void roundtrip(void **state)
@@ -171,6 +175,45 @@ static void too_many_descendants(void **state)
     sb_free(&b);
 }
 
+/* The two reasons an instance outlives its helper stay apart: a failed
+ * cleanup (gc retries it) wins over a keep on request (gc --kept). */
+static void kept_reasons(void **state)
+{
+    char dir[] = "/tmp/tether-unit-kept.XXXXXX", why[TERR_MAX];
+    assert_non_null(mkdtemp(dir));
+    int fd = open(dir, O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(instance_kept(fd, why), KEPT_NOT);
+    int ctl = openat(fd, "control", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    assert_true(ctl >= 0);
+    close(ctl);
+    terr e;
+    assert_int_equal(instance_keep_failed(fd, "the command exited with status 1", &e), 0);
+    assert_int_equal(instance_kept(fd, why), KEPT_FAILED);
+    assert_string_equal(why, "the command exited with status 1");
+    assert_int_equal(faccessat(fd, "control", F_OK, 0), -1); /* nobody answers there */
+    strv none = {0};
+    assert_int_equal(instance_keep(fd, &none, "db drop failed", &e), 0);
+    assert_int_equal(instance_kept(fd, why), KEPT_CLEANUP);
+    assert_string_equal(why, "db drop failed");
+    close(fd);
+    assert_int_equal(rm_rf_at(AT_FDCWD, dir, NULL), 0);
+}
+
+static void keep_failed_variable(void **state)
+{
+    assert_int_equal(unsetenv(KEEP_FAILED_VAR), 0);
+    assert_false(keep_failed_env());
+    const char *off[] = {"", "0"}, *on[] = {"1", "yes"};
+    for (size_t i = 0; i < 2; i++) {
+        setenv(KEEP_FAILED_VAR, off[i], 1);
+        assert_false(keep_failed_env());
+        setenv(KEEP_FAILED_VAR, on[i], 1);
+        assert_true(keep_failed_env());
+    }
+    unsetenv(KEEP_FAILED_VAR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +225,8 @@ int main(void)
         cmocka_unit_test(no_pidns_line_is_this_namespace),
         cmocka_unit_test(other_pidns),
         cmocka_unit_test(too_many_descendants),
+        cmocka_unit_test(kept_reasons),
+        cmocka_unit_test(keep_failed_variable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
