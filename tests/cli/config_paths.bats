@@ -70,14 +70,16 @@ EOF
     project
     cat >"$WORK/proj/tether.ini" <<EOF
 [a]
-command = sh -c 'touch "\$0"' $WORK/a-ran
+command = sh -c 'touch "\$0"; exec sleep 1000' $WORK/a-ran
 [b]
-command = $WORK/proj/bin/ready
+command = $WORK/proj/bin/stay
 EOF
+    printf '#!/bin/sh\ntouch "%s/stay-ran"\nexec sleep 1000\n' "$WORK" >"$WORK/proj/bin/stay"
+    chmod +x "$WORK/proj/bin/stay"
     cd "$WORK/elsewhere"
     run tether -f ../proj/tether.ini run -- true
     assert_status 0
-    [ -e "$WORK/a-ran" ] && [ -e "$WORK/ready-ran" ]
+    [ -e "$WORK/a-ran" ] && [ -e "$WORK/stay-ran" ]
 }
 
 @test "postgresql: init = ./bin/load runs from the config's directory" {
