@@ -1,0 +1,315 @@
+/* reset = truncate: the test's database goes back to its init state in
+ * place, so that the connections an application holds (a pool, a
+ * session-wide connection) live through the reset, where the template
+ * swap's DROP DATABASE ends them.
+ *
+ * The init state is the template's (what init_sql and init made): its
+ * tables' rows and its sequences' values, read once per worker from the
+ * template (a connection there would hold up a CREATE DATABASE from it:
+ * it lasts only that long) and kept in the worker's memory.  A reset, in
+ * one transaction on a connection to the test's database that the worker
+ * keeps: TRUNCATE every table (those a test made too), put the init rows
+ * back with COPY, set every sequence back (those a test made restart).
+ * The schema is not reset: what a test created or altered stays. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../service.h"
+#include "pg.h"
+
+/* A table with rows in the init state, and those rows. */
+struct init_rows {
+    char *name; /* schema.table, quoted */
+    char *cols; /* its column list, quoted: a column a test added takes its default */
+    strbuf data; /* COPY's binary format */
+};
+
+struct init_seq {
+    char *name;
+    char *value; /* last_value */
+    bool called; /* is_called */
+};
+
+struct pg_init_state {
+    struct init_rows *rows;
+    size_t n_rows;
+    struct init_seq *seqs;
+    size_t n_seqs;
+    bool superuser; /* may set session_replication_role */
+};
+
+/* The user's tables and sequences: not the catalogs', not TOAST's, not a
+ * session's temporary ones. */
+#define USER_RELS                                                                              \
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "      \
+    "WHERE c.relpersistence <> 't' AND n.nspname <> 'information_schema' "                      \
+    "AND n.nspname !~ '^pg_(catalog|toast|temp_|toast_temp_)' "
+
+void pg_init_state_free(struct pg_init_state *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->n_rows; i++) {
+        free(st->rows[i].name);
+        free(st->rows[i].cols);
+        sb_free(&st->rows[i].data);
+    }
+    for (size_t i = 0; i < st->n_seqs; i++) {
+        free(st->seqs[i].name);
+        free(st->seqs[i].value);
+    }
+    free(st->rows);
+    free(st->seqs);
+    free(st);
+}
+
+/* The server's message, first line only, for ours to go on. */
+static const char *pq_err(PGconn *c)
+{
+    static char m[1024];
+    snprintf(m, sizeof(m), "%s", PQerrorMessage(c));
+    m[strcspn(m, "\n")] = '\0';
+    return m;
+}
+
+static PGresult *query(PGconn *c, const char *sql, const char *label, terr *e)
+{
+    PGresult *res = PQexec(c, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        return res;
+    terr_set(e, EIO, "[%s] reset = truncate: %s", label, pq_err(c));
+    PQclear(res);
+    return NULL;
+}
+
+/* COPY name (cols) TO STDOUT, in binary: the rows, and how many. */
+static int copy_out(PGconn *c, struct init_rows *t, long *n, const char *label, terr *e)
+{
+    _cleanup_free_ char *sql =
+        xasprintf("COPY %s (%s) TO STDOUT (FORMAT binary)", t->name, t->cols);
+    PGresult *res = PQexec(c, sql);
+    bool ok = PQresultStatus(res) == PGRES_COPY_OUT;
+    PQclear(res);
+    if (!ok)
+        return terr_set(e, EIO, "[%s] reset = truncate: reading the init rows of %s: %s", label,
+                        t->name, pq_err(c));
+    char *buf;
+    int len;
+    while ((len = PQgetCopyData(c, &buf, 0)) > 0) {
+        sb_addn(&t->data, buf, (size_t)len);
+        PQfreemem(buf);
+    }
+    res = PQgetResult(c);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    *n = ok ? atol(PQcmdTuples(res)) : 0;
+    PQclear(res);
+    while ((res = PQgetResult(c)))
+        PQclear(res);
+    return ok ? 0 : terr_set(e, EIO, "[%s] reset = truncate: reading the init rows of %s: %s",
+                             label, t->name, pq_err(c));
+}
+
+static int read_rows(PGconn *c, struct pg_init_state *st, const char *label, terr *e)
+{
+    PGresult *res = query(c,
+                          "SELECT format('%I.%I', n.nspname, c.relname), "
+                          "(SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) "
+                          " FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
+                          " AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') "
+                          USER_RELS "AND c.relkind = 'r' ORDER BY 1",
+                          label, e);
+    if (!res)
+        return -EIO;
+    int r = 0;
+    for (int i = 0; i < PQntuples(res) && r == 0; i++) {
+        if (PQgetisnull(res, i, 1)) /* no columns: nothing to keep */
+            continue;
+        struct init_rows t = {.name = xstrdup(PQgetvalue(res, i, 0)),
+                              .cols = xstrdup(PQgetvalue(res, i, 1))};
+        long n = 0;
+        r = copy_out(c, &t, &n, label, e);
+        if (r == 0 && n > 0) {
+            st->rows = xrealloc(st->rows, (st->n_rows + 1) * sizeof(*st->rows));
+            st->rows[st->n_rows++] = t;
+            continue;
+        }
+        free(t.name);
+        free(t.cols);
+        sb_free(&t.data);
+    }
+    PQclear(res);
+    return r;
+}
+
+static int read_seqs(PGconn *c, struct pg_init_state *st, const char *label, terr *e)
+{
+    PGresult *res = query(c, "SELECT format('%I.%I', n.nspname, c.relname) " USER_RELS
+                             "AND c.relkind = 'S' ORDER BY 1", label, e);
+    if (!res)
+        return -EIO;
+    int r = 0;
+    for (int i = 0; i < PQntuples(res) && r == 0; i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        _cleanup_free_ char *sql = xasprintf("SELECT last_value, is_called FROM %s", name);
+        PGresult *v = query(c, sql, label, e);
+        if (!v || PQntuples(v) != 1) {
+            r = v ? terr_set(e, EIO, "[%s] reset = truncate: sequence %s has no value", label,
+                             name)
+                  : -EIO;
+            PQclear(v);
+            break;
+        }
+        st->seqs = xrealloc(st->seqs, (st->n_seqs + 1) * sizeof(*st->seqs));
+        st->seqs[st->n_seqs++] = (struct init_seq){xstrdup(name), xstrdup(PQgetvalue(v, 0, 0)),
+                                                   streq(PQgetvalue(v, 0, 1), "t")};
+        PQclear(v);
+    }
+    PQclear(res);
+    return r;
+}
+
+int pg_init_state_read(PGconn *tmpl, struct pg_init_state **out, const char *label, terr *e)
+{
+    struct pg_init_state *st = xcalloc(1, sizeof(*st));
+    const char *su = PQparameterStatus(tmpl, "is_superuser");
+    st->superuser = su && streq(su, "on");
+    int r = read_rows(tmpl, st, label, e);
+    if (r == 0)
+        r = read_seqs(tmpl, st, label, e);
+    if (r < 0) {
+        pg_init_state_free(st);
+        return r;
+    }
+    *out = st;
+    return 0;
+}
+
+/* A test's PREPARE TRANSACTION outlives its session and holds its locks
+ * (and makes DROP DATABASE fail: "being used by prepared transactions"):
+ * roll back those of c's database, which only a session there may do.
+ * Returns how many, or -errno. */
+int pg_rollback_prepared(PGconn *c, const char *label, terr *e)
+{
+    PGresult *res = PQexec(c, "SELECT gid FROM pg_catalog.pg_prepared_xacts "
+                              "WHERE database = current_database()");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int r = terr_set(e, EIO, "[%s] listing the prepared transactions: %s", label, pq_err(c));
+        PQclear(res);
+        return r;
+    }
+    int n = PQntuples(res), r = 0;
+    for (int i = 0; i < n && r == 0; i++) {
+        const char *gid = PQgetvalue(res, i, 0);
+        char *lit = PQescapeLiteral(c, gid, strlen(gid));
+        _cleanup_free_ char *sql = lit ? xasprintf("ROLLBACK PREPARED %s", lit) : NULL;
+        PQfreemem(lit);
+        r = sql ? pg_exec(c, sql, label, e)
+                : terr_set(e, EIO, "[%s] cannot quote prepared transaction %s", label, gid);
+    }
+    PQclear(res);
+    return r < 0 ? r : n;
+}
+
+/* Others' sessions that hold a lock on a table of this database (a
+ * transaction left open, a query still running) would hold up TRUNCATE:
+ * they end.  Idle sessions, which hold none, stay. */
+#define END_LOCKERS                                                                            \
+    "SELECT pg_catalog.pg_terminate_backend(pid) FROM (SELECT DISTINCT l.pid "                  \
+    "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_database d ON d.oid = l.database "          \
+    "WHERE d.datname = current_database() AND l.locktype = 'relation' AND l.granted "          \
+    "AND l.pid <> pg_catalog.pg_backend_pid()) p"
+
+/* What to TRUNCATE (every table, in one statement: no foreign key stands
+ * in its way) and the sequences a test made, which restart. */
+static int plan(PGconn *c, const struct pg_init_state *st, strbuf *sql, const char *label,
+                terr *e)
+{
+    PGresult *res = query(c, "SELECT c.relkind, format('%I.%I', n.nspname, c.relname) " USER_RELS
+                             "AND c.relkind IN ('r', 'p', 'S') ORDER BY 2", label, e);
+    if (!res)
+        return -EIO;
+    bool any = false;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (!streq(PQgetvalue(res, i, 0), "S")) {
+            sb_add(sql, any ? ", " : "TRUNCATE ");
+            sb_add(sql, PQgetvalue(res, i, 1));
+            any = true;
+        }
+    if (any)
+        sb_add(sql, " CASCADE;\n");
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *name = PQgetvalue(res, i, 1);
+        bool init = false;
+        for (size_t k = 0; k < st->n_seqs && !init; k++)
+            init = streq(st->seqs[k].name, name);
+        if (streq(PQgetvalue(res, i, 0), "S") && !init)
+            sb_addf(sql, "ALTER SEQUENCE %s RESTART;\n", name);
+    }
+    int r = 0;
+    for (size_t k = 0; k < st->n_seqs && r == 0; k++) {
+        const char *name = st->seqs[k].name;
+        char *lit = PQescapeLiteral(c, name, strlen(name));
+        if (lit)
+            sb_addf(sql, "SELECT pg_catalog.setval(%s, %s, %s);\n", lit, st->seqs[k].value,
+                    st->seqs[k].called ? "true" : "false");
+        else
+            r = terr_set(e, EIO, "[%s] reset = truncate: cannot quote %s", label, name);
+        PQfreemem(lit);
+    }
+    PQclear(res);
+    return r;
+}
+
+static int copy_in(PGconn *c, const struct init_rows *t, const char *label, terr *e)
+{
+    _cleanup_free_ char *sql =
+        xasprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", t->name, t->cols);
+    PGresult *res = PQexec(c, sql);
+    bool ok = PQresultStatus(res) == PGRES_COPY_IN;
+    PQclear(res);
+    if (ok && (PQputCopyData(c, t->data.s, (int)t->data.len) != 1 ||
+               PQputCopyEnd(c, NULL) != 1)) {
+        ok = false;
+        (void)PQputCopyEnd(c, "tether could not send the rows");
+    }
+    while ((res = PQgetResult(c))) {
+        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+    }
+    return ok ? 0 : terr_set(e, EIO, "[%s] reset = truncate: putting back the init rows of %s: "
+                             "%s (a test changed its columns? use reset = template)", label,
+                             t->name, pq_err(c));
+}
+
+int pg_truncate_reset(PGconn *c, const struct pg_init_state *st, long long lock_timeout_ms,
+                      const char *label, terr *e)
+{
+    int r = pg_rollback_prepared(c, label, e);
+    if (r < 0)
+        return r;
+    PGresult *res = query(c, END_LOCKERS, label, e);
+    if (!res)
+        return -EIO;
+    PQclear(res);
+    strbuf sql = {0};
+    /* replica: the init rows go back as they were, without the triggers
+     * (user or foreign key) that a COPY would fire */
+    sb_addf(&sql, "BEGIN;\nSET LOCAL lock_timeout = %lld;\n%s", lock_timeout_ms,
+            st->superuser ? "SET LOCAL session_replication_role = replica;\n" : "");
+    r = plan(c, st, &sql, label, e);
+    if (r == 0) {
+        res = PQexec(c, sql.s);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+            r = terr_set(e, EIO, "[%s] reset = truncate: %s", label, pq_err(c));
+        PQclear(res);
+    }
+    sb_free(&sql);
+    for (size_t i = 0; r == 0 && i < st->n_rows; i++)
+        r = copy_in(c, &st->rows[i], label, e);
+    res = PQexec(c, r == 0 ? "COMMIT" : "ROLLBACK");
+    if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
+        r = terr_set(e, EIO, "[%s] reset = truncate: COMMIT: %s", label, pq_err(c));
+    PQclear(res);
+    return r;
+}
