@@ -3,6 +3,7 @@
  * test would run it (a process per reset).  Both are timed here, in one
  * run, and printed as a mean per reset.
  *   pgreset floor CONNINFO DBNAME TEMPLATE N
+ *   pgreset sql CONNINFO N SQL      (reset = truncate's floor: a script's SQL)
  *   pgreset cmd N COMMAND [ARGS...]
  * With PGRESET_GAP_MS=G, each reset follows G ms of idle time (a test's
  * body), which is not counted: what a test waits for per reset. */
@@ -66,6 +67,28 @@ int main(int argc, char **argv)
         PQfinish(c);
         return 0;
     }
+    if (argc == 5 && strcmp(argv[1], "sql") == 0) {
+        PGconn *c = PQconnectdb(argv[2]);
+        if (PQstatus(c) != CONNECTION_OK) {
+            fprintf(stderr, "%s", PQerrorMessage(c));
+            return 1;
+        }
+        int n = atoi(argv[3]);
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            double t0 = gap();
+            PGresult *r = PQexec(c, argv[4]);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+                fprintf(stderr, "%s", PQerrorMessage(c));
+                return 1;
+            }
+            PQclear(r);
+            sum += now() - t0;
+        }
+        printf("%.3f\n", sum / n * 1000);
+        PQfinish(c);
+        return 0;
+    }
     if (argc >= 4 && strcmp(argv[1], "cmd") == 0) {
         int n = atoi(argv[2]);
         double sum = 0;
@@ -87,6 +110,7 @@ int main(int argc, char **argv)
         printf("%.3f\n", sum / n * 1000);
         return 0;
     }
-    fprintf(stderr, "usage: pgreset floor CONNINFO DB TEMPLATE N | pgreset cmd N CMD...\n");
+    fprintf(stderr, "usage: pgreset floor CONNINFO DB TEMPLATE N | pgreset sql CONNINFO N SQL | "
+                    "pgreset cmd N CMD...\n");
     return 2;
 }

@@ -185,6 +185,15 @@ int pg_init_state_read(PGconn *tmpl, struct pg_init_state **out, const char *lab
     return 0;
 }
 
+static int rollback_gid(PGconn *c, const char *gid, const char *label, terr *e)
+{
+    char *lit = PQescapeLiteral(c, gid, strlen(gid));
+    _cleanup_free_ char *sql = lit ? xasprintf("ROLLBACK PREPARED %s", lit) : NULL;
+    PQfreemem(lit);
+    return sql ? pg_exec(c, sql, label, e)
+               : terr_set(e, EIO, "[%s] cannot quote prepared transaction %s", label, gid);
+}
+
 /* A test's PREPARE TRANSACTION outlives its session and holds its locks
  * (and makes DROP DATABASE fail: "being used by prepared transactions"):
  * roll back those of c's database, which only a session there may do.
@@ -199,39 +208,47 @@ int pg_rollback_prepared(PGconn *c, const char *label, terr *e)
         return r;
     }
     int n = PQntuples(res), r = 0;
-    for (int i = 0; i < n && r == 0; i++) {
-        const char *gid = PQgetvalue(res, i, 0);
-        char *lit = PQescapeLiteral(c, gid, strlen(gid));
-        _cleanup_free_ char *sql = lit ? xasprintf("ROLLBACK PREPARED %s", lit) : NULL;
-        PQfreemem(lit);
-        r = sql ? pg_exec(c, sql, label, e)
-                : terr_set(e, EIO, "[%s] cannot quote prepared transaction %s", label, gid);
-    }
+    for (int i = 0; i < n && r == 0; i++)
+        r = rollback_gid(c, PQgetvalue(res, i, 0), label, e);
     PQclear(res);
     return r < 0 ? r : n;
 }
 
-/* Others' sessions that hold a lock on a table of this database (a
- * transaction left open, a query still running) would hold up TRUNCATE:
- * they end.  Idle sessions, which hold none, stay. */
-#define END_LOCKERS                                                                            \
-    "SELECT pg_catalog.pg_terminate_backend(pid) FROM (SELECT DISTINCT l.pid "                  \
-    "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_database d ON d.oid = l.database "          \
-    "WHERE d.datname = current_database() AND l.locktype = 'relation' AND l.granted "          \
-    "AND l.pid <> pg_catalog.pg_backend_pid()) p"
+/* One round trip: the database's tables and sequences ('r', 'p', 'S'),
+ * its prepared transactions ('x': a test's PREPARE TRANSACTION outlives
+ * its session and holds its locks), and, as it goes (no row), the end of
+ * the other sessions that hold a lock on a table there (a transaction left
+ * open, a query still running), which would hold up TRUNCATE.  Idle
+ * sessions, which hold none, stay. */
+#define SURVEY                                                                                 \
+    "SELECT c.relkind::text, format('%I.%I', n.nspname, c.relname) " USER_RELS                 \
+    "AND c.relkind IN ('r', 'p', 'S') "                                                         \
+    "UNION ALL SELECT 'x', gid FROM pg_catalog.pg_prepared_xacts "                             \
+    "WHERE database = current_database() "                                                      \
+    "UNION ALL SELECT 'k', NULL FROM (SELECT pg_catalog.pg_terminate_backend(l.pid) AS ok "    \
+    "FROM (SELECT DISTINCT pid FROM pg_catalog.pg_locks WHERE locktype = 'relation' "          \
+    "AND granted AND pid <> pg_catalog.pg_backend_pid() AND database = (SELECT oid FROM "     \
+    "pg_catalog.pg_database WHERE datname = current_database())) l) t WHERE NOT t.ok "          \
+    "ORDER BY 1, 2"
 
 /* What to TRUNCATE (every table, in one statement: no foreign key stands
- * in its way) and the sequences a test made, which restart. */
+ * in its way) and the sequences a test made, which restart; the prepared
+ * transactions go first. */
 static int plan(PGconn *c, const struct pg_init_state *st, strbuf *sql, const char *label,
                 terr *e)
 {
-    PGresult *res = query(c, "SELECT c.relkind, format('%I.%I', n.nspname, c.relname) " USER_RELS
-                             "AND c.relkind IN ('r', 'p', 'S') ORDER BY 2", label, e);
+    PGresult *res = query(c, SURVEY, label, e);
     if (!res)
         return -EIO;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (streq(PQgetvalue(res, i, 0), "x") &&
+            rollback_gid(c, PQgetvalue(res, i, 1), label, e) < 0) {
+            PQclear(res);
+            return -EIO;
+        }
     bool any = false;
     for (int i = 0; i < PQntuples(res); i++)
-        if (!streq(PQgetvalue(res, i, 0), "S")) {
+        if (strchr("rp", PQgetvalue(res, i, 0)[0])) {
             sb_add(sql, any ? ", " : "TRUNCATE ");
             sb_add(sql, PQgetvalue(res, i, 1));
             any = true;
@@ -285,21 +302,16 @@ static int copy_in(PGconn *c, const struct init_rows *t, const char *label, terr
 int pg_truncate_reset(PGconn *c, const struct pg_init_state *st, long long lock_timeout_ms,
                       const char *label, terr *e)
 {
-    int r = pg_rollback_prepared(c, label, e);
-    if (r < 0)
-        return r;
-    PGresult *res = query(c, END_LOCKERS, label, e);
-    if (!res)
-        return -EIO;
-    PQclear(res);
     strbuf sql = {0};
     /* replica: the init rows go back as they were, without the triggers
      * (user or foreign key) that a COPY would fire */
     sb_addf(&sql, "BEGIN;\nSET LOCAL lock_timeout = %lld;\n%s", lock_timeout_ms,
             st->superuser ? "SET LOCAL session_replication_role = replica;\n" : "");
-    r = plan(c, st, &sql, label, e);
+    int r = plan(c, st, &sql, label, e);
+    if (r == 0 && st->n_rows == 0) /* nothing to COPY: one round trip */
+        sb_add(&sql, "COMMIT;\n");
     if (r == 0) {
-        res = PQexec(c, sql.s);
+        PGresult *res = PQexec(c, sql.s);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
             r = terr_set(e, EIO, "[%s] reset = truncate: %s", label, pq_err(c));
         PQclear(res);
@@ -307,7 +319,9 @@ int pg_truncate_reset(PGconn *c, const struct pg_init_state *st, long long lock_
     sb_free(&sql);
     for (size_t i = 0; r == 0 && i < st->n_rows; i++)
         r = copy_in(c, &st->rows[i], label, e);
-    res = PQexec(c, r == 0 ? "COMMIT" : "ROLLBACK");
+    if (r == 0 && st->n_rows == 0)
+        return 0;
+    PGresult *res = PQexec(c, r == 0 ? "COMMIT" : "ROLLBACK");
     if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
         r = terr_set(e, EIO, "[%s] reset = truncate: COMMIT: %s", label, pq_err(c));
     PQclear(res);
