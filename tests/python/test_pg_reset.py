@@ -139,3 +139,28 @@ def test_template_reset_still_ends_connections(pg):
     c = connect(svc)
     assert_init_state(c)
     c.close()
+
+
+def test_truncate_reset_on_a_server_url_goes_back_to_its_template(tmp_path):
+    with ExternalService("postgresql") as server:
+        url = server.service_config["URL"]
+        c = psycopg2.connect(url)
+        c.autocommit = True
+        for sql in ["CREATE TABLE item (id serial PRIMARY KEY, name text)",
+                    "INSERT INTO item (name) VALUES ('a'), ('b')",
+                    "CREATE DATABASE src TEMPLATE tether"]:
+            c.cursor().execute(sql)
+        c.close()
+        (tmp_path / "srv.ini").write_text(
+            "[tether]\nprefix = SRV\n[app]\ndriver = postgresql\nserver = %s\n"
+            "template = src\nreset = truncate\n" % url)
+        with ExternalService("app", str(tmp_path / "srv.ini")) as app:
+            held = connect(app)
+            pid = one(held, "SELECT pg_backend_pid()")
+            one(held, "INSERT INTO item (name) VALUES ('c') RETURNING id")
+            app.reset()
+            assert one(held, "SELECT pg_backend_pid()") == pid
+            assert one(held, "SELECT string_agg(name, ',' ORDER BY id), max(id) FROM item") == [
+                ("a,b", 2)]
+            assert one(held, "INSERT INTO item (name) VALUES ('d') RETURNING id") == [(3,)]
+            held.close()
