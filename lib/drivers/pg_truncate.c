@@ -214,15 +214,17 @@ int pg_rollback_prepared(PGconn *c, const char *label, terr *e)
     return r < 0 ? r : n;
 }
 
-/* One round trip: the database's tables and sequences ('r', 'p', 'S'),
+/* One round trip: the database's tables ('r'; 'e' when it has not a single
+ * page, so no row, which costs a stat() to tell) and sequences ('S'),
  * its prepared transactions ('x': a test's PREPARE TRANSACTION outlives
  * its session and holds its locks), and, as it goes (no row), the end of
  * the other sessions that hold a lock on a table there (a transaction left
  * open, a query still running), which would hold up TRUNCATE.  Idle
  * sessions, which hold none, stay. */
 #define SURVEY                                                                                 \
-    "SELECT c.relkind::text, format('%I.%I', n.nspname, c.relname) " USER_RELS                 \
-    "AND c.relkind IN ('r', 'p', 'S') "                                                         \
+    "SELECT CASE WHEN c.relkind = 'r' AND pg_catalog.pg_relation_size(c.oid) = 0 THEN 'e' "   \
+    "ELSE c.relkind::text END, format('%I.%I', n.nspname, c.relname) " USER_RELS               \
+    "AND c.relkind IN ('r', 'S') "                                                              \
     "UNION ALL SELECT 'x', gid FROM pg_catalog.pg_prepared_xacts "                             \
     "WHERE database = current_database() "                                                      \
     "UNION ALL SELECT 'k', NULL FROM (SELECT pg_catalog.pg_terminate_backend(l.pid) AS ok "    \
@@ -231,9 +233,20 @@ int pg_rollback_prepared(PGconn *c, const char *label, terr *e)
     "pg_catalog.pg_database WHERE datname = current_database())) l) t WHERE NOT t.ok "          \
     "ORDER BY 1, 2"
 
-/* What to TRUNCATE (every table, in one statement: no foreign key stands
- * in its way) and the sequences a test made, which restart; the prepared
- * transactions go first. */
+/* Whether st has init rows for table name. */
+static bool has_rows(const struct pg_init_state *st, const char *name)
+{
+    for (size_t i = 0; i < st->n_rows; i++)
+        if (streq(st->rows[i].name, name))
+            return true;
+    return false;
+}
+
+/* What to TRUNCATE (every table that has a page or init rows, in one
+ * statement, CASCADE for the foreign keys of the rest: a test that touched
+ * two tables costs two, whatever the schema) and the sequences a test
+ * made, which restart; the prepared transactions go first.  Leaf tables
+ * only: a partitioned table's partitions are tables of their own. */
 static int plan(PGconn *c, const struct pg_init_state *st, strbuf *sql, const char *label,
                 terr *e)
 {
@@ -248,7 +261,8 @@ static int plan(PGconn *c, const struct pg_init_state *st, strbuf *sql, const ch
         }
     bool any = false;
     for (int i = 0; i < PQntuples(res); i++)
-        if (strchr("rp", PQgetvalue(res, i, 0)[0])) {
+        if (streq(PQgetvalue(res, i, 0), "r") ||
+            (streq(PQgetvalue(res, i, 0), "e") && has_rows(st, PQgetvalue(res, i, 1)))) {
             sb_add(sql, any ? ", " : "TRUNCATE ");
             sb_add(sql, PQgetvalue(res, i, 1));
             any = true;
