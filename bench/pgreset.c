@@ -6,7 +6,9 @@
  *   pgreset sql CONNINFO N SQL      (reset = truncate's floor: a script's SQL)
  *   pgreset cmd N COMMAND [ARGS...]
  * With PGRESET_GAP_MS=G, each reset follows G ms of idle time (a test's
- * body), which is not counted: what a test waits for per reset. */
+ * body), which is not counted: what a test waits for per reset.  With
+ * PGRESET_DIRTY_CONNINFO and PGRESET_DIRTY_SQL, that body also runs the
+ * SQL (a test's writes), not counted either. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +24,29 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* the test's writes before each reset, on a connection of their own */
+static void dirty(void)
+{
+    static PGconn *c;
+    const char *ci = getenv("PGRESET_DIRTY_CONNINFO"), *sql = getenv("PGRESET_DIRTY_SQL");
+    if (!ci || !sql)
+        return;
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        c = PQconnectdb(ci);
+    }
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+}
+
 /* the idle time before each reset, outside the measurement */
 static double gap(void)
 {
+    dirty();
     const char *g = getenv("PGRESET_GAP_MS");
     long ms = g ? atol(g) : 0;
     if (ms > 0) {
