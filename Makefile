@@ -5,6 +5,8 @@
 
 BUILD    ?= build
 ASAN     ?= build-asan
+WHEEL_BUILD ?= build-wheel
+DIST     ?= dist
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 MESON    ?= meson
@@ -20,12 +22,22 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	$(PYLIB)/fixtures:python3-fixtures $(PYLIB)/testtools:python3-testtools \
 	$(PYLIB)/testresources:python3-testresources $(PYLIB)/pytest:python3-pytest \
 	$(PYLIB)/xdist:python3-pytest-xdist /usr/bin/pip3:python3-pip valgrind:valgrind \
-	/usr/bin/pkill:procps /usr/sbin/useradd:passwd
+	/usr/bin/pkill:procps /usr/sbin/useradd:passwd \
+	$(PYLIB)/psycopg2:python3-psycopg2 \
+	$(PYLIB)/psycopg:python3-psycopg \
+	$(PYLIB)/sqlalchemy:python3-sqlalchemy \
+	$(PYLIB)/asyncpg:python3-asyncpg \
+	$(PYLIB)/redis:python3-redis \
+	$(PYLIB)/pymemcache:python3-pymemcache \
+	/usr/bin/memccat:libmemcached-tools
 PYLIB      = /usr/lib/python3/dist-packages
+# tests/packaging: make deb's tools, the shells whose completions it tries
+DEPS_PACKAGES = dpkg-buildpackage:dpkg-dev /usr/bin/dh:debhelper zsh:zsh fish:fish \
+	/usr/share/bash-completion/bash_completion:bash-completion
 DEPS_RUN   = /usr/bin/python3:python3
 
-.PHONY: all build run check unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
-	valgrind valgrind-short fuzz
+.PHONY: all build run check check-packages wheel deb unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
+	valgrind valgrind-short fuzz docs-check
 
 all: build
 
@@ -90,6 +102,14 @@ python: build
 		/usr/bin/python3 -m pytest -p no:cacheprovider -q --basetemp="$$tmp/t" tests/python; \
 	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
+# The shell examples of README.md and docs/*.md, run as typed, each file's
+# in a temporary directory of its own (see tests/docs/run_examples.py for
+# how a block is marked ```sh no-test); every config key in the man page
+# tether.ini(5) and in docs/config.md
+docs-check: build
+	@rc=0; /usr/bin/python3 tests/docs/run_examples.py --build $(BUILD) || rc=1; \
+	/usr/bin/python3 tests/docs/check_keys.py || rc=1; exit $$rc
+
 # Randomised fault injection: `make chaos N=5000 [SEED=...]` for the long
 # round; `make check` runs a short one (200 trials, at most 170 s).
 N ?= 5000
@@ -118,21 +138,59 @@ fuzz: deps-build
 	$(call need,clang:clang)
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# Every suite, then (when run as root, as CI does) the cli, fixtures and
-# python suites once more as a throwaway user on a copy of the tree; the
+# Every suite, then (when run as root, as CI does) the cli, fixtures,
+# python and docs-check suites once more as a throwaway user on a copy of the tree; the
 # last line counts both rounds.  See tests/check.sh.
 check: deps-check
-	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python chaos-short valgrind-short \
-		--as-user cli fixtures python
+	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python docs-check chaos-short \
+		valgrind-short check-packages --as-user cli fixtures python docs-check
+
+# make install into a temporary prefix, make wheel into a fresh venv, make
+# deb with dpkg -i (root only: it skips as a user), each tried as a user
+# would (~4 min: each builds tether once more)
+check-packages: build
+	$(call need,$(DEPS_PACKAGES))
+	TETHER_BUILD=$(abspath $(BUILD)) bats tests/packaging
 
 install: build
 	$(MESON) configure $(BUILD) --prefix=$(PREFIX)
 	ninja -C $(BUILD)
 	DESTDIR=$(DESTDIR) $(MESON) install -C $(BUILD) --no-rebuild
+	@# the dynamic linker's cache must know the new libtether.so.0
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+# A platform wheel whose Python package carries its own tether program,
+# linked with inih statically so that it needs nothing but libc (libpq and
+# hiredis are loaded at run time, and only by the drivers that use them).
+wheel: deps-build
+	$(call need,/usr/bin/pip3:python3-pip)
+	test -f $(WHEEL_BUILD)/build.ninja || $(MESON) setup $(WHEEL_BUILD) \
+		-Dprefer_static=true -Dbuildtype=release -Db_ndebug=true
+	ninja -C $(WHEEL_BUILD) tether
+	strip -o $(WHEEL_BUILD)/tether.stripped $(WHEEL_BUILD)/tether
+	/usr/bin/python3 -m pip wheel -q --no-deps --no-build-isolation --no-index \
+		--config-settings binary=$(abspath $(WHEEL_BUILD))/tether.stripped -w $(DIST) ./python
+	@ls $(DIST)/tether-*.whl
+
+# A Debian package (debian/), built with dpkg-buildpackage in a copy of the
+# tree, so that the build leaves nothing here (nor in ..) but $(DIST)/*.deb.
+deb: deps-build
+	$(call need,dpkg-buildpackage:dpkg-dev /usr/bin/dh:debhelper)
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/tether-deb.XXXXXX") && mkdir "$$tmp/tether" && \
+	{ if git rev-parse --git-dir >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 -r sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+		tar --null -T - -cf -; \
+	else tar --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=./$(DIST) -cf - .; fi | \
+		tar -C "$$tmp/tether" -xf - && \
+	(cd "$$tmp/tether" && DEB_BUILD_OPTIONS="noautodbgsym $$DEB_BUILD_OPTIONS" \
+		dpkg-buildpackage -b -us -uc) && \
+	mkdir -p $(DIST) && mv "$$tmp"/*.deb $(DIST)/ && ls $(DIST)/*.deb; }; \
+	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 bench: build
 	$(call need,hyperfine:hyperfine)
 	bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN) build-fuzz
+	rm -rf $(BUILD) $(ASAN) build-fuzz $(WHEEL_BUILD) $(DIST)

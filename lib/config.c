@@ -15,9 +15,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
@@ -46,6 +48,67 @@ static int ferr(terr *e, const char *file, int line, const char *fmt, ...)
     if (line > 0)
         return terr_set(e, EINVAL, "%s:%d: %s", file, line, b.s);
     return terr_set(e, EINVAL, "%s: %s", file, b.s);
+}
+
+/* Every error of a file, one "FILE:LINE: msg" a line: a user fixing a file
+ * sees them all in one run, not one per run.  Each check records its error
+ * here and goes on with the next key, section or service. */
+struct config_error {
+    int line; /* INT_MAX for an error of the whole file */
+    size_t seq; /* the order found, among errors of one line */
+    char *msg;
+};
+
+struct errlist {
+    const char *file;
+    struct config_error *v;
+    size_t n;
+    int first; /* the first error's code */
+};
+
+static void errs_add(struct errlist *l, int r, const terr *e)
+{
+    if (r >= 0)
+        return;
+    /* the line, for the order of the file: "FILE:LINE: ..." */
+    size_t fl = strlen(l->file);
+    int line = INT_MAX;
+    if (strncmp(e->msg, l->file, fl) == 0 && e->msg[fl] == ':' &&
+        isdigit((unsigned char)e->msg[fl + 1]))
+        line = atoi(e->msg + fl + 1);
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n] = (struct config_error){.line = line, .seq = l->n, .msg = xstrdup(e->msg)};
+    if (l->n++ == 0)
+        l->first = r;
+}
+
+static int by_line(const void *a, const void *b)
+{
+    const struct config_error *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* All of them, in the order of their lines, into e (as many as fit);
+ * returns the first one's code. */
+static int errs_finish(struct errlist *l, terr *e)
+{
+    if (!l->n)
+        return 0;
+    qsort(l->v, l->n, sizeof(*l->v), by_line);
+    _cleanup_sb_ strbuf b = {0};
+    size_t i = 0;
+    for (; i < l->n && b.len + strlen(l->v[i].msg) + 100 < TERR_MAX; i++)
+        sb_addf(&b, "%s%s", i ? "\n" : "", l->v[i].msg);
+    if (i < l->n)
+        sb_addf(&b, "\n%s: ... and %zu more errors", l->file, l->n - i);
+    for (size_t k = 0; k < l->n; k++)
+        free(l->v[k].msg);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+    return terr_set(e, l->first, "%s", b.s);
 }
 
 static bool is_alnum(char ch)
@@ -130,6 +193,7 @@ void config_free(struct tether_config *c)
         svc_conf_free(c->svcs[i]);
     free(c->svcs);
     free(c->path);
+    free(c->dir);
     free(c->prefix);
     free(c);
 }
@@ -167,6 +231,38 @@ struct svc_conf *config_find(const struct tether_config *c, const char *label)
     return i == SIZE_MAX ? NULL : c->svcs[i];
 }
 
+char *config_program(const struct tether_config *c, const char *prog, bool any)
+{
+    if (!any && !strchr(prog, '/')) /* a bare name: PATH's */
+        return xstrdup(prog);
+    return config_path(c, prog);
+}
+
+char *config_path(const struct tether_config *c, const char *path)
+{
+    if (path[0] == '/' || !c || !c->dir)
+        return xstrdup(path);
+    while (path[0] == '.' && path[1] == '/') /* ./bin/x: dir/bin/x, as a message says it */
+        path += 2 + strspn(path + 2, "/");
+    return xasprintf("%s/%s", streq(c->dir, "/") ? "" : c->dir, path);
+}
+
+/* The absolute directory of a config file: the working directory for a
+ * name without a '/' (or no name), else the name's directory. */
+static char *dir_of(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    _cleanup_free_ char *cwd = getcwd(NULL, 0);
+    if (!slash)
+        return xstrdup(cwd ? cwd : "/");
+    if (slash == path)
+        return xstrdup("/");
+    _cleanup_free_ char *d = xstrndup(path, (size_t)(slash - path));
+    if (d[0] == '/' || !cwd)
+        return take_ptr(&d);
+    return xasprintf("%s/%s", cwd, d);
+}
+
 const char *svc_opt(const struct svc_conf *s, const char *key)
 {
     for (size_t i = 0; s && i < s->n_opts; i++)
@@ -192,6 +288,7 @@ const char *config_locate(const char *flag)
 struct raw_sec {
     char *name;
     int line;
+    bool lost; /* a line of it was refused: what it said is unknown */
     struct conf_kv *kv;
     size_t n;
 };
@@ -206,10 +303,16 @@ struct parser {
     size_t vlen, vcap; /* the last key's value: its length and allocated size */
     struct raw_sec *secs;
     size_t n_secs;
-    ssize_t cur; /* current section in secs, -1 before the first header */
-    int err;
-    terr *e;
+    ssize_t cur; /* current section in secs, -1 before the first header, SKIP_SECTION */
+    bool drop_cont; /* the last key was refused: drop its continuation lines too */
+    bool bad_header; /* this line is a section header that was refused */
+    int err;     /* a fatal error: reading stops (it is in errs too) */
+    struct errlist *errs;
 };
+
+/* after a header that was refused: its keys are not checked (they would
+ * only repeat the header's error) */
+#define SKIP_SECTION (-2)
 
 static int perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int perr(struct parser *p, const char *fmt, ...)
@@ -219,9 +322,14 @@ static int perr(struct parser *p, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vaddf(&b, fmt, ap);
     va_end(ap);
-    p->err = ferr(p->e, p->file, p->line, "%s", b.s);
-    return p->err;
+    terr e;
+    int r = ferr(&e, p->file, p->line, "%s", b.s);
+    errs_add(p->errs, r, &e);
+    return r;
 }
+
+/* An error after which the rest of the file is not read. */
+#define pfatal(p, ...) ((p)->err = perr((p), __VA_ARGS__))
 
 /* Same as inih's: the first char of `chars`, or an inline comment (';' after
  * whitespace), or the end. */
@@ -263,7 +371,7 @@ static int new_section(struct parser *p, const char *name, size_t n)
     for (size_t i = 0; i < p->n_secs; i++)
         nsvc += !streq(p->secs[i].name, "tether");
     if (!streq(nm, "tether") && nsvc >= CONFIG_MAX_SERVICES)
-        return perr(p, "more than %d services in one config: split it into several files",
+        return pfatal(p, "more than %d services in one config: split it into several files",
                     CONFIG_MAX_SERVICES);
     p->secs = xrealloc(p->secs, (p->n_secs + 1) * sizeof(*p->secs));
     p->secs[p->n_secs] = (struct raw_sec){.name = take_ptr(&nm), .line = p->line};
@@ -289,10 +397,15 @@ static int classify(struct parser *p, const char *line)
     }
     if (*start == '[') {
         const char *end = find_chars_or_comment(start + 1, "]");
+        p->have_key = false;
+        p->drop_cont = false;
+        p->cur = SKIP_SECTION; /* until new_section() accepts it */
+        p->bad_header = true;  /* until then, too */
         if (*end != ']')
             return perr(p, "section header has no closing ']': write [name]");
-        p->have_key = false;
-        return new_section(p, start + 1, (size_t)(end - start - 1));
+        int r = new_section(p, start + 1, (size_t)(end - start - 1));
+        p->bad_header = r < 0;
+        return r;
     }
     const char *end = find_chars_or_comment(start, "=:");
     if (*end != '=' && *end != ':') {
@@ -304,6 +417,14 @@ static int classify(struct parser *p, const char *line)
     }
     p->have_key = true;
     return 0;
+}
+
+/* A line of the current section was refused: the checks that need all of
+ * it (has it a command?) would only guess. */
+static void lose_line(struct parser *p)
+{
+    if (p->cur >= 0)
+        p->secs[p->cur].lost = true;
 }
 
 static char *reader(char *str, int num, void *stream)
@@ -319,20 +440,30 @@ static char *reader(char *str, int num, void *stream)
     if (n && s[n - 1] == '\r')
         n--;
     if (memchr(s, '\0', n)) {
-        perr(p, "contains a NUL byte: the config must be a text file");
+        pfatal(p, "contains a NUL byte: the config must be a text file");
         return NULL;
     }
+    if (num < 3)
+        return NULL;
     /* inih would silently cut a longer line in two and parse the rest as
-     * a line of its own */
-    if (num < 1 || n > (size_t)num - 1) {
+     * a line of its own; it is left out instead (as a blank line) */
+    if (n > (size_t)num - 1) {
         perr(p, "line is longer than %d characters: split it with indented continuation lines",
              num - 1);
-        return NULL;
+        lose_line(p);
+        str[0] = '\0';
+        return str;
     }
     memcpy(str, s, n);
     str[n] = '\0';
-    if (classify(p, str) < 0)
-        return NULL;
+    p->bad_header = false;
+    /* recorded: go on with the next line, read as blank, or for a header
+     * as "[]", which ends the last key for inih as the header would */
+    if (classify(p, str) < 0) {
+        if (!p->bad_header)
+            lose_line(p);
+        snprintf(str, (size_t)num, "%s", p->bad_header ? "[]" : "");
+    }
     return str;
 }
 
@@ -341,16 +472,20 @@ static int handler(void *user, const char *section, const char *name, const char
     struct parser *p = user;
     if (p->err)
         return 0;
+    /* every error below is recorded by perr(): 1 lets inih go on */
+    if (p->cur == SKIP_SECTION || (p->cont && p->drop_cont))
+        return 1;
     if (p->cur < 0) {
-        perr(p, "'%s' is outside any section: move it under [tether] or a [service] header",
-             name);
-        return 0;
+        if (!p->cont)
+            perr(p, "'%s' is outside any section: move it under [tether] or a [service] header",
+                 name);
+        return 1;
     }
     struct raw_sec *sec = &p->secs[p->cur];
     if (p->cont) {
         if (!sec->n) { /* cannot happen: have_key is reset by every header */
             perr(p, "indented line does not continue any key: remove the indentation");
-            return 0;
+            return 1;
         }
         /* inih (55) strips inline comments on the first line of a value but
          * not on continuation lines: do it here so both behave the same */
@@ -377,17 +512,20 @@ static int handler(void *user, const char *section, const char *name, const char
         p->vlen += vl;
         return 1;
     }
+    p->drop_cont = true;
     if (!*name) {
         perr(p, "missing key name before '=': write key = value");
-        return 0;
+        lose_line(p);
+        return 1;
     }
     for (size_t i = 0; i < sec->n; i++)
         if (streq(sec->kv[i].key, name)) {
             perr(p, "[%s] duplicate key '%s' (first set on line %d): remove one, or indent this "
                     "line to continue the value",
                  sec->name, name, sec->kv[i].line);
-            return 0;
+            return 1;
         }
+    p->drop_cont = false;
     kv_push(&sec->kv, &sec->n, name, value, p->line);
     p->vlen = strlen(value);
     p->vcap = p->vlen + 1;
@@ -533,11 +671,16 @@ static int svc_key(const char *file, struct svc_conf *s, const struct conf_kv *k
     const char *k = kv->key, *v = kv->value;
     if (streq(k, "driver")) {
         s->driver = driver_find(v);
-        if (!s->driver)
+        if (!s->driver) {
+            _cleanup_sb_ strbuf all = {0};
+            driver_names(&all, false);
+            const char *near = driver_closest(v, false);
+            _cleanup_free_ char *hint = near ? xasprintf("did you mean '%s'? ", near) : NULL;
             return ferr(e, file, kv->line,
-                        "[%s] unknown driver '%s': use a built-in driver, or driver = command "
-                        "with command = ... for anything else",
-                        s->label, v);
+                        "[%s] unknown driver '%s': %s(the drivers are: %s; driver = command "
+                        "with command = ... runs anything else)",
+                        s->label, v, hint ? hint : "", all.s);
+        }
     } else if (streq(k, "command")) {
         s->command = xstrdup(v);
         s->command_line = kv->line;
@@ -612,37 +755,159 @@ static int svc_key(const char *file, struct svc_conf *s, const struct conf_kv *k
     return 0;
 }
 
-static int tether_section(const char *file, struct tether_config *c, const struct raw_sec *sec,
-                          terr *e)
+static int tether_key(const char *file, struct tether_config *c, const struct conf_kv *kv,
+                      terr *e)
 {
-    for (size_t i = 0; i < sec->n; i++) {
-        const struct conf_kv *kv = &sec->kv[i];
-        if (!streq(kv->key, "prefix"))
-            return ferr(e, file, kv->line, "[tether] unknown key '%s' (known: prefix)", kv->key);
-        const char *v = kv->value;
-        bool ok = *v && !(*v >= '0' && *v <= '9');
-        for (const char *q = v; *q; q++)
-            if (!is_alnum(*q) && *q != '_')
-                ok = false;
-        if (!ok)
-            return ferr(e, file, kv->line,
-                        "[tether] prefix = %s: use letters, digits and '_', not starting with a "
-                        "digit (e.g. prefix = MYAPP)",
-                        v);
-        free(c->prefix);
-        c->prefix = make_ulabel(v);
+    if (!streq(kv->key, "prefix")) {
+        static const char *const known[] = {"prefix"};
+        return ferr(e, file, kv->line, "[tether] unknown key '%s'%s (known: prefix)", kv->key,
+                    closest_word(kv->key, known, 1) ? ": did you mean 'prefix'?" : "");
     }
+    const char *v = kv->value;
+    bool ok = *v && !(*v >= '0' && *v <= '9');
+    for (const char *q = v; *q; q++)
+        if (!is_alnum(*q) && *q != '_')
+            ok = false;
+    if (!ok)
+        return ferr(e, file, kv->line,
+                    "[tether] prefix = %s: use letters, digits and '_', not starting with a "
+                    "digit (e.g. prefix = MYAPP)",
+                    v);
+    free(c->prefix);
+    c->prefix = make_ulabel(v);
     return 0;
 }
 
+static void tether_section(const char *file, struct tether_config *c, const struct raw_sec *sec,
+                           struct errlist *errs)
+{
+    for (size_t i = 0; i < sec->n; i++) {
+        terr e;
+        errs_add(errs, tether_key(file, c, &sec->kv[i], &e), &e);
+    }
+}
+
+/* The keys every service takes (svc_key); export. and env. are prefixes. */
+static const char *const common_keys[] = {"driver",  "command", "port",        "socket",
+                                          "ready",   "timeout", "reset",       "after",
+                                          "stop_signal", "stop_timeout", "export.", "env."};
+
+static bool key_matches(const char *key, const char *known)
+{
+    size_t n = strlen(known);
+    if (n && known[n - 1] == '.')
+        return strncmp(key, known, n) == 0 && key[n];
+    return streq(key, known);
+}
+
+/* "did you mean" for a key: whole keys, or the part before a dot against
+ * the prefixes ("exprot.URL" -> "export.URL"). */
+static char *key_suggestion(const char *key, const char *const *known, size_t n)
+{
+    const char *dot = strchr(key, '.');
+    _cleanup_free_ const char **c = xcalloc(n, sizeof(*c));
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(known[i]);
+        bool prefix = l && known[i][l - 1] == '.';
+        c[i] = (dot != NULL) == prefix ? known[i] : NULL;
+    }
+    for (size_t i = 0; !dot && i < n; i++) /* "export = x": export.NAME */
+        if (strncmp(key, known[i], strlen(key)) == 0 && streq(known[i] + strlen(key), "."))
+            return xasprintf("%sNAME", known[i]);
+    if (!dot) {
+        const char *near = closest_word(key, c, n);
+        return near ? xstrdup(near) : NULL;
+    }
+    _cleanup_free_ char *head = xstrndup(key, (size_t)(dot - key + 1));
+    const char *near = closest_word(head, c, n);
+    return near ? xasprintf("%s%s", near, dot + 1) : NULL;
+}
+
+/* What the errors in a service's keys leave unsure, so that the checks
+ * that would only repeat them are skipped: a misspelt command = is not
+ * also "has no command"; a bad port = is not also "unknown ${port}". */
+enum {
+    SVC_BAD = 1,          /* the driver's own checks are skipped */
+    SVC_NAMES_UNSURE = 2, /* and the ${...} checks of it and of who uses it */
+};
+
+/* The keys that decide which ${names} a service has. */
+static bool names_key(const char *k)
+{
+    return streq(k, "port") || streq(k, "socket") || streq(k, "driver") ||
+           strncmp(k, "export.", 7) == 0;
+}
+
+/* "a, b, setting.NAME" */
+static void add_key_list(strbuf *b, const char *const *keys)
+{
+    for (size_t k = 0; keys[k]; k++) {
+        size_t l = strlen(keys[k]);
+        sb_addf(b, "%s%s%s", k ? ", " : "", keys[k], l && keys[k][l - 1] == '.' ? "NAME" : "");
+    }
+}
+
+/* Every key that neither every service nor s's driver knows: an error at
+ * its own line, naming the closest known key, or else listing them.  Adds
+ * to *flags. */
+static void check_keys(const char *file, const struct svc_conf *s, struct errlist *errs,
+                       int *flags)
+{
+    bool cmd = s->driver == &driver_command;
+    strv common = {0}, known = {0};
+    for (size_t i = 0; i < ARRAY_SIZE(common_keys); i++)
+        if (cmd || !streq(common_keys[i], "command")) /* a driver builds its own */
+            strv_push(&common, common_keys[i]);
+    for (size_t i = 0; i < common.n; i++)
+        strv_push(&known, common.v[i]);
+    for (const char *const *k = s->driver->keys; k && *k; k++)
+        strv_push(&known, *k);
+    for (size_t i = 0; i < s->n_opts; i++) {
+        const struct conf_kv *kv = &s->opts[i];
+        bool ok = false;
+        for (const char *const *k = s->driver->keys; k && *k && !ok; k++)
+            ok = key_matches(kv->key, *k);
+        if (ok)
+            continue;
+        _cleanup_free_ char *near =
+            key_suggestion(kv->key, (const char *const *)known.v, known.n);
+        _cleanup_sb_ strbuf list = {0};
+        if (!cmd) {
+            sb_addf(&list, " for the %s driver (known: ", s->driver->name);
+            add_key_list(&list, s->driver->keys);
+            sb_add(&list, "; and those of every service: ");
+        } else {
+            sb_add(&list, " (known: ");
+        }
+        add_key_list(&list, (const char *const *)common.v);
+        sb_addc(&list, ')');
+        terr e;
+        if (near)
+            ferr(&e, file, kv->line, "[%s] unknown key '%s': did you mean '%s'?", s->label,
+                 kv->key, near);
+        else
+            ferr(&e, file, kv->line, "[%s] unknown key '%s'%s", s->label, kv->key, list.s);
+        errs_add(errs, -EINVAL, &e);
+        *flags |= SVC_BAD | (near && names_key(near) ? SVC_NAMES_UNSURE : 0);
+    }
+    strv_free(&common);
+    strv_free(&known);
+}
+
+/* Read a [service] section.  Returns SVC_ flags for its errors. */
 static int svc_section(const char *file, struct tether_config *c, const struct raw_sec *sec,
-                       terr *e)
+                       struct errlist *errs)
 {
     struct svc_conf *s = svc_new(c, sec->name, sec->line);
+    int flags = sec->lost ? SVC_BAD | SVC_NAMES_UNSURE : 0;
+    bool no_driver = false;
     for (size_t i = 0; i < sec->n; i++) {
-        int r = svc_key(file, s, &sec->kv[i], e);
+        terr e;
+        int r = svc_key(file, s, &sec->kv[i], &e);
+        errs_add(errs, r, &e);
         if (r < 0)
-            return r;
+            flags |= SVC_BAD | (names_key(sec->kv[i].key) ? SVC_NAMES_UNSURE : 0);
+        no_driver |= r < 0 && streq(sec->kv[i].key, "driver");
     }
     if (!s->driver) {
         const struct tether_driver *d = driver_find(s->label);
@@ -650,22 +915,36 @@ static int svc_section(const char *file, struct tether_config *c, const struct r
     }
     if (!s->ready_line)
         s->ready = s->port >= 0 ? READY_TCP : READY_NONE;
-    return 0;
+    /* with an unknown driver, which keys it takes is anyone's guess */
+    if (!no_driver)
+        check_keys(file, s, errs, &flags);
+    return flags;
 }
 
 /* ---- whole-config checks ---- */
 
-static int check_after(const char *file, struct tether_config *c, terr *e)
+static void check_after(const char *file, struct tether_config *c, struct errlist *errs)
 {
     for (size_t i = 0; i < c->n_svcs; i++) {
         struct svc_conf *s = c->svcs[i];
         for (size_t j = 0; j < s->after.n; j++) {
             const struct svc_conf *t = config_find(c, s->after.v[j]);
-            if (!t)
-                return ferr(e, file, s->after_line,
-                            "[%s] after = %s: there is no service [%s]: define it, or remove "
-                            "it from after",
-                            s->label, s->after.v[j], s->after.v[j]);
+            if (!t) {
+                terr e;
+                const char **labels = xcalloc(c->n_svcs, sizeof(*labels));
+                for (size_t k = 0; k < c->n_svcs; k++)
+                    labels[k] = c->svcs[k] == s ? NULL : c->svcs[k]->label;
+                const char *near = closest_word(s->after.v[j], labels, c->n_svcs);
+                _cleanup_free_ char *hint = near ? xasprintf(" (did you mean %s?)", near) : NULL;
+                free(labels);
+                errs_add(errs,
+                         ferr(&e, file, s->after_line,
+                              "[%s] after = %s: there is no service [%s]%s: define it, or "
+                              "remove it from after",
+                              s->label, s->after.v[j], s->after.v[j], hint ? hint : ""),
+                         &e);
+                continue;
+            }
             /* store the label as its section spells it */
             if (!streq(t->label, s->after.v[j])) {
                 free(s->after.v[j]);
@@ -673,7 +952,6 @@ static int check_after(const char *file, struct tether_config *c, terr *e)
             }
         }
     }
-    return 0;
 }
 
 static int cycle_dfs(const char *file, const struct tether_config *c, size_t i, int *color,
@@ -759,7 +1037,7 @@ static bool svc_has_var(const struct svc_conf *o, const char *var)
 
 static void list_known(const struct tctx *t, strbuf *b)
 {
-    sb_add(b, "dir, instance, label");
+    sb_add(b, "dir, instance, label, config_dir");
     if (t->s->port >= 0)
         sb_add(b, ", port");
     if (t->s->socket)
@@ -778,11 +1056,50 @@ static void list_known(const struct tctx *t, strbuf *b)
     }
 }
 
+void config_known_names(const struct tether_config *c, const struct svc_conf *s, strbuf *b)
+{
+    _cleanup_free_ bool *dep = xcalloc(c->n_svcs + 1, sizeof(bool));
+    mark_deps(c, s, dep);
+    struct tctx t = {.c = c, .s = s, .dep = dep};
+    list_known(&t, b);
+}
+
+int config_key_of(const struct svc_conf *s, const char *value, strbuf *key)
+{
+    const struct {
+        const char *name;
+        const char *value;
+        int line;
+    } fixed[] = {{"command", s->command, s->command_line},
+                 {"reset", s->reset, s->reset_line},
+                 {"ready", s->ready_arg, s->ready_line}};
+    for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+        if (value == fixed[i].value) {
+            sb_add(key, fixed[i].name);
+            return fixed[i].line;
+        }
+    const struct {
+        const char *prefix;
+        const struct conf_kv *kv;
+        size_t n;
+    } lists[] = {{"export.", s->exports, s->n_exports},
+                 {"env.", s->env, s->n_env},
+                 {"", s->opts, s->n_opts}};
+    for (size_t l = 0; l < ARRAY_SIZE(lists); l++)
+        for (size_t i = 0; i < lists[l].n; i++)
+            if (value == lists[l].kv[i].value) {
+                sb_addf(key, "%s%s", lists[l].prefix, lists[l].kv[i].key);
+                return lists[l].kv[i].line;
+            }
+    return 0;
+}
+
 static int check_var(void *ud, const char *name, terr *e)
 {
     struct tctx *t = ud;
     const struct svc_conf *s = t->s;
     if (streq(name, "dir") || streq(name, "instance") || streq(name, "label") ||
+        streq(name, "config_dir") ||
         (streq(name, "port") && s->port >= 0) || (streq(name, "socket") && s->socket))
         return 0;
     const char *dot = strchr(name, '.');
@@ -802,6 +1119,16 @@ static int check_var(void *ud, const char *name, terr *e)
     }
     _cleanup_sb_ strbuf known = {0};
     list_known(t, &known);
+    if (!*hint) { /* a typo of a known name: ${prot}, ${db.PROT} */
+        _cleanup_strv_ strv names = {0};
+        for (char *p = known.s, *q; p; p = q ? q + 2 : NULL) {
+            q = strstr(p, ", ");
+            strv_push_own(&names, q ? xstrndup(p, (size_t)(q - p)) : xstrdup(p));
+        }
+        const char *near = closest_word(name, (const char *const *)names.v, names.n);
+        if (near)
+            hint = hintbuf = xasprintf("; did you mean ${%s}?", near);
+    }
     t->full = true;
     return ferr(e, t->file, t->line, "[%s] unknown variable ${%s} in %s (known: %s)%s", s->label,
                 name, t->key, known.s, hint);
@@ -832,41 +1159,67 @@ static int check_tmpl_words(struct tctx *t, const char *key, int line, const cha
         return 0;
     _cleanup_strv_ strv w = {0};
     terr sub;
-    if (split_words(v, &w, &sub) < 0) /* checked when the key was read */
-        return ferr(e, t->file, line > 0 ? line : t->s->line, "[%s] %s: %s", t->s->label, key,
-                    sub.msg);
+    if (split_words(v, &w, &sub) < 0) /* reported when the key was read */
+        return 0;
     int r = 0;
     for (size_t i = 0; r == 0 && i < w.n; i++)
         r = check_tmpl(t, key, line, w.v[i], e);
     return r;
 }
 
-static int check_templates(const char *file, const struct tether_config *c, terr *e)
+/* A driver's own keys that hold commands or templates (postgresql's init
+ * and server), checked like command and export.NAME. */
+static void check_driver_tmpls(struct tctx *t, struct errlist *errs)
+{
+    const struct svc_conf *s = t->s;
+    for (size_t k = 0; k < s->n_opts; k++) {
+        const struct conf_kv *kv = &s->opts[k];
+        terr e;
+        for (const char *const *c = s->driver->command_keys; c && *c; c++) {
+            if (!streq(kv->key, *c))
+                continue;
+            int r = check_words(t->file, s, kv->key, kv->line, kv->value, &e);
+            errs_add(errs, r < 0 ? r : check_tmpl_words(t, kv->key, kv->line, kv->value, &e),
+                     &e);
+        }
+        for (const char *const *c = s->driver->template_keys; c && *c; c++)
+            if (streq(kv->key, *c))
+                errs_add(errs, check_tmpl(t, kv->key, kv->line, kv->value, &e), &e);
+    }
+}
+
+/* Services whose flags[] say SVC_NAMES_UNSURE, and those that use their
+ * variables, are left out. */
+static void check_templates(const char *file, const struct tether_config *c, const int *flags,
+                            struct errlist *errs)
 {
     for (size_t i = 0; i < c->n_svcs; i++) {
         const struct svc_conf *s = c->svcs[i];
         _cleanup_free_ bool *dep = xcalloc(c->n_svcs, sizeof(bool));
         mark_deps(c, s, dep);
+        bool skip = flags[i] & SVC_NAMES_UNSURE;
+        for (size_t j = 0; j < c->n_svcs; j++)
+            skip |= dep[j] && (flags[j] & SVC_NAMES_UNSURE);
+        if (skip)
+            continue;
         struct tctx t = {.file = file, .c = c, .s = s, .dep = dep};
-        int r = check_tmpl_words(&t, "command", s->command_line, s->command, e);
-        if (r == 0 && (s->ready == READY_UNIX || s->ready == READY_LOG))
-            r = check_tmpl(&t, "ready", s->ready_line, s->ready_arg, e);
-        if (r == 0 && s->ready == READY_EXEC)
-            r = check_tmpl_words(&t, "ready", s->ready_line, s->ready_arg, e);
-        if (r == 0)
-            r = check_tmpl_words(&t, "reset", s->reset_line, s->reset, e);
-        for (size_t k = 0; r == 0 && k < s->n_exports; k++) {
+        terr e;
+        errs_add(errs, check_tmpl_words(&t, "command", s->command_line, s->command, &e), &e);
+        if (s->ready == READY_UNIX || s->ready == READY_LOG)
+            errs_add(errs, check_tmpl(&t, "ready", s->ready_line, s->ready_arg, &e), &e);
+        if (s->ready == READY_EXEC)
+            errs_add(errs, check_tmpl_words(&t, "ready", s->ready_line, s->ready_arg, &e), &e);
+        errs_add(errs, check_tmpl_words(&t, "reset", s->reset_line, s->reset, &e), &e);
+        for (size_t k = 0; k < s->n_exports; k++) {
             _cleanup_free_ char *key = xasprintf("export.%s", s->exports[k].key);
-            r = check_tmpl(&t, key, s->exports[k].line, s->exports[k].value, e);
+            errs_add(errs, check_tmpl(&t, key, s->exports[k].line, s->exports[k].value, &e), &e);
         }
-        for (size_t k = 0; r == 0 && k < s->n_env; k++) {
+        for (size_t k = 0; k < s->n_env; k++) {
             _cleanup_free_ char *key = xasprintf("env.%s", s->env[k].key);
-            r = check_tmpl(&t, key, s->env[k].line, s->env[k].value, e);
+            errs_add(errs, check_tmpl(&t, key, s->env[k].line, s->env[k].value, &e), &e);
         }
-        if (r < 0)
-            return r;
+        check_driver_tmpls(&t, errs);
     }
-    return 0;
 }
 
 /* ---- variable names: one name, one maker ---- */
@@ -922,94 +1275,138 @@ static void made_free(struct made_var *v, size_t n)
 }
 
 /* An export must not replace a variable of its own driver either. */
-static int check_exports(const char *file, const struct svc_conf *s, terr *e)
+static void check_exports(const char *file, const struct svc_conf *s, struct errlist *errs)
 {
+    terr e;
     for (size_t i = 0; i < s->n_exports; i++)
         for (const char *const *d = s->driver->vars; d && *d; d++)
             if (streq(s->exports[i].key, *d))
-                return ferr(e, file, s->exports[i].line,
-                            "[%s] export.%s clashes with the variable %s that the %s driver "
-                            "sets: pick another name",
-                            s->label, s->exports[i].key, *d, s->driver->name);
-    return 0;
+                errs_add(errs,
+                         ferr(&e, file, s->exports[i].line,
+                              "[%s] export.%s clashes with the variable %s that the %s driver "
+                              "sets: pick another name",
+                              s->label, s->exports[i].key, *d, s->driver->name),
+                         &e);
 }
 
 /* env.NAME must not hide what tether sets in a service's environment: its
  * cookie, the notify socket, or any service's variables. */
-static int check_env(const char *file, const struct svc_conf *s, const struct made_var *v,
-                     size_t n, terr *e)
+static int check_env_key(const char *file, const struct svc_conf *s, const struct conf_kv *kv,
+                         const struct made_var *v, size_t n, terr *e)
+{
+    if (streq(kv->key, COOKIE_VAR) ||
+        (streq(kv->key, "NOTIFY_SOCKET") && s->ready == READY_NOTIFY))
+        return ferr(e, file, kv->line,
+                    "[%s] env.%s: tether sets %s itself (%s): remove it", s->label, kv->key,
+                    kv->key, streq(kv->key, COOKIE_VAR)
+                                 ? "it marks every process of an instance, for gc"
+                                 : "ready = notify listens there");
+    for (size_t j = 0; j < n; j++)
+        if (streq(kv->key, v[j].name))
+            return ferr(e, file, kv->line,
+                        "[%s] env.%s would hide the variable that [%s] %s (line %d) "
+                        "makes: remove it, or pick another name",
+                        s->label, kv->key, v[j].s->label, v[j].what, v[j].line);
+    return 0;
+}
+
+static void check_env(const char *file, const struct svc_conf *s, const struct made_var *v,
+                      size_t n, struct errlist *errs)
 {
     for (size_t i = 0; i < s->n_env; i++) {
-        const struct conf_kv *kv = &s->env[i];
-        if (streq(kv->key, COOKIE_VAR) ||
-            (streq(kv->key, "NOTIFY_SOCKET") && s->ready == READY_NOTIFY))
-            return ferr(e, file, kv->line,
-                        "[%s] env.%s: tether sets %s itself (%s): remove it", s->label, kv->key,
-                        kv->key, streq(kv->key, COOKIE_VAR)
-                                     ? "it marks every process of an instance, for gc"
-                                     : "ready = notify listens there");
-        for (size_t j = 0; j < n; j++)
-            if (streq(kv->key, v[j].name))
-                return ferr(e, file, kv->line,
-                            "[%s] env.%s would hide the variable that [%s] %s (line %d) "
-                            "makes: remove it, or pick another name",
-                            s->label, kv->key, v[j].s->label, v[j].what, v[j].line);
+        terr e;
+        errs_add(errs, check_env_key(file, s, &s->env[i], v, n, &e), &e);
     }
-    return 0;
 }
 
 /* Two services must not make the same variable ([a] export.B_PORT and
  * [a_b]'s PORT both make PREFIX_A_B_PORT): the last one would win. */
-static int check_names(const char *file, const struct tether_config *c, terr *e)
+static void check_names(const char *file, const struct tether_config *c, struct errlist *errs)
 {
     struct made_var *v = NULL;
     size_t n = 0;
-    int r = 0;
     for (size_t i = 0; i < c->n_svcs; i++)
         vars_of(c, c->svcs[i], &v, &n);
-    for (size_t i = 0; i < n && r == 0; i++)
-        for (size_t j = 0; j < i && r == 0; j++) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++) {
             if (!streq(v[i].name, v[j].name))
                 continue;
             bool later = v[i].line >= v[j].line;
             const struct made_var *a = later ? &v[i] : &v[j], *b = later ? &v[j] : &v[i];
-            r = ferr(e, file, a->line,
-                     "[%s] %s makes the variable %s, and so does [%s] %s (line %d): rename "
-                     "one",
-                     a->s->label, a->what, a->name, b->s->label, b->what, b->line);
+            terr e;
+            errs_add(errs,
+                     ferr(&e, file, a->line,
+                          "[%s] %s makes the variable %s, and so does [%s] %s (line %d): "
+                          "rename one",
+                          a->s->label, a->what, a->name, b->s->label, b->what, b->line),
+                     &e);
         }
-    for (size_t i = 0; i < c->n_svcs && r == 0; i++)
-        if ((r = check_exports(file, c->svcs[i], e)) == 0)
-            r = check_env(file, c->svcs[i], v, n, e);
+    for (size_t i = 0; i < c->n_svcs; i++) {
+        check_exports(file, c->svcs[i], errs);
+        check_env(file, c->svcs[i], v, n, errs);
+    }
     made_free(v, n);
-    return r;
+}
+
+/* A driver's keys that name a program (redis's bin) or a directory
+ * (postgresql's bin_dir) are the project's like command's program: made
+ * absolute against the config's directory here, once, so the driver never
+ * meets a path relative to wherever tether happens to run. */
+static void resolve_paths(const struct tether_config *c, struct svc_conf *s)
+{
+    for (size_t i = 0; i < s->n_opts; i++) {
+        struct conf_kv *kv = &s->opts[i];
+        bool prog = false, dir = false;
+        for (const char *const *k = s->driver->program_keys; k && *k; k++)
+            prog |= streq(kv->key, *k);
+        for (const char *const *k = s->driver->dir_keys; k && *k; k++)
+            dir |= streq(kv->key, *k);
+        if (!*kv->value || (!dir && !(prog && strchr(kv->value, '/'))))
+            continue;
+        char *abs = config_program(c, kv->value, dir);
+        free(kv->value);
+        kv->value = abs;
+    }
+}
+
+/* The driver's checks of one service, and the ready kinds it allows. */
+static int check_service(const char *file, struct svc_conf *s, terr *e)
+{
+    int r;
+    if (s->driver->configure && (r = s->driver->configure(s, file, e)) < 0)
+        return r;
+    if (s->ready == READY_DRIVER && !s->driver->probe)
+        return ferr(e, file, s->ready_line ? s->ready_line : s->line,
+                    "[%s] ready = driver: the %s driver has no probe of its own; choose "
+                    "tcp, unix:PATH, log:REGEX, exec:COMMAND, notify or fd:N",
+                    s->label, s->driver->name);
+    if (s->ready == READY_TCP && s->port < 0)
+        return ferr(e, file, s->ready_line ? s->ready_line : s->line,
+                    "[%s] ready = tcp needs a port: add port = auto (or a number), or "
+                    "choose another ready = check",
+                    s->label);
+    return 0;
 }
 
 /* Everything that needs the whole config: references, cycles, the drivers'
- * own checks, then templates (a driver may have set a port or ready kind). */
-static int finish(const char *file, struct tether_config *c, terr *e)
+ * own checks, then templates (a driver may have set a port or ready kind).
+ * flags[i]: what the errors in service i's keys leave unsure (SVC_). */
+static void finish(const char *file, struct tether_config *c, int *flags, struct errlist *errs)
 {
-    int r;
-    if ((r = check_after(file, c, e)) < 0 || (r = check_cycles(file, c, e)) < 0)
-        return r;
+    terr e;
+    check_after(file, c, errs);
+    errs_add(errs, check_cycles(file, c, &e), &e);
     for (size_t i = 0; i < c->n_svcs; i++) {
-        struct svc_conf *s = c->svcs[i];
-        if (s->driver->configure && (r = s->driver->configure(s, file, e)) < 0)
-            return r;
-        if (s->ready == READY_DRIVER && !s->driver->probe)
-            return ferr(e, file, s->ready_line ? s->ready_line : s->line,
-                        "[%s] ready = driver: the %s driver has no probe of its own; choose "
-                        "tcp, unix:PATH, log:REGEX, exec:COMMAND, notify or fd:N",
-                        s->label, s->driver->name);
-        if (s->ready == READY_TCP && s->port < 0)
-            return ferr(e, file, s->ready_line ? s->ready_line : s->line,
-                        "[%s] ready = tcp needs a port: add port = auto (or a number), or "
-                        "choose another ready = check",
-                        s->label);
+        if (flags[i] & SVC_BAD)
+            continue;
+        resolve_paths(c, c->svcs[i]);
+        int r = check_service(file, c->svcs[i], &e);
+        errs_add(errs, r, &e);
+        if (r < 0) /* it may not have set the port or socket it would have */
+            flags[i] |= SVC_BAD | SVC_NAMES_UNSURE;
     }
-    if ((r = check_names(file, c, e)) < 0)
-        return r;
-    return check_templates(file, c, e);
+    check_names(file, c, errs);
+    check_templates(file, c, flags, errs);
 }
 
 /* Parse data[0..len) into c (whose path is set); frees c on error. */
@@ -1019,22 +1416,34 @@ static int parse_into(struct tether_config *c, const char *path, const char *dat
     int r;
     c->prefix = xstrdup("TETHER");
 
-    struct parser p = {.file = path, .data = data, .len = len, .cur = -1, .e = e};
+    struct errlist errs = {.file = path};
+    struct parser p = {.file = path, .data = data, .len = len, .cur = -1, .errs = &errs};
     int ir = ini_parse_stream(reader, &p, handler, &p);
+    terr sub;
     if (!p.err && ir == -2)
-        p.err = terr_set(e, ENOMEM, "%s: out of memory while parsing", path);
-    else if (!p.err && ir != 0) /* the reader mirrors inih, so this should not happen */
-        p.err = ferr(e, path, ir, "syntax error: expected key = value or [section]");
-    r = p.err;
-    for (size_t i = 0; r == 0 && i < p.n_secs; i++)
-        r = streq(p.secs[i].name, "tether") ? tether_section(path, c, &p.secs[i], e)
-                                            : svc_section(path, c, &p.secs[i], e);
+        errs_add(&errs, terr_set(&sub, ENOMEM, "%s: out of memory while parsing", path), &sub);
+    else if (!p.err && ir != 0 && !errs.n) /* the reader mirrors inih: should not happen */
+        errs_add(&errs, ferr(&sub, path, ir, "syntax error: expected key = value or [section]"),
+                 &sub);
+    _cleanup_free_ int *flags = xcalloc(p.n_secs + 1, sizeof(int));
+    for (size_t i = 0; !p.err && i < p.n_secs; i++) {
+        if (streq(p.secs[i].name, "tether"))
+            tether_section(path, c, &p.secs[i], &errs);
+        else {
+            size_t k = c->n_svcs;
+            flags[k] = svc_section(path, c, &p.secs[i], &errs);
+        }
+    }
+    bool fatal = p.err != 0;
     parser_free(&p);
-    if (r == 0 && c->n_svcs == 0)
-        r = ferr(e, path, 0,
-                 "no services defined: add a [name] section, e.g. [web] with command = ...");
-    if (r == 0)
-        r = finish(path, c, e);
+    if (!fatal && c->n_svcs == 0 && !errs.n)
+        errs_add(&errs,
+                 ferr(&sub, path, 0,
+                      "no services defined: add a [name] section, e.g. [web] with command = ..."),
+                 &sub);
+    if (!fatal && c->n_svcs)
+        finish(path, c, flags, &errs);
+    r = errs_finish(&errs, e);
     if (r < 0) {
         config_free(c);
         return r;
@@ -1090,6 +1499,7 @@ int config_load(const char *path, struct tether_config **out, terr *e)
         config_free(c);
         return terr_set(e, r, "cannot resolve config file %s: %s", path, strerror(-r));
     }
+    c->dir = dir_of(c->path);
     return parse_into(c, path, data, len, out, e);
 }
 
@@ -1098,6 +1508,7 @@ int config_parse(const char *name, const char *data, size_t len, struct tether_c
 {
     struct tether_config *c = xcalloc(1, sizeof(*c));
     c->path = xstrdup(name);
+    c->dir = dir_of(name);
     return parse_into(c, name, data, len, out, e);
 }
 
@@ -1109,14 +1520,12 @@ int config_builtin(const char *const *names, size_t n, struct tether_config **ou
                         "write a tether.ini");
     struct tether_config *c = xcalloc(1, sizeof(*c));
     c->prefix = xstrdup("TETHER");
+    c->dir = dir_of(NULL);
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++) {
         const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
         if (!d || d == &driver_command) {
-            r = terr_set(e, EINVAL,
-                         "unknown service '%s': not a built-in driver (command needs a config "
-                         "file)",
-                         names[i]);
+            r = config_unknown_name(NULL, names[i], e);
             break;
         }
         if (config_find(c, names[i]))
@@ -1124,8 +1533,12 @@ int config_builtin(const char *const *names, size_t n, struct tether_config **ou
         struct svc_conf *s = svc_new(c, names[i], 0);
         s->driver = d;
     }
-    if (r == 0)
-        r = finish(BUILTIN_FILE, c, e);
+    if (r == 0) {
+        struct errlist errs = {.file = BUILTIN_FILE};
+        _cleanup_free_ int *flags = xcalloc(c->n_svcs + 1, sizeof(int));
+        finish(BUILTIN_FILE, c, flags, &errs);
+        r = errs_finish(&errs, e);
+    }
     if (r < 0) {
         config_free(c);
         return r;
@@ -1134,19 +1547,75 @@ int config_builtin(const char *const *names, size_t n, struct tether_config **ou
     return 0;
 }
 
+int config_unknown_name(const struct tether_config *c, const char *name, terr *e)
+{
+    _cleanup_sb_ strbuf have = {0}, builtin = {0};
+    size_t n = c ? c->n_svcs : 0, nd = 0;
+    while (driver_at(nd))
+        nd++;
+    _cleanup_free_ const char **cands = xcalloc(n + nd, sizeof(*cands));
+    for (size_t k = 0; c && k < n; k++) {
+        sb_addf(&have, "%s%s", k ? ", " : "", c->svcs[k]->label);
+        cands[k] = c->svcs[k]->label;
+    }
+    driver_names(&builtin, true);
+    for (size_t k = 0; k < nd; k++)
+        cands[n + k] = driver_at(k) == &driver_command ? NULL : driver_at(k)->name;
+    const char *near = closest_word(name, cands, n + nd);
+    _cleanup_free_ char *hint = near ? xasprintf(": did you mean '%s'?", near) : NULL;
+    const struct tether_driver *d = valid_label(name) ? driver_find(name) : NULL;
+    if (c && c->path && d && d != &driver_command)
+        return terr_set(e, EINVAL,
+                        "no service '%s' in %s (it has: %s): to start the built-in %s driver "
+                        "with them, add a [%s] section; on its own: tether run %s",
+                        name, c->path, have.s, name, name, name);
+    if (!c || !c->path)
+        return terr_set(e, EINVAL,
+                        "unknown service '%s'%s (the built-in drivers are: %s; anything else "
+                        "needs a config file: -f FILE, $TETHER_CONFIG or ./tether.ini)",
+                        name, hint ? hint : "", builtin.s);
+    return terr_set(e, EINVAL,
+                    "no service '%s' in %s%s (it has: %s; the built-in drivers are: %s)", name,
+                    c->path, hint ? hint : "", have.s, builtin.s);
+}
+
+int config_use_builtins(struct tether_config **cfg, const char *const *names, size_t n,
+                        strbuf *note, terr *e)
+{
+    if (!*cfg || n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
+        if (config_find(*cfg, names[i]) || !d || d == &driver_command)
+            return 0;
+    }
+    struct tether_config *b = NULL;
+    int r = config_builtin(names, n, &b, e);
+    if (r < 0)
+        return r;
+    /* the file may have one under another name: say which, as it may be
+     * the one that was meant (with its init_sql) */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < (*cfg)->n_svcs; k++)
+            if (streq((*cfg)->svcs[k]->driver->name, names[i]))
+                sb_addf(note,
+                        "%s%s has no [%s]: starting the built-in %s driver with its defaults; "
+                        "its [%s] (driver = %s) starts with: tether run %s",
+                        note->len ? "\n" : "", (*cfg)->path, names[i], names[i],
+                        (*cfg)->svcs[k]->label, names[i], (*cfg)->svcs[k]->label);
+    config_free(*cfg);
+    *cfg = b;
+    return 1;
+}
+
 int config_select(const struct tether_config *c, const char *const *names, size_t n,
                   struct svc_conf ***out, size_t *nout, terr *e)
 {
     _cleanup_free_ bool *want = xcalloc(c->n_svcs, sizeof(bool));
     for (size_t i = 0; i < n; i++) {
         size_t j = svc_index(c, names[i]);
-        if (j == SIZE_MAX) {
-            _cleanup_sb_ strbuf have = {0};
-            for (size_t k = 0; k < c->n_svcs; k++)
-                sb_addf(&have, "%s%s", k ? ", " : "", c->svcs[k]->label);
-            return terr_set(e, EINVAL, "no service '%s' in %s (it has: %s)", names[i],
-                            c->path ? c->path : BUILTIN_FILE, have.s);
-        }
+        if (j == SIZE_MAX)
+            return config_unknown_name(c, names[i], e);
         want[j] = true;
         mark_deps(c, c->svcs[j], want);
     }

@@ -57,6 +57,8 @@ struct svc_conf {
 
 struct tether_config {
     char *path;   /* absolute path of the file, NULL for built-in defaults */
+    char *dir;    /* ${config_dir}: the file's absolute directory (without a file: the
+                   * working directory), against which relative paths resolve */
     char *prefix; /* default TETHER */
     struct svc_conf **svcs; /* in file order */
     size_t n_svcs;
@@ -79,6 +81,35 @@ void config_free(struct tether_config *c);
  * newly allocated array of borrowed pointers. */
 int config_select(const struct tether_config *c, const char *const *names, size_t n,
                   struct svc_conf ***out, size_t *nout, terr *e);
+
+/* A name that is neither a service of c (NULL: no file) nor a built-in
+ * driver: an error that lists both, with the closest as "did you mean". */
+int config_unknown_name(const struct tether_config *c, const char *name, terr *e);
+
+/* A path as the config means it: absolute as it is, relative against the
+ * config's directory.  Newly allocated.  Used for init_sql and for the
+ * program of command, reset, ready = exec: and init (svc_argv). */
+char *config_path(const struct tether_config *c, const char *path);
+/* The same for a program: a bare name (no '/') stays as it is, for PATH
+ * (unless any: a directory name, relative like any other path). */
+char *config_program(const struct tether_config *c, const char *prog, bool any);
+
+/* The names a template of s may use ("dir, instance, ..."), as the load
+ * time error lists them, into b. */
+void config_known_names(const struct tether_config *c, const struct svc_conf *s, strbuf *b);
+/* Which key of s holds the template `value` (that very pointer: command,
+ * reset, ready, export.NAME, env.NAME or a driver key): its name into
+ * key (e.g. "export.URL") and its line; 0 if it is none of them. */
+int config_key_of(const struct svc_conf *s, const char *value, strbuf *key);
+
+/* `tether run NAME...` next to a config file that has none of the NAMEs,
+ * all of them built-in drivers: replace *cfg by the built-ins alone, as
+ * if there were no file (the README's `tether run postgresql` beside a
+ * project's tether.ini), and return 1, with a note for the user when the
+ * file has a service of that driver under another name.  0: *cfg is kept
+ * (config_select then says what is wrong). */
+int config_use_builtins(struct tether_config **cfg, const char *const *names, size_t n,
+                        strbuf *note, terr *e);
 
 struct svc_conf *config_find(const struct tether_config *c, const char *label);
 /* The value of a driver-specific key, or NULL. */

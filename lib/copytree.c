@@ -142,8 +142,8 @@ static int copy_dir(struct copy *c, int sdir, int ddir, int depth, terr *e)
             target[l] = '\0';
             if (symlinkat(target, ddir, n) < 0)
                 r = terr_set(e, errno, "copy: symlink %s: %m", n);
-            else if (c->chown_to)
-                fchownat(ddir, n, c->uid, c->gid, AT_SYMLINK_NOFOLLOW);
+            else if (c->chown_to && fchownat(ddir, n, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0)
+                r = terr_set(e, errno, "copy: chown symlink %s: %m", n);
         }
         /* sockets, fifos, devices: nothing a cluster needs copied */
     }

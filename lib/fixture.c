@@ -45,6 +45,7 @@ struct tether_service {
 
     bool active;   /* set up and not yet cleaned up */
     bool attached; /* TETHER_USE_EXISTING: not ours to stop */
+    bool in_set;   /* started by tether_setup_all: its set stops the instance */
     pid_t owner;   /* the process that set it up */
     pid_t helper;  /* CONTROL_PID */
     char *instdir;
@@ -167,7 +168,7 @@ static void forget(tether_service *s)
     free(s->configfile);
     s->instdir = s->configfile = NULL;
     s->helper = 0;
-    s->active = s->attached = false;
+    s->active = s->attached = s->in_set = false;
 }
 
 /* After the variables are known: find the instance they name. */
@@ -360,10 +361,13 @@ static void chomp(strbuf *b)
         b->s[--b->len] = '\0';
 }
 
-static int start_new(tether_service *s, bool fixed)
+/* `tether start --json` of the labels as one instance tied to our pid: its
+ * variables in *vars.  `what` names them in errors ("service 'a'"). */
+static int spawn_start(const char *config_path, const char *const *labels, size_t n, bool fixed,
+                       const char *what, struct var **vars, size_t *nv, terr *e)
 {
     _cleanup_free_ char *bin = NULL;
-    int r = find_tether(&bin, &s->err);
+    int r = find_tether(&bin, e);
     if (r < 0)
         return r;
     char pid[32];
@@ -371,9 +375,9 @@ static int start_new(tether_service *s, bool fixed)
     _cleanup_strv_ strv argv = {0};
     strv_push(&argv, bin);
     strv_push(&argv, "-q");
-    if (s->config_path) {
+    if (config_path) {
         strv_push(&argv, "-f");
-        strv_push(&argv, s->config_path);
+        strv_push(&argv, config_path);
     }
     strv_push(&argv, "start");
     strv_push(&argv, "--json");
@@ -381,38 +385,44 @@ static int start_new(tether_service *s, bool fixed)
     strv_push(&argv, pid);
     if (fixed)
         strv_push(&argv, "--fixed");
-    strv_push(&argv, s->label);
+    for (size_t i = 0; i < n; i++)
+        strv_push(&argv, labels[i]);
     _cleanup_sb_ strbuf out = {0}, err = {0};
-    int status;
-    r = run_tether(argv.v, s->config_path == NULL, &out, &err, &status, &s->err);
+    int status = -1;
+    r = run_tether(argv.v, config_path == NULL, &out, &err, &status, e);
     if (r < 0)
         return r;
     chomp(&err);
     bool ok = status == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    struct var *vars = NULL;
-    size_t n = 0;
-    if (ok && out.len && json_flat_parse(out.s, out.len, &vars, &n, &s->err) == 0) {
-        r = take_vars(s, vars, n);
-        if (r < 0) {
-            forget(s);
-            return r;
-        }
+    if (ok && out.len && json_flat_parse(out.s, out.len, vars, nv, e) == 0)
         return 0;
-    }
     if (err.len) {
         const char *msg = err.s;
         if (strncmp(msg, "tether: ", 8) == 0)
             msg += 8;
-        return terr_set(&s->err, EIO, "cannot start service '%s': %s", s->label, msg);
+        return terr_set(e, EIO, "cannot start %s: %s", what, msg);
     }
     if (!ok)
-        return terr_set(&s->err, EIO, "cannot start service '%s': %s exited with status %d",
-                        s->label, bin,
+        return terr_set(e, EIO, "cannot start %s: %s exited with status %d", what, bin,
                         WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     if (!out.len)
-        return terr_set(&s->err, EIO, "cannot start service '%s': %s start printed nothing",
-                        s->label, bin);
-    return terr_prefix(&s->err, -EIO, "cannot start service '%s'", s->label);
+        return terr_set(e, EIO, "cannot start %s: %s start printed nothing", what, bin);
+    return terr_prefix(e, -EIO, "cannot start %s", what);
+}
+
+static int start_new(tether_service *s, bool fixed)
+{
+    _cleanup_free_ char *what = xasprintf("service '%s'", s->label);
+    const char *labels[] = {s->label};
+    struct var *vars = NULL;
+    size_t n = 0;
+    int r = spawn_start(s->config_path, labels, 1, fixed, what, &vars, &n, &s->err);
+    if (r < 0)
+        return r;
+    r = take_vars(s, vars, n);
+    if (r < 0)
+        forget(s);
+    return r;
 }
 
 /* ---- attaching to an instance the environment names ---- */
@@ -605,6 +615,11 @@ int tether_cleanup(tether_service *s)
         forget(s);
         return 0;
     }
+    if (s->in_set) {
+        /* its instance holds the set's other services too: tether_cleanup_all stops it */
+        forget(s);
+        return 0;
+    }
     if (getpid() != s->owner) {
         /* a forked child: the instance is its parent's */
         forget(s);
@@ -633,4 +648,336 @@ void tether_service_free(tether_service *s)
     free(s->label);
     free(s->stem);
     free(s);
+}
+
+/* ---- every service of a config: one instance, one call ---- */
+
+struct tether_services {
+    tether_service **svc; /* in the order named, or the config's order */
+    size_t n;
+    char *config_path; /* absolute, or NULL for built-in drivers */
+    pid_t owner;       /* the process that set it up */
+    pid_t helper;      /* of the instance we started; 0: none */
+    char *instdir;
+    terr err;
+};
+
+static int add_member(tether_services *a, const char *name)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (strcasecmp(tether_label(a->svc[i]), name) == 0)
+            return 0; /* named twice: one service */
+    tether_service *m = tether_service_new(name, a->config_path);
+    if (!m)
+        return terr_set(&a->err, ENOMEM, "out of memory");
+    a->svc = xrealloc(a->svc, (a->n + 1) * sizeof(*a->svc));
+    a->svc[a->n++] = m;
+    if (m->cfg_rc < 0) {
+        a->err = m->cfg_err;
+        return m->cfg_rc;
+    }
+    return 0;
+}
+
+/* The members: the services named (commas or blanks between them), else
+ * every service of the config file. */
+static int set_members(tether_services *a, const char *config_file, const char *names)
+{
+    if (config_file) {
+        a->config_path = realpath(config_file, NULL);
+        if (!a->config_path)
+            return terr_set(&a->err, errno, "config file %s: %m", config_file);
+    }
+    if (names && names[strspn(names, ", \t\n")]) {
+        _cleanup_free_ char *copy = xstrdup(names);
+        char *save = NULL;
+        for (char *w = strtok_r(copy, ", \t\n", &save); w; w = strtok_r(NULL, ", \t\n", &save)) {
+            int r = add_member(a, w);
+            if (r < 0)
+                return r;
+        }
+        return 0;
+    }
+    if (!a->config_path)
+        return terr_set(&a->err, EINVAL,
+                        "tether_setup_all: no config file and no services named: name the "
+                        "built-in drivers (\"postgresql redis\") or give a config file");
+    struct tether_config *cfg = NULL;
+    int r = config_load(a->config_path, &cfg, &a->err);
+    for (size_t i = 0; r == 0 && i < cfg->n_svcs; i++)
+        r = add_member(a, cfg->svcs[i]->label);
+    config_free(cfg);
+    return r;
+}
+
+/* TETHER_USE_EXISTING: attach each member that the environment names. */
+static int set_attach(tether_services *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        tether_service *m = a->svc[i];
+        _cleanup_free_ char *pn = xasprintf("%s_CONTROL_PID", m->stem);
+        _cleanup_free_ char *cn = xasprintf("%s_CONFIGFILE", m->stem);
+        const char *pid = getenv(pn), *cf = getenv(cn);
+        if (!(pid && *pid) && !(cf && *cf))
+            continue;
+        int r = tether_setup(m, TETHER_USE_EXISTING);
+        if (r < 0) {
+            a->err = m->err;
+            return r;
+        }
+    }
+    return 0;
+}
+
+static struct var *vars_copy(const struct var *v, size_t n)
+{
+    struct var *c = xcalloc(n ? n : 1, sizeof(*c));
+    for (size_t i = 0; i < n; i++) {
+        c[i].name = xstrdup(v[i].name);
+        c[i].value = xstrdup(v[i].value);
+    }
+    return c;
+}
+
+/* The instance that `tether start` made, from its first CONTROL_PID and
+ * CONFIGFILE: before any member takes its variables, so that a failure
+ * there can still stop it. */
+static void set_instance(tether_services *a, const struct var *v, size_t n)
+{
+    const char *pid = NULL, *cf = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(v[i].name);
+        if (!pid && l > 12 && streq(v[i].name + l - 12, "_CONTROL_PID"))
+            pid = v[i].value;
+        if (!cf && l > 11 && streq(v[i].name + l - 11, "_CONFIGFILE"))
+            cf = v[i].value;
+    }
+    long p = pid ? strtol(pid, NULL, 10) : 0;
+    if (p <= 0 || !cf || *cf != '/')
+        return; /* take_vars says what is missing */
+    _cleanup_free_ char *c = xstrdup(cf);
+    a->helper = (pid_t)p;
+    a->instdir = xstrdup(dirname(c));
+}
+
+/* The members not attached, started together as one instance: one helper,
+ * `after =` honoured, and one failing service stops all of them. */
+static int set_start(tether_services *a, bool fixed)
+{
+    strv labels = {0};
+    _cleanup_sb_ strbuf what = {0};
+    for (size_t i = 0; i < a->n; i++)
+        if (!a->svc[i]->active) {
+            sb_addf(&what, "%s'%s'", labels.n ? ", " : "", a->svc[i]->label);
+            strv_push(&labels, a->svc[i]->label);
+        }
+    if (!labels.n)
+        return 0;
+    _cleanup_free_ char *w = xasprintf("service%s %s", labels.n > 1 ? "s" : "", what.s);
+    struct var *vars = NULL;
+    size_t nv = 0;
+    int r = spawn_start(a->config_path, (const char *const *)labels.v, labels.n, fixed, w,
+                        &vars, &nv, &a->err);
+    strv_free(&labels);
+    if (r < 0)
+        return r;
+    set_instance(a, vars, nv);
+    for (size_t i = 0; r == 0 && i < a->n; i++) {
+        tether_service *m = a->svc[i];
+        if (m->active)
+            continue;
+        m->owner = getpid();
+        r = take_vars(m, vars_copy(vars, nv), nv);
+        if (r < 0) {
+            a->err = m->err;
+            forget(m);
+            break;
+        }
+        m->in_set = true;
+        logf_(m, "started service '%s' (helper pid %d, %s)", m->label, (int)m->helper,
+              m->configfile);
+    }
+    json_vars_free(vars, nv);
+    return r;
+}
+
+/* After a failed setup: stop what we started, let go of what we attached. */
+static void set_undo(tether_services *a)
+{
+    if (a->helper) {
+        terr e;
+        if (instance_stop(a->instdir, a->helper, STOP_TIMEOUT_NS, &e) == 0)
+            while (waitpid(a->helper, NULL, WNOHANG) < 0 && errno == EINTR)
+                ;
+    }
+    for (size_t i = 0; i < a->n; i++)
+        forget(a->svc[i]);
+    free(a->instdir);
+    a->instdir = NULL;
+    a->helper = 0;
+}
+
+int tether_setup_all(const char *config_file, const char *services, unsigned flags,
+                     tether_services **out)
+{
+    if (!out)
+        return -EINVAL;
+    tether_services *a = *out = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->owner = getpid();
+    if (flags & ~(TETHER_USE_EXISTING | TETHER_FIXED_INSTANCE))
+        return terr_set(&a->err, EINVAL, "tether_setup_all: unknown flags 0x%x", flags);
+    int r = set_members(a, config_file, services);
+    if (r == 0 && (flags & TETHER_USE_EXISTING))
+        r = set_attach(a);
+    if (r == 0)
+        r = set_start(a, flags & TETHER_FIXED_INSTANCE);
+    if (r < 0)
+        set_undo(a);
+    return r;
+}
+
+tether_service *tether_get(const tether_services *a, const char *label)
+{
+    for (size_t i = 0; a && label && i < a->n; i++)
+        if (strcasecmp(tether_label(a->svc[i]), label) == 0)
+            return a->svc[i];
+    return NULL;
+}
+
+const char *tether_strerror_all(const tether_services *a)
+{
+    return a ? a->err.msg : "no tether_services (out of memory?)";
+}
+
+int tether_reset_all(tether_services *a)
+{
+    if (!a)
+        return -EINVAL;
+    a->err.msg[0] = '\0';
+    for (size_t i = 0; i < a->n; i++) {
+        int r = tether_reset(a->svc[i]);
+        if (r < 0) {
+            a->err = a->svc[i]->err;
+            return r;
+        }
+    }
+    return 0;
+}
+
+int tether_cleanup_all(tether_services *a)
+{
+    if (!a)
+        return -EINVAL;
+    a->err.msg[0] = '\0';
+    if (a->helper && getpid() == a->owner) {
+        terr e;
+        int r = instance_stop(a->instdir, a->helper, STOP_TIMEOUT_NS, &e);
+        if (r < 0)
+            return terr_set(&a->err, -r, "cannot stop the services of %s: %s", a->instdir,
+                            e.msg);
+        /* if we are a subreaper, the orphaned helper was ours to reap */
+        while (waitpid(a->helper, NULL, WNOHANG) < 0 && errno == EINTR)
+            ;
+        for (size_t i = 0; i < a->n; i++)
+            if (a->svc[i]->in_set)
+                logf_(a->svc[i], "stopped service '%s' and removed its state", a->svc[i]->label);
+    }
+    for (size_t i = 0; i < a->n; i++)
+        tether_cleanup(a->svc[i]); /* attached, or in the set: cannot fail */
+    free(a->instdir);
+    a->instdir = NULL;
+    a->helper = 0;
+    return 0;
+}
+
+void tether_services_free(tether_services *a)
+{
+    if (!a)
+        return;
+    if (a->helper && tether_cleanup_all(a) < 0)
+        a->helper = 0;
+    for (size_t i = 0; i < a->n; i++)
+        tether_service_free(a->svc[i]);
+    free(a->svc);
+    free(a->config_path);
+    free(a->instdir);
+    free(a);
+}
+
+/* ---- cmocka's group setup, teardown and per-test setup ---- */
+
+static struct {
+    bool configured;
+    char *config_file, *services;
+    unsigned flags;
+    tether_services *all;
+} group;
+
+void tether_group_config(const char *config_file, const char *services, unsigned flags)
+{
+    free(group.config_file);
+    free(group.services);
+    group.config_file = config_file ? xstrdup(config_file) : NULL;
+    group.services = services ? xstrdup(services) : NULL;
+    group.flags = flags;
+    group.configured = true;
+}
+
+tether_services *tether_group(void)
+{
+    return group.all;
+}
+
+/* (test programs: the message goes to stderr, where cmocka's own go) */
+static int group_fail(const char *what)
+{
+    fprintf(stderr, "tether: %s: %s\n", what, tether_strerror_all(group.all));
+    return -1;
+}
+
+int tether_group_setup(void **state)
+{
+    const char *cf = getenv("TETHER_CONFIG");
+    const char *config = group.configured ? group.config_file : cf && *cf ? cf : "tether.ini";
+    unsigned flags = group.configured ? group.flags : TETHER_USE_EXISTING;
+    if (group.all) {
+        fprintf(stderr, "tether: tether_group_setup: a group is set up already "
+                        "(tether_group_teardown ends it)\n");
+        return -1;
+    }
+    if (tether_setup_all(config, group.configured ? group.services : NULL, flags, &group.all) <
+        0) {
+        group_fail("tether_group_setup");
+        tether_services_free(group.all);
+        group.all = NULL;
+        return -1;
+    }
+    if (state)
+        *state = group.all;
+    return 0;
+}
+
+int tether_group_reset(void **state)
+{
+    if (state && !*state)
+        *state = group.all;
+    if (!group.all) {
+        fprintf(stderr, "tether: tether_group_reset: no group set up (tether_group_setup)\n");
+        return -1;
+    }
+    return tether_reset_all(group.all) < 0 ? group_fail("tether_group_reset") : 0;
+}
+
+int tether_group_teardown(void **state)
+{
+    int r = 0;
+    if (group.all && tether_cleanup_all(group.all) < 0)
+        r = group_fail("tether_group_teardown");
+    tether_services_free(group.all);
+    group.all = NULL;
+    if (state)
+        *state = NULL;
+    return r;
 }

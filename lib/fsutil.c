@@ -156,8 +156,10 @@ static void rm_entry(struct rm_ctx *c, int pfd, const char *name)
         char fdpath[64];
         mode_t mode = (fst.st_mode & 07777) | S_IRWXU;
         snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", pathfd);
-        if (chmod(fdpath, mode) < 0)
-            (void)fchmodat(pfd, name, mode, AT_SYMLINK_NOFOLLOW);
+        /* a failure of both shows as the openat's EACCES below, which says
+         * what it could not open */
+        if (chmod(fdpath, mode) < 0 && fchmodat(pfd, name, mode, AT_SYMLINK_NOFOLLOW) < 0)
+            errno = 0;
     }
     int fd = openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
@@ -367,7 +369,8 @@ int ensure_private_dir_var(const char *path, uid_t uid, const char *var, terr *e
 {
     if (mkdir(path, 0700) == 0) {
         /* a umask like 0277 must not leave us a directory we cannot use */
-        (void)fchmodat(AT_FDCWD, path, 0700, AT_SYMLINK_NOFOLLOW);
+        if (fchmodat(AT_FDCWD, path, 0700, AT_SYMLINK_NOFOLLOW) < 0 && errno != EOPNOTSUPP)
+            return terr_set(e, errno, "cannot make %s mode 0700: %s", path, strerror(errno));
     } else if (errno == ENOENT) {
         return terr_set(e, ENOENT, "cannot create %s: its parent directory does not exist",
                         path);

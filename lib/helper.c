@@ -3,8 +3,10 @@
  * and the watched pid.  It is a child subreaper, so whatever a service
  * forks, however it detaches, comes back to us to be killed and reaped.
  *
- * Status protocol (start-up outcome, on status_fd): "O" followed by
- * NAME\0VALUE\0 pairs, or "E" followed by the error message; then EOF. */
+ * Status protocol (start-up outcome, on status_fd): any number of
+ * progress records ("P", the level's digit, the line, "\0": progress.h),
+ * then "O" followed by NAME\0VALUE\0 pairs, or "E" followed by the error
+ * message; then EOF. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -25,6 +27,7 @@
 #include "drivers/driver.h"
 #include "fsutil.h"
 #include "helper.h"
+#include "progress.h"
 #include "service.h"
 #include "track.h"
 
@@ -93,13 +96,22 @@ static void reply(int *client, const char *fmt, ...)
 /* A failed reset may have left the service half reset (its database
  * dropped, the copy not made): status says so until a reset works.  One
  * line, as status's reply has one per service. */
+static void one_line(char *msg)
+{
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
 static void reset_outcome(struct svc *s, const char *failed)
 {
     free(s->reset_err);
     s->reset_err = failed ? xstrdup(failed) : NULL;
-    for (char *p = s->reset_err; p && *p; p++)
-        if (*p == '\n')
-            *p = ' ';
+    if (s->reset_err)
+        one_line(s->reset_err);
 }
 
 /* ---- the record of our descendants ---- */
@@ -185,6 +197,12 @@ static void mark_ready(struct svc *s)
     }
     s->state = SVC_READY;
     s->deadline_ns = 0;
+    if (progress_on(PROGRESS_STEP)) {
+        char t[32];
+        _cleanup_free_ char *how = ready_describe(s);
+        progress(PROGRESS_STEP, "[%s] ready %s after its start (ready = %s)", s->conf->label,
+                 progress_since(t, s->spawned_ns), how);
+    }
     if (s->ready_fd >= 0) {
         ep_del(s->ready_fd);
         ready_teardown(s);
@@ -212,15 +230,24 @@ static void mark_ready(struct svc *s)
 static int start_svc(struct svc *s)
 {
     terr e;
+    long long t0 = now_ns();
     int r = svc_prepare(s, &e);
     if (r == 0)
         r = svc_compute_vars(s, &e);
+    long long t1 = now_ns();
     if (r == 0)
         r = svc_spawn(s, &e);
     if (r < 0) {
         s->err = e;
         s->state = SVC_EXITED;
         return r;
+    }
+    s->spawned_ns = now_ns();
+    if (progress_on(PROGRESS_STEP)) {
+        char a[32], b[32];
+        progress(PROGRESS_STEP, "[%s] prepared in %s, started in %s (pid %d)", s->conf->label,
+                 progress_time(a, t1 - t0), progress_time(b, s->spawned_ns - t1),
+                 (int)s->pid); /* pid 0: nothing to run (a database on a server) */
     }
     s->state = SVC_STARTING;
     if (r == 1) {
@@ -282,6 +309,13 @@ static bool send_status(void)
         sb_addc(&b, 'O');
         for (size_t i = 0; i < H.in.n_svcs; i++) {
             struct svc *s = &H.in.svcs[i];
+            /* a note for the user: a pair with an empty name */
+            if (s->port_retries.len) {
+                _cleanup_free_ char *note = xasprintf("[%s] %s", s->conf->label,
+                                                      s->port_retries.s);
+                sb_addn(&b, "", 1);
+                sb_addn(&b, note, strlen(note) + 1);
+            }
             for (size_t k = 0; k < s->n_vars; k++) {
                 _cleanup_free_ char *n = svc_varname(s, s->vars[k].name);
                 sb_addn(&b, n, strlen(n) + 1);
@@ -295,6 +329,7 @@ static bool send_status(void)
     }
     int r = write_all(fd, b.s, b.len);
     sb_free(&b);
+    progress_to(-1); /* the starter has its outcome: from now on, our log */
     if (r == 0 && !H.start_failed) {
         /* keep the channel for the starter's acknowledgement: it sends one
          * byte once it has handed the variables on (printed them, or
@@ -354,6 +389,24 @@ static bool may_retry_port(const struct svc *s)
     return s->conf->port == 0 && s->port_tries < 3 && !s->restarting;
 }
 
+/* Give the port up for another and start again, saying so in the logs and
+ * in s->port_retries (for the start's outcome): a start that needed
+ * another port must not look like one that did not. */
+static int retry_port(struct svc *s, const char *why)
+{
+    int old = s->port;
+    terr e;
+    int r = svc_new_port(s, &e);
+    if (r < 0) {
+        svc_log(s, "port %d %s; no other port: %s", old, why, e.msg);
+        return r;
+    }
+    sb_addf(&s->port_retries, "%sport %d %s, retried on %d", s->port_retries.len ? "; " : "",
+            old, why, s->port);
+    svc_log(s, "port %d %s: starting again on port %d", old, why, s->port);
+    return start_svc(s);
+}
+
 /* An attempt given up for another port: its exec probe, still running,
  * must not answer for the next attempt (it would find no listener yet on
  * the new port, and a missing listener is no stranger's).  Its exit is
@@ -391,8 +444,10 @@ static void ready_result(struct svc *s, int r)
     if (r == -EADDRINUSE && may_retry_port(s)) {
         stop_svc(s);
         drop_probe(s);
-        terr e;
-        if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
+        _cleanup_free_ char *why = s->taken_by == (uid_t)-1
+                                       ? xstrdup("was taken by another process")
+                                       : xasprintf("was taken by uid %u", (unsigned)s->taken_by);
+        if (retry_port(s, why) == 0)
             return;
     }
     ready_failed(s);
@@ -428,9 +483,16 @@ static void main_exited(struct svc *s, int status)
         return; /* a crash after the start: status and reset report it */
     /* "address in use" or an early exit on an auto port: another port */
     if (may_retry_port(s) && (addr_in_use(s) || H.phase == PH_STARTING)) {
-        terr e;
         drop_probe(s);
-        if (svc_new_port(s, &e) == 0 && start_svc(s) == 0)
+        _cleanup_sb_ strbuf why = {0};
+        if (addr_in_use(s))
+            sb_add(&why, "was in use (the service said so)");
+        else {
+            sb_add(&why, "did not work: the service ");
+            describe_status(&why, status);
+            sb_add(&why, " before it was ready");
+        }
+        if (retry_port(s, why.s) == 0)
             return;
     }
     /* its own listener went with it: one left on the port is another's */
@@ -692,6 +754,7 @@ static void handle_request(int client, char *req)
                 describe_status(&b, s->exit_status);
                 sb_addc(&b, '\n');
             } else if (s->state == SVC_READY) {
+                one_line(e.msg); /* libpq's messages end in a newline */
                 sb_addf(&b, "%s unhealthy %s\n", s->conf->label, e.msg);
             } else {
                 sb_addf(&b, "%s starting %d\n", s->conf->label, (int)s->pid);
@@ -716,10 +779,11 @@ static void handle_request(int client, char *req)
          * as a crash, not as whatever the health check stumbles on */
         reap();
         /* a driver whose reset talks to the server finds out by doing */
-        int health = s->state == SVC_READY && s->pending_client < 0 &&
-                             !(native && d->reset_checks_health)
-                         ? svc_health(s, &e)
-                         : 0;
+        bool check = s->state == SVC_READY && s->pending_client < 0 &&
+                     !(native && d->reset_checks_health);
+        long long t0 = now_ns();
+        int health = check ? svc_health(s, &e) : 0;
+        long long t1 = now_ns();
         if (health < 0 && s->pid > 0 && exits_soon(s->pid))
             reap();
         if (reply_if_crashed(s, &c))
@@ -744,7 +808,14 @@ static void handle_request(int client, char *req)
                 return;
             }
             reset_outcome(s, NULL);
-            reply(&c, "OK reset");
+            /* the lines after the first: the steps, for -v */
+            char a[32], b[32];
+            progress_time(a, t1 - t0);
+            progress_since(b, t1);
+            if (check)
+                reply(&c, "OK reset\nhealth check in %s\nreset in %s", a, b);
+            else
+                reply(&c, "OK reset\nreset in %s", b);
             if (d->after_reset)
                 d->after_reset(s, &e);
             return;
@@ -957,9 +1028,13 @@ static int setup(terr *e)
     H.in.dirfd = -1;
     if (o->fixed)
         instance_fixed_id(H.in.id, o->cfg, o->sel, o->nsel);
+    long long t0 = now_ns();
     int r = instance_create(&H.in, e);
     if (r < 0)
         return r;
+    char t[32];
+    progress(PROGRESS_STEP, "instance %s made in %s (helper pid %d)", H.in.dir,
+             progress_since(t, t0), (int)getpid());
     /* our own diagnostics go to a file in the instance, never a console */
     int log = openat(H.in.dirfd, "helper.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log >= 0) {
@@ -987,6 +1062,9 @@ int helper_main(struct helper_opts *o)
     H.o = o;
     H.ctlfd = H.watchfd = H.trackfd = -1;
     H.phase = PH_STARTING;
+    /* the starter prints our progress (at the level it was given) */
+    if (o->status_fd >= 0)
+        progress_to(o->status_fd);
     int ret = 0;
     if (setup(&H.err) < 0) {
         H.start_failed = true;
@@ -1126,9 +1204,44 @@ void vars_free(struct var *vars, size_t n)
     free(vars);
 }
 
-int helper_read_status(int fd, struct var **vars, size_t *n, terr *e)
+/* Print the progress records at the front of b and drop them; true once
+ * what is left is the outcome ("O" or "E"), or the start of it. */
+static bool take_progress(strbuf *b)
 {
-    strbuf b = {0};
+    size_t off = 0;
+    while (off < b->len && b->s[off] == 'P') {
+        const char *end = memchr(b->s + off, '\0', b->len - off);
+        if (!end)
+            break; /* the rest of it comes with the next read */
+        const char *rec = b->s + off;
+        if (end - rec >= 2)
+            progress(rec[1] - '0', "%s", rec + 2);
+        off = (size_t)(end - b->s) + 1;
+    }
+    if (off) {
+        b->len -= off;
+        memmove(b->s, b->s + off, b->len + 1);
+    }
+    return b->len > 0 && b->s[0] != 'P';
+}
+
+int helper_read_progress(int fd, strbuf *pending)
+{
+    char buf[8192];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof(buf))) < 0 && errno == EINTR)
+        ;
+    if (r <= 0)
+        return 1; /* EOF: the outcome, if any, is all there */
+    sb_addn(pending, buf, (size_t)r);
+    return take_progress(pending) ? 1 : 0;
+}
+
+int helper_read_status(int fd, strbuf *pending, struct var **vars, size_t *n, strbuf *notes,
+                       terr *e)
+{
+    strbuf b = *pending;
+    *pending = (strbuf){0};
     char buf[8192];
     for (;;) {
         ssize_t r = read(fd, buf, sizeof(buf));
@@ -1137,7 +1250,9 @@ int helper_read_status(int fd, struct var **vars, size_t *n, terr *e)
         if (r <= 0)
             break;
         sb_addn(&b, buf, (size_t)r);
+        take_progress(&b);
     }
+    take_progress(&b);
     *vars = NULL;
     *n = 0;
     if (b.len == 0) {
@@ -1157,11 +1272,16 @@ int helper_read_status(int fd, struct var **vars, size_t *n, terr *e)
         if (off + nl + 1 >= b.len)
             break;
         const char *val = name + nl + 1;
+        off += nl + 1 + strlen(val) + 1;
+        if (nl == 0) { /* a note (send_status) */
+            if (notes)
+                sb_addf(notes, "%s%s", notes->len ? "\n" : "", val);
+            continue;
+        }
         *vars = xrealloc(*vars, (*n + 1) * sizeof(**vars));
         (*vars)[*n].name = xstrdup(name);
         (*vars)[*n].value = xstrdup(val);
         (*n)++;
-        off += nl + 1 + strlen(val) + 1;
     }
     sb_free(&b);
     return 0;

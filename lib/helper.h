@@ -19,11 +19,18 @@ struct helper_opts {
  * start, 1: the start failed, 2: cleanup left something). */
 int helper_main(struct helper_opts *o);
 
-/* Read the helper's answer from the status channel (a socketpair): 0 and
- * the variables (fully named) on success, -errno and the message in e on
- * failure.  After a success, the starter must call helper_ack() once it
- * has handed the variables on: until then the helper treats the starter's
- * death as its owner's. */
-int helper_read_status(int fd, struct var **vars, size_t *n, terr *e);
+/* The status channel (a socketpair) carries the helper's progress lines
+ * while it starts (progress.h), then the outcome.  helper_read_progress()
+ * reads what is there (call it when fd is readable), prints the progress
+ * lines and keeps the rest in pending: 1 once the outcome has begun, or
+ * the helper closed the channel; 0 while only progress came.
+ * helper_read_status() reads the rest: 0 and the variables (fully named)
+ * on success (and in notes, if given, what the user should hear: a port
+ * retried), -errno and the message in e on failure.  After a success,
+ * the starter must call helper_ack() once it has handed the variables on:
+ * until then the helper treats the starter's death as its owner's. */
+int helper_read_progress(int fd, strbuf *pending);
+int helper_read_status(int fd, strbuf *pending, struct var **vars, size_t *n, strbuf *notes,
+                       terr *e);
 int helper_ack(int fd);
 void vars_free(struct var *vars, size_t n);

@@ -33,6 +33,7 @@ struct svc {
     unsigned long long starttime;
     int exit_status; /* wait status once exited */
     long long deadline_ns;  /* readiness or stop deadline, 0 = none */
+    long long spawned_ns;   /* when its process was started (progress: time to ready) */
     long long next_probe_ns;
     long long probe_delay_ns;
     pid_t probe_pid; /* exec readiness probe in flight */
@@ -52,6 +53,8 @@ struct svc {
     void *driver_data;
     struct var *gvars; /* unprefixed variables (REDIS_URL): svc_setenv_global() */
     size_t n_gvars;
+    uid_t taken_by;    /* who held the port, when a stranger's listener was found */
+    strbuf port_retries; /* "port 4312 was taken by uid 65534, retried on 4313; ..." */
 };
 
 struct instance {

@@ -142,6 +142,7 @@ static void claim_service(struct claim *c, const struct svc *s)
 
 static void foreign_listener(struct svc *s, const struct port_listener *l)
 {
+    s->taken_by = l->uid;
     if (s->conf->port == 0 && s->port_tries > 0)
         svc_fail(s, "cannot get a port of its own: another process (uid %u), not the service, "
                  "listens on 127.0.0.1:%d, the last of the %d ports port = auto tried; find "
@@ -468,17 +469,22 @@ int svc_health(struct svc *s, terr *e)
     if (s->state != SVC_READY || s->pid <= 0 || kill(s->pid, 0) < 0)
         return terr_set(e, ESRCH, "service '%s' is not running", c->label);
     int r = 0;
+    terr pe = {.msg = ""};
     if (c->ready == READY_TCP)
         r = try_connect_tcp(s->port);
     else if (c->ready == READY_UNIX) {
         _cleanup_free_ char *p = unix_path(s);
         r = try_connect_unix(p);
     } else if (c->driver->probe && !s->external) /* PING, SELECT 1...: really answering */
-        r = c->driver->probe(s, e);
+        r = c->driver->probe(s, &pe);
     if (r == 0 && s->port > 0 && ready_port_owner(s, false) < 0) {
         *e = s->err;
         return -EADDRINUSE;
     }
+    /* the server's own answer (NOAUTH, "not permitted to log in") says
+     * what is wrong; an errno alone would hide it */
+    if (r < 0 && pe.msg[0])
+        return terr_set(e, r, "%s", pe.msg);
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));

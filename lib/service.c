@@ -22,6 +22,7 @@ int svc_init(struct svc *s, struct instance *in, struct svc_conf *c, terr *e)
     s->port_lock = -1;
     s->ready_fd = -1;
     s->pending_client = -1;
+    s->taken_by = (uid_t)-1;
     s->dir = xasprintf("%s/%s", in->dir, c->label);
     s->logpath = xasprintf("%s/%s.log", in->dir, c->label);
     if (mkdirat(in->dirfd, c->label, 0700) < 0 && errno != EEXIST)
@@ -75,18 +76,26 @@ void svc_free(struct svc *s)
     free(s->sockpath);
     free(s->reset_err);
     sb_free(&s->line);
+    sb_free(&s->port_retries);
     if (s->conf && s->conf->driver->free)
         s->conf->driver->free(s);
     else
         free(s->driver_data);
 }
 
-static int lookup(void *ud, const char *name, const char **value)
+/* svc_expand's lookup: the service, and the name it did not know */
+struct lookup_ctx {
+    struct svc *s;
+    char *unknown;
+};
+
+static int lookup_svc(struct svc *s, const char *name, const char **value)
 {
-    struct svc *s = ud;
     static char buf[32];
     if (streq(name, "dir"))
         *value = s->dir;
+    else if (streq(name, "config_dir") && s->inst->cfg && s->inst->cfg->dir)
+        *value = s->inst->cfg->dir;
     else if (streq(name, "instance"))
         *value = s->inst->dir;
     else if (streq(name, "label"))
@@ -116,12 +125,50 @@ static int lookup(void *ud, const char *name, const char **value)
     return 0;
 }
 
+static int lookup(void *ud, const char *name, const char **value)
+{
+    struct lookup_ctx *x = ud;
+    int r = lookup_svc(x->s, name, value);
+    if (r == -ENOENT && !x->unknown)
+        x->unknown = xstrdup(name);
+    return r;
+}
+
+/* The load time checks make this rare (a variable a driver declares but
+ * did not set): say where, as they do, "FILE:LINE: [label] ...". */
+static int expand_error(struct svc *s, const char *tmpl, const char *unknown, int r, terr *e)
+{
+    _cleanup_sb_ strbuf key = {0}, known = {0}, where = {0};
+    int line = config_key_of(s->conf, tmpl, &key);
+    const struct tether_config *c = s->inst->cfg;
+    if (c && c->path && line > 0)
+        sb_addf(&where, "%s:%d: ", c->path, line);
+    else if (c && c->path)
+        sb_addf(&where, "%s: ", c->path);
+    if (!unknown)
+        return terr_prefix(e, r, "%s[%s]%s%s", where.s ? where.s : "", s->conf->label,
+                           key.s ? " " : "", key.s ? key.s : "");
+    if (c)
+        config_known_names(c, s->conf, &known);
+    return terr_set(e, r, "%s[%s] unknown variable ${%s}%s%s (known: %s)",
+                    where.s ? where.s : "", s->conf->label, unknown, key.s ? " in " : "",
+                    key.s ? key.s : "", known.s ? known.s : "none");
+}
+
+/* Expand text, a part of the config's value tmpl (a word of a command). */
+static int expand_part(struct svc *s, const char *tmpl, const char *text, char **out, terr *e)
+{
+    struct lookup_ctx x = {.s = s};
+    int r = tmpl_expand(text, lookup, &x, out, e);
+    if (r < 0)
+        r = expand_error(s, tmpl, x.unknown, r, e);
+    free(x.unknown);
+    return r;
+}
+
 int svc_expand(struct svc *s, const char *tmpl, char **out, terr *e)
 {
-    int r = tmpl_expand(tmpl, lookup, s, out, e);
-    if (r < 0)
-        return terr_prefix(e, r, "[%s]", s->conf->label);
-    return 0;
+    return expand_part(s, tmpl, tmpl, out, e);
 }
 
 int svc_compute_vars(struct svc *s, terr *e)
@@ -289,8 +336,22 @@ int svc_argv(struct svc *s, const char *tmpl, strv *argv, terr *e)
         return terr_prefix(e, r, "[%s]", s->conf->label);
     for (size_t i = 0; i < words.n; i++) {
         char *w;
-        if ((r = svc_expand(s, words.v[i], &w, e)) < 0)
+        if ((r = expand_part(s, tmpl, words.v[i], &w, e)) < 0)
             return r;
+        /* A program named by a relative path (./bin/api-server, bin/x) is
+         * the project's, found from the config file's directory as
+         * init_sql is, whatever directory tether runs in; its working
+         * directory stays ${dir}, so what it writes there goes with the
+         * instance.  (Procfile runners make ./x work by running from the
+         * Procfile's directory, docker-compose resolves paths against
+         * its file's: the same expectation.)  A bare name is looked up in
+         * PATH; arguments are the program's business: ${config_dir}/FILE
+         * names a file of the project. */
+        if (i == 0) {
+            char *abs = config_program(s->inst->cfg, w, false);
+            free(w);
+            w = abs;
+        }
         strv_push_own(argv, w);
     }
     return 0;
@@ -349,6 +410,21 @@ int svc_write_files(struct svc *s, terr *e)
     return 0;
 }
 
+void svc_log(struct svc *s, const char *fmt, ...)
+{
+    _cleanup_sb_ strbuf b = {0};
+    sb_add(&b, "tether: ");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vaddf(&b, fmt, ap);
+    va_end(ap);
+    sb_addc(&b, '\n');
+    _cleanup_close_ int fd = open_log(s, NULL);
+    if (fd >= 0 && write(fd, b.s, b.len) < 0)
+        fprintf(stderr, "[%s] cannot write to its log %s: %m\n", s->conf->label, s->logpath);
+    fputs(b.s, stderr); /* the helper's own log */
+}
+
 void svc_fail(struct svc *s, const char *fmt, ...)
 {
     strbuf b = {0};
@@ -357,6 +433,9 @@ void svc_fail(struct svc *s, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vaddf(&b, fmt, ap);
     va_end(ap);
+    /* a start that failed on its last port: say which it had tried */
+    if (s->port_retries.len)
+        sb_addf(&b, " (before that, %s)", s->port_retries.s);
     _cleanup_free_ char *tail = file_tail(s->logpath, 20);
     if (*tail)
         sb_addf(&b, "\nlast lines of its log (%s):\n%s", s->logpath, tail);

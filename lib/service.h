@@ -30,6 +30,9 @@ int svc_run_command(struct svc *s, const char *tmpl, pid_t *pid, terr *e);
 int svc_write_files(struct svc *s, terr *e);
 /* Take another port after an "address in use" failure. */
 int svc_new_port(struct svc *s, terr *e);
+/* A line "tether: ..." in the service's log (what `tether logs` and a
+ * failure's tail show) and in the helper's. */
+void svc_log(struct svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Format the failure with the log's tail into s->err. */
 void svc_fail(struct svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

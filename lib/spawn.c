@@ -97,7 +97,9 @@ int spawn_process(const struct spawn_opts *o, pid_t *pid, terr *e)
         /* exec failed: reap the child here, it never ran anything */
         waitpid(c, NULL, 0);
         return terr_set(e, err, "cannot run '%s': %s%s", o->argv[0], strerror(err),
-                        err == ENOENT ? " (is it installed and on PATH?)" : "");
+                        err != ENOENT              ? ""
+                        : strchr(o->argv[0], '/') ? " (no such file)"
+                                                  : " (is it installed and on PATH?)");
     }
     *pid = c;
     return 0;

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -363,4 +365,55 @@ int path_search(const char *name, bool (*ok)(const char *path), char *out, size_
             return -ENOENT;
         p += n + 1;
     }
+}
+
+/* Optimal string alignment distance (Levenshtein plus adjacent
+ * transpositions: "prot" is one edit from "port"). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) /* keys and names are short; a long word is no typo of them */
+        return SIZE_MAX;
+    size_t d[65][65];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+const char *closest_word(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) /* only the case differs: ${PORT}, Command */
+        if (cands[i] && strcasecmp(word, cands[i]) == 0 && strcmp(word, cands[i]) != 0)
+            return cands[i];
+    for (size_t i = 0; i < n; i++) {
+        if (!cands[i])
+            continue;
+        size_t d = edit_distance(word, cands[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = cands[i];
+        }
+    }
+    /* a third of the word may be wrong, at least one letter: "comand",
+     * "postgress", "prot"; but "db" is no typo of "tcp" */
+    size_t len = strlen(word);
+    size_t max = len / 3 > 1 ? len / 3 : 1;
+    return best && best_d > 0 && best_d <= max ? best : NULL;
 }

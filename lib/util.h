@@ -94,3 +94,7 @@ int parse_signal(const char *s);
  * directory.  0 and the candidate in out, or -ENOENT. */
 int path_search(const char *name, bool (*ok)(const char *path), char *out, size_t outsz);
 const char *signal_name(int sig);
+/* The candidate (of n, NULLs skipped) closest to word by edit distance
+ * (with transpositions; or the same but for case), when it is close
+ * enough to be a likely typo: for "did you mean ...?" hints.  NULL if none. */
+const char *closest_word(const char *word, const char *const *cands, size_t n);

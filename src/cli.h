@@ -2,6 +2,7 @@
  * evaluates; progress and errors go to stderr. */
 #pragma once
 #include <stdbool.h>
+#include "progress.h"
 #include "quote.h"
 #include "util.h"
 
@@ -17,8 +18,12 @@ enum {
 struct cli {
     const char *config_flag; /* -f */
     enum out_fmt fmt;
-    bool quiet;
+    bool quiet;   /* -q: errors only (progress_level PROGRESS_QUIET) */
+    bool verbose; /* -v: each step with its time (PROGRESS_STEP) */
 };
+
+/* -q where a command takes it too: nothing but errors. */
+void cli_quiet(struct cli *c);
 
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_note(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -30,3 +35,4 @@ int cmd_reset(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_gc(struct cli *c, int argc, char **argv);
+int cmd_services(struct cli *c, int argc, char **argv);

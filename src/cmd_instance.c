@@ -37,7 +37,7 @@ static int fmt_opts(struct cli *c, int argc, char **argv, bool *all, bool *follo
         case 'F': c->fmt = OUT_FISH; break;
         case 'c': c->fmt = OUT_CSH; break;
         case 's': c->fmt = OUT_SH; break;
-        case 'q': c->quiet = true; break;
+        case 'q': cli_quiet(c); break;
         case 'a':
             if (!all)
                 return -1;
@@ -92,10 +92,14 @@ static void add_unset_names(strv *names, const struct env_svc *s)
 static int stop_one(const char *instdir, pid_t pid)
 {
     terr e;
+    long long t0 = now_ns();
     if (instance_stop(instdir, pid, STOP_TIMEOUT_NS, &e) < 0) {
         cli_err("%s", e.msg);
         return EXIT_FAIL;
     }
+    char t[32];
+    progress(PROGRESS_STEP, "instance %s stopped and cleaned up in %s", instdir,
+             progress_since(t, t0));
     return EXIT_OK;
 }
 
@@ -332,6 +336,42 @@ int cmd_status(struct cli *c, int argc, char **argv)
 
 /* ---- reset ---- */
 
+/* A name that none of the services the environment names has: say which
+ * it has, and the closest. */
+static void no_such_service(const char *name, const struct env_svc *svcs, size_t n)
+{
+    _cleanup_sb_ strbuf have = {0};
+    _cleanup_free_ const char **labels = xcalloc(n + 1, sizeof(*labels));
+    for (size_t i = 0; i < n; i++) {
+        sb_addf(&have, "%s%s", i ? ", " : "", svcs[i].label);
+        labels[i] = svcs[i].label;
+    }
+    const char *near = closest_word(name, labels, n);
+    if (!n)
+        cli_err("no service '%s' in the environment (eval \"$(tether start)\" first)", name);
+    else
+        cli_err("no service '%s' in the environment%s%s%s (running: %s)", name,
+                near ? ": did you mean '" : "", near ? near : "", near ? "'?" : "", have.s);
+}
+
+/* "reset" (or what the helper did instead), then with -v the steps the
+ * helper timed (the reply's other lines) and the whole round trip. */
+static void say_reset(const struct cli *c, const char *label, const char *reply, long long t0)
+{
+    char t[32];
+    size_t n = strcspn(reply, "\n");
+    if (!c->verbose) {
+        cli_note(c, "%s: %.*s", label, (int)n, reply);
+        return;
+    }
+    for (const char *p = reply + n; *p == '\n';) {
+        size_t m = strcspn(++p, "\n");
+        progress(PROGRESS_STEP, "[%s] %.*s", label, (int)m, p);
+        p += m;
+    }
+    progress(PROGRESS_STEP, "%s: %.*s in %s", label, (int)n, reply, progress_since(t, t0));
+}
+
 int cmd_reset(struct cli *c, int argc, char **argv)
 {
     if (fmt_opts(c, argc, argv, NULL, NULL) < 0)
@@ -346,7 +386,7 @@ int cmd_reset(struct cli *c, int argc, char **argv)
         for (size_t j = 0; j < n && !found; j++)
             found = strcasecmp(svcs[j].label, argv[i]) == 0;
         if (!found) {
-            cli_err("no service '%s' in the environment", argv[i]);
+            no_such_service(argv[i], svcs, n);
             ret = EXIT_USAGE;
         }
     }
@@ -365,6 +405,7 @@ int cmd_reset(struct cli *c, int argc, char **argv)
         terr e;
         _cleanup_free_ char *req = xasprintf("reset %s", svcs[j].label);
         _cleanup_free_ char *reply = NULL;
+        long long t0 = now_ns();
         if (control_request(svcs[j].instdir, svcs[j].pid, req, &reply, &e) < 0) {
             cli_err("reset %s: %s", svcs[j].label, e.msg);
             ret = EXIT_FAIL;
@@ -373,7 +414,7 @@ int cmd_reset(struct cli *c, int argc, char **argv)
                     strncmp(reply, "ERR ", 4) == 0 ? reply + 4 : reply);
             ret = EXIT_FAIL;
         } else {
-            cli_note(c, "%s: %s", svcs[j].label, reply + 3);
+            say_reset(c, svcs[j].label, reply + 3, t0);
         }
     }
     env_services_free(svcs, n);
@@ -408,11 +449,11 @@ int cmd_logs(struct cli *c, int argc, char **argv)
     for (size_t i = 0; i < n && !path; i++)
         if (strcasecmp(svcs[i].label, label) == 0)
             path = xasprintf("%s/%s.log", svcs[i].instdir, svcs[i].label);
+    if (!path)
+        no_such_service(label, svcs, n);
     env_services_free(svcs, n);
-    if (!path) {
-        cli_err("no service '%s' in the environment (eval \"$(tether start)\" first)", label);
+    if (!path)
         return EXIT_NONE;
-    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         cli_err("cannot open %s: %m (has the instance stopped?)", path);

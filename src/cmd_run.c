@@ -57,6 +57,14 @@ static int load_config(struct cli *c, char **names, size_t n, struct tether_conf
                 "$TETHER_CONFIG, or name built-in services (tether run postgresql)");
         return EXIT_USAGE;
     }
+    _cleanup_sb_ strbuf note = {0};
+    if (r == 0 && path && n > 0 &&
+        (r = config_use_builtins(cfg, (const char *const *)names, n, &note, &e)) > 0) {
+        if (note.len)
+            cli_note(c, "%s", note.s);
+        path = NULL;
+        r = 0;
+    }
     if (r < 0) {
         /* config errors are FILE:LINE: ...; others get our prefix */
         fprintf(stderr, "%s%s\n", path ? "" : "tether: ", e.msg);
@@ -229,7 +237,7 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
             c->config_flag = optarg;
             break;
         case 'q':
-            c->quiet = true;
+            cli_quiet(c);
             break;
         case 'X':
             fixed = true;
@@ -274,9 +282,13 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         return EXIT_USAGE;
     }
     struct tether_config *cfg = NULL;
+    long long t0 = now_ns();
+    char t[32];
     int r = load_config(c, names, n, &cfg);
     if (r)
         return r;
+    progress(PROGRESS_STEP, "config %s read in %s", cfg->path ? cfg->path : "(built-in)",
+             progress_since(t, t0));
     struct svc_conf **sel = NULL;
     size_t nsel = 0;
     terr e;
@@ -287,10 +299,12 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     }
     warn_tcp(sel, nsel);
     strbuf report = {0};
+    long long tgc = now_ns();
     gc_run(&report, NULL); /* cheap when nothing is stale */
     if (report.len && !c->quiet)
         fputs(report.s, stderr);
     sb_free(&report);
+    progress(PROGRESS_STEP, "stale instances checked in %s", progress_since(t, tgc));
 
     sigset_t mask, old;
     sigemptyset(&mask);
@@ -349,6 +363,7 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
      * very signal: its error names it) */
     struct pollfd pf[2] = {{.fd = st[0], .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
     bool interrupted = false;
+    strbuf pending = {0}; /* what came after the helper's progress lines */
     for (;;) {
         if (poll(pf, 2, -1) < 0 && errno != EINTR)
             break;
@@ -360,12 +375,15 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
                     kill(helper, (int)si.ssi_signo);
                 }
         }
-        if (pf[0].revents)
+        if (pf[0].revents && helper_read_progress(st[0], &pending))
             break;
     }
     struct var *vars;
     size_t nvars;
-    r = helper_read_status(st[0], &vars, &nvars, &e);
+    _cleanup_sb_ strbuf notes = {0};
+    r = helper_read_status(st[0], &pending, &vars, &nvars, &notes, &e);
+    if (r == 0 && notes.len)
+        cli_note(c, "%s", notes.s);
     if (r < 0) {
         close(st[0]);
         wait_helper(helper);
@@ -375,6 +393,8 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         config_free(cfg);
         return interrupted ? 130 : EXIT_FAIL;
     }
+    progress(PROGRESS_STEP, "%zu service%s ready in %s", nsel, nsel == 1 ? "" : "s",
+             progress_since(t, t0));
     int ret = EXIT_OK;
     int stop_sig = SIGTERM; /* what ends the instance: the user's own signal, if any */
     strbuf out = {0};
@@ -395,7 +415,10 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     } else if (cmd) {
         helper_ack(st[0]); /* the lease covers the rest */
         close(st[0]);
+        long long tcmd = now_ns();
         ret = run_cmd(cmd, vars, nvars, sigfd, &old);
+        progress(PROGRESS_STEP, "%s exited with status %d after %s", cmd[0], ret,
+                 progress_since(t, tcmd));
     } else {
         helper_ack(st[0]);
         close(st[0]);
@@ -425,8 +448,10 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     if (!background && helper > 0) {
         if (!cmd)
             cli_note(c, "stopping");
+        long long tstop = now_ns();
         kill(helper, stop_sig);
         int hs = wait_helper(helper);
+        progress(PROGRESS_STEP, "stopped and cleaned up in %s", progress_since(t, tstop));
         /* a helper that was killed could not clean up: do it now, and say
          * so, since the services were not there for all of CMD's run */
         if (WIFSIGNALED(hs) && WTERMSIG(hs) != stop_sig) {

@@ -22,7 +22,8 @@ static const char usage[] =
     "  gc                          reap stale instances\n"
     "\n"
     "Options: -f FILE (else $TETHER_CONFIG, else ./tether.ini), -s|-c|--fish|--json output,\n"
-    "         -q quiet.  `man tether` for the rest.\n";
+    "         -q quiet (errors only), -v verbose (each step with its time, on stderr).\n"
+    "         `man tether` for the rest.\n";
 
 void cli_err(const char *fmt, ...)
 {
@@ -38,12 +39,20 @@ void cli_note(const struct cli *c, const char *fmt, ...)
 {
     if (c->quiet)
         return;
+    strbuf b = {0};
     va_list ap;
     va_start(ap, fmt);
-    fputs("tether: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    sb_vaddf(&b, fmt, ap);
     va_end(ap);
+    progress(PROGRESS_NOTE, "%s", b.s);
+    sb_free(&b);
+}
+
+void cli_quiet(struct cli *c)
+{
+    c->quiet = true;
+    c->verbose = false;
+    progress_level = PROGRESS_QUIET;
 }
 
 int main(int argc, char **argv)
@@ -52,10 +61,11 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"file", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},    {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
+        {"verbose", no_argument, NULL, 'v'},    {NULL, 0, NULL, 0},
     };
     int o;
-    while ((o = getopt_long(argc, argv, "+f:hVq", opts, NULL)) != -1) {
+    progress_level = PROGRESS_NOTE;
+    while ((o = getopt_long(argc, argv, "+f:hVqv", opts, NULL)) != -1) {
         switch (o) {
         case 'f':
             c.config_flag = optarg;
@@ -67,7 +77,12 @@ int main(int argc, char **argv)
             printf("tether %s\n", TETHER_VERSION);
             return EXIT_OK;
         case 'q':
-            c.quiet = true;
+            cli_quiet(&c);
+            break;
+        case 'v':
+            c.quiet = false;
+            c.verbose = true;
+            progress_level = PROGRESS_STEP;
             break;
         default:
             fputs(usage, stderr);
@@ -98,6 +113,8 @@ int main(int argc, char **argv)
         return cmd_list(&c, sub_argc, sub_argv);
     if (streq(cmd, "gc"))
         return cmd_gc(&c, sub_argc, sub_argv);
+    if (streq(cmd, "_services")) /* hidden: for the shell completions */
+        return cmd_services(&c, sub_argc, sub_argv);
     if (streq(cmd, "help")) {
         fputs(usage, stdout);
         return EXIT_OK;

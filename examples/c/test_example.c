@@ -1,7 +1,9 @@
 /* A cmocka suite that uses tether for its servers: copy it as a start.
  *
  *   - PostgreSQL and Redis are started once for the whole group, and reset
- *     before each test (a fresh, empty database and a flushed Redis);
+ *     before each test (a fresh, empty database and a flushed Redis): three
+ *     lines, tether_group_config() and libtether's cmocka-shaped
+ *     tether_group_setup, tether_group_reset and tether_group_teardown;
  *   - one test gets a Redis of its own, started and removed around it.
  *
  * Build (see meson.build here, or by hand):
@@ -21,53 +23,12 @@
 #include <libpq-fe.h>
 #include <tether/tether.h>
 
-/* ---- the group's services ---- */
-
-static tether_service *pg, *redis;
-
-static int start(tether_service **s, const char *name)
-{
-    *s = tether_service_new(name, NULL);
-    if (tether_setup(*s, TETHER_USE_EXISTING) < 0) {
-        /* TETHER_USE_EXISTING: after eval "$(tether start postgresql redis)" the tests
-         * use those (fast reruns); otherwise they get private ones */
-        print_error("%s\n", tether_strerror(*s));
-        return -1;
-    }
-    return 0;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return start(&pg, "postgresql") || start(&redis, "redis") ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    int r = tether_cleanup(pg) | tether_cleanup(redis);
-    tether_service_free(pg);
-    tether_service_free(redis);
-    return r ? -1 : 0;
-}
-
-/* before each test: alive? then discard what the last test did */
-static int reset(void **state)
-{
-    (void)state;
-    if (tether_reset(pg) < 0 || tether_reset(redis) < 0) {
-        print_error("%s%s\n", tether_strerror(pg), tether_strerror(redis));
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- helpers ---- */
 
-static PGconn *pg_connect(void)
+/* tether_group_setup leaves the group's services in each test's *state */
+static PGconn *pg_connect(void **state)
 {
-    PGconn *c = PQconnectdb(tether_var(pg, "URL"));
+    PGconn *c = PQconnectdb(tether_var(tether_get(*state, "postgresql"), "URL"));
     if (PQstatus(c) != CONNECTION_OK)
         fail_msg("%s", PQerrorMessage(c));
     return c;
@@ -107,14 +68,13 @@ static long long redis_dbsize(redisContext *c)
 
 static void test_writes(void **state)
 {
-    (void)state;
-    PGconn *c = pg_connect();
+    PGconn *c = pg_connect(state);
     assert_int_equal(pg_count(c, "orders"), 0);
     PQclear(PQexec(c, "create table orders (id int); insert into orders values (1)"));
     assert_int_equal(pg_count(c, "orders"), 1);
     PQfinish(c);
 
-    redisContext *r = redis_connect(redis);
+    redisContext *r = redis_connect(tether_get(*state, "redis"));
     assert_int_equal(redis_dbsize(r), 0);
     freeReplyObject(redisCommand(r, "SET %s %s", "session", "abc"));
     assert_int_equal(redis_dbsize(r), 1);
@@ -123,11 +83,10 @@ static void test_writes(void **state)
 
 static void test_sees_a_clean_slate(void **state)
 {
-    (void)state;
-    PGconn *c = pg_connect();
+    PGconn *c = pg_connect(state);
     assert_int_equal(pg_count(c, "orders"), 0);
     PQfinish(c);
-    redisContext *r = redis_connect(redis);
+    redisContext *r = redis_connect(tether_get(*state, "redis"));
     assert_int_equal(redis_dbsize(r), 0);
     redisFree(r);
 }
@@ -158,8 +117,9 @@ static int own_teardown(void **state)
 static void test_own_redis(void **state)
 {
     tether_service *mine = *state;
-    /* not the group's: a private instance of its own */
-    assert_string_not_equal(tether_var(mine, "SOCKET"), tether_var(redis, "SOCKET"));
+    /* not the group's (tether_group(): its services, from anywhere): one of its own */
+    tether_service *group_redis = tether_get(tether_group(), "redis");
+    assert_string_not_equal(tether_var(mine, "SOCKET"), tether_var(group_redis, "SOCKET"));
     redisContext *r = redis_connect(mine);
     assert_int_equal(redis_dbsize(r), 0);
     freeReplyObject(redisCommand(r, "SET %s %s", "k", "v"));
@@ -168,10 +128,14 @@ static void test_own_redis(void **state)
 
 int main(void)
 {
+    /* after eval "$(tether start postgresql redis)" the tests use those (fast reruns:
+     * TETHER_USE_EXISTING); otherwise they get private ones */
+    tether_group_config(NULL, "postgresql redis", TETHER_USE_EXISTING);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_writes, reset),
-        cmocka_unit_test_setup(test_sees_a_clean_slate, reset),
+        cmocka_unit_test_setup(test_writes, tether_group_reset),
+        cmocka_unit_test_setup(test_sees_a_clean_slate, tether_group_reset),
         cmocka_unit_test_setup_teardown(test_own_redis, own_setup, own_teardown),
     };
-    return cmocka_run_group_tests_name("tether example", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("tether example", tests, tether_group_setup,
+                                       tether_group_teardown);
 }

@@ -97,6 +97,69 @@ TETHER_API void tether_set_log(tether_service *svc, tether_log_fn fn, void *user
 /* Free the handle; a service still set up is cleaned up first. */
 TETHER_API void tether_service_free(tether_service *svc);
 
+/* ---- several services at once ----
+ *
+ *     tether_services *all;
+ *     if (tether_setup_all("tether.ini", NULL, 0, &all) < 0)
+ *         fail(tether_strerror_all(all));
+ *     connect_to(tether_var(tether_get(all, "db"), "URL"));
+ *     tether_reset_all(all);      // between tests
+ *     tether_cleanup_all(all);    // stop them all, remove everything
+ *     tether_services_free(all);
+ */
+typedef struct tether_services tether_services;
+
+/* Set up several services as ONE instance (one helper, `after =` honoured):
+ * those named in `services` (separated by commas or blanks), or, when
+ * services is NULL or empty, every service of config_file.  config_file
+ * NULL: the built-in drivers named ("postgresql redis").  Flags as for
+ * tether_setup; with TETHER_USE_EXISTING each service that the environment
+ * names is attached, the others start together.  If one service fails,
+ * the ones started are stopped, the attached ones let go, and the error
+ * names the service.  *out is set even then (NULL only when out of
+ * memory): read tether_strerror_all(*out), then tether_services_free(). */
+TETHER_API int tether_setup_all(const char *config_file, const char *services, unsigned flags,
+                                tether_services **out);
+
+/* One service of the set by label (case ignored), NULL if it has none.
+ * The handle belongs to the set: use tether_var(), tether_reset()... on
+ * it, but do not free it; tether_cleanup() on it only lets go of it. */
+TETHER_API tether_service *tether_get(const tether_services *all, const char *label);
+
+/* tether_reset() of each service, in order; stops at the first error. */
+TETHER_API int tether_reset_all(tether_services *all);
+
+/* Stop every service of the set (attached ones keep running) and remove
+ * everything they made; waits until that is done. */
+TETHER_API int tether_cleanup_all(tether_services *all);
+
+/* The last error of the set, for people ("" if none). */
+TETHER_API const char *tether_strerror_all(const tether_services *all);
+
+/* Free the set and its handles; cleans up first if needed. */
+TETHER_API void tether_services_free(tether_services *all);
+
+/* ---- cmocka: group setup, per-test reset, group teardown ----
+ *
+ *     const struct CMUnitTest tests[] = {
+ *         cmocka_unit_test_setup(test_orders, tether_group_reset),
+ *     };
+ *     return cmocka_run_group_tests(tests, tether_group_setup, tether_group_teardown);
+ *
+ * and in a test: tether_get(*state, "postgresql").  They have cmocka's
+ * shape (int f(void **state)) without needing cmocka.  *state is the
+ * group's tether_services (also tether_group()).  What they set up:
+ * tether_group_config()'s choice, else every service of $TETHER_CONFIG,
+ * else of ./tether.ini, with TETHER_USE_EXISTING.  One group at a time
+ * per process.  Made for test programs, they print their errors on
+ * stderr ("tether: ..."), beside cmocka's own. */
+TETHER_API void tether_group_config(const char *config_file, const char *services,
+                                    unsigned flags);
+TETHER_API int tether_group_setup(void **state);
+TETHER_API int tether_group_reset(void **state);
+TETHER_API int tether_group_teardown(void **state);
+TETHER_API tether_services *tether_group(void);
+
 /* The library's version, e.g. "0.1.0". */
 TETHER_API const char *tether_version(void);
 

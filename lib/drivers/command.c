@@ -10,9 +10,6 @@ static int command_configure(struct svc_conf *c, const char *file, terr *e)
                         "%s:%d: [%s] has no command = ...: say what to run, e.g. "
                         "command = python3 -m http.server ${port}",
                         file, c->line, c->label);
-    if (c->n_opts)
-        return terr_set(e, EINVAL, "%s:%d: [%s] unknown key '%s'", file, c->opts[0].line,
-                        c->label, c->opts[0].key);
     return 0;
 }
 
@@ -25,4 +22,5 @@ const struct tether_driver driver_command = {
     .name = "command",
     .configure = command_configure,
     .argv = command_argv,
+    .keys = (const char *const[]){NULL}, /* only the keys every service has */
 };

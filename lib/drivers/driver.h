@@ -54,6 +54,20 @@ struct tether_driver {
     /* Variables outside the service's prefix that it may set, paired with
      * the service variable each copies: {"REDIS_URL", "URL", NULL}. */
     const char *const *globals;
+    /* The driver's own keys (NULL-terminated; one ending in '.' is a
+     * prefix: "setting." takes setting.NAME).  The config refuses any other
+     * key before configure() runs, naming the closest known one. */
+    const char *const *keys;
+    /* Those of its keys that are command lines (split into words, ${...}
+     * expanded, the program found like command's) or templates: the
+     * config checks their ${names} at load time. */
+    const char *const *command_keys;
+    const char *const *template_keys;
+    /* Those of its keys that name a program (a bare name is looked up in
+     * PATH) or a directory: a relative one is made absolute against the
+     * config file's directory when the config is loaded. */
+    const char *const *program_keys;
+    const char *const *dir_keys;
 };
 
 /* Add to names the globals (PGHOST, REDIS_URL...) whose value in this
@@ -62,6 +76,13 @@ struct tether_driver {
 void driver_globals_of(const char *stem, strv *names);
 
 const struct tether_driver *driver_find(const char *name);
+/* The i-th driver, NULL past the last: to list them. */
+const struct tether_driver *driver_at(size_t i);
+/* "command, postgresql, redis, memcached" into b (without command when
+ * builtin_only: the drivers that run with no config file). */
+void driver_names(strbuf *b, bool builtin_only);
+/* The driver name a typo most likely meant ("postgress"), or NULL. */
+const char *driver_closest(const char *name, bool builtin_only);
 
 extern const struct tether_driver driver_command;
 extern const struct tether_driver driver_postgresql;

@@ -27,7 +27,7 @@
     X(PQputCopyData) X(PQputCopyEnd)
 #define REDIS_FUNCS(X)                                                                          \
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
-    X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout)
+    X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout) X(redisCommandArgv)
 
 #define DYN_FIELD(f) __typeof__(f) *f;
 struct pq_api { PQ_FUNCS(DYN_FIELD) };
@@ -77,6 +77,7 @@ int redis_load(terr *e);
 #define PQputCopyEnd pq_api.PQputCopyEnd
 #define freeReplyObject redis_api.freeReplyObject
 #define redisCommand redis_api.redisCommand
+#define redisCommandArgv redis_api.redisCommandArgv
 #define redisConnectUnixWithTimeout redis_api.redisConnectUnixWithTimeout
 #define redisConnectWithTimeout redis_api.redisConnectWithTimeout
 #define redisFree redis_api.redisFree

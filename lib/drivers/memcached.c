@@ -373,6 +373,8 @@ const struct tether_driver driver_memcached = {
     .cleanup = mc_cleanup,
     .free = mc_free,
     .vars = mc_vars,
+    .keys = (const char *const[]){"tcp", "memory", "bin", NULL},
+    .program_keys = (const char *const[]){"bin", NULL},
     /* Debian's memcached has SASL for the binary protocol only, and an
      * experimental ASCII auth file (-Y): common clients speak neither, so
      * tether uses neither, and TCP is open to every local user */

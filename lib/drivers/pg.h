@@ -53,6 +53,11 @@ void pg_worker_forget(struct pg *pg);
 pid_t pg_fork(struct svc *s, int *sock, const int *keep, size_t n_keep, terr *e);
 
 const char *pg_dbname(const struct svc_conf *c);
+/* The URL of a database: host and port in the authority for TCP, in the
+ * query for a socket directory, so that libpq, psycopg2, psycopg 3,
+ * SQLAlchemy and asyncpg all accept it.  password: NULL for none. */
+void pg_url(strbuf *b, const char *user, const char *password, const char *host,
+            const char *port, const char *db);
 int pg_exec(PGconn *c, const char *sql, const char *label, terr *e);
 /* name as a quoted SQL identifier (malloc'd) */
 char *pg_quote_ident(PGconn *c, const char *name);

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 
 #include "../fsutil.h"
+#include "../progress.h"
 #include "../service.h"
 #include "../spawn.h"
 #include "pg.h"
@@ -124,15 +125,7 @@ static void fnv_str(unsigned long long *h, const char *s) { fnv(h, s ? s : "", s
 static char *init_sql_path(const struct svc *s)
 {
     const char *f = svc_opt(s->conf, "init_sql");
-    if (!f)
-        return NULL;
-    if (f[0] == '/' || !s->inst->cfg || !s->inst->cfg->path)
-        return xstrdup(f);
-    _cleanup_free_ char *dir = xstrdup(s->inst->cfg->path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    return xasprintf("%s/%s", dir, f);
+    return f ? config_path(s->inst->cfg, f) : NULL;
 }
 
 /* init_sql: the file's name, for messages, and the text read from it */
@@ -155,6 +148,8 @@ static int cache_key(struct svc *s, struct pg *pg, char out[32], struct init_sql
     fnv(&h, &s->uid, sizeof(s->uid));
     fnv_str(&h, pg_dbname(s->conf));
     fnv_str(&h, svc_opt(s->conf, "init"));
+    if (svc_opt(s->conf, "init") && s->inst->cfg) /* one project's ./bin/load is not another's */
+        fnv_str(&h, s->inst->cfg->dir);
     is->path = init_sql_path(s);
     is->text = NULL;
     if (is->path) {
@@ -720,8 +715,13 @@ static int cache_get(struct svc *s, struct pg *pg, int root, const char *rootpat
         strv_free(&stale);
     }
     struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .is = is};
+    long long t0 = now_ns();
+    progress(PROGRESS_NOTE, "[%s] building the PostgreSQL cache, first run for this schema "
+             "...", s->conf->label);
     if ((r = pg_job_run(s, pg, job_build, &a, &root, 1, NULL, e)) < 0)
         return r;
+    char t[32];
+    progress(PROGRESS_NOTE, "[%s] ... done in %s", s->conf->label, progress_since(t, t0));
     *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (*fd < 0)
         return terr_set(e, errno, "[%s] the cluster cache %s/%s vanished: %m", s->conf->label,

@@ -297,17 +297,6 @@ int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
     return r;
 }
 
-static void url_enc(strbuf *b, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr("-._~", ch))
-            sb_addc(b, (char)ch);
-        else
-            sb_addf(b, "%%%02X", ch);
-    }
-}
-
 int pg_server_variables(struct svc *s, struct pg *pg, terr *e)
 {
     (void)e;
@@ -320,18 +309,7 @@ int pg_server_variables(struct svc *s, struct pg *pg, terr *e)
     port = port ? port : "5432";
     user = user ? user : "";
     strbuf u = {0};
-    sb_add(&u, "postgresql://");
-    if (*user) {
-        url_enc(&u, user);
-        if (password) {
-            sb_addc(&u, ':');
-            url_enc(&u, password);
-        }
-        sb_addc(&u, '@');
-    }
-    url_enc(&u, host);
-    sb_addf(&u, ":%s/", port);
-    url_enc(&u, pg->server_db);
+    pg_url(&u, user, password, host, port, pg->server_db);
     svc_setvar(s, "URL", u.s);
     sb_free(&u);
     svc_setvar(s, "HOST", host);

@@ -5,7 +5,8 @@
  * with tcp = yes a password made per instance (requirepass, in the 0600
  * redis.conf, never in argv), which the driver's own connection gives too;
  * PING through hiredis (dlopen()ed on first use) as the probe; reset is
- * FLUSHALL over one connection kept for the service's life; stop is
+ * FLUSHALL, and SCRIPT FLUSH and FUNCTION FLUSH where INFO shows scripts
+ * or functions, over one connection kept for the service's life; stop is
  * SIGKILL (the data is disposable, and redis acts on SIGTERM only in its
  * 10 Hz cron). */
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -256,6 +258,20 @@ static int ensure_connected(struct svc *s, struct redis_data *d, terr *e)
     return d->password[0] ? auth(s, d, e) : 0;
 }
 
+/* cmd's words as the command's arguments ("SCRIPT FLUSH" is two): cmd is
+ * one of this file's own, at most a few plain words. */
+static redisReply *command_words(redisContext *c, const char *cmd)
+{
+    _cleanup_free_ char *copy = xstrdup(cmd);
+    const char *argv[4];
+    size_t argc = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(copy, " ", &save); w && argc < ARRAY_SIZE(argv);
+         w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    return redisCommandArgv(c, (int)argc, argv, NULL);
+}
+
 /* One command, on the kept connection; a connection that broke (the
  * server restarted) is remade once.  Returns the reply or NULL (e set). */
 static redisReply *command(struct svc *s, const char *cmd, int timeout_ms, terr *e)
@@ -267,7 +283,7 @@ static redisReply *command(struct svc *s, const char *cmd, int timeout_ms, terr 
         if (r < 0)
             return NULL;
         redisSetTimeout(d->c, ms_tv(timeout_ms));
-        redisReply *rep = redisCommand(d->c, "%s", cmd);
+        redisReply *rep = command_words(d->c, cmd);
         if (rep)
             return rep;
         _cleanup_free_ char *w = where(s);
@@ -278,6 +294,18 @@ static redisReply *command(struct svc *s, const char *cmd, int timeout_ms, terr 
             break;
     }
     return NULL;
+}
+
+/* What an authentication error means here: a test changed what tether
+ * logs in with, which FLUSHALL does not undo. */
+static const char *locked_out(const char *err)
+{
+    if (strncmp(err, "NOAUTH", 6) != 0 && strncmp(err, "WRONGPASS", 9) != 0 &&
+        strncmp(err, "NOPERM", 6) != 0)
+        return "";
+    return " (did a test set a password or change the default user, with CONFIG SET "
+           "requirepass or ACL SETUSER? a reset does not undo that: stop this instance and "
+           "start a new one)";
 }
 
 static int redis_probe(struct svc *s, terr *e)
@@ -291,8 +319,9 @@ static int redis_probe(struct svc *s, terr *e)
         return starting ? -EAGAIN : -ECONNREFUSED;
     if (rep->type == REDIS_REPLY_ERROR) /* e.g. LOADING */
         r = starting ? -EAGAIN
-                     : terr_set(e, EBUSY, "service '%s' answers PING with an error: %s",
-                                s->conf->label, rep->str);
+                     : terr_set(e, EBUSY, "service '%s' (pid %d) answers PING with an error: "
+                                "%s%s", s->conf->label, (int)s->pid, rep->str,
+                                locked_out(rep->str));
     else if (!(rep->type == REDIS_REPLY_STATUS && rep->str && !strcasecmp(rep->str, "PONG")))
         r = terr_set(e, EPROTO, "service '%s' does not answer PING with PONG: is it redis?",
                      s->conf->label);
@@ -300,16 +329,71 @@ static int redis_probe(struct svc *s, terr *e)
     return r;
 }
 
-static int redis_reset(struct svc *s, terr *e)
+/* One command of a reset, which must answer +OK.  With may_lack, a server
+ * without the command (FUNCTION before redis 7, when INFO did not tell)
+ * has nothing of that kind to clear, and the reset goes on. */
+static int reset_step(struct svc *s, const char *cmd, bool may_lack, terr *e)
 {
-    redisReply *rep = command(s, "FLUSHALL", FLUSH_TIMEOUT_MS, e);
+    redisReply *rep = command(s, cmd, FLUSH_TIMEOUT_MS, e);
     if (!rep)
         return -EIO;
     int r = 0;
-    if (rep->type != REDIS_REPLY_STATUS)
-        r = terr_set(e, EIO, "service '%s': FLUSHALL failed: %s", s->conf->label,
+    bool lacks = may_lack && rep->type == REDIS_REPLY_ERROR && rep->str &&
+                 !strncasecmp(rep->str, "ERR unknown command", 19);
+    if (!lacks && rep->type != REDIS_REPLY_STATUS)
+        r = terr_set(e, EIO, "service '%s': %s failed: %s", s->conf->label, cmd,
                      rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
     freeReplyObject(rep);
+    return r;
+}
+
+/* The number after "name:" in an INFO reply, or -1 without that line. */
+static long info_count(const char *info, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = info; p;) {
+        if (strncmp(p, name, n) == 0 && p[n] == ':')
+            return strtol(p + n + 1, NULL, 10);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    return -1;
+}
+
+/* How many scripts and function libraries the server holds (-1: it does
+ * not say, as when INFO was renamed away).  INFO memory costs some 20 us
+ * in the server, where SCRIPT FLUSH costs 150 us even with nothing to
+ * flush (it makes a new Lua interpreter). */
+static int held(struct svc *s, long *scripts, long *libraries, terr *e)
+{
+    *scripts = *libraries = -1;
+    redisReply *rep = command(s, "INFO memory", FLUSH_TIMEOUT_MS, e);
+    if (!rep)
+        return -EIO;
+    if (rep->type == REDIS_REPLY_STRING && rep->str) {
+        *scripts = info_count(rep->str, "number_of_cached_scripts");
+        *libraries = info_count(rep->str, "number_of_libraries");
+        /* before redis 7 no such line, and no functions */
+        if (*libraries < 0 && *scripts >= 0)
+            *libraries = 0;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* FLUSHALL leaves the scripts (EVAL's cache, SCRIPT LOAD) and, from
+ * redis 7 on, the functions (FUNCTION LOAD): a test's own as much as its
+ * keys. */
+static int redis_reset(struct svc *s, terr *e)
+{
+    long scripts = -1, libraries = -1;
+    int r = reset_step(s, "FLUSHALL", false, e);
+    if (r == 0)
+        r = held(s, &scripts, &libraries, e);
+    if (r == 0 && scripts != 0)
+        r = reset_step(s, "SCRIPT FLUSH", false, e);
+    if (r == 0 && libraries != 0)
+        r = reset_step(s, "FUNCTION FLUSH", true, e);
     return r;
 }
 
@@ -335,8 +419,10 @@ static int redis_variables(struct svc *s, terr *e)
     } else if (s->port) {
         sb_addf(&url, "redis://127.0.0.1:%d/0", s->port);
     } else {
-        sb_add(&url, "redis+unix://");
+        /* the form redis-py's from_url() reads; db=0 as over TCP */
+        sb_add(&url, "unix://");
         url_path(&url, s->sockpath);
+        sb_add(&url, "?db=0");
     }
     svc_setvar(s, "URL", url.s);
     svc_setvar(s, "PASSWORD", d->password); /* empty on a unix socket, which needs none */
@@ -374,4 +460,6 @@ const struct tether_driver driver_redis = {
     .free = redis_free,
     .vars = redis_vars,
     .globals = (const char *const[]){"REDIS_URL", "URL", NULL},
+    .keys = (const char *const[]){"tcp", "setting.", "bin", NULL},
+    .program_keys = (const char *const[]){"bin", NULL},
 };

@@ -12,12 +12,37 @@ static const struct tether_driver *const drivers[] = {
     &driver_memcached,
 };
 
+/* The i-th driver, NULL past the last. */
+const struct tether_driver *driver_at(size_t i)
+{
+    return i < ARRAY_SIZE(drivers) ? drivers[i] : NULL;
+}
+
 const struct tether_driver *driver_find(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(drivers); i++)
         if (streq(drivers[i]->name, name))
             return drivers[i];
     return NULL;
+}
+
+void driver_names(strbuf *b, bool builtin_only)
+{
+    const char *sep = "";
+    for (size_t i = 0; i < ARRAY_SIZE(drivers); i++) {
+        if (builtin_only && drivers[i] == &driver_command)
+            continue;
+        sb_addf(b, "%s%s", sep, drivers[i]->name);
+        sep = ", ";
+    }
+}
+
+const char *driver_closest(const char *name, bool builtin_only)
+{
+    const char *names[ARRAY_SIZE(drivers)];
+    for (size_t i = 0; i < ARRAY_SIZE(drivers); i++)
+        names[i] = builtin_only && drivers[i] == &driver_command ? NULL : drivers[i]->name;
+    return closest_word(name, names, ARRAY_SIZE(drivers));
 }
 
 void driver_globals_of(const char *stem, strv *names)

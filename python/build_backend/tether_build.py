@@ -1,18 +1,27 @@
 """A minimal PEP 517 build backend for the tether Python package: a pure
 Python wheel (and an sdist) from pyproject.toml's [project] table, with no
 build requirements, so that `pip install ./python` works without network.
-Editable installs (PEP 660) add a .pth file that points at this tree."""
+Editable installs (PEP 660) add a .pth file that points at this tree.
+
+With the config setting binary=PATH (`make wheel` passes it), the wheel is
+a platform wheel that carries that tether program twice: as tether/_bin/tether,
+which the module runs, and as a script, which puts `tether` on the PATH of
+the environment it is installed into."""
 
 import base64
 import hashlib
 import io
 import os
 import re
+import stat
+import sysconfig
 import tarfile
 import zipfile
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "tether"
+# tether/_service.py's find_tether() looks here
+BUNDLED = "%s/_bin/tether" % PACKAGE
 
 
 def _project():
@@ -71,20 +80,50 @@ def _entry_points(proj):
     return "\n".join(out)
 
 
-def _dist_info(proj):
-    return {
+def _tag(binary):
+    """py3-none-any, or for a wheel with a program the platform's tag
+    (linux_x86_64: the program needs this machine's kind of libc)."""
+    if not binary:
+        return "py3-none-any"
+    return "py3-none-" + re.sub(r"[-.]", "_", sysconfig.get_platform())
+
+
+def _dist_info(proj, binary=None):
+    info = {
         "METADATA": _metadata(proj),
-        "WHEEL": "Wheel-Version: 1.0\nGenerator: tether_build\nRoot-Is-Purelib: true\n"
-                 "Tag: py3-none-any\n",
+        "WHEEL": "Wheel-Version: 1.0\nGenerator: tether_build\nRoot-Is-Purelib: %s\n"
+                 "Tag: %s\n" % ("false" if binary else "true", _tag(binary)),
         "entry_points.txt": _entry_points(proj),
     }
+    # the top of the source tree has it; an sdist has none
+    lic = os.path.join(os.path.dirname(HERE), "LICENSE")
+    if os.path.exists(lic):
+        with open(lic, encoding="utf-8") as f:
+            info["LICENSE"] = f.read()
+    return info
+
+
+def _binary(config_settings):
+    """The tether program to bundle (config setting binary=PATH), or None."""
+    path = (config_settings or {}).get("binary")
+    if not path:
+        return None
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise ValueError("binary=%s is not an executable file: build it first (make wheel)"
+                         % path)
+    return path
 
 
 def _write_wheel(path, files, dist_info_dir):
     record = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for arcname, data in files:
-            z.writestr(arcname, data)
+            info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            # pip keeps the executable bit of a regular file the archive marks so
+            exe = arcname == BUNDLED or "/scripts/" in arcname
+            info.external_attr = (stat.S_IFREG | (0o755 if exe else 0o644)) << 16
+            z.writestr(info, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
             record.append("%s,sha256=%s,%d" % (arcname, digest.decode(), len(data)))
         record.append("%s/RECORD,," % dist_info_dir)
@@ -99,7 +138,7 @@ def _package_files():
                 yield "%s/%s" % (PACKAGE, name), f.read()
 
 
-def _build(wheel_directory, editable):
+def _build(wheel_directory, editable, binary=None):
     proj = _project()
     name, base = _names(proj)
     dist_info = "%s.dist-info" % base
@@ -107,8 +146,13 @@ def _build(wheel_directory, editable):
         files = [("__editable__.%s.pth" % name, (HERE + "\n").encode())]
     else:
         files = list(_package_files())
-    files += [("%s/%s" % (dist_info, k), v.encode()) for k, v in _dist_info(proj).items()]
-    wheel = "%s-py3-none-any.whl" % base
+    if binary:
+        with open(binary, "rb") as f:
+            prog = f.read()
+        files += [(BUNDLED, prog), ("%s.data/scripts/tether" % base, prog)]
+    files += [("%s/%s" % (dist_info, k), v.encode())
+              for k, v in _dist_info(proj, binary).items()]
+    wheel = "%s-%s.whl" % (base, _tag(binary))
     _write_wheel(os.path.join(wheel_directory, wheel), files, dist_info)
     return wheel
 
@@ -125,7 +169,7 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     proj = _project()
     dist_info = "%s.dist-info" % _names(proj)[1]
     os.makedirs(os.path.join(metadata_directory, dist_info), exist_ok=True)
-    for k, v in _dist_info(proj).items():
+    for k, v in _dist_info(proj, _binary(config_settings)).items():
         with open(os.path.join(metadata_directory, dist_info, k), "w") as f:
             f.write(v)
     return dist_info
@@ -135,7 +179,7 @@ prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    return _build(wheel_directory, editable=False)
+    return _build(wheel_directory, editable=False, binary=_binary(config_settings))
 
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
@@ -155,3 +199,16 @@ def build_sdist(sdist_directory, config_settings=None):
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     return os.path.basename(path)
+
+
+if __name__ == "__main__":
+    # tether_build.py --dist-info DIR: the files of an installed package's
+    # .dist-info directory (METADATA, entry_points.txt...) straight into DIR,
+    # for meson's install of the module (and so the .deb's): it registers
+    # the pytest plugin as pip's install does.
+    import sys
+    if len(sys.argv) != 3 or sys.argv[1] != "--dist-info":
+        sys.exit("usage: tether_build.py --dist-info DIR")
+    for k, v in _dist_info(_project()).items():
+        with open(os.path.join(sys.argv[2], k), "w", encoding="utf-8") as f:
+            f.write(v)

@@ -17,12 +17,16 @@ class TetherError(Exception):
 
 
 def find_tether():
-    """The tether program: $TETHER_BIN, else `tether` on $PATH."""
+    """The tether program: $TETHER_BIN, else the one a wheel bundles with this
+    module (made for this very module: `make wheel`), else `tether` on $PATH."""
     env = os.environ.get("TETHER_BIN")
     if env:
         if not (os.path.isfile(env) and os.access(env, os.X_OK)):
             raise TetherError("TETHER_BIN=%s is not an executable file" % env)
         return env
+    bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin", "tether")
+    if os.access(bundled, os.X_OK):
+        return bundled
     found = shutil.which("tether")
     if not found:
         raise TetherError(

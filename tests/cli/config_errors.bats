@@ -183,5 +183,95 @@ EOF
     cfg=$(printf '[a]\ndriver = redis\n[b]\ndriver = redis\n' | config two.ini)
     run --separate-stderr tether -f "$cfg" run -- sh -c 'echo "R=${REDIS_URL-unset} A=$TETHER_A_URL B=$TETHER_B_URL"'
     assert_status 0
-    case $output in "R=unset A=redis"*" B=redis"*) ;; *) echo "got: $output" >&2; return 1 ;; esac
+    case $output in "R=unset A=unix:///"*" B=unix:///"*) ;; *) echo "got: $output" >&2; return 1 ;; esac
+}
+
+@test "every error of a file at once, each at its own line: a misspelt key, a bad port, an unknown driver" {
+    cfg="$WORK/three.ini"
+    cat >"$cfg" <<EOF
+[web]
+comand = sh -c 'touch $WORK/started; exec $TSERVER --tcp \${port}'
+port = 99999
+
+[db]
+driver = postgress
+EOF
+    run --separate-stderr tether -f "$cfg" run -- touch "$WORK/ran"
+    assert_status 2
+    [ "${#stderr_lines[@]}" -eq 3 ] || { echo "want 3 lines, got: $stderr" >&2; return 1; }
+    [ "${stderr_lines[0]}" = "$cfg:2: [web] unknown key 'comand': did you mean 'command'?" ]
+    [[ ${stderr_lines[1]} == "$cfg:3: [web] port = 99999: use auto"* ]]
+    [[ ${stderr_lines[2]} == "$cfg:6: [db] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: command, postgresql, redis, memcached;"* ]]
+    [ ! -e "$WORK/started" ] && [ ! -e "$WORK/ran" ]
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+}
+
+@test "a driver's misspelt key names the driver's own key" {
+    bad_config 7 "[pg] unknown key 'init_sq': did you mean 'init_sql'?" <<EOF
+[pg]
+driver = postgresql
+init_sq = schema.sql
+EOF
+}
+
+@test "run NAME that is neither a service nor a built-in lists both, with the closest" {
+    cfg="$(config app.ini <<EOF
+[files]
+command = $TSERVER
+EOF
+)"
+    run --separate-stderr tether -f "$cfg" run fils -- true
+    assert_status 2
+    [ "$stderr" = "tether: no service 'fils' in $cfg: did you mean 'files'? (it has: files; the built-in drivers are: postgresql, redis, memcached)" ]
+    # without a config file: the built-ins
+    cd "$WORK"
+    run --separate-stderr tether run redsi -- true
+    assert_status 2
+    [ "$stderr" = "tether: unknown service 'redsi': did you mean 'redis'? (the built-in drivers are: postgresql, redis, memcached; anything else needs a config file: -f FILE, \$TETHER_CONFIG or ./tether.ini)" ]
+}
+
+@test "run NAME: a built-in that ./tether.ini does not define starts on its own" {
+    command -v redis-server >/dev/null || skip "redis-server is not installed"
+    cd "$WORK"
+    cat >tether.ini <<EOF
+[files]
+command = sh -c 'touch $WORK/files-started; exec $TSERVER'
+[cache]
+driver = redis
+EOF
+    run --separate-stderr tether run redis -- sh -c 'echo "$TETHER_REDIS_URL ${TETHER_FILES_DIR-nofiles}"'
+    assert_status 0
+    [[ $output == redis*" nofiles" ]]
+    [ ! -e "$WORK/files-started" ]
+    # the file's own redis under another name may be the one that was meant
+    [[ $stderr == *"tether.ini has no [redis]: starting the built-in redis driver with its defaults; its [cache] (driver = redis) starts with: tether run cache"* ]]
+    # mixed with the file's services, it must be in the file
+    run --separate-stderr tether run files redis -- true
+    assert_status 2
+    [[ $stderr == *"no service 'redis' in $WORK/tether.ini (it has: files, cache): to start the built-in redis driver with them, add a [redis] section; on its own: tether run redis" ]]
+}
+
+@test "run postgresql next to a tether.ini without [postgresql] (the README's tour)" {
+    command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
+        skip "PostgreSQL is not installed"
+    cd "$WORK"
+    printf '[files]\ncommand = %s\n' "$TSERVER" >tether.ini
+    run --separate-stderr tether run postgresql -- sh -c 'echo "db=$PGDATABASE"'
+    assert_status 0
+    [ "$output" = "db=tether" ]
+}
+
+@test "reset and logs of a NAME that is not running list those that are" {
+    cfg="$(config app.ini <<EOF
+[files]
+command = $TSERVER
+[cache]
+command = $TSERVER
+EOF
+)"
+    run tether -f "$cfg" run -- sh -c '"$1" reset fils; echo "rc=$?"; "$1" logs cahce; echo "rc=$?"' sh "$TETHER"
+    assert_status 0
+    assert_output_has "tether: no service 'fils' in the environment: did you mean 'files'? (running: files, cache)"
+    assert_output_has "tether: no service 'cahce' in the environment: did you mean 'cache'? (running: files, cache)"
+    assert_output_has "rc=2"
 }

@@ -50,8 +50,8 @@ EOF
     [ "$output" = PONG ]
     sock="$(sed -n 's/^TETHER_REDIS_SOCKET=//p' "$WORK/env")"
     [[ $sock == "$TETHER_DIR"/*/redis/redis.sock ]]
-    grep -qx "TETHER_REDIS_URL=redis+unix://$sock" "$WORK/env"
-    grep -qx "REDIS_URL=redis+unix://$sock" "$WORK/env"
+    grep -qx "TETHER_REDIS_URL=unix://$sock?db=0" "$WORK/env"
+    grep -qx "REDIS_URL=unix://$sock?db=0" "$WORK/env"
     run ! grep -q '^TETHER_REDIS_PORT=' "$WORK/env"
     run ! grep -q '^TETHER_REDIS_HOST=' "$WORK/env"
     [ "$(cat "$WORK/mode")" = 700 ]
@@ -73,7 +73,7 @@ EOF
     [[ $sock == "$TETHER_DIR"/*/memcached/memcached.sock ]]
     grep -qx "TETHER_MEMCACHED_ADDRESS=$sock" "$WORK/env"
     run ! grep -q '^TETHER_MEMCACHED_PORT=' "$WORK/env"
-    grep -q '^REDIS_URL=redis+unix://' "$WORK/env"
+    grep -q '^REDIS_URL=unix:///' "$WORK/env"
     # memcached answers its text protocol over the socket
     run tether run memcached -- sh -c '
         stat -c %a "$TETHER_MEMCACHED_SOCKET"
@@ -106,8 +106,8 @@ EOF
     [ "${lines[0]}" = "[]" ]
     [ "${lines[1]}" = "[10485760]" ]
     [ "${lines[2]}" = "[cache]" ]
-    grep -q '^TETHER_CACHE_URL=redis+unix://.*/cache/redis.sock$' "$WORK/env"
-    grep -q '^TETHER_SESSIONS_URL=redis+unix://.*/sessions/redis.sock$' "$WORK/env"
+    grep -q '^TETHER_CACHE_URL=unix:///.*/cache/redis.sock?db=0$' "$WORK/env"
+    grep -q '^TETHER_SESSIONS_URL=unix:///.*/sessions/redis.sock?db=0$' "$WORK/env"
     # two redis services: no single REDIS_URL to hand out
     ! grep -q '^REDIS_URL=' "$WORK/env"
 }
@@ -234,7 +234,7 @@ EOF
 )"
     run tether -f "$cfg" run -- true
     assert_status 2
-    assert_output_has "bad.ini:3: [r] unknown key 'colour' for the redis driver (known: tcp, setting.NAME, bin)"
+    assert_output_has "bad.ini:3: [r] unknown key 'colour' for the redis driver (known: tcp, setting.NAME, bin; and those of every service: driver, port, socket, ready, timeout, reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"
     cfg="$(config bad2.ini <<'EOF'
 [m]
 driver = memcached

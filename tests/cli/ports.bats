@@ -110,11 +110,33 @@ port = auto
 EOF
 )"
     hijack 'hijacked\n'
-    run tether -f "$cfg" run -- sh -c "$(declare -f ping_tcp); PY=$PY"'; echo "$TETHER_WEB_PORT"; ping_tcp "$TETHER_WEB_PORT"'
+    run tether -f "$cfg" run -- sh -c "$(declare -f ping_tcp); PY=$PY"'; echo "port=$TETHER_WEB_PORT"; ping_tcp "$TETHER_WEB_PORT"; "$1" logs web' sh "$TETHER"
     assert_status 0
-    not_hijacked "${lines[0]}"
+    port="$(sed -n 's/^port=//p' <<<"$output")"
+    not_hijacked "$port"
     # the service's own listener answered on the port handed out
-    [ "${lines[1]}" = pong ]
+    assert_output_has pong
+    # and the retry is no secret: a note on stderr, a line in the log
+    taken="$(hijacked_ports | awk '{print $1}')"
+    assert_output_has "tether: [web] port $taken was taken by uid $(other_uid), retried on $port"
+    assert_output_has "tether: port $taken was taken by uid $(other_uid): starting again on port $port"
+}
+
+@test "a retried port is still a success: -q says nothing about it" {
+    wrapper "$TSERVER" WEB
+    echo once >"$WORK/armed"
+    cfg="$(config web.ini <<EOF
+[web]
+command = $WORK/wrap --tcp \${port}
+port = auto
+EOF
+)"
+    hijack 'hijacked\n'
+    run tether -q -f "$cfg" run -- sh -c 'echo "port=$TETHER_WEB_PORT"'
+    assert_status 0
+    port="$(sed -n 's/^port=//p' <<<"$output")"
+    not_hijacked "$port"
+    [ "$output" = "port=$port" ]
 }
 
 @test "ready = tcp: a hijacker on every port auto tries fails the start and says who listens" {
@@ -133,6 +155,10 @@ EOF
     assert_output_has "service 'web' cannot get a port of its own: another process (uid $(other_uid))"
     assert_output_has "ss -ltnp"
     [ "$(hijacked_ports | wc -w)" -eq 4 ] # the first port and 3 retries
+    # each port it gave up, and who held it
+    read -r p1 p2 p3 p4 <<<"$(hijacked_ports)"
+    u="$(other_uid)"
+    assert_output_has "(before that, port $p1 was taken by uid $u, retried on $p2; port $p2 was taken by uid $u, retried on $p3; port $p3 was taken by uid $u, retried on $p4)"
 }
 
 @test "ready = tcp on a fixed port: a hijacker's listener is an error naming the port" {
@@ -223,10 +249,11 @@ bin = $WORK/wrap
 EOF
 )"
     hijack '+PONG\r\n'
-    run tether -f "$cfg" run -- sh -c 'echo "$TETHER_RD_PORT"; redis-cli --no-auth-warning -u "$TETHER_RD_URL" info server | grep -c ^redis_version'
+    run --separate-stderr tether -f "$cfg" run -- sh -c 'echo "$TETHER_RD_PORT"; redis-cli --no-auth-warning -u "$TETHER_RD_URL" info server | grep -c ^redis_version'
     assert_status 0
     not_hijacked "${lines[0]}"
     [ "${lines[1]}" = 1 ]
+    [[ $stderr == *"tether: [rd] port "*" was taken by uid $(other_uid), retried on ${lines[0]}"* ]]
 }
 
 @test "redis tcp = yes: a hijacker on every port fails the start, whatever the readiness" {

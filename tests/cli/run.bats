@@ -145,6 +145,9 @@ import socket; print(socket.create_connection((\"127.0.0.1\", $TETHER_WEB_PORT))
     assert_status 0
     [ -e "$WORK/marker" ]
     [ -s "$WORK/port" ]
+    # which port it gave up, why, and which it took: a note, and in the log
+    [[ $output =~ "tether: [web] port "([0-9]+)" was in use (the service said so), retried on $(cat "$WORK/port")" ]]
+    [ "${BASH_REMATCH[1]}" != "$(cat "$WORK/port")" ]
 }
 
 @test "a service that floods its log does not flood the console" {

@@ -31,3 +31,27 @@ def test_pip_install(tmp_path):
                         str(tmp_path / "test_auto.py")], cwd=str(tmp_path), env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _exe(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_find_tether_order(tmp_path, monkeypatch):
+    """$TETHER_BIN, then the program a wheel installs beside the module,
+    then $PATH: the bundled one was built for this very module."""
+    import tether._service as s
+    pkg = tmp_path / "site" / "tether"
+    monkeypatch.setattr(s, "__file__", str(pkg / "_service.py"))
+    on_path = _exe(tmp_path / "bin" / "tether")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.delenv("TETHER_BIN", raising=False)
+    assert s.find_tether() == on_path
+    bundled = _exe(pkg / "_bin" / "tether")
+    assert s.find_tether() == bundled
+    mine = _exe(tmp_path / "mine" / "tether")
+    monkeypatch.setenv("TETHER_BIN", mine)
+    assert s.find_tether() == mine

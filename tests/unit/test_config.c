@@ -92,7 +92,7 @@ static const struct {
     {"[a]\ncommand = x\n[b ;]\n", ":3: section header has no closing ']': write [name]"},
     {"[a]\ncommand = x\njust some words\n",
      ":3: expected key = value, a [section] header or a ; comment, not \"just some words\""},
-    {"; comment\ncommand = x\n[a]\n",
+    {"; comment\ncommand = x\n[a]\ncommand = y\n",
      ":2: 'command' is outside any section: move it under [tether] or a [service] header"},
     {"[a]\n= x\n", ":2: missing key name before '=': write key = value"},
     {"[a]\ncommand = x\nport = 1\nport = 2\n",
@@ -166,8 +166,11 @@ static const struct {
      ": no services defined: add a [name] section, e.g. [web] with command = ..."},
     /* service keys */
     {"[a]\ndriver = nosuch\ncommand = x\n",
-     ":2: [a] unknown driver 'nosuch': use a built-in driver, or driver = command with command "
-     "= ... for anything else"},
+     ":2: [a] unknown driver 'nosuch': (the drivers are: command, postgresql, redis, memcached; "
+     "driver = command with command = ... runs anything else)"},
+    {"[a]\ndriver = postgress\n",
+     ":2: [a] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: command, "
+     "postgresql, redis, memcached; driver = command with command = ... runs anything else)"},
     {"[a]\ncommand = sh -c 'x\n",
      ":2: [a] command: unterminated ' quote in: sh -c 'x: add the closing ' (write '\\'' for a "
      "quote inside quotes)"},
@@ -210,8 +213,8 @@ static const struct {
      ":3: [a] ready = tcp needs a port: add port = auto (or a number), or choose another ready "
      "= check"},
     {"[a]\ncommand = x\nreset =\n", ":3: [a] reset is empty: say what to run"},
-    {"[a]\ncommand = x\nafter = b, c.d\n",
-     ":3: [a] after: 'c.d' is not a service name: list section names separated by commas or "
+    {"[b]\ncommand = y\n[a]\ncommand = x\nafter = b, c.d\n",
+     ":5: [a] after: 'c.d' is not a service name: list section names separated by commas or "
      "spaces"},
     {"[a]\ncommand = x\nafter = nosuch\n",
      ":3: [a] after = nosuch: there is no service [nosuch]: define it, or remove it from after"},
@@ -243,43 +246,227 @@ static const struct {
     {"[tether]\n\n[a]\nport = auto\n",
      ":3: [a] has no command = ...: say what to run, e.g. command = python3 -m http.server "
      "${port}"},
-    {"[a]\ncommand = x\ncolour = blue\n", ":3: [a] unknown key 'colour'"},
-    {"[a]\ncommand = x\nexport = blue\n", ":3: [a] unknown key 'export'"},
+    {"[a]\ncommand = x\ncolour = blue\n",
+     ":3: [a] unknown key 'colour' (known: driver, command, port, socket, ready, timeout, "
+     "reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"},
+    {"[a]\ncommand = x\nexport = blue\n",
+     ":3: [a] unknown key 'export': did you mean 'export.NAME'?"},
+    /* a misspelt key is named at its own line, with the key it most likely
+     * meant, and is not also "has no command" */
+    {"[a]\ncomand = ./server\n", ":2: [a] unknown key 'comand': did you mean 'command'?"},
+    {"[a]\ncommand = x\nprot = auto\n", ":3: [a] unknown key 'prot': did you mean 'port'?"},
+    {"[a]\ncommand = x\nexprot.URL = u\n",
+     ":3: [a] unknown key 'exprot.URL': did you mean 'export.URL'?"},
+    {"[a]\ncommand = x\nstop_timout = 1\n",
+     ":3: [a] unknown key 'stop_timout': did you mean 'stop_timeout'?"},
+    {"[pg]\ndriver = postgresql\ninit_sq = s.sql\n",
+     ":3: [pg] unknown key 'init_sq': did you mean 'init_sql'?"},
+    {"[pg]\ndriver = postgresql\nsetings.work_mem = 1MB\n",
+     ":3: [pg] unknown key 'setings.work_mem': did you mean 'setting.work_mem'?"},
+    {"[pg]\ndriver = postgresql\nsetting. = 1\n",
+     ":3: [pg] unknown key 'setting.' for the postgresql driver (known: bin_dir, version, tcp, "
+     "dbname, user, init_sql, init, server, template, native_env, setting.NAME; and those of "
+     "every service: driver, port, socket, ready, timeout, reset, after, stop_signal, "
+     "stop_timeout, export.NAME, env.NAME)"},
+    {"[r]\ndriver = redis\ncommand = redis-server\nbni = x\n",
+     ":4: [r] unknown key 'bni': did you mean 'bin'?"},
+    {"[tether]\nprefx = LP\n[a]\ncommand = x\n",
+     ":2: [tether] unknown key 'prefx': did you mean 'prefix'? (known: prefix)"},
+    /* a driver's command key is checked at load time like command */
+    {"[pg]\ndriver = postgresql\ninit = ./load ${nope}\n",
+     ":3: [pg] unknown variable ${nope} in init (known: dir, instance, label, config_dir)"},
+    {"[pg]\ndriver = postgresql\ninit = ./load 'x\n",
+     ":3: [pg] init: unterminated ' quote in: ./load 'x: add the closing ' (write '\\'' for a "
+     "quote inside quotes)"},
+    {"[pg]\ndriver = postgresql\nserver = postgresql://${host}/x\n",
+     ":3: [pg] unknown variable ${host} in server (known: dir, instance, label, config_dir)"},
     /* templates: reported at the key's first line */
     {"[a]\ncommand = x ${nope}\n",
-     ":2: [a] unknown variable ${nope} in command (known: dir, instance, label)"},
+     ":2: [a] unknown variable ${nope} in command (known: dir, instance, label, config_dir)"},
     {"[a]\ncommand = x\n    ${nope}\n",
-     ":2: [a] unknown variable ${nope} in command (known: dir, instance, label)"},
+     ":2: [a] unknown variable ${nope} in command (known: dir, instance, label, config_dir)"},
     {"[a]\ncommand = x ${port}\n", ":2: [a] unknown variable ${port} in command (known: dir, "
-                                   "instance, label); set port = auto to get a port"},
+                                   "instance, label, config_dir); set port = auto to get a port"},
     {"[a]\ncommand = x\nenv.S = ${socket}\nport = 1\n",
-     ":3: [a] unknown variable ${socket} in env.S (known: dir, instance, label, port); set "
+     ":3: [a] unknown variable ${socket} in env.S (known: dir, instance, label, config_dir, "
+     "port); set "
      "socket = auto to get a socket"},
     {"[a]\ncommand = x ${PORT}\nport = 1\n",
-     ":2: [a] unknown variable ${PORT} in command (known: dir, instance, label, port)"},
+     ":2: [a] unknown variable ${PORT} in command (known: dir, instance, label, config_dir, "
+     "port); did you mean ${port}?"},
+    {"[a]\ncommand = x ${prot}\nport = 1\n",
+     ":2: [a] unknown variable ${prot} in command (known: dir, instance, label, config_dir, "
+     "port); did you mean ${port}?"},
+    {"[a]\ncommand = x ${config_dri}\n",
+     ":2: [a] unknown variable ${config_dri} in command (known: dir, instance, label, "
+     "config_dir); did you mean ${config_dir}?"},
     {"[b]\ncommand = y\nexport.URL = u\n[a]\ncommand = x ${b.URL}\n",
-     ":5: [a] unknown variable ${b.URL} in command (known: dir, instance, label); add b to "
+     ":5: [a] unknown variable ${b.URL} in command (known: dir, instance, label, config_dir); "
+     "add b to "
      "after = to use its variables"},
     {"[a]\ncommand = x ${a.DIR}\n",
-     ":2: [a] unknown variable ${a.DIR} in command (known: dir, instance, label)"},
+     ":2: [a] unknown variable ${a.DIR} in command (known: dir, instance, label, config_dir)"},
     {"[b]\ncommand = y\n[a]\ncommand = x\nafter = b\nreset = r ${b.PORT}\n",
-     ":6: [a] unknown variable ${b.PORT} in reset (known: dir, instance, label, b.DIR, "
+     ":6: [a] unknown variable ${b.PORT} in reset (known: dir, instance, label, config_dir, b.DIR, "
      "b.CONTROL_PID, b.CONFIGFILE, b.PIDFILE)"},
     {"[b]\ncommand = y\nexport.URL = u\nport = 1\n[a]\ncommand = x\nafter = b\nexport.X = "
      "${b.url}\n",
-     ":8: [a] unknown variable ${b.url} in export.X (known: dir, instance, label, b.HOST, "
-     "b.PORT, b.DIR, b.CONTROL_PID, b.CONFIGFILE, b.PIDFILE, b.URL)"},
+     ":8: [a] unknown variable ${b.url} in export.X (known: dir, instance, label, config_dir, "
+     "b.HOST, "
+     "b.PORT, b.DIR, b.CONTROL_PID, b.CONFIGFILE, b.PIDFILE, b.URL); did you mean ${b.URL}?"},
     {"[a]\ncommand = x\nready = unix:${dir}/${sock}\n",
-     ":3: [a] unknown variable ${sock} in ready (known: dir, instance, label)"},
+     ":3: [a] unknown variable ${sock} in ready (known: dir, instance, label, config_dir)"},
     {"[a]\ncommand = x\nready = log:${what}\n",
-     ":3: [a] unknown variable ${what} in ready (known: dir, instance, label)"},
+     ":3: [a] unknown variable ${what} in ready (known: dir, instance, label, config_dir)"},
     {"[a]\ncommand = x\nready = exec:check ${what}\n",
-     ":3: [a] unknown variable ${what} in ready (known: dir, instance, label)"},
+     ":3: [a] unknown variable ${what} in ready (known: dir, instance, label, config_dir)"},
     {"[a]\ncommand = x\nsocket = auto\nenv.A = ${socket} ${oops\n",
      ":4: [a] env.A: unterminated ${oops: close it with }, or write $$ for a literal $"},
     {"[a]\ncommand = x ${}\n",
      ":2: [a] command: empty variable name ${}: write ${name}, or $$ for a literal $"},
 };
+
+/* Every error of a file at once, in the order of the file, each on its own
+ * line; nothing that only repeats one of them. */
+static void test_every_error(void **state)
+{
+    (void)state;
+    terr e = {{0}};
+    struct tether_config *c = NULL;
+    const char *f = TEST_SRCDIR "/configs/three-errors.ini";
+    assert_int_equal(config_load(f, &c, &e), -EINVAL);
+    assert_null(c);
+    char want[3 * PATH_MAX + 1024];
+    snprintf(want, sizeof(want),
+             "%s:4: [web] unknown key 'comand': did you mean 'command'?\n"
+             "%s:5: [web] port = 99999: use auto (a free port is picked) or a number from 1 to "
+             "65535\n"
+             "%s:8: [db] unknown driver 'postgress': did you mean 'postgresql'? (the drivers "
+             "are: command, postgresql, redis, memcached; driver = command with command = ... "
+             "runs anything else)",
+             f, f, f);
+    assert_string_equal(e.msg, want);
+
+    /* independent mistakes in separate services and whole-file checks */
+    assert_int_equal(config_load(write_conf("[a]\ncommand = x ${nope}\n[b]\ncommand = y\n"
+                                            "after = c\n[c]\ncommand = z\nafter = b\n"),
+                                 &c, &e),
+                     -EINVAL);
+    snprintf(want, sizeof(want),
+             "%s:2: [a] unknown variable ${nope} in command (known: dir, instance, label, "
+             "config_dir)\n"
+             "%s:5: dependency cycle: b -> c -> b: remove one of these from an after = list",
+             tmpfile_path, tmpfile_path);
+    assert_string_equal(e.msg, want);
+}
+
+/* Many errors: as many whole lines as fit, then how many more. */
+static void test_many_errors(void **state)
+{
+    (void)state;
+    strbuf b = {0};
+    sb_add(&b, "[a]\ncommand = x\n");
+    for (int i = 0; i < 200; i++)
+        sb_addf(&b, "colour%d = x\n", i);
+    terr e = {{0}};
+    struct tether_config *c = NULL;
+    assert_int_equal(config_load(write_conf(b.s), &c, &e), -EINVAL);
+    sb_free(&b);
+    assert_null(c);
+    assert_true(strlen(e.msg) < TERR_MAX - 1);
+    assert_non_null(strstr(e.msg, ":3: [a] unknown key 'colour0'"));
+    const char *more = strstr(e.msg, " more errors");
+    assert_non_null(more);
+    assert_null(strchr(more, '\n'));
+    for (const char *l = e.msg; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        assert_int_equal(strncmp(l, tmpfile_path, strlen(tmpfile_path)), 0);
+}
+
+/* ${config_dir} and the paths that resolve against it. */
+static void test_config_dir(void **state)
+{
+    (void)state;
+    struct tether_config *c =
+        load_ok("[a]\ncommand = ${config_dir}/bin/x\nexport.D = ${config_dir}\n");
+    assert_string_equal(c->dir, tmpdir);
+    char want[PATH_MAX + 32];
+    snprintf(want, sizeof(want), "%s/bin/api-server", tmpdir);
+    char *p = config_path(c, "bin/api-server");
+    assert_string_equal(p, want);
+    free(p);
+    snprintf(want, sizeof(want), "%s/schema.sql", tmpdir);
+    p = config_path(c, "./schema.sql");
+    assert_string_equal(p, want);
+    free(p);
+    p = config_path(c, "/abs/x");
+    assert_string_equal(p, "/abs/x");
+    free(p);
+    p = config_program(c, "python3", false); /* PATH's */
+    assert_string_equal(p, "python3");
+    free(p);
+    snprintf(want, sizeof(want), "%s/bin", tmpdir);
+    p = config_program(c, "bin", true); /* a directory */
+    assert_string_equal(p, want);
+    free(p);
+    config_free(c);
+    /* a driver's program and directory keys, made absolute at load time */
+    c = load_ok("[r]\ndriver = redis\nbin = ./vendor/redis-server\n"
+                "[m]\ndriver = memcached\nbin = memcached\n"
+                "[pg]\ndriver = postgresql\nbin_dir = pg/bin\ninit_sql = s.sql\n");
+    snprintf(want, sizeof(want), "%s/vendor/redis-server", tmpdir);
+    assert_string_equal(svc_opt(c->svcs[0], "bin"), want);
+    assert_string_equal(svc_opt(c->svcs[1], "bin"), "memcached");
+    snprintf(want, sizeof(want), "%s/pg/bin", tmpdir);
+    assert_string_equal(svc_opt(c->svcs[2], "bin_dir"), want);
+    assert_string_equal(svc_opt(c->svcs[2], "init_sql"), "s.sql"); /* read by the driver */
+    config_free(c);
+    /* a config from memory with a relative name: the working directory's */
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    terr e = {{0}};
+    assert_int_equal(config_parse("t.ini", "[a]\ncommand = x\n", 16, &c, &e), 0);
+    assert_string_equal(c->dir, cwd);
+    config_free(c);
+}
+
+/* What a template error at run time says: the key and line of the value,
+ * and the names the load time check would list. */
+static void test_key_of(void **state)
+{
+    (void)state;
+    struct tether_config *c =
+        load_ok("[db]\ncommand = d\nport = auto\n[a]\ncommand = x\nafter = db\n"
+                "reset = r\nready = exec:check\nexport.U = u\nenv.E = e\n"
+                "[pg]\ndriver = postgresql\ninit = ./load\n");
+    const struct svc_conf *a = c->svcs[1];
+    strbuf k = {0};
+    assert_int_equal(config_key_of(a, a->command, &k), 5);
+    assert_string_equal(k.s, "command");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, a->reset, &k), 7);
+    assert_string_equal(k.s, "reset");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, a->ready_arg, &k), 8);
+    assert_string_equal(k.s, "ready");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, a->exports[0].value, &k), 9);
+    assert_string_equal(k.s, "export.U");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, a->env[0].value, &k), 10);
+    assert_string_equal(k.s, "env.E");
+    k.len = 0;
+    assert_int_equal(config_key_of(c->svcs[2], svc_opt(c->svcs[2], "init"), &k), 13);
+    assert_string_equal(k.s, "init");
+    k.len = 0;
+    assert_int_equal(config_key_of(a, "elsewhere", &k), 0);
+    sb_free(&k);
+    strbuf known = {0};
+    config_known_names(c, a, &known);
+    assert_string_equal(known.s, "dir, instance, label, config_dir, db.HOST, db.PORT, db.DIR, "
+                                 "db.CONTROL_PID, db.CONFIGFILE, db.PIDFILE");
+    sb_free(&known);
+    config_free(c);
+}
 
 static void test_errors(void **state)
 {
@@ -594,7 +781,17 @@ static void test_select(void **state)
     assert_int_equal(config_select(c, bad, 2, &sel, &nsel, &e), -EINVAL);
     assert_null(sel);
     char want[PATH_MAX + 128];
-    snprintf(want, sizeof(want), "no service 'nope' in %s (it has: app, other, db, cache, base)",
+    snprintf(want, sizeof(want),
+             "no service 'nope' in %s (it has: app, other, db, cache, base; the built-in "
+             "drivers are: postgresql, redis, memcached)",
+             c->path);
+    assert_string_equal(e.msg, want);
+    /* a typo of one of its services or of a built-in */
+    const char *typo[] = {"cahce"};
+    assert_int_equal(config_select(c, typo, 1, &sel, &nsel, &e), -EINVAL);
+    snprintf(want, sizeof(want),
+             "no service 'cahce' in %s: did you mean 'cache'? (it has: app, other, db, cache, "
+             "base; the built-in drivers are: postgresql, redis, memcached)",
              c->path);
     assert_string_equal(e.msg, want);
     config_free(c);
@@ -620,12 +817,14 @@ static void test_builtin(void **state)
     const char *cmd[] = {"command"};
     assert_int_equal(config_builtin(cmd, 1, &c, &e), -EINVAL);
     assert_null(c);
-    assert_string_equal(e.msg, "unknown service 'command': not a built-in driver (command needs "
-                               "a config file)");
-    const char *nope[] = {"nope"};
+    assert_string_equal(e.msg, "unknown service 'command' (the built-in drivers are: "
+                               "postgresql, redis, memcached; anything else needs a config "
+                               "file: -f FILE, $TETHER_CONFIG or ./tether.ini)");
+    const char *nope[] = {"redsi"};
     assert_int_equal(config_builtin(nope, 1, &c, &e), -EINVAL);
-    assert_string_equal(e.msg, "unknown service 'nope': not a built-in driver (command needs "
-                               "a config file)");
+    assert_string_equal(e.msg, "unknown service 'redsi': did you mean 'redis'? (the built-in "
+                               "drivers are: postgresql, redis, memcached; anything else needs "
+                               "a config file: -f FILE, $TETHER_CONFIG or ./tether.ini)");
     assert_int_equal(config_builtin(NULL, 0, &c, &e), -EINVAL);
     assert_null(c);
 
@@ -687,6 +886,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_every_error),  cmocka_unit_test(test_many_errors),
+        cmocka_unit_test(test_config_dir),   cmocka_unit_test(test_key_of),
         cmocka_unit_test(test_nul_byte),     cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
         cmocka_unit_test(test_crlf_bom),     cmocka_unit_test(test_continuation),

@@ -29,7 +29,8 @@ static struct tether_config *parse_ok(const char *data, size_t len)
     return c;
 }
 
-/* The error must start with "h.ini:" and contain `want`, on one line. */
+/* Every line of the error (one per error of the file) must start with
+ * "h.ini:", and one of them contain `want`. */
 static void parse_err(const char *data, size_t len, const char *want)
 {
     terr e = {{0}};
@@ -38,8 +39,10 @@ static void parse_err(const char *data, size_t len, const char *want)
     if (r >= 0)
         fail_msg("parse succeeded, expected an error with: %s", want);
     assert_null(c);
-    if (strncmp(e.msg, NAME ":", strlen(NAME) + 1) != 0 || !strstr(e.msg, want) ||
-        strchr(e.msg, '\n'))
+    bool ok = strstr(e.msg, want) != NULL;
+    for (const char *l = e.msg; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        ok &= strncmp(l, NAME ":", strlen(NAME) + 1) == 0;
+    if (!ok)
         fail_msg("got:  %s\nwant: %s: ...%s...", e.msg, NAME, want);
 }
 

@@ -122,6 +122,31 @@ static void files(void **state)
     close(fd);
 }
 
+/* "did you mean": a likely typo, and nothing for an unrelated word */
+static void closest(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"command", "port", "socket", NULL, "stop_timeout",
+                                       "init_sql", "postgresql"};
+    size_t n = sizeof(keys) / sizeof(keys[0]);
+    assert_string_equal(closest_word("comand", keys, n), "command");
+    assert_string_equal(closest_word("prot", keys, n), "port"); /* a transposition */
+    assert_string_equal(closest_word("Command", keys, n), "command");
+    assert_string_equal(closest_word("PORT", keys, n), "port");
+    assert_string_equal(closest_word("stop_timout", keys, n), "stop_timeout");
+    assert_string_equal(closest_word("postgress", keys, n), "postgresql");
+    assert_string_equal(closest_word("init_sq", keys, n), "init_sql");
+    assert_null(closest_word("command", keys, n)); /* no typo */
+    assert_null(closest_word("colour", keys, n));
+    assert_null(closest_word("db", keys, n));
+    assert_null(closest_word("", keys, n));
+    assert_null(closest_word("x", NULL, 0));
+    char longw[200];
+    memset(longw, 'a', sizeof(longw) - 1);
+    longw[sizeof(longw) - 1] = '\0';
+    assert_null(closest_word(longw, keys, n));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -129,6 +154,7 @@ int main(void)
         cmocka_unit_test(signals),
         cmocka_unit_test(strings),
         cmocka_unit_test(files),
+        cmocka_unit_test(closest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
