@@ -309,7 +309,7 @@ static int copy_in(PGconn *c, const struct init_rows *t, const char *label, terr
         PQclear(res);
     }
     return ok ? 0 : terr_set(e, EIO, "[%s] reset = truncate: putting back the init rows of %s: "
-                             "%s (a test changed its columns? use reset = template)", label,
+                             "%s (a test dropped it or changed its columns? reset = template resets the schema too)", label,
                              t->name, pq_err(c));
 }
 
@@ -326,8 +326,13 @@ int pg_truncate_reset(PGconn *c, const struct pg_init_state *st, long long lock_
         sb_add(&sql, "COMMIT;\n");
     if (r == 0) {
         PGresult *res = PQexec(c, sql.s);
+        const char *m = pq_err(c);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-            r = terr_set(e, EIO, "[%s] reset = truncate: %s", label, pq_err(c));
+            r = terr_set(e, EIO, "[%s] reset = truncate: %s%s", label, m,
+                         strstr(m, "does not exist") ? " (a test dropped what the init state "
+                                                       "had? reset = template resets the schema "
+                                                       "too)"
+                                                     : "");
         PQclear(res);
     }
     sb_free(&sql);

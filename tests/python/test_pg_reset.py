@@ -4,7 +4,7 @@ connections they hold; both resets roll back a test's prepared transactions."""
 import psycopg2
 import pytest
 
-from tether import ExternalService
+from tether import ExternalService, TetherError
 
 SCHEMA = """
 CREATE TABLE author (id serial PRIMARY KEY, name text NOT NULL);
@@ -164,3 +164,19 @@ def test_truncate_reset_on_a_server_url_goes_back_to_its_template(tmp_path):
                 ("a,b", 2)]
             assert one(held, "INSERT INTO item (name) VALUES ('d') RETURNING id") == [(3,)]
             held.close()
+
+
+def test_truncate_reset_of_a_schema_a_test_changed_fails_and_says_why(pg):
+    svc = pg("truncate")
+    c = connect(svc)
+    one(c, "SELECT count(*) FROM book")
+    c.cursor().execute("DROP TABLE book")
+    with pytest.raises(TetherError) as err:
+        svc.reset()
+    msg = str(err.value)
+    assert msg.startswith("reset postgresql failed: [postgresql] reset = truncate: ")
+    assert 'does not exist' in msg and "reset = template resets the schema too" in msg
+    # nothing half done: the rest of the data is as the test left it
+    c.cursor().execute("INSERT INTO author (name) VALUES ('kept')")
+    assert one(c, "SELECT count(*) FROM author") == [(3,)]
+    c.close()
