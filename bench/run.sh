@@ -77,6 +77,32 @@ python3 -c "import sys; f,o=float(sys.argv[1]),float(sys.argv[2]); print(f'| res
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$TETHER_POSTGRESQL_CONTROL_PID/status")
 eval "$("$T" stop)"
 
+# reset = truncate, which keeps the test's connections: the same schema,
+# then with 100 init rows in 5 of its tables; before each reset a test's
+# body (not counted) inserts a row into 2 tables.  The floor is a script
+# that knows the schema and does the same work over one open connection:
+# TRUNCATE the tables, set the sequences back, insert the init rows again.
+trunc_row() { # title, init SQL for the rows (or "")
+    local title=$1 rows=$2 floor_sql
+    { cat "$work/schema.sql"; printf '%s\n' "$rows"; } > "$work/schema-t.sql"
+    printf '[postgresql]\ninit_sql = %s\nreset = truncate\n' "$work/schema-t.sql" > "$work/pg-t.ini"
+    eval "$("$T" -q -f "$work/pg-t.ini" start postgresql)"
+    floor_sql="BEGIN; TRUNCATE $(python3 -c 'print(", ".join(f"t{i}" for i in range(20)))');
+        $(python3 -c 'print(" ".join(f"SELECT setval(\x27t{i}_id_seq\x27, 1, false);" for i in range(20)))')
+        $rows COMMIT"
+    local ci="host=$TETHER_POSTGRESQL_HOST port=$TETHER_POSTGRESQL_PORT user=$TETHER_POSTGRESQL_USER dbname=$TETHER_POSTGRESQL_DBNAME"
+    "$B/bench/pgreset" cmd 3 "$T" -q reset postgresql >/dev/null # the worker reads the init state
+    export PGRESET_DIRTY_CONNINFO="$ci" PGRESET_DIRTY_SQL="INSERT INTO t7 (v) VALUES ('x'); INSERT INTO t8 (v) VALUES ('y')"
+    floor=$("$B/bench/pgreset" sql "$ci" $n "$floor_sql")
+    ours=$("$B/bench/pgreset" cmd $n "$T" -q reset postgresql)
+    unset PGRESET_DIRTY_CONNINFO PGRESET_DIRTY_SQL
+    python3 -c "import sys; f,o=float(sys.argv[1]),float(sys.argv[2]); print(f'| $title (mean of $n) | {f:.1f} ms | {o:.1f} ms | {o/f:.2f}x |')" "$floor" "$ours"
+    eval "$("$T" stop)"
+}
+trunc_row "reset postgresql, reset = truncate, 20 tables, a test wrote to 2" ""
+trunc_row "reset postgresql, reset = truncate, 20 tables, 100 init rows in 5, a test wrote to 2" \
+    "$(python3 -c 'print(" ".join(f"INSERT INTO t{i} (v) SELECT \x27row \x27 || g FROM generate_series(1, 100) g;" for i in range(5)))')"
+
 if command -v redis-server >/dev/null; then
     eval "$("$T" -q start redis memcached)"
     hf reset-redis -w 3 -r 50 "$T --version" "$T -q reset redis"

@@ -21,7 +21,10 @@
     X(PQconnectStartParams) X(PQconnectPoll) X(PQsocket) X(PQsendQuery) X(PQconsumeInput)       \
     X(PQisBusy) X(PQgetResult) X(PQflush) X(PQsetnonblocking)                \
     /* the TCP password */                                                                       \
-    X(PQcmdTuples) X(PQencryptPasswordConn) X(PQescapeLiteral)
+    X(PQcmdTuples) X(PQencryptPasswordConn) X(PQescapeLiteral)                                \
+    /* reset = truncate: its listings, and the init rows copied out and back */                \
+    X(PQntuples) X(PQgetvalue) X(PQgetisnull) X(PQparameterStatus) X(PQgetCopyData)             \
+    X(PQputCopyData) X(PQputCopyEnd)
 #define REDIS_FUNCS(X)                                                                          \
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
     X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout) X(redisCommandArgv)
@@ -65,6 +68,13 @@ int redis_load(terr *e);
 #define PQgetResult pq_api.PQgetResult
 #define PQflush pq_api.PQflush
 #define PQsetnonblocking pq_api.PQsetnonblocking
+#define PQntuples pq_api.PQntuples
+#define PQgetvalue pq_api.PQgetvalue
+#define PQgetisnull pq_api.PQgetisnull
+#define PQparameterStatus pq_api.PQparameterStatus
+#define PQgetCopyData pq_api.PQgetCopyData
+#define PQputCopyData pq_api.PQputCopyData
+#define PQputCopyEnd pq_api.PQputCopyEnd
 #define freeReplyObject redis_api.freeReplyObject
 #define redisCommand redis_api.redisCommand
 #define redisCommandArgv redis_api.redisCommandArgv

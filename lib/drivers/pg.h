@@ -83,10 +83,24 @@ void pg_cache_make_spare(struct svc *s, struct pg *pg, int dstdir);
 /* The per-user cache root (created 0700, or 0711 for root). */
 int pg_cache_root(char **path, terr *e);
 
+/* pg_truncate.c: reset = truncate */
+struct pg_init_state;
+/* The init state: the rows and sequence values of tmpl's database. */
+int pg_init_state_read(PGconn *tmpl, struct pg_init_state **out, const char *label, terr *e);
+void pg_init_state_free(struct pg_init_state *st);
+/* Bring c's database back to st, in one transaction; c stays open, and
+ * so do the sessions that hold no lock there. */
+int pg_truncate_reset(PGconn *c, const struct pg_init_state *st, long long lock_timeout_ms,
+                      const char *label, terr *e);
+/* Roll back the prepared transactions of c's database: how many, or -errno. */
+int pg_rollback_prepared(PGconn *c, const char *label, terr *e);
+
 /* pg_server.c: server = URL */
 int pg_server_prepare(struct svc *s, struct pg *pg, terr *e);
 int pg_server_variables(struct svc *s, struct pg *pg, terr *e);
 PGconn *pg_server_connect(struct pg *pg, terr *e);
+/* The same, to database db */
+PGconn *pg_server_connect_db(struct pg *pg, const char *db, terr *e);
 /* The session lock that whoever creates or drops database db holds (gc
  * included): a statement still running for a killed client ends first. */
 int pg_server_lock(PGconn *c, const char *db, const char *label, terr *e);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
@@ -127,7 +128,12 @@ static char *init_sql_path(const struct svc *s)
     return f ? config_path(s->inst->cfg, f) : NULL;
 }
 
-static int cache_key(struct svc *s, struct pg *pg, char out[32], char **sql, terr *e)
+/* init_sql: the file's name, for messages, and the text read from it */
+struct init_sql {
+    char *path, *text;
+};
+
+static int cache_key(struct svc *s, struct pg *pg, char out[32], struct init_sql *is, terr *e)
 {
     unsigned long long h = FNV1A_INIT;
     fnv_str(&h, CACHE_FORMAT);
@@ -144,15 +150,17 @@ static int cache_key(struct svc *s, struct pg *pg, char out[32], char **sql, ter
     fnv_str(&h, svc_opt(s->conf, "init"));
     if (svc_opt(s->conf, "init") && s->inst->cfg) /* one project's ./bin/load is not another's */
         fnv_str(&h, s->inst->cfg->dir);
-    _cleanup_free_ char *path = init_sql_path(s);
-    *sql = NULL;
-    if (path) {
+    is->path = init_sql_path(s);
+    is->text = NULL;
+    if (is->path) {
         size_t len;
         /* as root too: a FIFO must not hang the start, nor a huge file eat memory */
-        int r = read_file_trusted(AT_FDCWD, path, USER_PATH, INIT_SQL_MAX, sql, &len, e);
+        int r = read_file_trusted(AT_FDCWD, is->path, USER_PATH, INIT_SQL_MAX, &is->text, &len,
+                                  e);
         if (r < 0)
-            return terr_prefix(e, r, "[%s] cannot read init_sql = %s", s->conf->label, path);
-        fnv(&h, *sql, len);
+            return terr_prefix(e, r, "[%s] cannot read init_sql = %s", s->conf->label,
+                               is->path);
+        fnv(&h, is->text, len);
     }
     snprintf(out, 32, "pg-%016llx", h);
     return 0;
@@ -187,6 +195,142 @@ static int run_step(struct svc *s, char *const *argv, char *const *envp, bool dr
     return 0;
 }
 
+/* psql: pg_dump writes a psql script (\restrict, \connect, COPY ... FROM
+ * stdin with its rows inline), which only psql runs.  The server's own bin
+ * directory first (Debian's has it), then PATH. */
+static char *find_psql(const char *bindir)
+{
+    if (is_exe(bindir, "psql"))
+        return xasprintf("%s/psql", bindir);
+    const char *path = getenv("PATH");
+    _cleanup_free_ char *copy = xstrdup(path ? path : "/usr/bin:/bin");
+    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
+        if (*d == '/' && is_exe(d, "psql"))
+            return xasprintf("%s/psql", d);
+    return NULL;
+}
+
+/* An anonymous file holding data, at offset 0. */
+static int memfd_with(const char *name, const char *data, size_t len, terr *e)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+        return terr_set(e, errno, "memfd_create: %m");
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int r = terr_set(e, n < 0 ? errno : EIO, "writing the init_sql copy: %m");
+            close(fd);
+            return r;
+        }
+        off += (size_t)n;
+    }
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+/* What psql wrote (fd, a memfd), which also goes to the service's log. */
+static char *take_output(int fd, const char *logpath)
+{
+    strbuf b = {0};
+    char buf[8192];
+    ssize_t n;
+    lseek(fd, 0, SEEK_SET);
+    while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
+            sb_addn(&b, buf, (size_t)n);
+    _cleanup_close_ int log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log >= 0 && b.len)
+        (void)!write(log, b.s, b.len);
+    return sb_steal(&b);
+}
+
+#define PSQL_SHOWN 2048 /* of psql's messages in ours: the first error and its context */
+
+/* psql's messages from its first error on, with "psql:<stdin>:" (what it
+ * calls the script it reads on its stdin) replaced by the file's name:
+ * "schema.sql:1234: ERROR:  ...", then its LINE, DETAIL, HINT, CONTEXT. */
+static char *psql_error(const char *out, const char *path)
+{
+    const char *from = strstr(out, ": ERROR:");
+    from = from ? from : strstr(out, ": FATAL:");
+    from = from ? from : strstr(out, ": error:"); /* psql's own: a \connect that failed */
+    if (from)
+        while (from > out && from[-1] != '\n')
+            from--;
+    else /* what psql said last */
+        from = strlen(out) > PSQL_SHOWN ? out + strlen(out) - PSQL_SHOWN : out;
+    strbuf b = {0};
+    size_t shown = 0;
+    static const char tag[] = "psql:<stdin>:";
+    for (const char *p = from; *p && shown < PSQL_SHOWN;) {
+        if (strncmp(p, tag, sizeof(tag) - 1) == 0) {
+            sb_addf(&b, "%s:", path);
+            p += sizeof(tag) - 1;
+            continue;
+        }
+        size_t n = strcspn(p, "\n");
+        n += p[n] == '\n';
+        if (shown + n > PSQL_SHOWN) {
+            sb_addn(&b, p, PSQL_SHOWN - shown);
+            sb_add(&b, "...");
+            break;
+        }
+        sb_addn(&b, p, n);
+        shown += n;
+        p += n;
+    }
+    while (b.len && b.s[b.len - 1] == '\n')
+        b.s[--b.len] = '\0';
+    return sb_steal(&b);
+}
+
+/* Load init_sql (its text, read as path by cache_key) into the template
+ * with psql, as `psql -X -v ON_ERROR_STOP=1 -f FILE` would: stop at the
+ * first error.  psql reads the text read before (on its stdin, from a
+ * memfd), never the user's path: that text is what the cache key says.
+ * As root it runs as the server's user, like the server. */
+static int load_sql(struct svc *s, struct pg *pg, const char *dir, const char *tmpl,
+                    const char *path, const char *sql, strv *env, terr *e)
+{
+    _cleanup_free_ char *psql = find_psql(pg->bindir);
+    if (!psql)
+        return terr_set(e, ENOENT, "[%s] init_sql needs psql, which is neither in %s nor on "
+                        "PATH: apt-get install postgresql-client", s->conf->label, pg->bindir);
+    _cleanup_close_ int in = memfd_with("init_sql", sql, strlen(sql), e);
+    if (in < 0)
+        return terr_prefix(e, in, "[%s]", s->conf->label);
+    _cleanup_close_ int out = memfd_with("psql", "", 0, e);
+    if (out < 0)
+        return terr_prefix(e, out, "[%s]", s->conf->label);
+    char *const argv[] = {psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null",
+                          "-h", (char *)dir, "-p", "5432", "-U", pg->os_user,
+                          "-d", (char *)tmpl, "-f", "-", NULL};
+    struct spawn_opts o = {.argv = argv, .envp = env->v, .log_fd = out, .pass_fd = in,
+                           .pass_fd_as = 0, .cwd = "/", .drop_privs = s->run_as,
+                           .uid = s->uid, .gid = s->gid};
+    pid_t pid;
+    int r = spawn_process(&o, &pid, e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s] init_sql", s->conf->label);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    _cleanup_free_ char *said = take_output(out, s->logpath);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    _cleanup_free_ char *err = psql_error(said, path);
+    /* pg_dump names the owners of what it dumps: roles this cluster has not */
+    bool role = strstr(err, "ERROR:  role \"") && strstr(err, "\" does not exist");
+    return terr_set(e, EIO, "[%s] %s\n(init_sql = %s, loaded with psql -v ON_ERROR_STOP=1 "
+                    "while building the cluster cache, stopped there (psql status %d): fix the "
+                    "file%s)", s->conf->label, *err ? err : "psql failed without a word", path,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                    role ? ", or make the dump with pg_dump --no-owner --no-privileges" : "");
+}
+
 static PGconn *connect_db(const char *host, const char *user, const char *db, terr *e,
                           const char *label)
 {
@@ -204,8 +348,8 @@ static PGconn *connect_db(const char *host, const char *user, const char *db, te
 
 /* Make the template database, load the schema into it, and copy it to
  * the database handed out. */
-static int load_schema(struct svc *s, struct pg *pg, const char *dir, const char *sql, strv *env,
-                       terr *e)
+static int load_schema(struct svc *s, struct pg *pg, const char *dir,
+                       const struct init_sql *is, strv *env, terr *e)
 {
     _cleanup_free_ char *tmpl = xasprintf("%s_template", pg_dbname(s->conf));
     /* template1, not postgres: the postgres database is dropped below, to
@@ -220,13 +364,8 @@ static int load_schema(struct svc *s, struct pg *pg, const char *dir, const char
     _cleanup_free_ char *copy =
         xasprintf("CREATE DATABASE %s TEMPLATE %s%s", qd, qt, pg_copy_strategy(c));
     int r = pg_exec(c, mk, s->conf->label, e);
-    if (r == 0 && sql) {
-        PGconn *t = connect_db(dir, pg->os_user, tmpl, e, s->conf->label);
-        r = t ? pg_exec(t, sql, s->conf->label, e) : -ECONNREFUSED;
-        if (r < 0)
-            terr_prefix(e, r, "init_sql");
-        PQfinish(t);
-    }
+    if (r == 0 && is->text)
+        r = load_sql(s, pg, dir, tmpl, is->path, is->text, env, e);
     const char *init = svc_opt(s->conf, "init");
     if (r == 0 && init) {
         _cleanup_strv_ strv iargv = {0};
@@ -318,7 +457,7 @@ static int notify_socket(struct svc *s, const char *dir, strv *env, terr *e)
 
 /* Start a server on the fresh cluster, load it, shut it down cleanly (so
  * that the copies need no crash recovery). */
-static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const char *sql,
+static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const struct init_sql *is,
                         strv *env, terr *e)
 {
     _cleanup_free_ char *data = xasprintf("%s/data", dir);
@@ -342,7 +481,7 @@ static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const cha
         return terr_prefix(e, r, "[%s]", s->conf->label);
     r = wait_ready(s, pg, dir, nfd, pid, e);
     if (r == 0)
-        r = load_schema(s, pg, dir, sql, env, e);
+        r = load_schema(s, pg, dir, is, env, e);
     kill(pid, SIGINT); /* fast shutdown: a clean checkpoint */
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -475,7 +614,7 @@ static void remove_build_shm(struct svc *s, int root, const char *tmp)
 }
 
 static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, const char *key,
-                 const char *sql, terr *e)
+                 const struct init_sql *is, terr *e)
 {
     char rnd[9];
     random_hex(rnd, 8);
@@ -508,7 +647,7 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     strv_push(&argv, "--wal-segsize=1"); /* 1 MB segments: a smaller copy */
     if ((r = run_step(s, argv.v, env.v, true, e)) < 0)
         goto fail;
-    if ((r = load_cluster(s, pg, dir, sql, &env, e)) < 0)
+    if ((r = load_cluster(s, pg, dir, is, &env, e)) < 0)
         goto fail;
     if (renameat(root, tmp, root, key) < 0) {
         r = terr_set(e, errno, "[%s] cannot rename %s into the cache: %m", s->conf->label, dir);
@@ -524,27 +663,22 @@ fail:
 
 struct build_args {
     int root;
-    const char *rootpath, *key, *sql;
+    const char *rootpath, *key;
+    const struct init_sql *is;
 };
 
 /* In a job: the helper never loads libpq (see pg_job.c). */
 static int job_build(struct pg_job *j, terr *e)
 {
     const struct build_args *a = j->arg;
-    return build(j->s, j->pg, a->root, a->rootpath, a->key, a->sql, e);
+    return build(j->s, j->pg, a->root, a->rootpath, a->key, a->is, e);
 }
 
-int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
+/* The cache's entry `key`: opened, or built under its lock if nobody has. */
+static int cache_get(struct svc *s, struct pg *pg, int root, const char *rootpath,
+                     const char *key, const struct init_sql *is, int *fd, terr *e)
 {
-    _cleanup_free_ char *rootpath = NULL;
-    _cleanup_close_ int root = pg_cache_root(&rootpath, e);
-    if (root < 0)
-        return terr_prefix(e, root, "[%s]", s->conf->label);
-    char key[32];
-    _cleanup_free_ char *sql = NULL;
-    int r = cache_key(s, pg, key, &sql, e);
-    if (r < 0)
-        return r;
+    int r;
     _cleanup_free_ char *data = xasprintf("%s/data", key);
     free(pg->cache_entry);
     pg->cache_entry = xasprintf("%s/%s", rootpath, key);
@@ -580,7 +714,7 @@ int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
         }
         strv_free(&stale);
     }
-    struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .sql = sql};
+    struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .is = is};
     long long t0 = now_ns();
     progress(PROGRESS_NOTE, "[%s] building the PostgreSQL cache, first run for this schema "
              "...", s->conf->label);
@@ -593,6 +727,22 @@ int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
         return terr_set(e, errno, "[%s] the cluster cache %s/%s vanished: %m", s->conf->label,
                         rootpath, data);
     return 0;
+}
+
+int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
+{
+    _cleanup_free_ char *rootpath = NULL;
+    _cleanup_close_ int root = pg_cache_root(&rootpath, e);
+    if (root < 0)
+        return terr_prefix(e, root, "[%s]", s->conf->label);
+    char key[32];
+    struct init_sql is = {0};
+    int r = cache_key(s, pg, key, &is, e);
+    if (r == 0)
+        r = cache_get(s, pg, root, rootpath, key, &is, fd, e);
+    free(is.path);
+    free(is.text);
+    return r;
 }
 
 /* A spare copy of the cluster, made inside its cache entry while an

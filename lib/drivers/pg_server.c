@@ -170,6 +170,11 @@ PGconn *pg_server_connect(struct pg *pg, terr *e)
     return connect_url(pg->server_url, pg->maint_db, e);
 }
 
+PGconn *pg_server_connect_db(struct pg *pg, const char *db, terr *e)
+{
+    return connect_url(pg->server_url, db, e);
+}
+
 char *pg_template_name(struct svc *s, struct pg *pg)
 {
     if (pg->server_url) {

@@ -28,6 +28,26 @@ static const char *const known_keys[] = {"bin_dir",  "version",    "tcp",      "
 
 static bool yes(const char *v) { return v && (streq(v, "yes") || streq(v, "true") || streq(v, "1") || streq(v, "on")); }
 
+/* reset = template (the default: DROP DATABASE, then a copy of the
+ * template) and reset = truncate (the same database, emptied and given its
+ * init rows back: see pg_truncate.c) are the driver's own resets, not
+ * commands: kept as its option "reset", and conf->reset left empty. */
+static void reset_kind(struct svc_conf *c)
+{
+    if (!c->reset || (!streq(c->reset, "truncate") && !streq(c->reset, "template")))
+        return;
+    c->opts = xrealloc(c->opts, (c->n_opts + 1) * sizeof(*c->opts));
+    c->opts[c->n_opts++] = (struct conf_kv){.key = xstrdup("reset"),
+                                            .value = take_ptr(&c->reset),
+                                            .line = c->reset_line};
+}
+
+static bool truncates(const struct svc_conf *c)
+{
+    const char *r = svc_opt(c, "reset");
+    return r && streq(r, "truncate");
+}
+
 static int pg_configure(struct svc_conf *c, const char *file, terr *e)
 {
     for (size_t i = 0; i < c->n_opts; i++) {
@@ -41,6 +61,7 @@ static int pg_configure(struct svc_conf *c, const char *file, terr *e)
             return terr_set(e, EINVAL, "%s:%d: [%s] dbname must be 1 to 50 characters", file,
                             c->opts[i].line, c->label);
     }
+    reset_kind(c);
     if (c->command)
         return terr_set(e, EINVAL,
                         "%s:%d: [%s] the postgresql driver builds its own command: remove "
@@ -349,20 +370,20 @@ static int pg_variables(struct svc *s, terr *e)
     return 0;
 }
 
-/* A connection to the maintenance database (in a job: see pg_job.c).
- * Through the unix socket, which the server always has in its directory
- * (-k): it needs no password, even with tcp = yes. */
-static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
+/* A connection to database db (in a job: see pg_job.c).  Through the unix
+ * socket, which the server always has in its directory (-k): it needs no
+ * password, even with tcp = yes. */
+static PGconn *conn_to(struct svc *s, struct pg *pg, const char *db, terr *e)
 {
     if (pg->server_url)
-        return pg_server_connect(pg, e);
+        return pg_server_connect_db(pg, db, e);
     const char *host = s->dir, *port = svc_getvar(s, "PORT");
     /* within the helper's own wait for the reply (the service's timeout) */
     long long half = s->conf->timeout_ns / 2000000000LL;
     char ct[16];
     snprintf(ct, sizeof(ct), "%lld", half < 2 ? 2 : half > 5 ? 5 : half); /* libpq: 2 at least */
     const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
-    const char *vals[] = {host, port, svc_getvar(s, "USER"), "template1", ct, NULL};
+    const char *vals[] = {host, port, svc_getvar(s, "USER"), db, ct, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(c) != CONNECTION_OK) {
         /* a FATAL is the server's answer: "role ... is not permitted to log in" */
@@ -374,6 +395,12 @@ static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
         return NULL;
     }
     return c;
+}
+
+/* The maintenance database's: template1, or server = URL's own. */
+static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
+{
+    return pg->server_url ? pg_server_connect(pg, e) : conn_to(s, pg, "template1", e);
 }
 
 int pg_exec(PGconn *c, const char *sql, const char *label, terr *e)
@@ -423,6 +450,8 @@ struct reset_state {
     bool spare_ready; /* this worker made the spare after the last reset */
     bool locked;      /* server = URL: c holds the database's lock */
     char *verifier;   /* tcp = yes: the password's SCRAM verifier, made ahead */
+    PGconn *dbc;      /* reset = truncate: to the test's database */
+    struct pg_init_state *init; /* reset = truncate: what it goes back to */
 };
 
 /* The SCRAM verifier of the TCP password: PBKDF2 with 4096 rounds, 7.5 ms
@@ -513,13 +542,53 @@ static int check_login(struct svc *s, PGconn *c, terr *e)
     return r;
 }
 
+/* Roll back db's prepared transactions, which DROP DATABASE refuses to
+ * outlive ("being used by prepared transactions"): how many, or -errno. */
+static int rollback_prepared_in(struct svc *s, struct pg *pg, const char *db, terr *e)
+{
+    PGconn *c = conn_to(s, pg, db, e);
+    if (!c)
+        return -ECONNREFUSED;
+    int n = pg_rollback_prepared(c, s->conf->label, e);
+    PQfinish(c);
+    return n;
+}
+
+/* reset = truncate: on a connection to the test's database that stays, as
+ * the test's own do.  The init state is read from the template at the
+ * worker's first reset. */
+static int truncate_reset(struct svc *s, struct pg *pg, struct reset_state *st, const char *db,
+                          terr *e)
+{
+    if (st->dbc && PQstatus(st->dbc) != CONNECTION_OK) {
+        PQfinish(st->dbc);
+        st->dbc = NULL;
+    }
+    if (!st->init) {
+        _cleanup_free_ char *tmpl = pg_template_name(s, pg);
+        PGconn *t = conn_to(s, pg, tmpl ? tmpl : "template1", e);
+        if (!t)
+            return -ECONNREFUSED;
+        int r = pg_init_state_read(t, &st->init, s->conf->label, e);
+        PQfinish(t);
+        if (r < 0)
+            return r;
+    }
+    if (!st->dbc && !(st->dbc = conn_to(s, pg, db, e)))
+        return -ECONNREFUSED;
+    /* a lock that never comes fails the reset before the helper gives up */
+    return pg_truncate_reset(st->dbc, st->init, s->conf->timeout_ns / 2000000, s->conf->label,
+                             e);
+}
+
 /* The worker's requests: "auth" (tcp = yes: the server just came up, set
  * its password), "ping" (status's health check) and "reset".
- * Reset: the test's database is dropped (FORCE ends its
- * connections) and replaced by a pristine copy of the template: the spare
- * made after the previous reset when there is one (a rename), else a
- * fresh copy.  The worker replies, then makes the next spare while the
- * test runs. */
+ * Reset (reset = template, the default): the test's database is dropped
+ * (FORCE ends its connections; its prepared transactions, which FORCE
+ * cannot end, are rolled back) and replaced by a pristine copy of the
+ * template: the spare made after the previous reset when there is one (a
+ * rename), else a fresh copy.  The worker replies, then makes the next
+ * spare while the test runs.  reset = truncate: see truncate_reset(). */
 static int serve(struct pg_job *j, const char *req, terr *e)
 {
     struct svc *s = j->s;
@@ -539,6 +608,10 @@ static int serve(struct pg_job *j, const char *req, terr *e)
         st->c = NULL;
         st->locked = false;
     }
+    if (st->dbc && auth) {
+        PQfinish(st->dbc);
+        st->dbc = NULL;
+    }
     if (!st->c && !(st->c = maint_conn(s, pg, e)))
         return -ECONNREFUSED;
     PGconn *c = st->c;
@@ -556,13 +629,18 @@ static int serve(struct pg_job *j, const char *req, terr *e)
             return lr;
         st->locked = true;
     }
+    if (truncates(s->conf)) {
+        int r = check_login(s, c, e); /* as below */
+        return r < 0 ? r : truncate_reset(s, pg, st, db, e);
+    }
     _cleanup_free_ char *qdb = pg_quote_ident(c, db);
     _cleanup_free_ char *drop = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", qdb);
     _cleanup_free_ char *spare = xasprintf("%s_spare", db);
     _cleanup_free_ char *qspare = pg_quote_ident(c, spare);
     _cleanup_free_ char *sql = NULL;
     int r = check_login(s, c, e); /* a reset that the tests cannot use is no reset */
-    if (r == 0)
+    if (r == 0 && (r = pg_exec(c, drop, s->conf->label, e)) < 0 &&
+        rollback_prepared_in(s, pg, db, NULL) > 0)
         r = pg_exec(c, drop, s->conf->label, e);
     if (r == 0 && st->spare_ready) {
         sql = xasprintf("ALTER DATABASE %s RENAME TO %s", qspare, qdb);

@@ -332,6 +332,49 @@ new_dsm_files() {
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }
 
+@test "init_sql loads what pg_dump writes: meta-commands, COPY with inline rows, sequences" {
+    export TETHER_CACHE_DIR="$WORK/cache"
+    cat >"$WORK/src.sql" <<'SQL'
+CREATE SEQUENCE ticket_seq START 100;
+CREATE TABLE item (id serial PRIMARY KEY, name text NOT NULL, note text);
+INSERT INTO item (name, note) VALUES ('a', E'tab\there'), ('b', NULL), (E'back\\slash', E'line\ntwo');
+SELECT nextval('ticket_seq'), nextval('ticket_seq');
+CREATE VIEW item_names AS SELECT name FROM item;
+CREATE FUNCTION item_count() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM item$$;
+SQL
+    # a plain-format dump of a real database, as people keep them
+    tether -q run postgresql -- sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f "$0" >/dev/null &&
+        pg_dump "$TETHER_POSTGRESQL_URL" >"$1"' "$WORK/src.sql" "$WORK/dump.sql"
+    grep -q '^COPY public.item (id, name, note) FROM stdin;$' "$WORK/dump.sql"
+    grep -q "^SELECT pg_catalog.set_config('search_path', '', false);$" "$WORK/dump.sql"
+    cfg=$(printf '[postgresql]\ninit_sql = dump.sql\n' | config pg.ini)
+    run tether -q -f "$cfg" run -- psql -X -qAt -v ON_ERROR_STOP=1 \
+        -c "select id, name, coalesce(note, 'NULL') from item order by id" \
+        -c "select item_count(), nextval('ticket_seq'), nextval('item_id_seq')" \
+        -c "select string_agg(name, ',' order by name) from item_names"
+    assert_status 0
+    [ "$output" = "$(printf '1|a|tab\there\n2|b|NULL\n3|back\\slash|line\ntwo\n3|102|4\na,b,back\\slash')" ]
+}
+
+@test "an init_sql error shows FILE:LINE and the server's error first, uncut, after 2,000 lines" {
+    export TETHER_CACHE_DIR="$WORK/cache"
+    for i in $(seq 1999); do
+        echo "CREATE TABLE t$i (id int, name text, note text DEFAULT 'a default that makes the line longer');"
+    done >"$WORK/schema.sql"
+    echo 'INSERT INTO missing_table VALUES (1);' >>"$WORK/schema.sql"
+    echo 'CREATE TABLE after_the_error (x int);' >>"$WORK/schema.sql"
+    cfg=$(printf '[postgresql]\ninit_sql = schema.sql\n' | config pg.ini)
+    run tether -f "$cfg" run -- true
+    [ "$status" -ne 0 ]
+    first=$(printf '%s\n' "$output" | grep -m1 'ERROR')
+    [ "$first" = "tether: [postgresql] $WORK/schema.sql:2000: ERROR:  relation \"missing_table\" does not exist" ]
+    assert_output_has "LINE 1: INSERT INTO missing_table VALUES (1);"
+    assert_output_has "fix the file)"
+    # none of the SQL that loaded is pasted into the message
+    ! printf '%s\n' "$output" | grep -q 'CREATE TABLE'
+    [ -z "$(ls "$WORK/cache" | grep -v '\.lock$')" ]
+}
+
 @test "four first-time users at once build one good cache" {
     export TETHER_CACHE_DIR="$WORK/cache"
     for i in 1 2 3 4; do
