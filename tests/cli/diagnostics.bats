@@ -44,7 +44,7 @@ psql_q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
 @test "status and reset show postgres's refusal: role not permitted to log in" {
     need psql
     eval "$(tether -q start postgresql)"
-    psql_q -c "ALTER ROLE $TETHER_POSTGRESQL_USER NOLOGIN" "$TETHER_POSTGRESQL_URL"
+    psql_q -c "ALTER ROLE \"$TETHER_POSTGRESQL_USER\" NOLOGIN" "$TETHER_POSTGRESQL_URL"
     # tether's first connection is made now, and refused by the server
     run tether status
     assert_status 1
@@ -61,7 +61,7 @@ psql_q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
     need psql
     eval "$(tether -q start postgresql)"
     tether -q reset postgresql # the worker connects, and keeps its connection
-    psql_q -c "ALTER ROLE $TETHER_POSTGRESQL_USER NOLOGIN" "$TETHER_POSTGRESQL_URL"
+    psql_q -c "ALTER ROLE \"$TETHER_POSTGRESQL_USER\" NOLOGIN" "$TETHER_POSTGRESQL_URL"
     run tether status
     assert_status 1
     assert_output_has "role \"$TETHER_POSTGRESQL_USER\" is not permitted to log in"

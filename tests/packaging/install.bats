@@ -83,13 +83,13 @@ bash_complete() {
     # no config: the built-in drivers
     cd "$WORK"
     [ "$(bash_complete run '')" = "memcached postgresql redis " ]
-    # ./tether.ini's sections, and -f FILE's
+    # ./tether.ini's sections, and -f FILE's, then the built-ins a file lacks
     printf '[tether]\nprefix = X\n[web]\ncommand = true\n[worker-1]\ncommand = true\n' >tether.ini
     printf '[other]\ncommand = true\n' >other.ini
     [ "$(bash_complete run w)" = "web worker-1 " ]
-    [ "$(bash_complete -f other.ini run '')" = "other " ]
-    [ "$(bash_complete run -f other.ini '')" = "other " ]
-    [ "$(bash_complete logs '')" = "web worker-1 " ]
+    [ "$(bash_complete -f other.ini run '')" = "memcached other postgresql redis " ]
+    [ "$(bash_complete run -f other.ini '')" = "memcached other postgresql redis " ]
+    [ "$(bash_complete logs '')" = "memcached postgresql redis web worker-1 " ]
     # after --: the command to run
     [[ "$(bash_complete run web -- redis-cl)" == "redis-cli "* ]]
     # a broken config: nothing, and no error on the terminal
@@ -113,7 +113,7 @@ zsh_complete() {
     printf '[web]\ncommand = true\n[worker-1]\ncommand = true\n' >tether.ini
     [ "$(zsh_complete "tether st")" = "start status stop " ]
     [ "$(zsh_complete "tether run --kee")" = "--keep-failed " ]
-    [ "$(zsh_complete "tether run ")" = "web worker-1 " ]
+    [ "$(zsh_complete "tether run ")" = "memcached postgresql redis web worker-1 " ]
     [ "$(zsh_complete "tether -f /dev/null run ")" = "" ]
 }
 
@@ -129,5 +129,5 @@ zsh_complete() {
     }
     [ "$(fish_complete "tether st")" = "start status stop " ]
     [ "$(fish_complete "tether run --kee")" = "--keep-failed " ]
-    [ "$(fish_complete "tether run ")" = "web worker-1 " ]
+    [ "$(fish_complete "tether run ")" = "memcached postgresql redis web worker-1 " ]
 }
