@@ -589,7 +589,7 @@ static int truncate_reset(struct svc *s, struct pg *pg, struct reset_state *st, 
  * template: the spare made after the previous reset when there is one (a
  * rename), else a fresh copy.  The worker replies, then makes the next
  * spare while the test runs.  reset = truncate: see truncate_reset(). */
-static int serve(struct pg_job *j, const char *req, terr *e)
+static int serve_request(struct pg_job *j, const char *req, terr *e)
 {
     struct svc *s = j->s;
     struct pg *pg = j->pg;
@@ -612,14 +612,23 @@ static int serve(struct pg_job *j, const char *req, terr *e)
         PQfinish(st->dbc);
         st->dbc = NULL;
     }
+    const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
+    /* reset = truncate's own connection to the test's database serves the
+     * health check and the login check: no connection to template1 */
+    if (!auth && !pg->server_url && st->dbc && PQstatus(st->dbc) == CONNECTION_OK) {
+        int r = check_login(s, st->dbc, e);
+        if (r < 0 || streq(req, "ping"))
+            return r;
+        if (truncates(s->conf))
+            return truncate_reset(s, pg, st, db, e);
+    }
     if (!st->c && !(st->c = maint_conn(s, pg, e)))
         return -ECONNREFUSED;
     PGconn *c = st->c;
     if (auth)
         return set_password(s, pg, st, c, e);
-    if (streq(req, "ping")) /* the health check: a round trip, no new backend */
+    if (streq(req, "ping")) /* the health check: a round trip */
         return check_login(s, c, e);
-    const char *db = pg->server_db ? pg->server_db : pg_dbname(s->conf);
     /* on a shared server, a CREATE that outlives us (the helper killed in
      * mid reset) must end before gc's DROP: hold the lock gc takes, for as
      * long as this connection lives */
@@ -658,6 +667,25 @@ static int serve(struct pg_job *j, const char *req, terr *e)
     pg_job_reply(j, r, e);
     if (r == 0 && !pg->server_url)
         st->spare_ready = make_spare(s, pg, c, e) == 0;
+    return r;
+}
+
+/* A request, then (on our own server) the maintenance connection goes:
+ * it is on template1, CREATE DATABASE's default template, which cannot be
+ * copied while anyone is connected to it ("source database template1 is
+ * being accessed by other users").  A test suite that makes its own
+ * database (Django's and pytest-django's test runners do) or a
+ * `server = URL` pointed at this server would fail whenever a reset or a
+ * status had come before.  On a shared server (server = URL) it stays: it
+ * holds our database's lock, and is on that server's maintenance database. */
+static int serve(struct pg_job *j, const char *req, terr *e)
+{
+    int r = serve_request(j, req, e);
+    struct reset_state *st = *(struct reset_state **)j->arg;
+    if (st && st->c && !j->pg->server_url) {
+        PQfinish(st->c);
+        st->c = NULL;
+    }
     return r;
 }
 

@@ -200,13 +200,32 @@ def test_postgresql_server_url(shared, service, client, tcp):
     over TCP with a password): the unique database's URL is one that
     SQLAlchemy takes too."""
     server = shared("postgresql", tcp)
-    # template0: the server's own worker may still hold template1 (the
-    # default template), which CREATE DATABASE refuses to copy then
-    db = service("postgresql", label="app", server=server.service_config["URL"],
-                 template="template0")
+    # after a reset and a health check, which once left tether's own
+    # connection on template1, the default template
+    server.reset()
+    db = service("postgresql", label="app", server=server.service_config["URL"])
     url = db.service_config["URL"]
     assert db.service_config["DBNAME"] != server.service_config["DBNAME"]
     assert PG_CLIENTS[client](url) == expect(db, tcp), url
+
+
+@pytest.mark.parametrize("reset", ["template", "truncate"])
+def test_postgresql_create_database_after_reset(service, reset):
+    """A suite that makes its own database, as Django's and pytest-django's
+    test runners do (CREATE DATABASE copies template1), after tether's
+    resets and health checks: template1 has no connection of tether's."""
+    svc = service("postgresql", reset=reset)
+    svc.reset()
+    svc.reset()
+    subprocess.run([os.environ["TETHER_BIN"], "status"], env=dict(os.environ, **svc.service_env), check=True)
+    conn = psycopg2.connect(svc.service_config["URL"])
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE test_made_by_the_suite")
+            cur.execute("DROP DATABASE test_made_by_the_suite")
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
