@@ -15,6 +15,7 @@ static const char usage[] =
     "CMD's status\n"
     "                              (125: tether or a service failed)\n"
     "  start [SERVICE...]          start in the background; print variables for eval\n"
+
     "  stop [--all | ID...]        stop what the environment names; print unset lines for eval\n"
     "  status                      exit 0 if every service the environment names is alive\n"
     "  reset [SERVICE...]          health check, then discard what the last test did\n"
@@ -24,6 +25,8 @@ static const char usage[] =
     "\n"
     "Options: -f FILE (else $TETHER_CONFIG, else ./tether.ini), -s|-c|--fish|--json output,\n"
     "         -q quiet (errors only), -v verbose (each step with its time, on stderr).\n"
+    "         run/start --keep-failed (or TETHER_KEEP_FAILED=1): keep a failed instance's\n"
+    "         directory, stopped, with its logs and data.\n"
     "         `man tether` for the rest.\n";
 
 void cli_err(const char *fmt, ...)
