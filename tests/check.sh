@@ -113,15 +113,20 @@ trap 'exit 143' TERM
 # ---- the suites ----
 
 # count one suite's log: meson ("Ok: N" / "Fail: N"), bats (ok / not ok),
-# pytest ("N passed", "N failed"), chaos ("N passed, M failed")
+# pytest ("1 failed, 83 passed in 57.82s"), chaos and valgrind ("chaos: N
+# passed, M failed").  Only summary lines, which start with a count: a
+# failing test's message may quote another pytest run's output ("E   3
+# failed"), which is no count of ours.
 count() { # LABEL RC LOG
-    local p f
+    local p f summary
+    summary=$(grep -E '^(=+ )?([a-z-]+: )?[0-9]+ (passed|failed|errors?)\b' "$3")
     p=$(($(grep -E '^Ok: +[0-9]+' "$3" | awk '{s+=$2} END {print s+0}') \
         + $(grep -cE '^ok [0-9]+' "$3") \
-        + $(grep -oE '[0-9]+ passed' "$3" | awk '{s+=$1} END {print s+0}')))
+        + $(printf '%s\n' "$summary" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')))
     f=$(($(grep -E '^Fail: +[0-9]+' "$3" | awk '{s+=$2} END {print s+0}') \
         + $(grep -cE '^not ok [0-9]+' "$3") \
-        + $(grep -oE '[0-9]+ (failed|errors?)' "$3" | awk '{s+=$1} END {print s+0}')))
+        + $(printf '%s\n' "$summary" | grep -oE '[0-9]+ (failed|errors?)' |
+            awk '{s+=$1} END {print s+0}')))
     if [ "$2" -ne 0 ]; then
         bad_suites+=("$1")
         [ "$f" -gt 0 ] || f=1 # a suite that failed without saying why counts once
