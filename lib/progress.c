@@ -42,13 +42,18 @@ static void send_record(int level, const char *text)
 
 void progress(int level, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    vprogress(level, fmt, ap);
+    va_end(ap);
+}
+
+void vprogress(int level, const char *fmt, va_list ap)
+{
     if (!progress_on(level))
         return;
     strbuf b = {0};
-    va_list ap;
-    va_start(ap, fmt);
     sb_vaddf(&b, fmt, ap);
-    va_end(ap);
     if (sink >= 0) {
         send_record(level, b.s);
     } else {

@@ -5,6 +5,7 @@
  * prints them.  Never stdout (that is for eval), never an error (errors
  * go up as terr messages and are printed whatever the level). */
 #pragma once
+#include <stdarg.h>
 #include <stdbool.h>
 
 enum progress_level {
@@ -23,6 +24,7 @@ void progress_to(int fd);
 
 bool progress_on(int level);
 void progress(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vprogress(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* A duration for people: "12.3 ms" below a second, else "1.25 s". */
 const char *progress_time(char buf[32], long long ns);

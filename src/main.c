@@ -43,13 +43,10 @@ void cli_note(const struct cli *c, const char *fmt, ...)
 {
     if (c->quiet)
         return;
-    strbuf b = {0};
     va_list ap;
     va_start(ap, fmt);
-    sb_vaddf(&b, fmt, ap);
+    vprogress(PROGRESS_NOTE, fmt, ap);
     va_end(ap);
-    progress(PROGRESS_NOTE, "%s", b.s);
-    sb_free(&b);
 }
 
 void cli_quiet(struct cli *c)

@@ -198,18 +198,22 @@ EOF
     assert_output_has "another process (uid $(other_uid))"
 }
 
-@test "memcached tcp = yes: a hijacker answering VERSION is never the service" {
-    command -v memcached >/dev/null || skip "memcached is not installed (apt-get install memcached)"
-    wrapper "$(command -v memcached)" MC
-    echo once >"$WORK/armed"
-    cfg="$(config mc.ini <<EOF
+# memcached on TCP through the wrapper (wrapper ... MC), whose port is hijacked
+mc_config() {
+    config mc.ini <<EOF
 [mc]
 driver = memcached
 tcp = yes
 memory = 16
 bin = $WORK/wrap
 EOF
-)"
+}
+
+@test "memcached tcp = yes: a hijacker answering VERSION is never the service" {
+    command -v memcached >/dev/null || skip "memcached is not installed (apt-get install memcached)"
+    wrapper "$(command -v memcached)" MC
+    echo once >"$WORK/armed"
+    cfg="$(mc_config)"
     hijack 'VERSION hijacked\r\n'
     run tether -f "$cfg" run -- sh -c 'echo "$TETHER_MC_PORT"'
     assert_status 0
@@ -220,14 +224,7 @@ EOF
     command -v memcached >/dev/null || skip "memcached is not installed (apt-get install memcached)"
     wrapper "$(command -v memcached)" MC
     echo always >"$WORK/armed"
-    cfg="$(config mc.ini <<EOF
-[mc]
-driver = memcached
-tcp = yes
-memory = 16
-bin = $WORK/wrap
-EOF
-)"
+    cfg="$(mc_config)"
     hijack 'VERSION hijacked\r\n'
     run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
     [ "$status" -ne 0 ]
