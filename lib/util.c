@@ -417,3 +417,19 @@ const char *closest_word(const char *word, const char *const *cands, size_t n)
     size_t max = len / 3 > 1 ? len / 3 : 1;
     return best && best_d > 0 && best_d <= max ? best : NULL;
 }
+
+int parse_bool(const char *s, bool *out)
+{
+    static const char *const t[] = {"yes", "true", "on", "1"}, *const f[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; s && i < ARRAY_SIZE(t); i++) {
+        if (strcasecmp(s, t[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, f[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}

@@ -83,6 +83,10 @@ long long now_ns(void);
  * cache keys, fixed instance ids and lock ids, never security. */
 #define FNV1A_INIT 0xcbf29ce484222325ULL
 unsigned long long fnv1a(unsigned long long h, const void *data, size_t n);
+/* A boolean as configs say it: yes/no, true/false, on/off, 1/0, in any
+ * case.  0 and *out, or -EINVAL (the caller names the file, line and key).
+ * The one parser for every key, driver and recipe. */
+int parse_bool(const char *s, bool *out);
 /* Parse "30", "1.5", "500ms", "2m", "1h", "1d" into nanoseconds. */
 int parse_duration(const char *s, long long *ns);
 /* Random lowercase hex string of n chars (n < 64). */
