@@ -200,6 +200,9 @@ static int parse(const struct svc *s, char *buf, size_t len, strv *out, terr *e)
 
 /* ---- a job as an op ---- */
 
+struct call;
+static int call_step(struct op *op, bool timed_out, terr *e);
+
 struct job_op {
     pid_t pid;
     int pidfd;
@@ -319,12 +322,6 @@ int job_start(struct op *op, struct svc *s, job_fn fn, void *arg, const int *kee
     return OP_STARTED;
 }
 
-void job_then(struct op *op, job_then_fn then, void *ud)
-{
-    struct job_op *d = op->data;
-    d->then = then;
-    d->ud = ud;
-}
 
 static int copy_out(struct op *op, int r, const strv *out, void *ud, terr *e)
 {
@@ -425,6 +422,8 @@ struct call {
     struct worker *w;
     char req[1024];
     bool resent;
+    job_then_fn then;
+    void *ud;
 };
 
 static void call_cancel(struct op *op)
@@ -480,11 +479,23 @@ static int call_step(struct op *op, bool timed_out, terr *e)
         return terr_set(e, EIO, "[%s] the worker that does %s died", label,
                         op->what ? op->what : "its requests");
     }
-    r = parse(op->s, buf, (size_t)n, NULL, e);
+    strv out = {0};
+    r = parse(op->s, buf, (size_t)n, &out, e);
     free(buf);
     w->busy = false;
+    job_then_fn then = c->then;
+    void *ud = c->ud;
     free(c);
     op->data = NULL;
+    op->fd = -1;
+    op->pid = 0;
+    op->deadline_ns = 0;
+    if (then) {
+        r = then(op, r, &out, ud, e);
+        if (r == OP_STARTED)
+            r = OP_PENDING;
+    }
+    strv_free(&out);
     return r;
 }
 
@@ -513,4 +524,17 @@ int worker_call(struct worker *w, struct op *op, const char *req, terr *e)
     op->cancel = call_cancel;
     op->deadline_ns = 0;
     return OP_STARTED;
+}
+
+void job_then(struct op *op, job_then_fn then, void *ud)
+{
+    if (op->step == job_step) {
+        struct job_op *d = op->data;
+        d->then = then;
+        d->ud = ud;
+    } else { /* a worker call */
+        struct call *c = op->data;
+        c->then = then;
+        c->ud = ud;
+    }
 }

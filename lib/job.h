@@ -42,6 +42,8 @@ struct job {
     bool replied;
     strv out;     /* key, value, ...: handed back with the reply */
 };
+/* A job's (or a request's) result: 0 or -errno, never > 0 (OP_STARTED and
+ * OP_PENDING are the op's); a value goes back as a pair in j->out. */
 typedef int (*job_fn)(struct job *j, terr *e);
 /* The completion of a job op, in the helper: r is the job's result (or
  * the op's own failure: timeout, a death without a reply), out its pairs
@@ -56,8 +58,8 @@ typedef int (*job_then_fn)(struct op *op, int r, const strv *out, void *ud, terr
  * e set.  op->s must be the service (op_init). */
 int job_start(struct op *op, struct svc *s, job_fn fn, void *arg, const int *keep,
               size_t n_keep, terr *e);
-/* Set the completion of the job op just started (default: none, the op's
- * result is the job's). */
+/* Set the completion of the job op (or worker call) just started
+ * (default: none, the op's result is the job's). */
 void job_then(struct op *op, job_then_fn then, void *ud);
 /* For code without a loop (gc, the CLI, tests): run fn in a child and wait
  * for it (op_run_blocking), up to timeout_ns (0: none); the pairs go to
