@@ -666,12 +666,22 @@ static void exited_after_ready(struct svc *s, int status)
     fail_start(s);
 }
 
+static bool reply_if_crashed(struct svc *s, int *c);
+
 static void main_exited(struct svc *s, int status)
 {
     s->exit_status = status;
     enum svc_state was = s->state;
     s->state = SVC_EXITED;
-    op_drop(s); /* a probe or health op of a server that is gone */
+    struct run *u = RUN(s);
+    bool op_for_reset = u->resetting && (u->act != ACT_NONE || u->reset_queued);
+    op_drop(s); /* a probe, health check or reset of a server that is gone */
+    if (op_for_reset) { /* its client hears that it crashed */
+        int c = s->pending_client;
+        s->pending_client = -1;
+        reply_if_crashed(s, &c);
+        u->resetting = u->reset_queued = false;
+    }
     if (s->ready_fd >= 0) {
         ep_del(s->ready_fd);
         ready_teardown(s);

@@ -186,3 +186,20 @@ assert_ms() {
     assert_ms 1000 "SIGKILL of the owner during the restart: all gone" "$ms"
     wait "$runpid" || true
 }
+
+@test "a redis killed during its reset: the reset's client hears it crashed, at once" {
+    need_redis
+    cfg="$(redis_config)"
+    eval "$(tether -f "$cfg" start)"
+    redis-cli -s "$TETHER_REDIS_SOCKET" client pause 30000 write >/dev/null
+    "$TETHER" reset redis >"$WORK/reset.out" 2>&1 &
+    reset=$!
+    wait_for 10 flushing
+    kill -KILL "$(cat "$TETHER_REDIS_PIDFILE")"
+    # the reset's op is dropped with the server, and its client answered
+    wait_gone "$reset" 5
+    run cat "$WORK/reset.out"
+    assert_output_has "crashed"
+    run ! wait "$reset"
+    eval "$(tether stop 2>/dev/null)" || true
+}
