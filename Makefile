@@ -37,7 +37,7 @@ DEPS_PACKAGES = dpkg-buildpackage:dpkg-dev /usr/bin/dh:debhelper zsh:zsh fish:fi
 DEPS_RUN   = /usr/bin/python3:python3
 
 .PHONY: all build run check check-packages wheel deb unit unit-asan cli fixtures python deps-build deps-check install bench clean chaos chaos-short \
-	valgrind valgrind-short fuzz docs-check
+	valgrind valgrind-short fuzz docs-check graph-check
 
 all: build
 
@@ -110,6 +110,16 @@ docs-check: build
 	@rc=0; /usr/bin/python3 tests/docs/run_examples.py --build $(BUILD) || rc=1; \
 	/usr/bin/python3 tests/docs/check_keys.py || rc=1; exit $$rc
 
+# No cycle between the .c files of lib/ and src/ (which file uses which:
+# nm on the build's objects), but those tests/tools/filegraph-allow.txt
+# lists as being removed; then the checker's own tests (~2 s).  The layers:
+# `tests/tools/filegraph.py --layers`, and docs/ARCHITECTURE.md.
+graph-check: build
+	$(call need,/usr/bin/nm:binutils /usr/bin/python3:python3 $(PYLIB)/pytest:python3-pytest)
+	/usr/bin/python3 tests/tools/filegraph.py --build $(BUILD)
+	TETHER_BUILD=$(abspath $(BUILD)) PYTHONDONTWRITEBYTECODE=1 \
+		/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/tools/test_filegraph.py
+
 # Randomised fault injection: `make chaos N=5000 [SEED=...]` for the long
 # round; `make check` runs a short one (200 trials, at most 170 s).
 N ?= 5000
@@ -142,7 +152,7 @@ fuzz: deps-build
 # python and docs-check suites once more as a throwaway user on a copy of the tree; the
 # last line counts both rounds.  See tests/check.sh.
 check: deps-check
-	MAKE="$(MAKE)" tests/check.sh unit unit-asan cli fixtures python docs-check chaos-short \
+	MAKE="$(MAKE)" tests/check.sh unit graph-check unit-asan cli fixtures python docs-check chaos-short \
 		valgrind-short check-packages --as-user cli fixtures python docs-check
 
 # make install into a temporary prefix, make wheel into a fresh venv, make

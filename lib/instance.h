@@ -94,7 +94,7 @@ char *svc_varname(const struct svc *s, const char *name);
 /* The per-user root: $TETHER_DIR, else $XDG_RUNTIME_DIR/tether, else
  * /dev/shm/tether-$UID; created 0700 and checked.  Returns a dirfd. */
 int state_root(char **path, terr *e);
-/* Create a fresh locked instance directory (atomically: gc never sees a
+/* (instance.c, above gc.c, which it calls) Create a fresh locked instance directory (atomically: gc never sees a
  * half-made one).  With in->id already set (instance_fixed_id), that
  * name is claimed instead of a random one: a live holder is an "in use by
  * pid N" error (-EBUSY), a stale one is reaped first. */

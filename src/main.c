@@ -29,33 +29,6 @@ static const char usage[] =
     "         directory, stopped, with its logs and data.\n"
     "         `man tether` for the rest.\n";
 
-void cli_err(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tether: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-void cli_note(const struct cli *c, const char *fmt, ...)
-{
-    if (c->quiet)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprogress(PROGRESS_NOTE, fmt, ap);
-    va_end(ap);
-}
-
-void cli_quiet(struct cli *c)
-{
-    c->quiet = true;
-    c->verbose = false;
-    progress_level = PROGRESS_QUIET;
-}
-
 int main(int argc, char **argv)
 {
     struct cli c = {.fmt = OUT_SH};
