@@ -36,19 +36,7 @@ static const char *const core_vars[] = {"HOST",        "PORT",       "SOCKET", "
                                         "CONTROL_PID", "CONFIGFILE", "PIDFILE"};
 
 /* "FILE:LINE: msg" (or "FILE: msg" without a line) into e; returns -EINVAL. */
-static int ferr(terr *e, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int ferr(terr *e, const char *file, int line, const char *fmt, ...)
-{
-    _cleanup_sb_ strbuf b = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vaddf(&b, fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        return terr_set(e, EINVAL, "%s:%d: %s", file, line, b.s);
-    return terr_set(e, EINVAL, "%s: %s", file, b.s);
-}
+#define ferr(e, file, line, ...) terr_at((e), EINVAL, (file), (line), __VA_ARGS__)
 
 /* Every error of a file, one "FILE:LINE: msg" a line: a user fixing a file
  * sees them all in one run, not one per run.  Each check records its error
@@ -717,10 +705,13 @@ static int svc_key(const char *file, struct svc_conf *s, const struct conf_kv *k
     } else if (streq(k, "after")) {
         return parse_after(file, s, kv, e);
     } else if (streq(k, "timeout")) {
+        s->timeout_line = kv->line;
         return parse_duration_key(file, s, kv, false, &s->timeout_ns, e);
     } else if (streq(k, "stop_timeout")) {
+        s->stop_timeout_line = kv->line;
         return parse_duration_key(file, s, kv, true, &s->stop_timeout_ns, e);
     } else if (streq(k, "stop_signal")) {
+        s->stop_signal_line = kv->line;
         int sig = parse_signal(v);
         if (sig < 0)
             return ferr(e, file, kv->line,

@@ -46,6 +46,9 @@ struct svc_conf {
     long long timeout_ns;      /* default 30 s */
     int stop_signal;           /* default SIGTERM */
     long long stop_timeout_ns; /* default 5 s */
+    /* the lines of timeout, stop_signal, stop_timeout; 0: not set, so that
+     * a driver's own default applies (never a comparison with the core's) */
+    int timeout_line, stop_signal_line, stop_timeout_line;
 
     struct conf_kv *exports; /* export.NAME = template */
     size_t n_exports;
