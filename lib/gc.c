@@ -195,10 +195,14 @@ int instance_keep_failed(int instfd, const char *why, terr *e)
     return 0;
 }
 
-bool keep_failed_env(void)
+int keep_failed_env(bool *keep, terr *e)
 {
     const char *v = getenv(KEEP_FAILED_VAR);
-    return v && *v && !streq(v, "0");
+    *keep = false;
+    if (!v || !*v || parse_bool(v, keep) == 0)
+        return 0;
+    return terr_set(e, EINVAL, "%s=%s: say " BOOL_WORDS " (or leave it unset)", KEEP_FAILED_VAR,
+                    v);
 }
 
 int instance_keep(int instfd, const strv *labels, const char *why, terr *e)

@@ -92,6 +92,8 @@ unsigned long long fnv1a(unsigned long long h, const void *data, size_t n);
  * case.  0 and *out, or -EINVAL (the caller names the file, line and key).
  * The one parser for every key, driver and recipe. */
 int parse_bool(const char *s, bool *out);
+/* What parse_bool takes, for its errors: "tcp = maybe: say " BOOL_WORDS. */
+#define BOOL_WORDS "yes or no (or true/false, on/off, 1/0)"
 /* Parse "30", "1.5", "500ms", "2m", "1h", "1d" into nanoseconds. */
 int parse_duration(const char *s, long long *ns);
 /* Random lowercase hex string of n chars (n < 64). */

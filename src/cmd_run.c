@@ -329,8 +329,13 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     };
     long long expire = 0;
     pid_t watch = 0;
-    bool fixed = false, keep = keep_failed_env();
+    bool fixed = false, keep;
     bool with_cmd = !background && has_command(argc, argv);
+    terr ke;
+    if (keep_failed_env(&keep, &ke) < 0) {
+        cli_err("%s", ke.msg);
+        return failed(with_cmd, EXIT_USAGE);
+    }
     int o;
     while ((o = getopt_long(argc, argv, "+f:scq", opts, NULL)) != -1) {
         if (parse_fmt(o, c))

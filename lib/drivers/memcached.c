@@ -31,18 +31,6 @@ struct mc_data {
 
 static const char *const mc_vars[] = {"ADDRESS", NULL};
 
-static int parse_yesno(const char *v, bool *out)
-{
-    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || streq(v, "1"))
-        *out = true;
-    else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-             streq(v, "0"))
-        *out = false;
-    else
-        return -EINVAL;
-    return 0;
-}
-
 static int parse_memory(const char *v, long *mb)
 {
     char *end;
@@ -61,8 +49,9 @@ static int mc_configure(struct svc_conf *c, const char *file, terr *e)
         const struct conf_kv *kv = &c->opts[i];
         long mb;
         if (streq(kv->key, "tcp")) {
-            if (parse_yesno(kv->value, &tcp) < 0)
-                return terr_at(e, EINVAL, file, kv->line, "[%s] tcp = %s: use yes or no", c->label, kv->value);
+            if (parse_bool(kv->value, &tcp) < 0)
+                return terr_at(e, EINVAL, file, kv->line, "[%s] tcp = %s: say " BOOL_WORDS,
+                               c->label, kv->value);
         } else if (streq(kv->key, "memory")) {
             if (parse_memory(kv->value, &mb) < 0)
                 return terr_at(e, EINVAL, file, kv->line,

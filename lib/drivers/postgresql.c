@@ -60,7 +60,7 @@ static int pg_configure(struct svc_conf *c, const char *file, terr *e)
         const char *v = c->opts[i].value;
         bool b;
         if ((streq(k, "tcp") || streq(k, "native_env")) && parse_bool(v, &b) < 0)
-            return terr_at(e, EINVAL, file, c->opts[i].line, "[%s] %s = %s: say yes or no",
+            return terr_at(e, EINVAL, file, c->opts[i].line, "[%s] %s = %s: say " BOOL_WORDS,
                            c->label, k, v);
         if (streq(k, "dbname") && (!*v || strlen(v) > 50))
             return terr_at(e, EINVAL, file, c->opts[i].line,

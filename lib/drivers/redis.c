@@ -39,26 +39,15 @@ static const char *const redis_vars[] = {"URL", "PASSWORD", NULL};
 static const char *const owned[] = {"port",    "unixsocket", "dir",        "daemonize",
                                     "supervised", "logfile", "include", "requirepass"};
 
-static int parse_yesno(const char *v, bool *out)
-{
-    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || streq(v, "1"))
-        *out = true;
-    else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-             streq(v, "0"))
-        *out = false;
-    else
-        return -EINVAL;
-    return 0;
-}
-
 static int redis_configure(struct svc_conf *c, const char *file, terr *e)
 {
     bool tcp = false;
     for (size_t i = 0; i < c->n_opts; i++) {
         const struct conf_kv *kv = &c->opts[i];
         if (streq(kv->key, "tcp")) {
-            if (parse_yesno(kv->value, &tcp) < 0)
-                return terr_at(e, EINVAL, file, kv->line, "[%s] tcp = %s: use yes or no", c->label, kv->value);
+            if (parse_bool(kv->value, &tcp) < 0)
+                return terr_at(e, EINVAL, file, kv->line, "[%s] tcp = %s: say " BOOL_WORDS,
+                               c->label, kv->value);
         } else if (strncmp(kv->key, "setting.", 8) == 0) {
             const char *name = kv->key + 8;
             bool ok = *name;

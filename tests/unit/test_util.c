@@ -184,6 +184,35 @@ static void file_line_errors(void **state)
     assert_int_equal(terr_at(NULL, EPERM, "t.ini", 3, "x"), -EPERM);
 }
 
+/* The one boolean parser: the eight words in any case, nothing else (not
+ * even with spaces, or a prefix of a word), *out untouched on error. */
+static void booleans(void **state)
+{
+    (void)state;
+    static const char *const t[] = {"yes", "YES", "Yes", "true", "TRUE", "tRuE", "on", "ON",
+                                    "oN", "1"};
+    static const char *const f[] = {"no", "NO", "No", "false", "FALSE", "fAlSe", "off", "OFF",
+                                    "oFf", "0"};
+    static const char *const bad[] = {"maybe", "", " yes", "yes ", "y", "n", "ye", "tru",
+                                      "2", "01", "-1", "yes!", "onn", "nope"};
+    bool b;
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+        b = false;
+        assert_int_equal(parse_bool(t[i], &b), 0);
+        assert_true(b);
+        b = true;
+        assert_int_equal(parse_bool(f[i], &b), 0);
+        assert_false(b);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        b = true;
+        if (parse_bool(bad[i], &b) != -EINVAL)
+            fail_msg("parse_bool(\"%s\") was taken", bad[i]);
+        assert_true(b);
+    }
+    assert_int_equal(parse_bool(NULL, &b), -EINVAL);
+}
+
 static char *mkdtemp_s(void)
 {
     char tmpl[] = "/tmp/tether-test-XXXXXX";
@@ -251,6 +280,7 @@ int main(void)
         cmocka_unit_test(url_encoding),
         cmocka_unit_test(file_line_errors),
         cmocka_unit_test(program_finder),
+        cmocka_unit_test(booleans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
