@@ -1227,7 +1227,7 @@ struct made_var {
 static void made_push(struct made_var **v, size_t *n, const struct tether_config *c,
                       const struct svc_conf *s, const char *short_name, const char *what, int line)
 {
-    _cleanup_free_ char *full = xasprintf("%s_%s_%s", c->prefix, s->ulabel, short_name);
+    _cleanup_free_ char *full = config_varname(c->prefix, s, short_name);
     for (size_t i = 0; i < *n; i++)
         if ((*v)[i].s == s && streq((*v)[i].name, full))
             return; /* a driver variable that is also a core one (PORT) */
@@ -1237,8 +1237,28 @@ static void made_push(struct made_var **v, size_t *n, const struct tether_config
     (*n)++;
 }
 
+char *config_varname(const char *prefix, const struct svc_conf *s, const char *name)
+{
+    if (!name)
+        return xasprintf("%s_%s", prefix, s->ulabel);
+    return xasprintf("%s_%s_%s", prefix, s->ulabel, name);
+}
+
+void config_var_names(const struct svc_conf *s, strv *out)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(core_vars); i++)
+        if (svc_has_var(s, core_vars[i]) && !strv_contains(out, core_vars[i]))
+            strv_push(out, core_vars[i]);
+    for (const char *const *d = s->driver->vars; d && *d; d++)
+        if (!strv_contains(out, *d))
+            strv_push(out, *d);
+    for (size_t i = 0; i < s->n_exports; i++)
+        if (!strv_contains(out, s->exports[i].key))
+            strv_push(out, s->exports[i].key);
+}
+
 /* Every variable s makes (as svc_compute_vars does, with every variable
- * its driver may set). */
+ * its driver may set; config_var_names lists the same). */
 static void vars_of(const struct tether_config *c, const struct svc_conf *s,
                     struct made_var **v, size_t *n)
 {
