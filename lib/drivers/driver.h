@@ -135,7 +135,3 @@ extern const struct tether_driver driver_command;
 extern const struct tether_driver driver_postgresql;
 extern const struct tether_driver driver_redis;
 extern const struct tether_driver driver_memcached;
-
-/* Find a server binary: `bin` as given when it contains a '/', else
- * searched in $PATH.  0 and the path in out, or -ENOENT. */
-int driver_which(const char *bin, char *out, size_t outsz);

@@ -31,18 +31,6 @@ struct mc_data {
 
 static const char *const mc_vars[] = {"ADDRESS", NULL};
 
-static int parse_yesno(const char *v, bool *out)
-{
-    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || streq(v, "1"))
-        *out = true;
-    else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-             streq(v, "0"))
-        *out = false;
-    else
-        return -EINVAL;
-    return 0;
-}
-
 static int parse_memory(const char *v, long *mb)
 {
     char *end;
@@ -61,41 +49,41 @@ static int mc_configure(struct svc_conf *c, const char *file, terr *e)
         const struct conf_kv *kv = &c->opts[i];
         long mb;
         if (streq(kv->key, "tcp")) {
-            if (parse_yesno(kv->value, &tcp) < 0)
-                return terr_set(e, EINVAL, "%s:%d: [%s] tcp = %s: use yes or no", file, kv->line,
-                                c->label, kv->value);
+            if (parse_bool(kv->value, &tcp) < 0)
+                return terr_at(e, EINVAL, file, kv->line, "[%s] tcp = %s: say " BOOL_WORDS,
+                               c->label, kv->value);
         } else if (streq(kv->key, "memory")) {
             if (parse_memory(kv->value, &mb) < 0)
-                return terr_set(e, EINVAL,
-                                "%s:%d: [%s] memory = %s: give the cache size in megabytes, a "
+                return terr_at(e, EINVAL, file, kv->line,
+                                "[%s] memory = %s: give the cache size in megabytes, a "
                                 "whole number from 1 to 1048576 (default %d)",
-                                file, kv->line, c->label, kv->value, DEFAULT_MEMORY_MB);
+                                c->label, kv->value, DEFAULT_MEMORY_MB);
         } else if (streq(kv->key, "bin")) {
             if (!*kv->value)
-                return terr_set(e, EINVAL,
-                                "%s:%d: [%s] bin is empty: give the memcached to run, or remove "
+                return terr_at(e, EINVAL, file, kv->line,
+                                "[%s] bin is empty: give the memcached to run, or remove "
                                 "it to use the one on PATH",
-                                file, kv->line, c->label);
+                                c->label);
         } else {
-            return terr_set(e, EINVAL,
-                            "%s:%d: [%s] unknown key '%s' for the memcached driver (known: tcp, "
+            return terr_at(e, EINVAL, file, kv->line,
+                            "[%s] unknown key '%s' for the memcached driver (known: tcp, "
                             "memory, bin)",
-                            file, kv->line, c->label, kv->key);
+                            c->label, kv->key);
         }
     }
     /* a port the user set means TCP too */
     if (tcp && c->port < 0)
         c->port = 0;
     if (c->port >= 0 && c->socket)
-        return terr_set(e, EINVAL,
-                        "%s:%d: [%s] memcached listens on a unix socket or on TCP, not both: "
+        return terr_at(e, EINVAL, file, c->port_line ? c->port_line : c->line,
+                        "[%s] memcached listens on a unix socket or on TCP, not both: "
                         "remove socket = or tcp = yes / port =",
-                        file, c->port_line ? c->port_line : c->line, c->label);
+                        c->label);
     if (c->port < 0 && !c->socket)
         c->socket = xstrdup("memcached.sock");
     if (!c->ready_line)
         c->ready = READY_DRIVER;
-    if (c->stop_signal == SIGTERM)
+    if (!c->stop_signal_line)
         c->stop_signal = SIGKILL;
     return 0;
 }
@@ -124,16 +112,8 @@ static int mc_prepare(struct svc *s, struct op *op, terr *e)
     struct mc_data *d = mdata(s);
     disconnect(d); /* a new server: the old connection is dead */
     const char *bin = svc_opt(s->conf, "bin");
-    if (driver_which(bin ? bin : "memcached", d->bin, sizeof(d->bin)) < 0) {
-        if (bin)
-            return terr_set(e, ENOENT,
-                            "[%s] memcached not found: apt-get install memcached, or fix bin = %s "
-                            "(no such executable)",
-                            s->conf->label, bin);
-        return terr_set(e, ENOENT, "[%s] memcached not found: apt-get install memcached",
-                        s->conf->label);
-    }
-    return 0;
+    return program_find(s->conf->label, bin ? bin : "memcached", "memcached", d->bin,
+                        sizeof(d->bin), e);
 }
 
 static int mc_argv(struct svc *s, strv *argv, strv *env, terr *e)

@@ -55,21 +55,3 @@ void driver_globals_of(const char *stem, strv *names)
                 strv_push(names, g[0]);
         }
 }
-
-static bool is_exec(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
-int driver_which(const char *bin, char *out, size_t outsz)
-{
-    if (!*bin)
-        return -ENOENT;
-    if (strchr(bin, '/')) {
-        if (!is_exec(bin) || (size_t)snprintf(out, outsz, "%s", bin) >= outsz)
-            return -ENOENT;
-        return 0;
-    }
-    return path_search(bin, is_exec, out, outsz);
-}
