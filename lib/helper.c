@@ -27,6 +27,7 @@
 #include "drivers/driver.h"
 #include "fsutil.h"
 #include "helper.h"
+#include "hlog.h"
 #include "progress.h"
 #include "service.h"
 #include "track.h"
@@ -117,6 +118,21 @@ static void reset_outcome(struct svc *s, const char *failed)
         one_line(s->reset_err);
 }
 
+/* Rewrite the state file: gc and stop go by it.  A failure is said once
+ * per cause (the track timer retries every TRACK_PERIOD), and again
+ * after a write that worked. */
+static void save_state(void)
+{
+    static char said[TERR_MAX];
+    terr e;
+    if (instance_write_state(&H.in, &e) == 0) {
+        said[0] = '\0';
+    } else if (!streq(said, e.msg)) {
+        snprintf(said, sizeof(said), "%s", e.msg);
+        warn("%s (gc and stop go by it: what it does not list, they may miss)", e.msg);
+    }
+}
+
 /* ---- the record of our descendants ---- */
 
 /* Every TRACK_PERIOD the helper adds to its record what was forked below it
@@ -142,7 +158,7 @@ static void track_save(int changed)
     H.in.descendants = H.track.procs;
     H.in.n_descendants = H.track.n;
     if (changed > 0)
-        instance_write_state(&H.in, NULL);
+        save_state();
 }
 
 static void on_track_timer(void)
@@ -214,8 +230,9 @@ static void mark_ready(struct svc *s)
     if (svc_write_files(s, &e) < 0) {
         s->err = e;
         fail_start(s);
+        failed = true; /* a restart says so too */
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
     /* what it forked on its way to ready is on record before anyone hears
      * that it is ready */
     track_save(track_update(&H.track));
@@ -260,7 +277,7 @@ static int start_svc(struct svc *s)
     s->deadline_ns = now_ns() + s->conf->timeout_ns;
     if (s->ready_fd >= 0)
         ep_add(s->ready_fd, EPOLLIN, EV(T_READY, s - H.in.svcs));
-    instance_write_state(&H.in, NULL);
+    save_state();
     if (s->conf->ready == READY_NONE)
         mark_ready(s);
     return 0;
@@ -479,7 +496,7 @@ static void main_exited(struct svc *s, int status)
         ep_del(s->ready_fd);
         ready_teardown(s);
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
     if (was == SVC_READY && H.phase == PH_STARTING) {
         exited_after_ready(s, status);
         return;
@@ -666,7 +683,8 @@ static int keep_instance(void)
             "(it retries)", H.in.dir);
     terr e;
     if (instance_keep(H.in.dirfd, &H.kept, H.kept_why.s, &e) < 0)
-        fprintf(stderr, "tether-helper: %s\n", e.msg);
+        warn("instance %s could not be kept as it should (gc may not retry its cleanup): %s",
+             H.in.dir, e.msg);
     return 2;
 }
 
@@ -677,7 +695,7 @@ static int keep_instance(void)
 static int keep_failed_instance(void)
 {
     terr e;
-    instance_write_state(&H.in, NULL); /* every service stopped: list says so */
+    save_state(); /* every service stopped: list says so */
     if (instance_keep_failed(H.in.dirfd, H.keep_why.s, &e) == 0) {
         sb_addf(&H.keep_said, "kept instance %s with its logs and data (tether list shows it; "
                 "`tether gc --kept` removes it)", H.in.dir);
@@ -698,11 +716,14 @@ static int remove_instance(void)
     if (H.keep && keep_failed_instance() == 0)
         return 0;
     int root = open(H.in.state_dir, O_DIRECTORY | O_CLOEXEC);
-    if (root < 0)
-        return 2;
     terr e;
-    int r = instance_remove(root, H.in.id, &e);
-    close(root);
+    int r = root < 0 ? terr_set(&e, errno, "cannot open %s: %m", H.in.state_dir)
+                     : instance_remove(root, H.in.id, &e);
+    if (root >= 0)
+        close(root);
+    if (r < 0)
+        warn("could not remove instance %s: %s; `tether gc` removes what is left", H.in.dir,
+             e.msg);
     return r < 0 ? 2 : 0;
 }
 
@@ -887,8 +908,9 @@ static void handle_request(int client, char *req)
                 reply(&c, "OK reset\nhealth check in %s\nreset in %s", a, b);
             else
                 reply(&c, "OK reset\nreset in %s", b);
-            if (d->after_reset)
-                d->after_reset(s, &e);
+            if (d->after_reset && d->after_reset(s, &e) < 0)
+                warn("%s (after the reset of [%s]: the next reset may be slower or fail)", e.msg,
+                     s->conf->label);
             return;
         }
         if (s->conf->reset_restart) {
@@ -1107,6 +1129,14 @@ static int setup(terr *e)
     char t[32];
     progress(PROGRESS_STEP, "instance %s made in %s (helper pid %d)", H.in.dir,
              progress_since(t, t0), (int)getpid());
+    /* warnings: on run's terminal, or in our log beside the instance
+     * (hlog.h), which outlives it */
+    if (o->foreground)
+        warn_to(fcntl(2, F_DUPFD_CLOEXEC, 3));
+    else if ((r = open(H.in.state_dir, O_DIRECTORY | O_CLOEXEC)) >= 0) {
+        _cleanup_free_ char *name = hlog_name(H.in.id);
+        warn_to_file(r, name);
+    }
     /* our own diagnostics go to a file in the instance, never a console */
     int log = openat(H.in.dirfd, "helper.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log >= 0) {
@@ -1123,7 +1153,7 @@ static int setup(terr *e)
         if ((r = svc_init(&H.in.svcs[i], &H.in, o->sel[i], e)) < 0)
             return r;
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
     track_start();
     return 0;
 }
@@ -1292,7 +1322,7 @@ static bool take_progress(strbuf *b)
             break; /* the rest of it comes with the next read */
         const char *rec = b->s + off;
         if (end - rec >= 2)
-            progress(rec[1] - '0', "%s", rec + 2);
+            progress_replay(rec + 1);
         off = (size_t)(end - b->s) + 1;
     }
     if (off) {

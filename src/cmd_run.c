@@ -457,7 +457,8 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         close_fds_except(st[1], lease[0]);
         struct helper_opts ho = {.cfg = cfg, .sel = sel, .nsel = nsel, .status_fd = st[1],
                                  .lease_fd = lease[0], .watch_pid = watch, .expire_ns = expire,
-                                 .fixed = fixed, .keep_failed = keep};
+                                 .fixed = fixed, .keep_failed = keep,
+                                 .foreground = !background};
         _exit(helper_main(&ho));
     }
     close(st[1]);
