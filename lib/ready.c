@@ -466,7 +466,9 @@ int ready_on_event(struct svc *s)
 int svc_health(struct svc *s, terr *e)
 {
     struct svc_conf *c = s->conf;
-    if (s->state != SVC_READY || s->pid <= 0 || kill(s->pid, 0) < 0)
+    /* an external service (a database on a server) has no process of
+     * ours: its driver's probe alone says whether it answers */
+    if (s->state != SVC_READY || (!s->external && (s->pid <= 0 || kill(s->pid, 0) < 0)))
         return terr_set(e, ESRCH, "service '%s' is not running", c->label);
     int r = 0;
     terr pe = {.msg = ""};
@@ -475,7 +477,7 @@ int svc_health(struct svc *s, terr *e)
     else if (c->ready == READY_UNIX) {
         _cleanup_free_ char *p = unix_path(s);
         r = try_connect_unix(p);
-    } else if (c->driver->probe && !s->external) /* PING, SELECT 1...: really answering */
+    } else if (c->driver->probe) /* PING, SELECT 1...: really answering */
         r = c->driver->probe(s, &pe);
     if (r == 0 && s->port > 0 && ready_port_owner(s, false) < 0) {
         *e = s->err;
@@ -485,6 +487,8 @@ int svc_health(struct svc *s, terr *e)
      * what is wrong; an errno alone would hide it */
     if (r < 0 && pe.msg[0])
         return terr_set(e, r, "%s", pe.msg);
+    if (r < 0 && s->external)
+        return terr_set(e, r, "service '%s' does not answer (%s)", c->label, strerror(-r));
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));
