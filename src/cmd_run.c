@@ -312,8 +312,7 @@ static void warn_tcp(struct svc_conf *const *sel, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (sel[i]->port >= 0 && sel[i]->driver->tcp_warning)
-            fprintf(stderr, "tether: warning: [%s] %s\n", sel[i]->label,
-                    sel[i]->driver->tcp_warning);
+            warn("[%s] %s", sel[i]->label, sel[i]->driver->tcp_warning);
 }
 
 int cmd_run(struct cli *c, int argc, char **argv, bool background)
