@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "client.h"
+#include "hlog.h"
 #include "fsutil.h"
 #include "instance.h"
 
@@ -249,7 +250,7 @@ int instance_leftover(const char *instdir, terr *e)
     return terr_set(e, EAGAIN, "%s", *why ? why : "the cleanup failed (no reason recorded)");
 }
 
-int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
+static int stop_helper(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
 {
     struct state_info st = {0};
     int r = read_state(instdir, &st);
@@ -283,6 +284,15 @@ int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
         return terr_set(e, EBUSY, "instance %s is still locked by a live helper", instdir);
     r = gc_reap_instance(rfd, id, e);
     return r < 0 ? r : 0;
+}
+
+int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e)
+{
+    int r = stop_helper(instdir, pid, timeout_ns, e);
+    /* what its helper could not do, now that it is gone (also when it went
+     * before us: expired, or its owner went) */
+    int n = hlog_show_dir(instdir, true, NULL);
+    return r < 0 ? r : n > 0;
 }
 
 int configfile_names(const char *path, strv *names)

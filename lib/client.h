@@ -41,7 +41,8 @@ int control_request(const char *instdir, pid_t helper, const char *req, char **r
 /* SIGTERM the helper (verified by pid and start time) and wait until it
  * has cleaned up; if it is already dead, reap what it left (gc).  A
  * cleanup that failed (the instance was kept for gc) is an error that
- * says why. */
+ * says why.  Then the warnings its helper left in its log (hlog.h) are
+ * printed (warn()) and the log removed: 1 if there were any, else 0. */
 int instance_stop(const char *instdir, pid_t pid, long long timeout_ns, terr *e);
 
 /* A CONFIGFILE is a few lines per variable: read no more than this. */

@@ -817,7 +817,7 @@ static void set_undo(tether_services *a)
 {
     if (a->helper) {
         terr e;
-        if (instance_stop(a->instdir, a->helper, STOP_TIMEOUT_NS, &e) == 0)
+        if (instance_stop(a->instdir, a->helper, STOP_TIMEOUT_NS, &e) >= 0)
             while (waitpid(a->helper, NULL, WNOHANG) < 0 && errno == EINTR)
                 ;
     }

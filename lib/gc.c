@@ -15,6 +15,7 @@
 
 #include "drivers/driver.h"
 #include "fsutil.h"
+#include "hlog.h"
 #include "instance.h"
 
 /* A half-made (.tmp-*) or lock-less directory younger than this may belong
@@ -388,6 +389,8 @@ static int reap_one(int root, const char *root_path, const char *name, const cha
             sb_addf(report, "tether: left %s/%s alone: %s\n", root_path, name, err->msg);
         return r;
     }
+    /* its helper is gone: what it warned of (hlog.h) is heard now */
+    hlog_show(root, strncmp(name, ".rm-", 4) == 0 ? name + 4 : name, true, NULL);
     if (r < 0 && report)
         sb_addf(report, "tether: %s/%s: %s\n", root_path, name, err->msg);
     else if (r == 1 && report)
@@ -448,6 +451,23 @@ static const char *reapable(int root, const char *name, int *lock, strbuf *repor
     return NULL;
 }
 
+/* The log of a helper that went without a `tether stop` (expired, its
+ * owner gone) and left warnings: they are heard now, and it goes.  True
+ * if name is a helper's log (whatever became of it). */
+static bool orphan_log(int root, const char *name)
+{
+    char id[256];
+    if (!hlog_is(name, id, sizeof(id)))
+        return false;
+    _cleanup_free_ char *rm = xasprintf(".rm-%s", id);
+    struct stat st;
+    /* an instance still there takes its log with it when it is reaped */
+    if (fstatat(root, id, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+        fstatat(root, rm, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        hlog_show(root, id, true, NULL); /* -EBUSY: its helper is at its last act */
+    return true;
+}
+
 /* What a gc reaps besides stale instances. */
 enum gc_mode {
     GC_AUTO,  /* before every start: nothing else */
@@ -478,6 +498,8 @@ static int gc_scan(strbuf *report, enum gc_mode mode, terr *e)
     closedir(d);
     for (size_t i = 0; i < names.n; i++) {
         const char *name = names.v[i];
+        if (orphan_log(root, name))
+            continue;
         _cleanup_close_ int lock = -1;
         const char *how = reapable(root, name, &lock, report, root_path);
         if (!how)

@@ -56,6 +56,7 @@
 #include "fsutil.h"
 #include "helper.h"
 #include "op.h"
+#include "hlog.h"
 #include "progress.h"
 #include "service.h"
 #include "track.h"
@@ -199,11 +200,12 @@ static void answer(struct svc *s, const char *fmt, ...)
     s->restarting = false;
 }
 
-/* A warning the user must be able to find: the helper's log (and the
- * service's).  i11-warn routes these to its warning path. */
+/* A warning the user must be able to find: the one warning path (the
+ * terminal under run, the helper's log beside the instance under start). */
 static void warn_svc(struct svc *s, const char *what, const terr *e)
 {
-    svc_log(s, "warning: %s: %s", what, e->msg);
+    (void)s; /* e names it */
+    warn("%s (%s)", e->msg, what);
 }
 
 /* ---- ops: a service's slow work, in the epoll set ---- */
@@ -271,13 +273,19 @@ static void op_event(struct svc *s, bool timed_out)
     op_finished(s, act, r, &e);
 }
 
-/* The state file, which gc, list and status read: a failure to write it
- * is said in the helper's log (i11-warn: its warning path). */
+/* Rewrite the state file: gc and stop go by it.  A failure is said once
+ * per cause (the track timer retries every TRACK_PERIOD), and again
+ * after a write that worked. */
 static void save_state(void)
 {
+    static char said[TERR_MAX];
     terr e;
-    if (instance_write_state(&H.in, &e) < 0)
-        fprintf(stderr, "tether-helper: warning: %s\n", e.msg);
+    if (instance_write_state(&H.in, &e) == 0) {
+        said[0] = '\0';
+    } else if (!streq(said, e.msg)) {
+        snprintf(said, sizeof(said), "%s", e.msg);
+        warn("%s (gc and stop go by it: what it does not list, they may miss)", e.msg);
+    }
 }
 
 /* ---- the record of our descendants ---- */
@@ -379,6 +387,7 @@ static void mark_ready(struct svc *s)
     if (svc_write_files(s, &e) < 0) {
         s->err = e;
         fail_start(s);
+        failed = true; /* a restart says so too */
     }
     save_state();
     /* what it forked on its way to ready is on record before anyone hears
@@ -970,7 +979,8 @@ static int keep_instance(void)
             "(it retries)", H.in.dir);
     terr e;
     if (instance_keep(H.in.dirfd, &H.kept, H.kept_why.s, &e) < 0)
-        fprintf(stderr, "tether-helper: %s\n", e.msg);
+        warn("instance %s could not be kept as it should (gc may not retry its cleanup): %s",
+             H.in.dir, e.msg);
     return 2;
 }
 
@@ -1002,13 +1012,14 @@ static int remove_instance(void)
     if (H.keep && keep_failed_instance() == 0)
         return 0;
     int root = open(H.in.state_dir, O_DIRECTORY | O_CLOEXEC);
-    if (root < 0)
-        return 2;
     terr e;
-    int r = instance_remove(root, H.in.id, &e);
-    close(root);
-    if (r < 0) /* i11-warn: its warning path */
-        fprintf(stderr, "tether-helper: warning: %s\n", e.msg);
+    int r = root < 0 ? terr_set(&e, errno, "cannot open %s: %m", H.in.state_dir)
+                     : instance_remove(root, H.in.id, &e);
+    if (root >= 0)
+        close(root);
+    if (r < 0)
+        warn("could not remove instance %s: %s; `tether gc` removes what is left", H.in.dir,
+             e.msg);
     return r < 0 ? 2 : 0;
 }
 
@@ -1629,6 +1640,14 @@ static int setup(terr *e)
     char t[32];
     progress(PROGRESS_STEP, "instance %s made in %s (helper pid %d)", H.in.dir,
              progress_since(t, t0), (int)getpid());
+    /* warnings: on run's terminal, or in our log beside the instance
+     * (hlog.h), which outlives it */
+    if (o->foreground)
+        warn_to(fcntl(2, F_DUPFD_CLOEXEC, 3));
+    else if ((r = open(H.in.state_dir, O_DIRECTORY | O_CLOEXEC)) >= 0) {
+        _cleanup_free_ char *name = hlog_name(H.in.id);
+        warn_to_file(r, name);
+    }
     /* our own diagnostics go to a file in the instance, never a console */
     int log = openat(H.in.dirfd, "helper.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log >= 0) {
@@ -1830,7 +1849,7 @@ static bool take_progress(strbuf *b)
             break; /* the rest of it comes with the next read */
         const char *rec = b->s + off;
         if (end - rec >= 2)
-            progress(rec[1] - '0', "%s", rec + 2);
+            progress_replay(rec + 1);
         off = (size_t)(end - b->s) + 1;
     }
     if (off) {

@@ -12,6 +12,8 @@ struct helper_opts {
     long long expire_ns; /* clean up after this long; 0: never */
     bool fixed;      /* the instance id follows from the config and services
                       * (instance_fixed_id): one user at a time */
+    bool foreground; /* `tether run`: its warnings on the terminal (fd 2 as
+                      * given), not in the log beside the instance (hlog.h) */
     bool keep_failed; /* keep the instance's directory (logs, data) when the
                        * start fails, or when the starter says its command
                        * failed ("finished" request): KEPT_NOTE */

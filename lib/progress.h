@@ -26,6 +26,30 @@ bool progress_on(int level);
 void progress(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vprogress(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
+/* Warnings: something went wrong that the work survives (a state file
+ * not rewritten, a database not dropped, a directory left behind).  One
+ * path, whatever the level (-q too): "tether: warning: TEXT" on one line
+ * (TEXT's newlines become spaces), written whole.  Where it goes:
+ *  - a helper that is starting an instance: to the starter, which prints
+ *    it (a record on the status channel, as progress lines are);
+ *  - else to the fd given to warn_to() (`tether run`'s helper: the
+ *    terminal), or to the helper's log in the state root (warn_to_file(),
+ *    hlog.h) that `tether status`, `stop` and gc show;
+ *  - else (the CLI, a program linked with libtether) on stderr. */
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void vwarn(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* Where warnings go once no starter listens: fd (-1: stderr). */
+void warn_to(int fd);
+/* ... or the file dirfd/name (dirfd kept open), made when the first
+ * warning comes and locked while we live: the helper's log (hlog.h). */
+void warn_to_file(int dirfd, const char *name);
+/* The prefix of a warning's line. */
+#define WARN_PREFIX "tether: warning: "
+
+/* The reading side of the status channel: one record a helper sent (a
+ * progress line or a warning, without its NUL), printed as it says. */
+void progress_replay(const char *rec);
+
 /* A duration for people: "12.3 ms" below a second, else "1.25 s". */
 const char *progress_time(char buf[32], long long ns);
 /* The same, since t0 (now_ns()). */

@@ -469,7 +469,9 @@ int ready_on_event(struct svc *s)
 int svc_health_start(struct svc *s, struct op *op, terr *e)
 {
     struct svc_conf *c = s->conf;
-    if (s->state != SVC_READY || s->pid <= 0 || kill(s->pid, 0) < 0)
+    /* an external service (a database on a server) has no process of
+     * ours: its driver's probe alone says whether it answers */
+    if (s->state != SVC_READY || (!s->external && (s->pid <= 0 || kill(s->pid, 0) < 0)))
         return terr_set(e, ESRCH, "service '%s' is not running", c->label);
     int r = 0;
     e->msg[0] = '\0';
@@ -478,7 +480,7 @@ int svc_health_start(struct svc *s, struct op *op, terr *e)
     else if (c->ready == READY_UNIX) {
         _cleanup_free_ char *p = unix_path(s);
         r = try_connect_unix(p);
-    } else if (c->driver->health && !s->external) { /* PING, SELECT 1...: really answering */
+    } else if (c->driver->health) { /* PING, SELECT 1...: really answering */
         op_init(op, s, "health check");
         r = c->driver->health(s, op, e);
         if (r == OP_STARTED) {
@@ -501,6 +503,8 @@ int svc_health_done(struct svc *s, int r, terr *e)
      * what is wrong; an errno alone would hide it */
     if (r < 0 && e->msg[0])
         return r;
+    if (r < 0 && s->external)
+        return terr_set(e, r, "service '%s' does not answer (%s)", c->label, strerror(-r));
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));

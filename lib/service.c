@@ -9,6 +9,7 @@
 
 #include "drivers/driver.h"
 #include "ports.h"
+#include "progress.h"
 #include "service.h"
 #include "spawn.h"
 #include "template.h"
@@ -381,7 +382,8 @@ void svc_log(struct svc *s, const char *fmt, ...)
     sb_addc(&b, '\n');
     _cleanup_close_ int fd = svc_open_log(s, NULL);
     if (fd >= 0 && write(fd, b.s, b.len) < 0)
-        fprintf(stderr, "[%s] cannot write to its log %s: %m\n", s->conf->label, s->logpath);
+        warn("[%s] cannot write to its log %s: %m (what tether says about it is lost there)",
+             s->conf->label, s->logpath);
     fputs(b.s, stderr); /* the helper's own log */
 }
 

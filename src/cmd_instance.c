@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "client.h"
 #include "drivers/driver.h"
+#include "hlog.h"
 #include "instance.h"
 
 extern char **environ;
@@ -93,14 +94,15 @@ static int stop_one(const char *instdir, pid_t pid)
 {
     terr e;
     long long t0 = now_ns();
-    if (instance_stop(instdir, pid, STOP_TIMEOUT_NS, &e) < 0) {
+    int r = instance_stop(instdir, pid, STOP_TIMEOUT_NS, &e);
+    if (r < 0) {
         cli_err("%s", e.msg);
         return EXIT_FAIL;
     }
     char t[32];
     progress(PROGRESS_STEP, "instance %s stopped and cleaned up in %s", instdir,
              progress_since(t, t0));
-    return EXIT_OK;
+    return r > 0 ? EXIT_FAIL : EXIT_OK; /* its helper warned: something is left undone */
 }
 
 static struct env_svc **newest_first(struct env_svc *svcs, size_t n);
@@ -332,6 +334,14 @@ int cmd_status(struct cli *c, int argc, char **argv)
         check_svc(c, &svcs[i], &ok);
         if (!ok)
             ret = EXIT_FAIL;
+    }
+    /* what each instance's helper warned of so far (hlog.h), once */
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = streq(svcs[j].instdir, svcs[i].instdir);
+        if (!seen)
+            hlog_show_dir(svcs[i].instdir, false, NULL);
     }
     env_services_free(svcs, n);
     return ret;

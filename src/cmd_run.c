@@ -312,8 +312,7 @@ static void warn_tcp(struct svc_conf *const *sel, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (sel[i]->port >= 0 && sel[i]->driver->tcp_warning)
-            fprintf(stderr, "tether: warning: [%s] %s\n", sel[i]->label,
-                    sel[i]->driver->tcp_warning);
+            warn("[%s] %s", sel[i]->label, sel[i]->driver->tcp_warning);
 }
 
 int cmd_run(struct cli *c, int argc, char **argv, bool background)
@@ -462,7 +461,8 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
         close_fds_except(st[1], lease[0]);
         struct helper_opts ho = {.cfg = cfg, .sel = sel, .nsel = nsel, .status_fd = st[1],
                                  .lease_fd = lease[0], .watch_pid = watch, .expire_ns = expire,
-                                 .fixed = fixed, .keep_failed = keep};
+                                 .fixed = fixed, .keep_failed = keep,
+                                 .foreground = !background};
         _exit(helper_main(&ho));
     }
     close(st[1]);

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "../fsutil.h"
+#include "../progress.h"
 #include "../service.h"
 #include "../spawn.h"
 #include "driver.h"
@@ -844,7 +845,7 @@ static int remove_if_ours(int id, const struct shm_rec *rec, bool with_key, terr
 /* After a crash of one of its processes the postmaster reinitialises with
  * a new segment: catch those too, by their creator (our postmaster) and
  * only when nothing is attached. */
-static void remove_shm_of(const struct shm_rec *rec)
+static void remove_shm_of(const struct shm_rec *rec, const char *label)
 {
     FILE *f = fopen("/proc/sysvipc/shm", "re");
     if (!f)
@@ -861,8 +862,11 @@ static void remove_shm_of(const struct shm_rec *rec)
         unsigned long size, nattch;
         if (sscanf(line, "%ld %d %o %lu %d %d %lu", &key, &id, &perms, &size, &pid, &lpid,
                    &nattch) == 7 &&
-            pid == rec->pm && nattch == 0)
-            remove_if_ours(id, rec, false, NULL);
+            pid == rec->pm && nattch == 0) {
+            terr e;
+            if (remove_if_ours(id, rec, false, &e) < 0) /* the main one still goes */
+                warn("[%s] %s: it stays until the next boot, or `ipcrm -m %d`", label, e.msg, id);
+        }
     }
     fclose(f);
 }
@@ -870,7 +874,7 @@ static void remove_shm_of(const struct shm_rec *rec)
 /* A SIGKILLed postmaster leaves its System V segment: remove it, going by
  * our record, or by postmaster.pid when the server never got ready (read
  * as the file of uid, the server's user). */
-static int remove_shm(int recfd, int svcdir_fd, uid_t uid, terr *e)
+static int remove_shm(int recfd, int svcdir_fd, uid_t uid, const char *label, terr *e)
 {
     struct shm_rec rec = {0};
     int r = recfd >= 0 ? shm_from_record(recfd, &rec, e) : -ENOENT;
@@ -880,7 +884,7 @@ static int remove_shm(int recfd, int svcdir_fd, uid_t uid, terr *e)
         return 0;
     if (r < 0)
         return terr_prefix(e, r, "cannot tell which shared memory segment to remove");
-    remove_shm_of(&rec);
+    remove_shm_of(&rec, label);
     /* Even while attached: the backends of a SIGKILLed postmaster notice
      * its death only a moment later, and the record goes with the
      * instance directory.  IPC_RMID frees it as the last one detaches. */
@@ -897,7 +901,7 @@ static int pg_cleanup(struct svc *s, terr *e)
     _cleanup_close_ int rfd = open_records(s->inst->dirfd, s->conf->label, false, e);
     if (rfd < 0 && rfd != -ENOENT)
         return rfd; /* its message names the service */
-    int r = remove_shm(rfd, fd, server_uid(s), e);
+    int r = remove_shm(rfd, fd, server_uid(s), s->conf->label, e);
     return r < 0 ? terr_prefix(e, r, "[%s]", s->conf->label) : 0;
 }
 
@@ -914,7 +918,7 @@ static int pg_reap(int svcdir_fd, const char *svcdir, terr *e)
     struct stat st;
     if (fstat(svcdir_fd, &st) < 0)
         return terr_set(e, errno, "[%s] %s: %m", label, svcdir);
-    int r = remove_shm(rfd, svcdir_fd, st.st_uid, e);
+    int r = remove_shm(rfd, svcdir_fd, st.st_uid, label, e);
     if (r < 0)
         return terr_prefix(e, r, "[%s]", label);
     return pg_server_reap(svcdir_fd, e);

@@ -738,3 +738,22 @@ assert_no_app_database() {
     assert_output_has "pg2.ini:3:"
     assert_output_has "unknown key 'colour'"
 }
+
+@test "server = URL: status asks the server (the database has no process of ours), and says why it does not answer" {
+    server_for_app
+    start_app
+    run env -u TETHER_POSTGRESQL_CONTROL_PID SRV_APP_CONTROL_PID="$app_helper" \
+        SRV_APP_CONFIGFILE="$TETHER_DIR/$app_id/app.env" "$TETHER" status
+    assert_status 0
+    assert_output_has "app: ready"
+    # the connection the helper checks with is ended by the server
+    psql_q -c "select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() and backend_type = 'client backend'" "$server_url" >/dev/null
+    run env -u TETHER_POSTGRESQL_CONTROL_PID SRV_APP_CONTROL_PID="$app_helper" \
+        SRV_APP_CONFIGFILE="$TETHER_DIR/$app_id/app.env" "$TETHER" status
+    assert_status 1
+    assert_output_has "terminating connection due to administrator command"
+    run stop_app
+    assert_status 0
+    [ "$(db_count "$app_db")" = 0 ]
+    eval "$(tether stop)"
+}
