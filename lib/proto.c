@@ -262,6 +262,7 @@ struct xstep {
 };
 
 struct pst {
+    bool starting; /* proto_run's */
     char *who;   /* "[label] ready = send:PING expect:+PONG" */
     char *where; /* "/path/sock" or "127.0.0.1:6379" */
     int sock, ep;
@@ -668,6 +669,8 @@ static int proto_step(struct op *op, bool deadline, terr *e)
     int r = deadline ? timed_out(st, e) : advance(st, e);
     if (r == OP_PENDING)
         return r;
+    if (r == -EPROTO && st->starting)
+        r = -EAGAIN;
     pst_free(st);
     op->data = NULL;
     return r;
@@ -677,6 +680,7 @@ int proto_start(struct op *op, const struct proto *p, const struct proto_run *ru
 {
     struct pst *st = xcalloc(1, sizeof(*st));
     st->sock = st->ep = -1;
+    st->starting = run->starting;
     st->t0 = now_ns();
     sb_addn(&st->rx, "", 0); /* never NULL: compared before anything came */
     st->who = xasprintf("[%s] %s = %s", run->label, run->key, p->text);

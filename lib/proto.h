@@ -79,6 +79,9 @@ struct proto_run {
     proto_expand_fn expand; /* NULL: no ${...} allowed */
     void *ud;
     long long deadline_ns;  /* now_ns() clock: the whole exchange, connect included */
+    /* readiness: a wrong answer is "not yet" (-EAGAIN) too, its message
+     * kept: a server may answer 503 or -LOADING while it starts */
+    bool starting;
 };
 
 /* Start the exchange as op (op_init()ed by the caller, who sets op->s):
