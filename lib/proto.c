@@ -684,7 +684,7 @@ int proto_start(struct op *op, const struct proto *p, const struct proto_run *ru
     st->t0 = now_ns();
     sb_addn(&st->rx, "", 0); /* never NULL: compared before anything came */
     st->who = xasprintf("[%s] %s = %s", run->label, run->key, p->text);
-    struct sockaddr_storage sa;
+    struct sockaddr_storage sa = {0};
     socklen_t len = 0;
     e->msg[0] = '\0';
     int r = target(st, p, run, &sa, &len, e);
