@@ -327,7 +327,7 @@ static void backoff(struct svc *s)
     s->probe_delay_ns = next > max ? max : next;
 }
 
-int ready_probe(struct svc *s)
+int ready_probe(struct svc *s, struct op *op)
 {
     struct svc_conf *c = s->conf;
     int r;
@@ -343,26 +343,19 @@ int ready_probe(struct svc *s)
         break;
     }
     case READY_DRIVER:
-        struct op op;
-        op_init(&op, s, "readiness probe");
-        r = c->driver->probe(s, &op, &s->err);
+        op_init(op, s, "readiness probe");
+        r = c->driver->probe(s, op, &s->err);
         if (r == OP_STARTED)
-            r = op_run_blocking(&op, &s->err);
-        if (r < 0 && r != -EAGAIN)
-            return r;
-        break;
+            return r; /* ready_probe_done() takes it from there */
+        return ready_probe_done(s, r);
     case READY_EXPECT:
-    case READY_HTTP: {
-        struct op pop;
-        op_init(&pop, s, "readiness check");
+    case READY_HTTP:
+        op_init(op, s, "readiness check");
         s->err.msg[0] = '\0';
-        r = ready_proto_probe(s, &pop, &s->err);
+        r = ready_proto_probe(s, op, &s->err);
         if (r == OP_STARTED)
-            r = op_run_blocking(&pop, &s->err);
-        if (r < 0 && r != -EAGAIN)
-            return r;
-        break;
-    }
+            return r; /* ready_probe_done() takes it from there */
+        return ready_probe_done(s, r);
     case READY_EXEC:
         if (s->probe_pid > 0)
             return -EAGAIN; /* its exit is handled in the helper's SIGCHLD */
@@ -376,7 +369,21 @@ int ready_probe(struct svc *s)
     }
     /* an answer on the port counts only from the service's own listener */
     if (r == 0)
-        r = ready_port_owner(s, c->ready == READY_TCP || c->ready == READY_DRIVER);
+        r = ready_port_owner(s, c->ready != READY_UNIX);
+    if (r == 0 || r == -EADDRINUSE)
+        return r;
+    backoff(s);
+    return -EAGAIN;
+}
+
+int ready_probe_done(struct svc *s, int r)
+{
+    if (r < 0 && r != -EAGAIN)
+        return r;
+    /* a protocol check may have had its answer on the socket: then the
+     * port needs no listener, but may have none but the service's */
+    if (r == 0)
+        r = ready_port_owner(s, s->conf->ready == READY_DRIVER);
     if (r == 0 || r == -EADDRINUSE)
         return r;
     backoff(s);
@@ -485,42 +492,46 @@ int ready_on_event(struct svc *s)
     return r == 0 ? ready_port_owner(s, false) : r;
 }
 
-int svc_health(struct svc *s, terr *e)
+int svc_health_start(struct svc *s, struct op *op, terr *e)
 {
     struct svc_conf *c = s->conf;
     if (s->state != SVC_READY || s->pid <= 0 || kill(s->pid, 0) < 0)
         return terr_set(e, ESRCH, "service '%s' is not running", c->label);
     int r = 0;
-    terr pe = {.msg = ""};
+    e->msg[0] = '\0';
     if (c->health) { /* health = send:PING expect:+PONG, or a protocol ready = */
-        struct op op;
-        op_init(&op, s, "health check");
-        r = svc_proto_health(s, &op, &pe);
+        op_init(op, s, "health check");
+        r = svc_proto_health(s, op, e);
         if (r == OP_STARTED)
-            r = op_run_blocking(&op, &pe);
+            return r;
     } else if (c->ready == READY_TCP)
         r = try_connect_tcp(s->port);
     else if (c->ready == READY_UNIX) {
         _cleanup_free_ char *p = unix_path(s);
         r = try_connect_unix(p);
     } else if (c->driver->health && !s->external) { /* PING, SELECT 1...: really answering */
-        struct op op;
-        op_init(&op, s, "health check");
-        r = c->driver->health(s, &op, &pe);
+        op_init(op, s, "health check");
+        r = c->driver->health(s, op, e);
         if (r == OP_STARTED) {
-            if (!op.deadline_ns)
-                op.deadline_ns = now_ns() + HEALTH_TIMEOUT_NS;
-            r = op_run_blocking(&op, &pe);
+            if (!op->deadline_ns)
+                op->deadline_ns = now_ns() + HEALTH_TIMEOUT_NS;
+            return r;
         }
     }
+    return svc_health_done(s, r, e);
+}
+
+int svc_health_done(struct svc *s, int r, terr *e)
+{
+    struct svc_conf *c = s->conf;
     if (r == 0 && s->port > 0 && ready_port_owner(s, false) < 0) {
         *e = s->err;
         return -EADDRINUSE;
     }
     /* the server's own answer (NOAUTH, "not permitted to log in") says
      * what is wrong; an errno alone would hide it */
-    if (r < 0 && pe.msg[0])
-        return terr_set(e, r, "%s", pe.msg);
+    if (r < 0 && e->msg[0])
+        return r;
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));
