@@ -159,6 +159,39 @@ EOF
     eval "$(tether stop)"
 }
 
+@test "a reset talking to a SIGSTOPped redis: status answers at once meanwhile, the reset fails at its timeout" {
+    command -v redis-server >/dev/null || skip "no redis-server"
+    cfg="$(config r.ini <<EOF
+[cache]
+$REDIS
+socket = auto
+timeout = 3
+ready = send:PING expect:+PONG
+health = none
+reset = send:FLUSHALL expect:+OK
+EOF
+)"
+    eval "$(tether -q -f "$cfg" start)"
+    pid=$(cat "$TETHER_CACHE_PIDFILE")
+    kill -STOP "$pid"
+    tether -q reset cache >"$WORK/reset.out" 2>&1 &
+    rpid=$!
+    resetting() { tether status 2>&1 | grep -q "resetting"; }
+    wait_for 3 resetting
+    t0=$(now_ms)
+    run tether status
+    t1=$(now_ms)
+    assert_output_has "resetting"
+    [ $((t1 - t0)) -lt 500 ] || { echo "status took $((t1 - t0)) ms during the reset" >&2; false; }
+    rc=0
+    wait "$rpid" || rc=$?
+    kill -CONT "$pid"
+    [ "$rc" = 1 ] || { cat "$WORK/reset.out" >&2; false; }
+    grep -qF "[cache] reset = send:FLUSHALL expect:+OK: no answer within 3 s from $TETHER_CACHE_SOCKET" "$WORK/reset.out" ||
+        { cat "$WORK/reset.out" >&2; false; }
+    eval "$(tether stop)"
+}
+
 @test "a protocol check with nothing to talk to is a FILE:LINE error" {
     cfg="$(config bad.ini <<EOF
 [a]
