@@ -262,7 +262,8 @@ struct xstep {
 };
 
 struct pst {
-    bool starting; /* proto_run's */
+    bool starting;      /* proto_run's */
+    long long budget_ns; /* proto_run's */
     char *who;   /* "[label] ready = send:PING expect:+PONG" */
     char *where; /* "/path/sock" or "127.0.0.1:6379" */
     int sock, ep;
@@ -345,7 +346,7 @@ static int build_steps(struct pst *st, const struct proto *p, const struct proto
         _cleanup_sb_ strbuf path = {0};
         int r = expand_text(run, p->http_path, &path, e);
         if (r < 0)
-            return r;
+            return terr_prefix(e, r, "http:%s", p->http_path);
         for (size_t i = 0; i < path.len; i++)
             if ((unsigned char)path.s[i] <= ' ' || path.s[i] == 0x7f)
                 return terr_set(e, EINVAL,
@@ -365,10 +366,14 @@ static int build_steps(struct pst *st, const struct proto *p, const struct proto
         const struct proto_step *ps = &p->steps[i];
         struct xstep *x = add_x(st, ps->kind == PROTO_EXPECT ? X_EXPECT : X_SEND);
         int r = expand_text(run, ps->text, &x->b, e);
+        if (r == 0 && ps->kind == PROTO_EXPECT && !x->b.len)
+            r = terr_set(e, EINVAL, "is empty once expanded: an answer begins with something");
         if (r < 0)
-            return terr_prefix(e, r, "%s", ps->kind == PROTO_SEND  ? "send:"
-                                           : ps->kind == PROTO_RAW ? "raw:"
-                                                                   : "expect:");
+            return terr_prefix(e, r, "%s%s",
+                               ps->kind == PROTO_SEND  ? "send:"
+                               : ps->kind == PROTO_RAW ? "raw:"
+                                                       : "expect:",
+                               ps->text);
         if (ps->kind == PROTO_SEND)
             sb_add(&x->b, "\r\n");
         st->n_expect += ps->kind == PROTO_EXPECT;
@@ -387,7 +392,7 @@ static int target(struct pst *st, const struct proto *p, const struct proto_run 
         _cleanup_sb_ strbuf b = {0};
         int r = expand_text(run, p->to_arg, &b, e);
         if (r < 0)
-            return terr_prefix(e, r, "to:");
+            return terr_prefix(e, r, "to:%s", p->to_arg);
         arg = sb_steal(&b);
     }
     if (p->to == PROTO_TO_UNIX) {
@@ -638,7 +643,8 @@ static int advance(struct pst *st, terr *e)
 
 static int timed_out(struct pst *st, terr *e)
 {
-    long long ms = (now_ns() - st->t0 + 50000000) / 100000000 * 100;
+    long long ms = (st->budget_ns ? st->budget_ns : now_ns() - st->t0) / 1000000;
+    ms = (ms + 50) / 100 * 100; /* 2 s, 0.3 s: not 1.999 s */
     char secs[32];
     snprintf(secs, sizeof(secs), "%g s", (double)ms / 1000);
     if (st->connecting)
@@ -681,6 +687,7 @@ int proto_start(struct op *op, const struct proto *p, const struct proto_run *ru
     struct pst *st = xcalloc(1, sizeof(*st));
     st->sock = st->ep = -1;
     st->starting = run->starting;
+    st->budget_ns = run->budget_ns;
     st->t0 = now_ns();
     sb_addn(&st->rx, "", 0); /* never NULL: compared before anything came */
     st->who = xasprintf("[%s] %s = %s", run->label, run->key, p->text);

@@ -79,6 +79,9 @@ struct proto_run {
     proto_expand_fn expand; /* NULL: no ${...} allowed */
     void *ud;
     long long deadline_ns;  /* now_ns() clock: the whole exchange, connect included */
+    /* the time "no answer within N s" names: the readiness timeout, whose
+     * end the deadline is; 0: the time from proto_start to the deadline */
+    long long budget_ns;
     /* readiness: a wrong answer is "not yet" (-EAGAIN) too, its message
      * kept: a server may answer 503 or -LOADING while it starts */
     bool starting;

@@ -548,10 +548,13 @@ static int expand_cb(void *ud, const char *tmpl, char **out, terr *e)
 static int proto_op(struct svc *s, const struct proto *p, const char *key, long long deadline,
                     struct op *op, terr *e)
 {
+    bool ready = streq(key, "ready");
     struct proto_run run = {.label = s->conf->label, .key = key, .dir = s->dir,
                             .sockpath = s->sockpath, .port = s->port, .expand = expand_cb,
                             .ud = s, .deadline_ns = deadline,
-                            .starting = streq(key, "ready")};
+                            /* its deadline is the end of timeout = */
+                            .budget_ns = ready ? s->conf->timeout_ns : 0,
+                            .starting = ready};
     return proto_start(op, p, &run, e);
 }
 

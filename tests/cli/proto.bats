@@ -37,6 +37,24 @@ EOF
     assert_output_has "answered '+PONG', not '+PANG'..."
 }
 
+@test "ready = send:... expect:...: a server that accepts and never answers fails at the timeout, saying so" {
+    cfg="$(config wedged.ini <<EOF
+[mute]
+command = $PY -c 'import socket, sys, time; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); print("listening", flush=True); time.sleep(3600)' \${socket}
+socket = auto
+timeout = 1
+ready = send:PING expect:+PONG
+EOF
+)"
+    t0=$(now_ms)
+    run tether -f "$cfg" run -- true
+    t1=$(now_ms)
+    assert_status 125
+    assert_output_has "[mute] ready = send:PING expect:+PONG: no answer within 1 s from $TETHER_DIR/"
+    assert_output_has "/mute/sock"
+    [ $((t1 - t0)) -lt 4000 ] || { echo "took $((t1 - t0)) ms" >&2; false; }
+}
+
 @test "ready = http:/: python's http.server on 127.0.0.1:\${port}; a 404 is not ready" {
     cfg="$(config w.ini <<EOF
 [web]

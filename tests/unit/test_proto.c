@@ -177,6 +177,10 @@ static int server_end(struct server *sv)
 static int expand(void *ud, const char *tmpl, char **out, terr *e)
 {
     (void)ud;
+    if (streq(tmpl, "${empty}")) {
+        *out = xstrdup("");
+        return 0;
+    }
     if (streq(tmpl, "${password}")) {
         *out = xstrdup("p\\w d"); /* a backslash: goes in as it is */
         return 0;
@@ -429,6 +433,13 @@ static void test_to(void **state)
     /* relative: in the service's directory */
     assert_int_equal(run("to:unix:x.sock send:PING expect:+PONG", NULL, &e), -EAGAIN);
     assert_non_null(strstr(e.msg, "no socket /nonexistent/x.sock yet"));
+    /* a template that does not expand: which word, and why */
+    assert_int_equal(run("to:unix:x.sock send:'AUTH ${nope}'", NULL, &e), -EINVAL);
+    assert_string_equal(e.msg, "[svc] ready = to:unix:x.sock send:'AUTH ${nope}': send:AUTH "
+                               "${nope}: unknown variable ${nope}");
+    assert_int_equal(run("to:unix:x.sock expect:${empty}", NULL, &e), -EINVAL);
+    assert_string_equal(e.msg, "[svc] ready = to:unix:x.sock expect:${empty}: expect:${empty}: "
+                               "is empty once expanded: an answer begins with something");
     /* no target at all */
     assert_int_equal(run("send:PING expect:+PONG", NULL, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "neither a socket nor a port"));
