@@ -272,6 +272,15 @@ static void op_event(struct svc *s, bool timed_out)
     op_finished(s, act, r, &e);
 }
 
+/* The state file, which gc, list and status read: a failure to write it
+ * is said in the helper's log (i11-warn: its warning path). */
+static void save_state(void)
+{
+    terr e;
+    if (instance_write_state(&H.in, &e) < 0)
+        fprintf(stderr, "tether-helper: warning: %s\n", e.msg);
+}
+
 /* ---- the record of our descendants ---- */
 
 /* Every TRACK_PERIOD the helper adds to its record what was forked below it
@@ -297,7 +306,7 @@ static void track_save(int changed)
     H.in.descendants = H.track.procs;
     H.in.n_descendants = H.track.n;
     if (changed > 0)
-        instance_write_state(&H.in, NULL);
+        save_state();
 }
 
 static void on_track_timer(void)
@@ -372,7 +381,7 @@ static void mark_ready(struct svc *s)
         s->err = e;
         fail_start(s);
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
     /* what it forked on its way to ready is on record before anyone hears
      * that it is ready */
     track_save(track_update(&H.track));
@@ -428,7 +437,7 @@ static int prepared(struct svc *s, int r, terr *e)
     if (r < 0) {
         s->err = *e;
         s->state = SVC_EXITED;
-        instance_write_state(&H.in, NULL);
+        save_state();
         start_failure(s);
         return r;
     }
@@ -447,7 +456,7 @@ static int prepared(struct svc *s, int r, terr *e)
     s->deadline_ns = now_ns() + s->conf->timeout_ns;
     if (s->ready_fd >= 0)
         ep_add(s->ready_fd, EPOLLIN, EV(T_READY, s - H.in.svcs));
-    instance_write_state(&H.in, NULL);
+    save_state();
     if (s->conf->ready == READY_NONE)
         mark_ready(s);
     return 0;
@@ -667,7 +676,7 @@ static void main_exited(struct svc *s, int status)
         ep_del(s->ready_fd);
         ready_teardown(s);
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
     if (H.stopping)
         return;
     if (was == SVC_READY && H.phase == PH_STARTING) {
@@ -780,7 +789,7 @@ static void stop_svc(struct svc *s, enum then then)
     u->killed = sig == SIGKILL;
     /* after a SIGKILL, 10 s for the kernel to deliver it, then we give up */
     u->stop_deadline_ns = now_ns() + (u->killed ? 10LL * 1000000000LL : s->conf->stop_timeout_ns);
-    instance_write_state(&H.in, NULL);
+    save_state();
 }
 
 /* SIGKILL now: a stop past its stop_timeout, or the shutdown of a service
@@ -816,7 +825,7 @@ static void stopped(struct svc *s)
         s->state = SVC_EXITED;
     u->stop_deadline_ns = 0;
     u->killed = false;
-    instance_write_state(&H.in, NULL);
+    save_state();
     enum then then = u->then;
     u->then = THEN_NOTHING;
     if (H.stopping)
@@ -963,7 +972,7 @@ static int keep_instance(void)
 static int keep_failed_instance(void)
 {
     terr e;
-    instance_write_state(&H.in, NULL); /* every service stopped: list says so */
+    save_state(); /* every service stopped: list says so */
     if (instance_keep_failed(H.in.dirfd, H.keep_why.s, &e) == 0) {
         sb_addf(&H.keep_said, "kept instance %s with its logs and data (tether list shows it; "
                 "`tether gc --kept` removes it)", H.in.dir);
@@ -989,6 +998,8 @@ static int remove_instance(void)
     terr e;
     int r = instance_remove(root, H.in.id, &e);
     close(root);
+    if (r < 0) /* i11-warn: its warning path */
+        fprintf(stderr, "tether-helper: warning: %s\n", e.msg);
     return r < 0 ? 2 : 0;
 }
 
@@ -1628,7 +1639,7 @@ static int setup(terr *e)
         if ((r = svc_init(&H.in.svcs[i], &H.in, o->sel[i], e)) < 0)
             return r;
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
     track_start();
     return 0;
 }

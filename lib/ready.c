@@ -18,6 +18,7 @@
 #include "ports.h"
 #include "proto.h"
 #include "service.h"
+#include "spawn.h"
 
 #define CONNECT_DELAY_MIN 1000000LL  /* 1 ms */
 #define CONNECT_DELAY_MAX 25000000LL /* 25 ms */
@@ -306,17 +307,6 @@ void ready_after_spawn(struct svc *s, int pass_fd)
         close(pass_fd);
 }
 
-void ready_teardown(struct svc *s)
-{
-    if (s->ready_fd >= 0)
-        close(s->ready_fd);
-    s->ready_fd = -1;
-    if (s->ready_re) {
-        regfree(s->ready_re);
-        free(s->ready_re);
-        s->ready_re = NULL;
-    }
-}
 
 /* x1.5 rather than x2: a server ready at 10 ms is seen by ~13 ms, not 15 */
 static void backoff(struct svc *s)
@@ -535,6 +525,59 @@ int svc_health_done(struct svc *s, int r, terr *e)
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));
+    return 0;
+}
+
+/* The spawn lives with readiness: the notify socket, fd pipe or log
+ * watch is made before the exec and handed over with it.  (service.c,
+ * below this file, never calls into it: no cycle.) */
+int svc_spawn(struct svc *s, terr *e)
+{
+    const struct tether_driver *d = s->conf->driver;
+    int r;
+    _cleanup_strv_ strv argv = {0};
+    _cleanup_strv_ strv extra = {0};
+    if ((r = d->argv(s, &argv, &extra, e)) < 0)
+        return r;
+    if (argv.n == 0) {
+        if (s->external) {
+            s->pid = 0;
+            return 1; /* nothing to run: ready as soon as prepared */
+        }
+        return terr_set(e, EINVAL, "[%s] the command is empty", s->conf->label);
+    }
+    _cleanup_strv_ strv env = {0};
+    svc_environ(s, &env);
+    for (size_t i = 0; i < extra.n; i++) {
+        char *eq = strchr(extra.v[i], '=');
+        if (eq) {
+            *eq = '\0';
+            svc_env_set(&env, extra.v[i], eq + 1);
+            *eq = '=';
+        }
+    }
+    /* a restart must not find the last run's socket in its way */
+    if (s->sockpath)
+        unlink(s->sockpath);
+    int pass_fd = -1;
+    if ((r = ready_setup(s, &env, &pass_fd, e)) < 0)
+        return r;
+    _cleanup_close_ int log = svc_open_log(s, e);
+    if (log < 0)
+        return log;
+    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
+                           .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd,
+                           .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
+    r = spawn_process(&o, &s->pid, e);
+    if (r < 0) {
+        ready_teardown(s);
+        if (pass_fd >= 0)
+            close(pass_fd);
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    }
+    proc_starttime(s->pid, &s->starttime);
+    ready_after_spawn(s, pass_fd);
+    s->exit_status = 0;
     return 0;
 }
 

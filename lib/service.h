@@ -17,9 +17,10 @@ int svc_compute_vars(struct svc *s, terr *e);
 void svc_setenv_global(struct svc *s, const char *name, const char *value);
 /* The environment for the service's processes (malloc'd strv). */
 void svc_environ(struct svc *s, strv *env);
-/* Prepare readiness, then spawn the server.  Returns 1 for an external
- * service, which has no process and is ready once prepared. */
-int svc_spawn(struct svc *s, terr *e);
+/* Set a NAME=value in an environment (replacing NAME's value). */
+void svc_env_set(strv *env, const char *name, const char *value);
+/* The service's log, opened for appending: the fd or < 0 with e set. */
+int svc_open_log(struct svc *s, terr *e);
 /* Split a command template into words, then expand each word: a value
  * with spaces or quotes stays one argument and is never parsed again. */
 int svc_argv(struct svc *s, const char *tmpl, strv *argv, terr *e);
@@ -40,7 +41,11 @@ void svc_fail(struct svc *s, const char *fmt, ...) __attribute__((format(printf,
  * instance, unless the instance is kept. */
 char *svc_log_excerpt(const struct svc *s);
 
-/* --- readiness (ready.c) --- */
+/* --- spawn and readiness (ready.c, above service.c: it calls service.c,
+ * never the other way) --- */
+/* Prepare readiness, then spawn the server.  Returns 1 for an external
+ * service, which has no process and is ready once prepared. */
+int svc_spawn(struct svc *s, terr *e);
 /* Before spawn: make the notify socket / fd pipe / inotify watch.  Adds
  * NOTIFY_SOCKET to env when needed; *pass_fd is the fd to hand over. */
 int ready_setup(struct svc *s, strv *env, int *pass_fd, terr *e);
@@ -56,7 +61,7 @@ int ready_probe_done(struct svc *s, int r);
 int ready_on_event(struct svc *s);
 /* An exec readiness probe exited: 0 ready, -EAGAIN try again later. */
 int ready_exec_done(struct svc *s, int status);
-/* Close readiness resources. */
+/* Close readiness resources (service.c: svc_free needs it). */
 void ready_teardown(struct svc *s);
 /* Whether the listeners on the service's port (localhost or wildcard:
  * port_listeners()) are all the service's own: sockets held by its main
