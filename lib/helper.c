@@ -1255,8 +1255,7 @@ static void reset_request(int client, const char *label, bool can_wait)
         reply(&c, "ERR service '%s' is busy (starting or being reset)", s->conf->label);
         return;
     }
-    const struct tether_driver *d = s->conf->driver;
-    if ((d->reset && !s->conf->reset) || s->conf->reset_restart || s->conf->reset)
+    if (svc_native_reset(s) || s->conf->reset_restart || s->conf->reset)
         promise(client, can_wait, reset_budget_ns(s));
     s->pending_client = client;
     u->resetting = true;
@@ -1273,9 +1272,9 @@ static void reset_begin(struct svc *s)
 {
     struct run *u = RUN(s);
     const struct tether_driver *d = s->conf->driver;
-    bool native = d->reset && !s->conf->reset && !s->conf->reset_restart;
+    bool native = svc_native_reset(s) != NULL; /* the driver's, or reset = send:... */
     u->reset_queued = false;
-    u->reset_checked = !(native && d->reset_checks_health);
+    u->reset_checked = !(native && !s->conf->reset_proto && d->reset_checks_health);
     u->reset_t0 = now_ns();
     if (!u->reset_checked) {
         reset_go(s);
@@ -1291,13 +1290,12 @@ static void reset_begin(struct svc *s)
 static void reset_go(struct svc *s)
 {
     struct run *u = RUN(s);
-    const struct tether_driver *d = s->conf->driver;
-    bool native = d->reset && !s->conf->reset && !s->conf->reset_restart;
+    svc_op_fn native = svc_native_reset(s); /* the driver's, or reset = send:... */
     terr e = {.msg = ""};
     u->reset_t1 = now_ns();
     if (native) {
         op_init(&u->op, s, "reset");
-        int r = d->reset(s, &u->op, &e);
+        int r = native(s, &u->op, &e);
         if (op_begun(s, r, ACT_RESET)) {
             if (!u->op.deadline_ns)
                 u->op.deadline_ns = now_ns() + s->conf->timeout_ns;
@@ -1339,7 +1337,7 @@ static void reset_finished(struct svc *s, int r, terr *e)
         answer(s, "OK reset\nhealth check in %s\nreset in %s", a, b);
     else
         answer(s, "OK reset\nreset in %s", b);
-    if (!d->after_reset)
+    if (!d->after_reset || s->conf->reset_proto)
         return;
     terr ae = {.msg = ""};
     op_init(&u->op, s, "after reset");
@@ -1380,8 +1378,8 @@ static void op_finished(struct svc *s, enum act act, int r, terr *e)
     case ACT_PREPARE:
         (void)prepared(s, r, e);
         break;
-    case ACT_PROBE:
-        if (r < 0 && r != -EAGAIN)
+    case ACT_PROBE: /* a "not yet" too: ready_describe() quotes the last one */
+        if (r < 0)
             s->err = *e;
         if (s->state == SVC_STARTING)
             ready_result(s, ready_probe_done(s, r));
@@ -1510,7 +1508,8 @@ static void arm_timer(void)
         if (u->act != ACT_NONE)
             continue;
         bool timed = s->conf->ready == READY_TCP || s->conf->ready == READY_UNIX ||
-                     s->conf->ready == READY_DRIVER ||
+                     s->conf->ready == READY_DRIVER || s->conf->ready == READY_EXPECT ||
+                     s->conf->ready == READY_HTTP ||
                      (s->conf->ready == READY_EXEC && s->probe_pid == 0);
         if (timed && s->next_probe_ns && (!next || s->next_probe_ns < next))
             next = s->next_probe_ns;

@@ -74,5 +74,18 @@ int ready_port_owner(struct svc *s, bool need);
  * pass what its step returned, and its e, to svc_health_done(). */
 int svc_health_start(struct svc *s, struct op *op, terr *e);
 int svc_health_done(struct svc *s, int r, terr *e);
+/* The config's protocol checks (proto.h) as ops, with the driver hooks'
+ * signatures and results (drivers/driver.h): ready = send:.../http:/ (a
+ * wrong answer is "not yet"; the op's deadline is the service's), its
+ * health = (HEALTH_TIMEOUT_NS), reset = send:... (timeout =). */
+struct op;
+int ready_proto_probe(struct svc *s, struct op *op, terr *e);
+int svc_proto_health(struct svc *s, struct op *op, terr *e);
+int svc_proto_reset(struct svc *s, struct op *op, terr *e);
+/* The reset that talks to the server, as an op: the config's reset =
+ * send:..., else the driver's own; NULL when there is none, or the config
+ * says a command or restart. */
+typedef int (*svc_op_fn)(struct svc *s, struct op *op, terr *e);
+svc_op_fn svc_native_reset(const struct svc *s);
 /* How readiness is described in messages ("tcp 127.0.0.1:8080"). */
 char *ready_describe(const struct svc *s);
