@@ -11,6 +11,8 @@ struct pg {
     char *password; /* os_user's over TCP (tcp = yes), made per instance; NULL without TCP */
     int worker_fd;    /* to the reset worker (pg_job.c), or -1 */
     pid_t worker_pid;
+    pid_t spare_pid; /* making the cache entry's next spare (pg_spare_start) */
+    int spare_pidfd;
     /* server = URL mode */
     char *server_url;
     char *server_db; /* the unique database made for this instance */
@@ -74,14 +76,11 @@ int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e);
 /* An initdb'd cluster for this configuration, built on first use; *fd is
  * its data directory. */
 int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e);
-/* Move the entry's spare copy into place as dstdir/data: 0, or -errno
- * (none there, another file system...). */
-int pg_cache_take_spare(struct pg *pg, int dstdir);
-/* Make the next spare in the background (a child of the helper that it
- * reaps like any other), unless one exists or is being made. */
-void pg_cache_make_spare(struct svc *s, struct pg *pg, int dstdir);
-/* The per-user cache root (created 0700, or 0711 for root). */
-int pg_cache_root(char **path, terr *e);
+/* Make the entry's next spare copy (datacache_make_spare) in a child,
+ * unless one is being made; pg_spare_reap() reaps it: without kill_it
+ * only once it is done, with kill_it now. */
+void pg_spare_start(struct svc *s, struct pg *pg, int dstdir);
+void pg_spare_reap(struct pg *pg, bool kill_it);
 
 /* pg_truncate.c: reset = truncate */
 struct pg_init_state;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
@@ -22,9 +23,11 @@
 #include <sys/wait.h>
 
 #include "../fsutil.h"
+#include "../proc.h"
 #include "../progress.h"
 #include "../service.h"
 #include "../spawn.h"
+#include "datacache.h"
 #include "pg.h"
 
 #define CACHE_FORMAT "tether-pg-cache-4" /* 4: scram-sha-256 over TCP */
@@ -86,31 +89,6 @@ int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e)
         }
     return terr_set(e, ENOENT, "[%s] postgres not found (looked in /usr/lib/postgresql/*/bin "
                     "and PATH): apt-get install postgresql, or set bin_dir =", c->label);
-}
-
-int pg_cache_root(char **path, terr *e)
-{
-    const char *env = getenv("TETHER_CACHE_DIR");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
-    char *p;
-    if (env && *env)
-        p = xstrdup(env);
-    else if (xdg && *xdg == '/' && stat(xdg, &st) == 0 && st.st_uid == getuid())
-        p = xasprintf("%s/tether-cache", xdg);
-    else
-        p = xasprintf("/dev/shm/tether-cache-%u", (unsigned)getuid());
-    int fd = ensure_private_dir_var(p, getuid(), "TETHER_CACHE_DIR", e);
-    if (fd < 0) {
-        terr_prefix(e, fd, "tether's cache directory");
-        free(p);
-        return fd;
-    }
-    /* root's clusters belong to the postgres user, who must reach them */
-    if (geteuid() == 0)
-        fchmod(fd, 0711);
-    *path = p;
-    return fd;
 }
 
 static void fnv(unsigned long long *h, const void *data, size_t n)
@@ -398,7 +376,7 @@ static int load_schema(struct svc *s, struct pg *pg, const char *dir,
  * systemd support), with PQping as the fallback for servers without it. */
 static int wait_ready(struct svc *s, struct pg *pg, const char *dir, int nfd, pid_t pid, terr *e)
 {
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pfd = proc_pidfd_open(pid);
     const char *keys[] = {"host", "port", "user", "dbname", NULL};
     const char *vals[] = {dir, "5432", pg->os_user, "template1", NULL};
     long long deadline = now_ns() + s->conf->timeout_ns;
@@ -489,27 +467,6 @@ static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const str
     _cleanup_free_ char *sock = xasprintf("%s/notify", dir);
     unlink(sock);
     return r;
-}
-
-/* A build that ran out of room says so, and where: the step's message
- * tells, or (in any language) the file system is full with the failed
- * build still on it (initdb --no-clean). */
-static int out_of_space(struct svc *s, int root, const char *rootpath, int r, terr *e)
-{
-    struct statvfs v;
-    bool full_now = fstatvfs(root, &v) == 0 && (unsigned long long)v.f_bavail * v.f_frsize < 1 << 20;
-    if (r != -ENOSPC && !strstr(e->msg, NO_SPACE) && !full_now)
-        return r;
-    char room[96] = "";
-    if (fstatvfs(root, &v) == 0)
-        snprintf(room, sizeof(room), " (%llu of %llu MB free when it failed)",
-                 (unsigned long long)v.f_bavail * v.f_frsize >> 20,
-                 (unsigned long long)v.f_blocks * v.f_frsize >> 20);
-    terr was = *e;
-    return terr_set(e, ENOSPC, "[%s] no space left on device in %s%s while building the cluster "
-                    "cache: free some space there, or set TETHER_CACHE_DIR to a directory with "
-                    "room for a cluster (some 40 MB); what failed: %s",
-                    s->conf->label, rootpath, room, was.msg);
 }
 
 /* What PostgreSQL's own headers say (storage/pg_shmem.h, ipc/dsm.c): the
@@ -613,22 +570,22 @@ static void remove_build_shm(struct svc *s, int root, const char *tmp)
     fclose(f);
 }
 
-static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, const char *key,
-                 const struct init_sql *is, terr *e)
+/* In the job's child (see pg_cache_get): initdb into dir/data, then
+ * load the schema with a server of its own. */
+struct build_args {
+    struct svc *s;
+    struct pg *pg;
+    const struct init_sql *is;
+};
+
+static int build(void *arg, int root, const char *dir, terr *e)
 {
-    char rnd[9];
-    random_hex(rnd, 8);
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp-%s", key, rnd);
-    _cleanup_free_ char *dir = xasprintf("%s/%s", rootpath, tmp);
-    if (mkdirat(root, tmp, 0700) < 0)
-        return terr_set(e, errno, "[%s] cannot create %s: %m", s->conf->label, dir);
-    int r = 0;
+    (void)root;
+    const struct build_args *a = arg;
+    struct svc *s = a->s;
+    struct pg *pg = a->pg;
     _cleanup_strv_ strv env = {0};
     _cleanup_strv_ strv argv = {0};
-    if (s->run_as && chown(dir, s->uid, s->gid) < 0) {
-        r = terr_set(e, errno, "[%s] cannot chown %s: %m", s->conf->label, dir);
-        goto fail;
-    }
     svc_environ(s, &env); /* carries the cookie: gc finds a builder left behind */
     strv_pushf(&argv, "%s/initdb", pg->bindir);
     strv_push(&argv, "-D");
@@ -645,148 +602,115 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     strv_push(&argv, "--encoding=UTF8");
     strv_push(&argv, "--locale=C");
     strv_push(&argv, "--wal-segsize=1"); /* 1 MB segments: a smaller copy */
-    if ((r = run_step(s, argv.v, env.v, true, e)) < 0)
-        goto fail;
-    if ((r = load_cluster(s, pg, dir, is, &env, e)) < 0)
-        goto fail;
-    if (renameat(root, tmp, root, key) < 0) {
-        r = terr_set(e, errno, "[%s] cannot rename %s into the cache: %m", s->conf->label, dir);
-        goto fail;
-    }
-    return 0;
-fail:
-    remove_build_shm(s, root, tmp);
-    r = out_of_space(s, root, rootpath, r, e);
-    rm_rf_at(root, tmp, NULL);
-    return r;
+    int r = run_step(s, argv.v, env.v, true, e);
+    return r < 0 ? r : load_cluster(s, pg, dir, a->is, &env, e);
 }
 
-struct build_args {
+static void build_stale(void *arg, int root, const char *name)
+{
+    const struct build_args *a = arg;
+    remove_build_shm(a->s, root, name);
+}
+
+struct get_args {
+    struct datacache_build b;
     int root;
-    const char *rootpath, *key;
-    const struct init_sql *is;
+    const char *rootpath;
 };
 
-/* In a job: the helper never loads libpq (see pg_job.c). */
-static int job_build(struct pg_job *j, terr *e)
+/* In a job: the helper never loads libpq (see pg_job.c), and a build's
+ * lock wait and initdb happen there, not in the helper.  Hands back the
+ * entry's path. */
+static int job_get(struct pg_job *j, terr *e)
 {
-    const struct build_args *a = j->arg;
-    return build(j->s, j->pg, a->root, a->rootpath, a->key, a->is, e);
-}
-
-/* The cache's entry `key`: opened, or built under its lock if nobody has. */
-static int cache_get(struct svc *s, struct pg *pg, int root, const char *rootpath,
-                     const char *key, const struct init_sql *is, int *fd, terr *e)
-{
-    int r;
-    _cleanup_free_ char *data = xasprintf("%s/data", key);
-    free(pg->cache_entry);
-    pg->cache_entry = xasprintf("%s/%s", rootpath, key);
-    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (*fd >= 0)
-        return 0;
-    _cleanup_free_ char *lockname = xasprintf("%s.lock", key);
-    _cleanup_close_ int lock = openat(root, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0)
-        return terr_set(e, errno, "[%s] cannot open %s/%s: %m", s->conf->label, rootpath, lockname);
-    while (flock(lock, LOCK_EX) < 0)
-        if (errno != EINTR)
-            return terr_set(e, errno, "[%s] cannot lock %s/%s: %m", s->conf->label, rootpath,
-                            lockname);
-    /* someone may have built it while we waited */
-    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (*fd >= 0)
-        return 0;
-    /* builds that died half-way: nobody else can be building (we hold the lock) */
-    DIR *d = fdopendir(fcntl(root, F_DUPFD_CLOEXEC, 3));
-    if (d) {
-        struct dirent *de;
-        size_t kl = strlen(key);
-        strv stale = {0};
-        while ((de = readdir(d)))
-            if (strncmp(de->d_name, key, kl) == 0 && strncmp(de->d_name + kl, ".tmp-", 5) == 0)
-                strv_push(&stale, de->d_name);
-        closedir(d);
-        for (size_t i = 0; i < stale.n; i++) {
-            /* a builder killed mid-way left its servers' segments too */
-            remove_build_shm(s, root, stale.v[i]);
-            rm_rf_at(root, stale.v[i], NULL);
-        }
-        strv_free(&stale);
+    struct get_args *a = j->arg;
+    _cleanup_free_ char *entry = NULL;
+    _cleanup_close_ int fd = -1;
+    int r = datacache_get(&a->b, a->root, a->rootpath, &entry, &fd, e);
+    if (r == 0) {
+        strv_push(&j->out, "entry");
+        strv_push(&j->out, entry);
     }
-    struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .is = is};
-    long long t0 = now_ns();
-    progress(PROGRESS_NOTE, "[%s] building the PostgreSQL cache, first run for this schema "
-             "...", s->conf->label);
-    if ((r = pg_job_run(s, pg, job_build, &a, &root, 1, NULL, e)) < 0)
-        return r;
-    char t[32];
-    progress(PROGRESS_NOTE, "[%s] ... done in %s", s->conf->label, progress_since(t, t0));
-    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (*fd < 0)
-        return terr_set(e, errno, "[%s] the cluster cache %s/%s vanished: %m", s->conf->label,
-                        rootpath, data);
-    return 0;
+    return r;
 }
 
 int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
 {
     _cleanup_free_ char *rootpath = NULL;
-    _cleanup_close_ int root = pg_cache_root(&rootpath, e);
+    _cleanup_close_ int root = datacache_root(&rootpath, e);
     if (root < 0)
         return terr_prefix(e, root, "[%s]", s->conf->label);
     char key[32];
     struct init_sql is = {0};
     int r = cache_key(s, pg, key, &is, e);
-    if (r == 0)
-        r = cache_get(s, pg, root, rootpath, key, &is, fd, e);
+    struct build_args ba = {.s = s, .pg = pg, .is = &is};
+    struct get_args ga = {
+        .b = {.label = s->conf->label, .what = "PostgreSQL", .key = key, .chown = s->run_as,
+              .uid = s->uid, .gid = s->gid, .build = build, .stale = build_stale, .arg = &ba},
+        .root = root, .rootpath = rootpath};
+    /* warm: no job (a fork, 2 ms) for an entry that is there */
+    free(take_ptr(&pg->cache_entry));
+    _cleanup_free_ char *data = xasprintf("%s/data", key);
+    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (r == 0 && *fd >= 0)
+        pg->cache_entry = xasprintf("%s/%s", rootpath, key);
+    else if (r == 0) {
+        _cleanup_strv_ strv out = {0};
+        /* the build's progress goes where the helper's does */
+        int keep[] = {root, progress_fd()};
+        r = pg_job_run(s, pg, job_get, &ga, keep, keep[1] >= 0 ? 2 : 1, &out, e);
+        *fd = r < 0 ? -1 : openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (r == 0 && *fd < 0)
+            r = terr_set(e, errno, "[%s] the PostgreSQL cache %s/%s vanished: %m",
+                         s->conf->label, rootpath, data);
+        if (r == 0)
+            pg->cache_entry = xasprintf("%s/%s", rootpath, key);
+    }
     free(is.path);
     free(is.text);
     return r;
 }
 
-/* A spare copy of the cluster, made inside its cache entry while an
+/* A spare copy of the cluster, made inside its cache entry while this
  * instance's server starts (mostly on the other core), so that the next
- * instance starts with a rename instead of a 30 ms copy.  One per entry:
- * its maker holds spare.lock, and a maker killed half-way leaves
- * spare.tmp for the next one to remove. */
-int pg_cache_take_spare(struct pg *pg, int dstdir)
+ * instance starts with a rename instead of a 30 ms copy.  In a child that
+ * this driver reaps (pg_spare_reap), which the helper's catch-all leaves
+ * alone (proc_fork_pidfd). */
+void pg_spare_start(struct svc *s, struct pg *pg, int dstdir)
 {
-    if (!pg->cache_entry)
-        return -ENOENT;
-    _cleanup_close_ int kd = open(pg->cache_entry, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (kd < 0)
-        return -errno;
-    return renameat(kd, "spare", dstdir, "data") < 0 ? -errno : 0;
-}
-
-void pg_cache_make_spare(struct svc *s, struct pg *pg, int dstdir)
-{
-    if (!pg->cache_entry)
+    pg_spare_reap(pg, false);
+    if (!pg->cache_entry || pg->spare_pid > 0)
         return;
-    int kd = open(pg->cache_entry, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     struct stat a, b;
     /* a spare on another file system could not be renamed into place */
-    if (kd < 0 || fstat(kd, &a) < 0 || fstat(dstdir, &b) < 0 || a.st_dev != b.st_dev ||
-        faccessat(kd, "spare", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (kd >= 0)
-            close(kd);
+    if (stat(pg->cache_entry, &a) < 0 || fstat(dstdir, &b) < 0 || a.st_dev != b.st_dev)
         return;
-    }
-    pid_t pid = pg_fork(s, NULL, &kd, 1, NULL);
-    if (pid != 0) { /* the helper reaps it; a failed fork costs only speed */
-        close(kd);
+    pid_t parent = getpid();
+    int pfd;
+    pid_t pid = proc_fork_pidfd(&pfd);
+    if (pid < 0) /* costs only speed */
         return;
+    if (pid == 0) {
+        /* nothing of the helper's (a client's socket) outlives it in here */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+            _exit(3);
+        close_range(3, ~0U, 0);
+        _exit(datacache_make_spare(pg->cache_entry, s->run_as, s->uid, s->gid) < 0 ? 1 : 0);
     }
-    setpriority(PRIO_PROCESS, 0, 10); /* behind the servers that are starting */
-    int lock = openat(kd, "spare.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0 ||
-        faccessat(kd, "spare", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-        _exit(0);
-    rm_rf_at(kd, "spare.tmp", NULL);
-    int src = openat(kd, "data", O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (src < 0 || copy_tree(src, kd, "spare.tmp", s->run_as, s->uid, s->gid, NULL) < 0 ||
-        renameat2(kd, "spare.tmp", kd, "spare", RENAME_NOREPLACE) < 0)
-        rm_rf_at(kd, "spare.tmp", NULL);
-    _exit(0);
+    pg->spare_pid = pid;
+    pg->spare_pidfd = pfd;
+}
+
+void pg_spare_reap(struct pg *pg, bool kill_it)
+{
+    if (pg->spare_pid <= 0)
+        return;
+    if (kill_it && pg->spare_pidfd >= 0) /* its copy is not needed now; the next one finishes it */
+        (void)proc_pidfd_signal(pg->spare_pidfd, SIGKILL);
+    if (proc_pidfd_reap(pg->spare_pidfd, pg->spare_pid, kill_it, NULL) == 0)
+        return; /* still copying */
+    if (pg->spare_pidfd >= 0)
+        close(pg->spare_pidfd);
+    pg->spare_pidfd = -1;
+    pg->spare_pid = 0;
 }

@@ -17,6 +17,7 @@
 #include "../fsutil.h"
 #include "../service.h"
 #include "../spawn.h"
+#include "datacache.h"
 #include "driver.h"
 #include "pg.h"
 
@@ -98,6 +99,7 @@ static struct pg *pg_of(struct svc *s)
     if (!s->driver_data) {
         struct pg *pg = xcalloc(1, sizeof(struct pg));
         pg->worker_fd = -1;
+        pg->spare_pidfd = -1;
         s->driver_data = pg;
     }
     return s->driver_data;
@@ -193,12 +195,12 @@ static int pg_prepare(struct svc *s, terr *e)
     _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (dfd < 0)
         return terr_set(e, errno, "[%s] %s: %m", s->conf->label, s->dir);
-    if (pg_cache_take_spare(pg, dfd) < 0 &&
+    if (datacache_take_spare(pg->cache_entry, dfd, "data") < 0 &&
         (r = copy_tree(cache, dfd, "data", s->run_as, s->uid, s->gid, e)) < 0)
         return terr_prefix(e, r, "[%s] copying the cached cluster into %s", s->conf->label,
                            s->dir);
     /* the next instance's copy, made while this one's server starts */
-    pg_cache_make_spare(s, pg, dfd);
+    pg_spare_start(s, pg, dfd);
     return 0;
 }
 
@@ -882,6 +884,7 @@ static int pg_cleanup(struct svc *s, terr *e)
 {
     struct pg *pg = pg_of(s);
     pg_worker_forget(pg);
+    pg_spare_reap(pg, true);
     if (pg->server_url)
         return pg_server_cleanup(s, pg, e);
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -917,6 +920,7 @@ static void pg_free(struct svc *s)
     if (!pg)
         return;
     pg_worker_forget(pg);
+    pg_spare_reap(pg, true);
     free(pg->bindir);
     free(pg->cache_entry);
     free(pg->os_user);
