@@ -117,8 +117,9 @@ static void disconnect(struct mc_data *d)
     }
 }
 
-static int mc_prepare(struct svc *s, terr *e)
+static int mc_prepare(struct svc *s, struct op *op, terr *e)
 {
+    (void)op;
     struct mc_data *d = mdata(s);
     disconnect(d); /* a new server: the old connection is dead */
     const char *bin = svc_opt(s->conf, "bin");
@@ -300,9 +301,11 @@ static int request(struct svc *s, const char *req, char *buf, size_t bufsz, int 
     return -EIO;
 }
 
-static int mc_probe(struct svc *s, terr *e)
+/* `version`: readiness (starting: any failure is "not yet") or health.
+ * Synchronous, bounded by VERSION_TIMEOUT_MS (memcached becomes a recipe,
+ * whose exchanges are proto.c's ops). */
+static int version(struct svc *s, bool starting, terr *e)
 {
-    bool starting = s->state == SVC_STARTING;
     char buf[256];
     int r = request(s, "version\r\n", buf, sizeof(buf), VERSION_TIMEOUT_MS, e);
     if (r < 0)
@@ -315,8 +318,21 @@ static int mc_probe(struct svc *s, terr *e)
     return 0;
 }
 
-static int mc_reset(struct svc *s, terr *e)
+static int mc_probe(struct svc *s, struct op *op, terr *e)
 {
+    (void)op;
+    return version(s, true, e);
+}
+
+static int mc_health(struct svc *s, struct op *op, terr *e)
+{
+    (void)op;
+    return version(s, false, e);
+}
+
+static int mc_reset(struct svc *s, struct op *op, terr *e)
+{
+    (void)op;
     char buf[256];
     int r = request(s, "flush_all\r\n", buf, sizeof(buf), FLUSH_TIMEOUT_MS, e);
     if (r < 0)
@@ -359,6 +375,7 @@ const struct tether_driver driver_memcached = {
     .prepare = mc_prepare,
     .argv = mc_argv,
     .probe = mc_probe,
+    .health = mc_health,
     .reset = mc_reset,
     .variables = mc_variables,
     .cleanup = mc_cleanup,
