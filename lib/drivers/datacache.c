@@ -97,14 +97,28 @@ static void remove_stale(const struct datacache_build *b, int root)
     }
 }
 
+char *datacache_tmp_name(const char *key)
+{
+    char rnd[17];
+    if (random_hex(rnd, 16) < 0) /* no getrandom: unique enough for a name */
+        snprintf(rnd, sizeof(rnd), "%d-%llx", (int)getpid(), (unsigned long long)now_ns());
+    return xasprintf("%s.tmp-%s", key, rnd);
+}
+
+void datacache_abandon(const struct datacache_build *b, int root, const char *tmp)
+{
+    struct stat st;
+    if (fstatat(root, tmp, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return; /* renamed into place, or never made */
+    if (b->stale)
+        b->stale(b->arg, root, tmp);
+    rm_rf_at(root, tmp, NULL);
+}
+
 static int build(const struct datacache_build *b, int root, const char *rootpath, terr *e)
 {
-    char rnd[9];
-    int r = random_hex(rnd, 8);
-    if (r < 0)
-        return terr_set(e, -r, "[%s] cannot name a build directory (getrandom): %s", b->label,
-                        strerror(-r));
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp-%s", b->key, rnd);
+    int r = 0;
+    _cleanup_free_ char *tmp = b->tmp ? xstrdup(b->tmp) : datacache_tmp_name(b->key);
     _cleanup_free_ char *dir = xasprintf("%s/%s", rootpath, tmp);
     if (mkdirat(root, tmp, 0700) < 0)
         return terr_set(e, errno, "[%s] cannot create %s: %m", b->label, dir);
@@ -116,10 +130,8 @@ static int build(const struct datacache_build *b, int root, const char *rootpath
         r = terr_set(e, errno, "[%s] cannot rename %s into the cache: %m", b->label, dir);
     if (r == 0)
         return 0;
-    if (b->stale)
-        b->stale(b->arg, root, tmp);
     r = out_of_space(b, root, rootpath, r, e);
-    rm_rf_at(root, tmp, NULL);
+    datacache_abandon(b, root, tmp);
     return r;
 }
 

@@ -36,7 +36,18 @@ struct datacache_build {
      * be NULL. */
     void (*stale)(void *arg, int root, const char *name);
     void *arg;
+    /* The build directory's name (datacache_tmp_name), chosen by the
+     * caller so that, if the build is abandoned (its job killed at a
+     * shutdown), the caller can remove it at once (datacache_abandon)
+     * instead of leaving it to the next builder.  NULL: a random one. */
+    const char *tmp;
 };
+
+/* A fresh build directory name for key: "KEY.tmp-RANDOM" (malloc'd). */
+char *datacache_tmp_name(const char *key);
+/* Remove an abandoned build's directory (root/tmp, if it is there): its
+ * stale callback, then the directory.  Only once its builder is dead. */
+void datacache_abandon(const struct datacache_build *b, int root, const char *tmp);
 
 /* The per-user cache root: $TETHER_CACHE_DIR, else
  * $XDG_RUNTIME_DIR/tether-cache, else /dev/shm/tether-cache-UID; created

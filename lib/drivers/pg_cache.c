@@ -23,8 +23,10 @@
 #include <sys/wait.h>
 
 #include "../fsutil.h"
+#include "../job.h"
 #include "../proc.h"
 #include "../progress.h"
+#include "../kit.h"
 #include "../service.h"
 #include "../spawn.h"
 #include "datacache.h"
@@ -39,6 +41,13 @@ static bool is_exe(const char *dir, const char *name)
 {
     _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
     return access(p, X_OK) == 0;
+}
+
+/* A postgres in PATH counts with its initdb beside it. */
+static bool server_with_initdb(const char *path)
+{
+    _cleanup_free_ char *dir = xstrndup(path, strrchr(path, '/') - path);
+    return *path == '/' && is_exe(dir, "postgres") && is_exe(dir, "initdb");
 }
 
 int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e)
@@ -80,15 +89,14 @@ int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e)
         *bindir = xasprintf("/usr/lib/postgresql/%ld/bin", best);
         return 0;
     }
-    const char *path = getenv("PATH");
-    _cleanup_free_ char *copy = xstrdup(path ? path : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
-        if (*d && is_exe(d, "postgres") && is_exe(d, "initdb")) {
-            *bindir = xstrdup(d);
-            return 0;
-        }
-    return terr_set(e, ENOENT, "[%s] postgres not found (looked in /usr/lib/postgresql/*/bin "
-                    "and PATH): apt-get install postgresql, or set bin_dir =", c->label);
+    char found[4096];
+    if (path_search("postgres", server_with_initdb, found, sizeof(found)) == 0) {
+        *bindir = xstrndup(found, strrchr(found, '/') - found);
+        return 0;
+    }
+    return terr_set(e, ENOENT, "[%s] postgres not found in /usr/lib/postgresql/*/bin or PATH: "
+                    "install the Debian package postgresql (apt-get install postgresql), or "
+                    "set bin_dir =", c->label);
 }
 
 static void fnv(unsigned long long *h, const void *data, size_t n)
@@ -103,7 +111,7 @@ static void fnv_str(unsigned long long *h, const char *s) { fnv(h, s ? s : "", s
 static char *init_sql_path(const struct svc *s)
 {
     const char *f = svc_opt(s->conf, "init_sql");
-    return f ? config_path(s->inst->cfg, f) : NULL;
+    return f ? svc_config_path(s, f) : NULL;
 }
 
 /* init_sql: the file's name, for messages, and the text read from it */
@@ -126,8 +134,8 @@ static int cache_key(struct svc *s, struct pg *pg, char out[32], struct init_sql
     fnv(&h, &s->uid, sizeof(s->uid));
     fnv_str(&h, pg_dbname(s->conf));
     fnv_str(&h, svc_opt(s->conf, "init"));
-    if (svc_opt(s->conf, "init") && s->inst->cfg) /* one project's ./bin/load is not another's */
-        fnv_str(&h, s->inst->cfg->dir);
+    if (svc_opt(s->conf, "init") && svc_config_dir(s)) /* one project's ./bin/load is not another's */
+        fnv_str(&h, svc_config_dir(s));
     is->path = init_sql_path(s);
     is->text = NULL;
     if (is->path) {
@@ -180,12 +188,11 @@ static char *find_psql(const char *bindir)
 {
     if (is_exe(bindir, "psql"))
         return xasprintf("%s/psql", bindir);
-    const char *path = getenv("PATH");
-    _cleanup_free_ char *copy = xstrdup(path ? path : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
-        if (*d == '/' && is_exe(d, "psql"))
-            return xasprintf("%s/psql", d);
-    return NULL;
+    char found[4096];
+    return program_find("", "psql", "postgresql-client", found, sizeof(found), NULL) == 0 &&
+                   *found == '/'
+               ? xstrdup(found)
+               : NULL;
 }
 
 /* An anonymous file holding data, at offset 0. */
@@ -618,23 +625,64 @@ struct get_args {
     const char *rootpath;
 };
 
-/* In a job: the helper never loads libpq (see pg_job.c), and a build's
- * lock wait and initdb happen there, not in the helper.  Hands back the
- * entry's path. */
-static int job_get(struct pg_job *j, terr *e)
+/* In a job: the helper never loads libpq, and a build's lock wait and
+ * initdb happen there, not in the helper's loop. */
+static int job_get(struct job *j, terr *e)
 {
     struct get_args *a = j->arg;
+    int r = pq_load(e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", a->b.label);
     _cleanup_free_ char *entry = NULL;
     _cleanup_close_ int fd = -1;
-    int r = datacache_get(&a->b, a->root, a->rootpath, &entry, &fd, e);
-    if (r == 0) {
-        strv_push(&j->out, "entry");
-        strv_push(&j->out, entry);
-    }
-    return r;
+    return datacache_get(&a->b, a->root, a->rootpath, &entry, &fd, e);
 }
 
-int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
+/* The entry's data into s->dir/data: its spare renamed, else a copy; then
+ * the next instance's spare, made while this one's server starts. */
+static int install(struct svc *s, struct pg *pg, terr *e)
+{
+    _cleanup_free_ char *data = xasprintf("%s/data", pg->cache_entry);
+    _cleanup_close_ int cache = open(data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (cache < 0)
+        return terr_set(e, errno, "[%s] the PostgreSQL cache %s: %m", s->conf->label, data);
+    _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0)
+        return terr_set(e, errno, "[%s] %s: %m", s->conf->label, s->dir);
+    int r;
+    if (datacache_take_spare(pg->cache_entry, dfd, "data") < 0 &&
+        (r = copy_tree(cache, dfd, "data", s->run_as, s->uid, s->gid, e)) < 0)
+        return terr_prefix(e, r, "[%s] copying the cached cluster into %s", s->conf->label,
+                           s->dir);
+    pg_spare_start(s, pg, dfd);
+    return 0;
+}
+
+static int built(struct op *op, int r, const strv *out, void *ud, terr *e)
+{
+    (void)out;
+    (void)ud;
+    struct svc *s = op->s;
+    struct pg *pg = s->driver_data;
+    free(take_ptr(&pg->build_tmp)); /* renamed, or removed by the job */
+    return r < 0 ? r : install(s, pg, e);
+}
+
+void pg_cache_abandon(struct svc *s, struct pg *pg)
+{
+    if (!pg->build_tmp || !pg->cache_entry)
+        return;
+    _cleanup_free_ char *rootpath = xstrndup(pg->cache_entry, strrchr(pg->cache_entry, '/') -
+                                                                  pg->cache_entry);
+    _cleanup_close_ int root = open(rootpath, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    struct build_args ba = {.s = s, .pg = pg};
+    struct datacache_build b = {.label = s->conf->label, .stale = build_stale, .arg = &ba};
+    if (root >= 0)
+        datacache_abandon(&b, root, pg->build_tmp);
+    free(take_ptr(&pg->build_tmp));
+}
+
+int pg_cache_install(struct svc *s, struct pg *pg, struct op *op, terr *e)
 {
     _cleanup_free_ char *rootpath = NULL;
     _cleanup_close_ int root = datacache_root(&rootpath, e);
@@ -643,28 +691,29 @@ int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
     char key[32];
     struct init_sql is = {0};
     int r = cache_key(s, pg, key, &is, e);
-    struct build_args ba = {.s = s, .pg = pg, .is = &is};
-    struct get_args ga = {
-        .b = {.label = s->conf->label, .what = "PostgreSQL", .key = key, .chown = s->run_as,
-              .uid = s->uid, .gid = s->gid, .build = build, .stale = build_stale, .arg = &ba},
-        .root = root, .rootpath = rootpath};
-    /* warm: no job (a fork, 2 ms) for an entry that is there */
-    free(take_ptr(&pg->cache_entry));
+    free(pg->cache_entry);
+    pg->cache_entry = xasprintf("%s/%s", rootpath, key);
     _cleanup_free_ char *data = xasprintf("%s/data", key);
-    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (r == 0 && *fd >= 0)
-        pg->cache_entry = xasprintf("%s/%s", rootpath, key);
-    else if (r == 0) {
-        _cleanup_strv_ strv out = {0};
-        /* the build's progress goes where the helper's does */
+    struct stat st;
+    if (r == 0 && fstatat(root, data, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        r = install(s, pg, e); /* warm: a rename or a copy, a few ms */
+    } else if (r == 0) {
+        /* cold: lock, initdb, init_sql in a job (its child has its own
+         * copy of these arguments); the build's progress goes where the
+         * helper's does */
+        struct build_args ba = {.s = s, .pg = pg, .is = &is};
+        struct get_args ga = {
+            .b = {.label = s->conf->label, .what = "PostgreSQL", .key = key,
+                  .chown = s->run_as, .uid = s->uid, .gid = s->gid, .build = build,
+                  .stale = build_stale, .arg = &ba},
+            .root = root, .rootpath = rootpath};
         int keep[] = {root, progress_fd()};
-        r = pg_job_run(s, pg, job_get, &ga, keep, keep[1] >= 0 ? 2 : 1, &out, e);
-        *fd = r < 0 ? -1 : openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (r == 0 && *fd < 0)
-            r = terr_set(e, errno, "[%s] the PostgreSQL cache %s/%s vanished: %m",
-                         s->conf->label, rootpath, data);
-        if (r == 0)
-            pg->cache_entry = xasprintf("%s/%s", rootpath, key);
+        free(pg->build_tmp);
+        ga.b.tmp = pg->build_tmp = datacache_tmp_name(key);
+        op->what = "building the PostgreSQL cache";
+        r = job_start(op, s, job_get, &ga, keep, keep[1] >= 0 ? 2 : 1, e);
+        if (r == OP_STARTED)
+            job_then(op, built, NULL);
     }
     free(is.path);
     free(is.text);
@@ -675,7 +724,7 @@ int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
  * instance's server starts (mostly on the other core), so that the next
  * instance starts with a rename instead of a 30 ms copy.  In a child that
  * this driver reaps (pg_spare_reap), which the helper's catch-all leaves
- * alone (proc_fork_pidfd). */
+ * alone (job_fork). */
 void pg_spare_start(struct svc *s, struct pg *pg, int dstdir)
 {
     pg_spare_reap(pg, false);
@@ -685,18 +734,12 @@ void pg_spare_start(struct svc *s, struct pg *pg, int dstdir)
     /* a spare on another file system could not be renamed into place */
     if (stat(pg->cache_entry, &a) < 0 || fstat(dstdir, &b) < 0 || a.st_dev != b.st_dev)
         return;
-    pid_t parent = getpid();
-    int pfd;
-    pid_t pid = proc_fork_pidfd(&pfd);
+    int pfd = -1;
+    pid_t pid = job_fork(s, NULL, &pfd, NULL, 0, NULL);
     if (pid < 0) /* costs only speed */
         return;
-    if (pid == 0) {
-        /* nothing of the helper's (a client's socket) outlives it in here */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
-            _exit(3);
-        close_range(3, ~0U, 0);
+    if (pid == 0)
         _exit(datacache_make_spare(pg->cache_entry, s->run_as, s->uid, s->gid) < 0 ? 1 : 0);
-    }
     pg->spare_pid = pid;
     pg->spare_pidfd = pfd;
 }
