@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -13,6 +14,9 @@
 #include <sys/statvfs.h>
 
 #include "../fsutil.h"
+#include "../instance.h"
+#include "../job.h"
+#include "../proc.h"
 #include "../progress.h"
 #include "datacache.h"
 
@@ -92,7 +96,7 @@ static void remove_stale(const struct datacache_build *b, int root)
     closedir(d);
     for (size_t i = 0; i < stale.n; i++) {
         if (b->stale)
-            b->stale(b->arg, root, stale.v[i]);
+            b->stale(b->stale_arg ? b->stale_arg : b->arg, root, stale.v[i]);
         rm_rf_at(root, stale.v[i], NULL);
     }
 }
@@ -111,7 +115,7 @@ void datacache_abandon(const struct datacache_build *b, int root, const char *tm
     if (fstatat(root, tmp, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return; /* renamed into place, or never made */
     if (b->stale)
-        b->stale(b->arg, root, tmp);
+        b->stale(b->stale_arg ? b->stale_arg : b->arg, root, tmp);
     rm_rf_at(root, tmp, NULL);
 }
 
@@ -219,4 +223,130 @@ int datacache_make_spare(const char *entry, bool chown, uid_t uid, gid_t gid)
     if (r < 0)
         rm_rf_at(kd, "spare.tmp", NULL);
     return r;
+}
+
+void datacache_use_init(struct datacache_use *u)
+{
+    *u = (struct datacache_use){.spare_pidfd = -1};
+}
+
+/* Reap the spare's maker: without kill_it only if it is done. */
+static void spare_reap(struct datacache_use *u, bool kill_it)
+{
+    if (u->spare_pid <= 0)
+        return;
+    if (kill_it) /* its copy is not needed now; the next maker starts over */
+        (void)proc_pidfd_signal(u->spare_pidfd, SIGKILL);
+    if (proc_pidfd_reap(u->spare_pidfd, u->spare_pid, kill_it, NULL) == 0)
+        return; /* still copying */
+    if (u->spare_pidfd >= 0)
+        close(u->spare_pidfd);
+    u->spare_pidfd = -1;
+    u->spare_pid = 0;
+}
+
+/* The next instance's spare, made while this one's server starts (mostly
+ * on the other core), so that it starts with a rename instead of a copy.
+ * A child of job_fork: the helper's catch-all leaves it to spare_reap. */
+static void spare_start(struct datacache_use *u, struct svc *s, int dstdir)
+{
+    spare_reap(u, false);
+    if (u->spare_pid > 0)
+        return;
+    struct stat a, b;
+    /* a spare on another file system could not be renamed into place */
+    if (stat(u->entry, &a) < 0 || fstat(dstdir, &b) < 0 || a.st_dev != b.st_dev)
+        return;
+    int pfd = -1;
+    pid_t pid = job_fork(s, NULL, &pfd, NULL, 0, NULL);
+    if (pid < 0) /* costs only speed */
+        return;
+    if (pid == 0)
+        _exit(datacache_make_spare(u->entry, s->run_as, s->uid, s->gid) < 0 ? 1 : 0);
+    u->spare_pid = pid;
+    u->spare_pidfd = pfd;
+}
+
+/* The entry's data into s->dir/data: its spare renamed, else a copy. */
+static int copy_in(struct datacache_use *u, struct svc *s, terr *e)
+{
+    _cleanup_free_ char *data = xasprintf("%s/data", u->entry);
+    _cleanup_close_ int cache = open(data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (cache < 0)
+        return terr_set(e, errno, "[%s] the cache entry %s: %m", s->conf->label, data);
+    _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0)
+        return terr_set(e, errno, "[%s] %s: %m", s->conf->label, s->dir);
+    int r;
+    if (datacache_take_spare(u->entry, dfd, "data") < 0 &&
+        (r = copy_tree(cache, dfd, "data", s->run_as, s->uid, s->gid, e)) < 0)
+        return terr_prefix(e, r, "[%s] copying %s into %s", s->conf->label, data, s->dir);
+    spare_start(u, s, dfd);
+    return 0;
+}
+
+struct get_args {
+    struct datacache_build b;
+    int root;
+    const char *rootpath;
+};
+
+static int job_get(struct job *j, terr *e)
+{
+    struct get_args *a = j->arg;
+    _cleanup_free_ char *entry = NULL;
+    _cleanup_close_ int fd = -1;
+    return datacache_get(&a->b, a->root, a->rootpath, &entry, &fd, e);
+}
+
+static int built(struct op *op, int r, const strv *out, void *ud, terr *e)
+{
+    (void)out;
+    struct datacache_use *u = ud;
+    free(take_ptr(&u->tmp)); /* renamed, or removed by the job */
+    return r < 0 ? r : copy_in(u, op->s, e);
+}
+
+int datacache_install(struct datacache_use *u, struct svc *s, struct op *op,
+                      const struct datacache_build *b, terr *e)
+{
+    _cleanup_free_ char *rootpath = NULL;
+    _cleanup_close_ int root = datacache_root(&rootpath, e);
+    if (root < 0)
+        return terr_prefix(e, root, "[%s]", b->label);
+    free(u->entry);
+    u->entry = xasprintf("%s/%s", rootpath, b->key);
+    _cleanup_close_ int fd = open_data(root, b->key);
+    if (fd >= 0)
+        return copy_in(u, s, e); /* warm: a rename or a copy, a few ms */
+    /* cold: the lock and the build in a job, whose child has its own copy
+     * of b and what it points to; its progress goes where the helper's
+     * does; the build directory's name is ours to remove if it is killed */
+    free(u->tmp);
+    u->tmp = datacache_tmp_name(b->key);
+    u->stale = b->stale;
+    struct get_args ga = {.b = *b, .root = root, .rootpath = rootpath};
+    ga.b.tmp = u->tmp;
+    int keep[] = {root, progress_fd()};
+    op->what = "building the cache";
+    int r = job_start(op, s, job_get, &ga, keep, keep[1] >= 0 ? 2 : 1, e);
+    if (r == OP_STARTED)
+        job_then(op, built, u);
+    else
+        free(take_ptr(&u->tmp));
+    return r;
+}
+
+void datacache_release(struct datacache_use *u)
+{
+    spare_reap(u, true);
+    if (u->tmp && u->entry) {
+        _cleanup_free_ char *rootpath = xstrndup(u->entry, strrchr(u->entry, '/') - u->entry);
+        _cleanup_close_ int root = open(rootpath, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        struct datacache_build b = {.stale = u->stale, .arg = u->stale_arg};
+        if (root >= 0)
+            datacache_abandon(&b, root, u->tmp);
+    }
+    free(take_ptr(&u->tmp));
+    free(take_ptr(&u->entry));
 }

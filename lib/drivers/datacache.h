@@ -36,6 +36,7 @@ struct datacache_build {
      * be NULL. */
     void (*stale)(void *arg, int root, const char *name);
     void *arg;
+    void *stale_arg; /* stale's argument (NULL: arg) */
     /* The build directory's name (datacache_tmp_name), chosen by the
      * caller so that, if the build is abandoned (its job killed at a
      * shutdown), the caller can remove it at once (datacache_abandon)
@@ -67,3 +68,33 @@ int datacache_take_spare(const char *entry, int dstdir, const char *name);
  * chown), unless there is one or someone is making it: for a child that
  * runs it while the server starts.  0 made or not needed, -errno failed. */
 int datacache_make_spare(const char *entry, bool chown, uid_t uid, gid_t gid);
+
+/* ---- a service's use of the cache, as an op (op.h, job.h) ---- */
+
+struct svc;
+struct op;
+
+/* What a driver keeps (in its driver_data) for one service. */
+struct datacache_use {
+    char *entry;     /* rootpath/KEY, once installed or being built */
+    char *tmp;       /* the build directory's name while a job builds it */
+    pid_t spare_pid; /* making the entry's next spare; reaped here */
+    int spare_pidfd;
+    /* for datacache_release: the build's stale callback and its argument,
+     * which must live as long as the service (the svc itself, say) */
+    void (*stale)(void *arg, int root, const char *name);
+    void *stale_arg;
+};
+void datacache_use_init(struct datacache_use *u);
+/* s->dir/data from the entry b->key: warm, its spare renamed into place
+ * or a copy (owned by b->uid/gid when b->chown), now: 0.  Cold: a job
+ * (job.h) takes the lock and builds (b->build runs in that child, on its
+ * copy of b and of what b->arg points to), then the copy: OP_STARTED.
+ * Either way the next spare is then made in a child that this code reaps.
+ * < 0 with e set on failure. */
+int datacache_install(struct datacache_use *u, struct svc *s, struct op *op,
+                      const struct datacache_build *b, terr *e);
+/* At cleanup, once every process of the service is gone: the spare's
+ * maker killed and reaped, an abandoned build's directory removed (its
+ * stale callback first), u's memory freed.  Again: nothing. */
+void datacache_release(struct datacache_use *u);

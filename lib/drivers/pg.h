@@ -4,19 +4,17 @@
 #include <stdbool.h>
 #include "../instance.h"
 #include "../job.h"
+#include "datacache.h"
 
 #define PG_SOCKET_PORT 5432 /* the socket's name only, when there is no TCP */
 
 struct pg {
     char *bindir;
-    char *cache_entry; /* the cache's directory for this cluster (pg_cache_install) */
-    char *build_tmp;   /* its build directory's name while a job builds it */
+    struct datacache_use cache; /* this cluster's cache entry (pg_cache_install) */
     char *os_user; /* runs the server; also the database superuser */
     char *password; /* os_user's over TCP (tcp = yes), made per instance; NULL without TCP */
     struct worker worker; /* resets, health checks, the TCP password (job.h) */
     bool auth_pending; /* tcp = yes: the password is set once the server is up */
-    pid_t spare_pid; /* making the cache entry's next spare (pg_spare_start) */
-    int spare_pidfd;
     /* server = URL mode */
     char *server_url;
     char *server_db; /* the unique database made for this instance */
@@ -48,14 +46,6 @@ int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e);
  * this configuration, built first (in a job: OP_STARTED) if there is none.
  * 0 | OP_STARTED | < 0, as driver.h's prepare. */
 int pg_cache_install(struct svc *s, struct pg *pg, struct op *op, terr *e);
-/* At cleanup (every process gone): the directory of a build that was
- * abandoned (its job killed at a shutdown), and its servers' segments. */
-void pg_cache_abandon(struct svc *s, struct pg *pg);
-/* Make the entry's next spare copy (datacache_make_spare) in a child,
- * unless one is being made; pg_spare_reap() reaps it: without kill_it
- * only once it is done, with kill_it now. */
-void pg_spare_start(struct svc *s, struct pg *pg, int dstdir);
-void pg_spare_reap(struct pg *pg, bool kill_it);
 
 /* pg_truncate.c: reset = truncate */
 struct pg_init_state;

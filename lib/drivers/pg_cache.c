@@ -591,6 +591,9 @@ static int build(void *arg, int root, const char *dir, terr *e)
     const struct build_args *a = arg;
     struct svc *s = a->s;
     struct pg *pg = a->pg;
+    int r = pq_load(e); /* in the job's child: the helper never loads libpq */
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
     _cleanup_strv_ strv env = {0};
     _cleanup_strv_ strv argv = {0};
     svc_environ(s, &env); /* carries the cookie: gc finds a builder left behind */
@@ -609,151 +612,31 @@ static int build(void *arg, int root, const char *dir, terr *e)
     strv_push(&argv, "--encoding=UTF8");
     strv_push(&argv, "--locale=C");
     strv_push(&argv, "--wal-segsize=1"); /* 1 MB segments: a smaller copy */
-    int r = run_step(s, argv.v, env.v, true, e);
+    r = run_step(s, argv.v, env.v, true, e);
     return r < 0 ? r : load_cluster(s, pg, dir, a->is, &env, e);
 }
 
 static void build_stale(void *arg, int root, const char *name)
 {
-    const struct build_args *a = arg;
-    remove_build_shm(a->s, root, name);
+    remove_build_shm(arg, root, name); /* arg: the svc */
 }
 
-struct get_args {
-    struct datacache_build b;
-    int root;
-    const char *rootpath;
-};
-
-/* In a job: the helper never loads libpq, and a build's lock wait and
- * initdb happen there, not in the helper's loop. */
-static int job_get(struct job *j, terr *e)
-{
-    struct get_args *a = j->arg;
-    int r = pq_load(e);
-    if (r < 0)
-        return terr_prefix(e, r, "[%s]", a->b.label);
-    _cleanup_free_ char *entry = NULL;
-    _cleanup_close_ int fd = -1;
-    return datacache_get(&a->b, a->root, a->rootpath, &entry, &fd, e);
-}
-
-/* The entry's data into s->dir/data: its spare renamed, else a copy; then
- * the next instance's spare, made while this one's server starts. */
-static int install(struct svc *s, struct pg *pg, terr *e)
-{
-    _cleanup_free_ char *data = xasprintf("%s/data", pg->cache_entry);
-    _cleanup_close_ int cache = open(data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (cache < 0)
-        return terr_set(e, errno, "[%s] the PostgreSQL cache %s: %m", s->conf->label, data);
-    _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (dfd < 0)
-        return terr_set(e, errno, "[%s] %s: %m", s->conf->label, s->dir);
-    int r;
-    if (datacache_take_spare(pg->cache_entry, dfd, "data") < 0 &&
-        (r = copy_tree(cache, dfd, "data", s->run_as, s->uid, s->gid, e)) < 0)
-        return terr_prefix(e, r, "[%s] copying the cached cluster into %s", s->conf->label,
-                           s->dir);
-    pg_spare_start(s, pg, dfd);
-    return 0;
-}
-
-static int built(struct op *op, int r, const strv *out, void *ud, terr *e)
-{
-    (void)out;
-    (void)ud;
-    struct svc *s = op->s;
-    struct pg *pg = s->driver_data;
-    free(take_ptr(&pg->build_tmp)); /* renamed, or removed by the job */
-    return r < 0 ? r : install(s, pg, e);
-}
-
-void pg_cache_abandon(struct svc *s, struct pg *pg)
-{
-    if (!pg->build_tmp || !pg->cache_entry)
-        return;
-    _cleanup_free_ char *rootpath = xstrndup(pg->cache_entry, strrchr(pg->cache_entry, '/') -
-                                                                  pg->cache_entry);
-    _cleanup_close_ int root = open(rootpath, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    struct build_args ba = {.s = s, .pg = pg};
-    struct datacache_build b = {.label = s->conf->label, .stale = build_stale, .arg = &ba};
-    if (root >= 0)
-        datacache_abandon(&b, root, pg->build_tmp);
-    free(take_ptr(&pg->build_tmp));
-}
-
+/* s->dir/data from the cache of initdb'd clusters (datacache.h): a copy
+ * now, or a build in a job first. */
 int pg_cache_install(struct svc *s, struct pg *pg, struct op *op, terr *e)
 {
-    _cleanup_free_ char *rootpath = NULL;
-    _cleanup_close_ int root = datacache_root(&rootpath, e);
-    if (root < 0)
-        return terr_prefix(e, root, "[%s]", s->conf->label);
     char key[32];
     struct init_sql is = {0};
     int r = cache_key(s, pg, key, &is, e);
-    free(pg->cache_entry);
-    pg->cache_entry = xasprintf("%s/%s", rootpath, key);
-    _cleanup_free_ char *data = xasprintf("%s/data", key);
-    struct stat st;
-    if (r == 0 && fstatat(root, data, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        r = install(s, pg, e); /* warm: a rename or a copy, a few ms */
-    } else if (r == 0) {
-        /* cold: lock, initdb, init_sql in a job (its child has its own
-         * copy of these arguments); the build's progress goes where the
-         * helper's does */
-        struct build_args ba = {.s = s, .pg = pg, .is = &is};
-        struct get_args ga = {
-            .b = {.label = s->conf->label, .what = "PostgreSQL", .key = key,
-                  .chown = s->run_as, .uid = s->uid, .gid = s->gid, .build = build,
-                  .stale = build_stale, .arg = &ba},
-            .root = root, .rootpath = rootpath};
-        int keep[] = {root, progress_fd()};
-        free(pg->build_tmp);
-        ga.b.tmp = pg->build_tmp = datacache_tmp_name(key);
-        op->what = "building the PostgreSQL cache";
-        r = job_start(op, s, job_get, &ga, keep, keep[1] >= 0 ? 2 : 1, e);
-        if (r == OP_STARTED)
-            job_then(op, built, NULL);
-    }
+    struct build_args ba = {.s = s, .pg = pg, .is = &is};
+    struct datacache_build b = {.label = s->conf->label, .what = "PostgreSQL", .key = key,
+                                .chown = s->run_as, .uid = s->uid, .gid = s->gid,
+                                .build = build, .stale = build_stale, .arg = &ba,
+                                .stale_arg = s};
+    pg->cache.stale_arg = s;
+    if (r == 0)
+        r = datacache_install(&pg->cache, s, op, &b, e);
     free(is.path);
     free(is.text);
     return r;
-}
-
-/* A spare copy of the cluster, made inside its cache entry while this
- * instance's server starts (mostly on the other core), so that the next
- * instance starts with a rename instead of a 30 ms copy.  In a child that
- * this driver reaps (pg_spare_reap), which the helper's catch-all leaves
- * alone (job_fork). */
-void pg_spare_start(struct svc *s, struct pg *pg, int dstdir)
-{
-    pg_spare_reap(pg, false);
-    if (!pg->cache_entry || pg->spare_pid > 0)
-        return;
-    struct stat a, b;
-    /* a spare on another file system could not be renamed into place */
-    if (stat(pg->cache_entry, &a) < 0 || fstat(dstdir, &b) < 0 || a.st_dev != b.st_dev)
-        return;
-    int pfd = -1;
-    pid_t pid = job_fork(s, NULL, &pfd, NULL, 0, NULL);
-    if (pid < 0) /* costs only speed */
-        return;
-    if (pid == 0)
-        _exit(datacache_make_spare(pg->cache_entry, s->run_as, s->uid, s->gid) < 0 ? 1 : 0);
-    pg->spare_pid = pid;
-    pg->spare_pidfd = pfd;
-}
-
-void pg_spare_reap(struct pg *pg, bool kill_it)
-{
-    if (pg->spare_pid <= 0)
-        return;
-    if (kill_it && pg->spare_pidfd >= 0) /* its copy is not needed now; the next one finishes it */
-        (void)proc_pidfd_signal(pg->spare_pidfd, SIGKILL);
-    if (proc_pidfd_reap(pg->spare_pidfd, pg->spare_pid, kill_it, NULL) == 0)
-        return; /* still copying */
-    if (pg->spare_pidfd >= 0)
-        close(pg->spare_pidfd);
-    pg->spare_pidfd = -1;
-    pg->spare_pid = 0;
 }

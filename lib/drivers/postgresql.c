@@ -100,7 +100,7 @@ static struct pg *pg_of(struct svc *s)
 {
     if (!s->driver_data) {
         struct pg *pg = xcalloc(1, sizeof(struct pg));
-        pg->spare_pidfd = -1;
+        datacache_use_init(&pg->cache);
         worker_init(&pg->worker, s, serve);
         s->driver_data = pg;
     }
@@ -788,8 +788,7 @@ static int pg_cleanup(struct svc *s, terr *e)
 {
     struct pg *pg = pg_of(s);
     worker_stop(&pg->worker);
-    pg_spare_reap(pg, true);
-    pg_cache_abandon(s, pg);
+    datacache_release(&pg->cache);
     if (pg->server_url)
         return pg_server_cleanup(s, pg, e);
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -825,10 +824,8 @@ static void pg_free(struct svc *s)
     if (!pg)
         return;
     worker_stop(&pg->worker);
-    pg_spare_reap(pg, true);
+    datacache_release(&pg->cache);
     free(pg->bindir);
-    free(pg->cache_entry);
-    free(pg->build_tmp);
     free(pg->os_user);
     free(pg->password);
     free(pg->server_url);
