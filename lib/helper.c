@@ -1,7 +1,35 @@
 /* The helper's event loop.  Single-threaded: one epoll over a signalfd,
- * a timerfd, the readiness sources, the control socket, the owner's lease
- * and the watched pid.  It is a child subreaper, so whatever a service
- * forks, however it detaches, comes back to us to be killed and reaped.
+ * a timerfd, the readiness sources, the services' ops (op.h), the control
+ * socket, the owner's lease and the watched pid.  It is a child
+ * subreaper, so whatever a service forks, however it detaches, comes back
+ * to us to be killed and reaped.
+ *
+ * Nothing waits inside the loop (s6-supervise's state x event table): an
+ * event moves a service from one state to the next, and anything slow is
+ * an op whose fd is in the epoll set and whose deadline is in the timer.
+ * A service's states (enum svc_state, plus what is in flight in its
+ * struct run):
+ *
+ *   PENDING --start--> STARTING: prepare op (ACT_PREPARE), then the
+ *       variables and the spawn, then readiness (events, timed probes, or
+ *       the driver's probe op, ACT_PROBE) until READY, or its deadline
+ *   READY: `status` runs a health op (ACT_HEALTH) and answers once every
+ *       service checked; a reset makes it "resetting" (run.resetting):
+ *       health op, then the driver's reset op (ACT_RESET), a reset command
+ *       (reset_pid, its exit by SIGCHLD) or a restart (STOPPING, then
+ *       PENDING again); the asking client gets its reply when that ends,
+ *       and after_reset (ACT_AFTER_RESET) runs after it.  Others are served
+ *       meanwhile.
+ *   STOPPING: the stop signal went, SIGKILL at stop_timeout (the timer);
+ *       SIGCHLD moves it to EXITED and on to what was to follow (a
+ *       restart, another port, or the shutdown's next service)
+ *   EXITED
+ *
+ * Shutdown is a phase (H.stopping): ops are cancelled at once (their
+ * children killed and reaped by their op), a service already stopping is
+ * SIGKILLed, and the others are stopped in reverse dependency order, each
+ * once nothing that runs after it is left; the loop serves clients and
+ * signals until the last one exited.
  *
  * Status protocol (start-up outcome, on status_fd): any number of
  * progress records ("P", the level's digit, the line, "\0": progress.h),
@@ -27,16 +55,48 @@
 #include "drivers/driver.h"
 #include "fsutil.h"
 #include "helper.h"
+#include "op.h"
 #include "progress.h"
 #include "service.h"
 #include "track.h"
 
 enum tag {
-    T_SIGNAL = 1, T_TIMER, T_LEASE, T_WATCH, T_CONTROL, T_CLIENT, T_READY, T_STATUS, T_TRACK
+    T_SIGNAL = 1, T_TIMER, T_LEASE, T_WATCH, T_CONTROL, T_CLIENT, T_READY, T_STATUS, T_TRACK,
+    T_OP /* a service's op: idx is the service */
 };
 #define EV(tag, idx) (((uint64_t)(tag) << 32) | (uint32_t)(idx))
 
-enum phase { PH_STARTING, PH_RUNNING, PH_STOPPING };
+enum phase { PH_STARTING, PH_RUNNING };
+
+/* What a service's op is doing. */
+enum act { ACT_NONE, ACT_PREPARE, ACT_PROBE, ACT_HEALTH, ACT_RESET, ACT_AFTER_RESET,
+           ACT_EXITS_SOON };
+/* What comes once a stopping service has exited. */
+enum then { THEN_NOTHING, THEN_RESTART, THEN_RETRY_PORT };
+
+/* The helper's side of a service: its work in flight. */
+struct run {
+    struct op op;
+    enum act act;
+    int fd_reg;          /* op.fd in the epoll set, -1 none */
+    bool resetting;      /* a reset is under way: its client waits */
+    bool reset_queued;   /* asked while an op was in flight: starts after it */
+    bool health_for_status; /* the ACT_HEALTH answers `status` (else a reset) */
+    bool checked;        /* health_r/health_err are from this `status` */
+    int health_r;        /* the last health check's result */
+    terr health_err;
+    terr fail;           /* ACT_EXITS_SOON: what to say unless it crashed */
+    bool fail_is_reset;  /* ... and whether the reset itself failed */
+    long long reset_t0, reset_t1, reset_since; /* health check, reset: for -v */
+    bool reset_checked;
+    long long prep_t0;
+    long long stop_deadline_ns; /* STOPPING: SIGKILL (then give up) at it */
+    bool killed;         /* SIGKILL sent */
+    enum then then;
+    char *retry_why;
+};
+
+#define MAX_STATUS_WAITERS 64
 
 static struct {
     struct instance in;
@@ -54,7 +114,13 @@ static struct {
     bool keep;        /* keep the instance for the user (opts->keep_failed) */
     strbuf keep_why;  /* what failed: its KEPT_NOTE */
     strbuf keep_said; /* what the starter hears of it, after the error */
+    struct run *run;  /* one per service */
+    bool stopping;    /* the shutdown phase */
+    int status_waiters[MAX_STATUS_WAITERS]; /* `status` clients waiting for health ops */
+    size_t n_status_waiters;
 } H;
+
+#define RUN(s) (&H.run[(s) - H.in.svcs])
 
 static void ep_add(int fd, uint32_t events, uint64_t data)
 {
@@ -117,6 +183,104 @@ static void reset_outcome(struct svc *s, const char *failed)
         one_line(s->reset_err);
 }
 
+/* The end of a reset (or restart): its client hears how it went, and the
+ * service is no longer "resetting". */
+static void answer(struct svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answer(struct svc *s, const char *fmt, ...)
+{
+    strbuf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vaddf(&b, fmt, ap);
+    va_end(ap);
+    reply(&s->pending_client, "%s", b.s);
+    sb_free(&b);
+    RUN(s)->resetting = false;
+    RUN(s)->reset_queued = false;
+    s->restarting = false;
+}
+
+/* A warning the user must be able to find: the helper's log (and the
+ * service's).  i11-warn routes these to its warning path. */
+static void warn_svc(struct svc *s, const char *what, const terr *e)
+{
+    svc_log(s, "warning: %s: %s", what, e->msg);
+}
+
+/* ---- ops: a service's slow work, in the epoll set ---- */
+
+static void op_watch(struct svc *s)
+{
+    struct run *u = RUN(s);
+    if (u->op.fd >= 0) {
+        ep_add(u->op.fd, EPOLLIN, EV(T_OP, s - H.in.svcs));
+        u->fd_reg = u->op.fd;
+    }
+}
+
+static void op_unwatch(struct run *u)
+{
+    if (u->fd_reg >= 0)
+        ep_del(u->fd_reg);
+    u->fd_reg = -1;
+}
+
+/* A hook's answer: an op in flight (watch it, as act), or a result now. */
+static bool op_begun(struct svc *s, int r, enum act act)
+{
+    if (r != OP_STARTED)
+        return false;
+    RUN(s)->act = act;
+    op_watch(s);
+    return true;
+}
+
+static void status_maybe_answer(void);
+
+/* Abandon the service's op (its child killed and reaped by its cancel). */
+static void op_drop(struct svc *s)
+{
+    struct run *u = RUN(s);
+    if (!op_busy(&u->op) && u->act == ACT_NONE)
+        return;
+    op_unwatch(u);
+    op_cancel(&u->op);
+    op_init(&u->op, s, NULL);
+    u->act = ACT_NONE;
+    u->health_for_status = false;
+    status_maybe_answer();
+}
+
+static void op_finished(struct svc *s, enum act act, int r, terr *e);
+
+/* The op's fd is readable, or its deadline passed: one step. */
+static void op_event(struct svc *s, bool timed_out)
+{
+    struct run *u = RUN(s);
+    if (!op_busy(&u->op))
+        return;
+    op_unwatch(u); /* the step may close it, or swap it for another */
+    terr e = {.msg = ""};
+    int r = u->op.step(&u->op, timed_out, &e);
+    if (r == OP_PENDING) {
+        op_watch(s);
+        return;
+    }
+    enum act act = u->act;
+    u->act = ACT_NONE;
+    op_init(&u->op, s, NULL);
+    op_finished(s, act, r, &e);
+}
+
+/* The state file, which gc, list and status read: a failure to write it
+ * is said in the helper's log (i11-warn: its warning path). */
+static void save_state(void)
+{
+    terr e;
+    if (instance_write_state(&H.in, &e) < 0)
+        fprintf(stderr, "tether-helper: warning: %s\n", e.msg);
+}
+
 /* ---- the record of our descendants ---- */
 
 /* Every TRACK_PERIOD the helper adds to its record what was forked below it
@@ -142,7 +306,7 @@ static void track_save(int changed)
     H.in.descendants = H.track.procs;
     H.in.n_descendants = H.track.n;
     if (changed > 0)
-        instance_write_state(&H.in, NULL);
+        save_state();
 }
 
 static void on_track_timer(void)
@@ -171,7 +335,7 @@ static void track_start(void)
 
 static void fail_start(struct svc *s)
 {
-    if (H.phase == PH_STARTING && !H.start_failed) {
+    if (H.phase == PH_STARTING && !H.start_failed && !H.stopping) {
         H.start_failed = true;
         H.err = s->err;
         H.why_stop = "start failed";
@@ -200,6 +364,8 @@ static void mark_ready(struct svc *s)
     }
     s->state = SVC_READY;
     s->deadline_ns = 0;
+    op_drop(s); /* a probe still in flight has nothing more to say */
+    RUN(s)->health_r = 0;
     if (progress_on(PROGRESS_STEP)) {
         char t[32];
         _cleanup_free_ char *how = ready_describe(s);
@@ -215,34 +381,64 @@ static void mark_ready(struct svc *s)
         s->err = e;
         fail_start(s);
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
     /* what it forked on its way to ready is on record before anyone hears
      * that it is ready */
     track_save(track_update(&H.track));
     if (s->restarting) {
-        s->restarting = false;
         if (failed) {
-            reply(&s->pending_client, "ERR %s", s->err.msg);
+            answer(s, "ERR %s", s->err.msg);
         } else {
             reset_outcome(s, NULL);
-            reply(&s->pending_client, "OK restarted");
+            answer(s, "OK restarted");
         }
     }
 }
 
+/* A start (or restart) failed: s->err says why. */
+static void start_failure(struct svc *s)
+{
+    if (s->restarting)
+        answer(s, "ERR %s", s->err.msg);
+    fail_start(s);
+}
+
+static int prepared(struct svc *s, int r, terr *e);
+
+/* PENDING -> STARTING: the driver's prepare (maybe an op), then prepared(). */
 static int start_svc(struct svc *s)
 {
-    terr e;
-    long long t0 = now_ns();
-    int r = svc_prepare(s, &e);
+    terr e = {.msg = ""};
+    struct run *u = RUN(s);
+    const struct tether_driver *d = s->conf->driver;
+    u->prep_t0 = now_ns();
+    s->state = SVC_STARTING; /* preparing: no pid, no readiness yet */
+    s->deadline_ns = 0;
+    s->next_probe_ns = 0;
+    int r = 0;
+    if (d->prepare) {
+        op_init(&u->op, s, "prepare");
+        r = d->prepare(s, &u->op, &e);
+        if (op_begun(s, r, ACT_PREPARE))
+            return 0;
+    }
+    return prepared(s, r, &e);
+}
+
+/* The prepare said r: the variables, the spawn, then readiness. */
+static int prepared(struct svc *s, int r, terr *e)
+{
+    long long t0 = RUN(s)->prep_t0;
     if (r == 0)
-        r = svc_compute_vars(s, &e);
+        r = svc_compute_vars(s, e);
     long long t1 = now_ns();
     if (r == 0)
-        r = svc_spawn(s, &e);
+        r = svc_spawn(s, e);
     if (r < 0) {
-        s->err = e;
+        s->err = *e;
         s->state = SVC_EXITED;
+        save_state();
+        start_failure(s);
         return r;
     }
     s->spawned_ns = now_ns();
@@ -260,7 +456,7 @@ static int start_svc(struct svc *s)
     s->deadline_ns = now_ns() + s->conf->timeout_ns;
     if (s->ready_fd >= 0)
         ep_add(s->ready_fd, EPOLLIN, EV(T_READY, s - H.in.svcs));
-    instance_write_state(&H.in, NULL);
+    save_state();
     if (s->conf->ready == READY_NONE)
         mark_ready(s);
     return 0;
@@ -270,8 +466,8 @@ static void start_ready_ones(void)
 {
     for (size_t i = 0; i < H.in.n_svcs && !H.start_failed; i++) {
         struct svc *s = &H.in.svcs[i];
-        if (s->state == SVC_PENDING && deps_ready(s) && start_svc(s) < 0)
-            fail_start(s);
+        if (s->state == SVC_PENDING && deps_ready(s))
+            (void)start_svc(s); /* a failure is reported by start_failure() */
     }
 }
 
@@ -385,7 +581,7 @@ static void describe_status(strbuf *b, int status)
         sb_add(b, "stopped");
 }
 
-static void stop_svc(struct svc *s);
+static void stop_svc(struct svc *s, enum then then);
 
 /* Another port for an auto port that failed to start on this one (not on
  * a restart: the tests already hold the old port's variables). */
@@ -427,17 +623,16 @@ static void drop_probe(struct svc *s)
 /* A readiness check failed for good (s->err says why). */
 static void ready_failed(struct svc *s)
 {
-    if (s->restarting) {
-        s->restarting = false;
-        reply(&s->pending_client, "ERR %s", s->err.msg);
-    }
-    stop_svc(s);
+    if (s->restarting)
+        answer(s, "ERR %s", s->err.msg);
+    stop_svc(s, THEN_NOTHING);
     fail_start(s);
 }
 
 /* What a readiness check said: ready, not yet, or failed.  Another
  * process listening on an auto port won a race for it (a local user can
- * bind a port the moment tether picks it): try another port. */
+ * bind a port the moment tether picks it): try another port, once the
+ * attempt on this one has stopped. */
 static void ready_result(struct svc *s, int r)
 {
     if (r == 0) {
@@ -447,13 +642,14 @@ static void ready_result(struct svc *s, int r)
     if (r == -EAGAIN)
         return;
     if (r == -EADDRINUSE && may_retry_port(s)) {
-        stop_svc(s);
         drop_probe(s);
-        _cleanup_free_ char *why = s->taken_by == (uid_t)-1
-                                       ? xstrdup("was taken by another process")
-                                       : xasprintf("was taken by uid %u", (unsigned)s->taken_by);
-        if (retry_port(s, why) == 0)
-            return;
+        struct run *u = RUN(s);
+        free(u->retry_why);
+        u->retry_why = s->taken_by == (uid_t)-1
+                           ? xstrdup("was taken by another process")
+                           : xasprintf("was taken by uid %u", (unsigned)s->taken_by);
+        stop_svc(s, THEN_RETRY_PORT);
+        return;
     }
     ready_failed(s);
 }
@@ -470,16 +666,29 @@ static void exited_after_ready(struct svc *s, int status)
     fail_start(s);
 }
 
+static bool reply_if_crashed(struct svc *s, int *c);
+
 static void main_exited(struct svc *s, int status)
 {
     s->exit_status = status;
     enum svc_state was = s->state;
     s->state = SVC_EXITED;
+    struct run *u = RUN(s);
+    bool op_for_reset = u->resetting && (u->act != ACT_NONE || u->reset_queued);
+    op_drop(s); /* a probe, health check or reset of a server that is gone */
+    if (op_for_reset) { /* its client hears that it crashed */
+        int c = s->pending_client;
+        s->pending_client = -1;
+        reply_if_crashed(s, &c);
+        u->resetting = u->reset_queued = false;
+    }
     if (s->ready_fd >= 0) {
         ep_del(s->ready_fd);
         ready_teardown(s);
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
+    if (H.stopping)
+        return;
     if (was == SVC_READY && H.phase == PH_STARTING) {
         exited_after_ready(s, status);
         return;
@@ -508,11 +717,7 @@ static void main_exited(struct svc *s, int status)
     _cleanup_sb_ strbuf why = {0};
     describe_status(&why, status);
     svc_fail(s, "%s before it was ready", why.s);
-    if (s->restarting) {
-        s->restarting = false;
-        reply(&s->pending_client, "ERR %s", s->err.msg);
-    }
-    fail_start(s);
+    start_failure(s);
 }
 
 static void reset_done(struct svc *s, int status)
@@ -521,20 +726,23 @@ static void reset_done(struct svc *s, int status)
     s->deadline_ns = 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         reset_outcome(s, NULL);
-        reply(&s->pending_client, "OK reset");
+        answer(s, "OK reset");
         return;
     }
     _cleanup_sb_ strbuf why = {0};
     describe_status(&why, status);
     svc_fail(s, "reset command (%s) %s", s->conf->reset, why.s);
     reset_outcome(s, s->err.msg);
-    reply(&s->pending_client, "ERR %s", s->err.msg);
+    answer(s, "ERR %s", s->err.msg);
 }
+
+static void stopped(struct svc *s);
 
 static void reap(void)
 {
     for (;;) {
         int status;
+        /* the children of ops (job.h) are not seen here: no __WALL */
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
@@ -542,13 +750,16 @@ static void reap(void)
             struct svc *s = &H.in.svcs[i];
             if (pid == s->pid) {
                 s->pid = 0;
-                if (s->state != SVC_STOPPING)
+                if (s->state != SVC_STOPPING) {
                     main_exited(s, status);
-                else
-                    s->state = SVC_EXITED;
+                } else {
+                    kill(-pid, SIGKILL); /* stragglers of the group */
+                    s->exit_status = status;
+                    stopped(s);
+                }
             } else if (pid == s->probe_pid) {
                 s->probe_pid = 0;
-                if (s->state == SVC_STARTING)
+                if (s->state == SVC_STARTING && !H.stopping)
                     ready_result(s, ready_exec_done(s, status));
             } else if (pid == s->reset_pid) {
                 reset_done(s, status);
@@ -560,52 +771,90 @@ static void reap(void)
 
 /* ---- stopping ---- */
 
-/* Wait for the child pid to exit, up to deadline; reap it. */
-static bool wait_child(pid_t pid, long long deadline)
+/* Send the stop signal (to the whole process group: workers die with their
+ * master) and go on at once: STOPPING until SIGCHLD says it exited, with
+ * SIGKILL at stop_timeout (on_timer).  then: what follows its exit. */
+static void stop_svc(struct svc *s, enum then then)
 {
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    for (;;) {
-        int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD)) {
-            if (pfd >= 0)
-                close(pfd);
-            return true;
-        }
-        if (pfd < 0 || now_ns() >= deadline) {
-            if (pfd >= 0)
-                close(pfd);
-            return false;
-        }
-        pidfd_wait(pfd, deadline);
-    }
-}
-
-static void stop_svc(struct svc *s)
-{
-    if (s->pid <= 0)
+    struct run *u = RUN(s);
+    op_drop(s);
+    u->then = then;
+    if (s->pid <= 0) { /* nothing runs (preparing, exited, external) */
+        if (s->state == SVC_STARTING || s->state == SVC_READY)
+            s->state = SVC_EXITED;
+        stopped(s);
         return;
-    pid_t pid = s->pid;
+    }
+    if (s->state == SVC_STOPPING) /* already on its way: the deadline stands */
+        return;
+    if (s->ready_fd >= 0) {
+        ep_del(s->ready_fd);
+        ready_teardown(s);
+    }
     s->state = SVC_STOPPING;
+    pid_t pid = s->pid;
     int sig = s->conf->stop_signal;
-    /* the whole process group: workers die with their master */
     if (kill(-pid, sig) < 0)
         kill(pid, sig);
-    if (sig == SIGKILL || !wait_child(pid, now_ns() + s->conf->stop_timeout_ns)) {
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-        wait_child(pid, now_ns() + 10LL * 1000000000LL);
+    u->killed = sig == SIGKILL;
+    /* after a SIGKILL, 10 s for the kernel to deliver it, then we give up */
+    u->stop_deadline_ns = now_ns() + (u->killed ? 10LL * 1000000000LL : s->conf->stop_timeout_ns);
+    save_state();
+}
+
+/* SIGKILL now: a stop past its stop_timeout, or the shutdown of a service
+ * whose stop was already under way. */
+static void kill_svc(struct svc *s)
+{
+    struct run *u = RUN(s);
+    kill(-s->pid, SIGKILL);
+    kill(s->pid, SIGKILL);
+    u->killed = true;
+    u->stop_deadline_ns = now_ns() + 10LL * 1000000000LL;
+}
+
+/* A stop past its deadline: SIGKILL, or, 10 s after it, give the process
+ * up (the shutdown's kill of every descendant still gets it). */
+static void stop_overdue(struct svc *s)
+{
+    struct run *u = RUN(s);
+    if (!u->killed) {
+        kill_svc(s);
+        return;
     }
-    kill(-pid, SIGKILL); /* stragglers of the group */
+    svc_log(s, "pid %d did not die within 10 s of SIGKILL; giving up on it", (int)s->pid);
     s->pid = 0;
-    s->state = SVC_EXITED;
+    stopped(s);
+}
+
+/* A stopping service has exited (or had nothing to stop): what follows. */
+static void stopped(struct svc *s)
+{
+    struct run *u = RUN(s);
+    if (s->state == SVC_STOPPING)
+        s->state = SVC_EXITED;
+    u->stop_deadline_ns = 0;
+    u->killed = false;
+    save_state();
+    enum then then = u->then;
+    u->then = THEN_NOTHING;
+    if (H.stopping)
+        return;
+    if (then == THEN_RESTART) {
+        s->state = SVC_PENDING;
+        (void)start_svc(s); /* its reply comes with ready, or start_failure() */
+    } else if (then == THEN_RETRY_PORT) {
+        if (retry_port(s, u->retry_why ? u->retry_why : "was taken") < 0)
+            ready_failed(s);
+    }
 }
 
 /* As a child subreaper we are the parent of every descendant whose own
  * parent died, double-forkers and setsid escapers included: our children
  * are all there is.  (Scanning /proc for the cookie is gc's job, for when
  * we are dead: reading other processes' environ can stall for tens of
- * milliseconds while they exec.) */
+ * milliseconds while they exec.)  Once the loop is done: SIGKILLed
+ * processes are reaped at once. */
 static void kill_descendants(void)
 {
     for (int round = 0; round < 100; round++) {
@@ -617,36 +866,92 @@ static void kill_descendants(void)
         free(kids);
         if (n == 0)
             break;
-        /* reap what we killed (blocking: they are dying) */
+        /* reap what we killed (blocking: they are dying); __WALL: a job's
+         * child (job.h) a driver left behind too */
         while (n > 0) {
             int st;
-            pid_t p = waitpid(-1, &st, 0);
+            pid_t p = waitpid(-1, &st, __WALL);
             if (p < 0)
                 break;
             n--;
         }
-        while (waitpid(-1, NULL, WNOHANG) > 0)
+        while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
             ;
     }
 }
 
+/* Whether a service that runs after s (after = s) still has a process. */
+static bool needed(const struct svc *s)
+{
+    for (size_t i = 0; i < H.in.n_svcs; i++) {
+        const struct svc *t = &H.in.svcs[i];
+        if (t == s || t->pid <= 0)
+            continue;
+        for (size_t k = 0; k < t->conf->after.n; k++)
+            if (strcasecmp(t->conf->after.v[k], s->conf->label) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Enter the shutdown phase: every op cancelled, every waiting client
+ * answered, a stop already under way finished with SIGKILL. */
+static void begin_shutdown(void)
+{
+    if (H.stopping)
+        return;
+    H.stopping = true;
+    for (size_t i = H.in.n_svcs; i-- > 0;) {
+        struct svc *s = &H.in.svcs[i];
+        op_drop(s);
+        drop_probe(s);
+        if (s->reset_pid > 0)
+            kill(-s->reset_pid, SIGKILL);
+        RUN(s)->then = THEN_NOTHING;
+        if (s->state == SVC_STOPPING && s->pid > 0)
+            kill_svc(s);
+        if (s->pending_client >= 0)
+            answer(s, "ERR the instance is shutting down (%s)",
+                   H.why_stop ? H.why_stop : "stopped");
+    }
+    status_maybe_answer();
+}
+
+/* One step of the shutdown: stop what nothing still running needs.  True
+ * once every service's process is gone. */
+static bool shutdown_step(void)
+{
+    bool left = false;
+    for (size_t i = H.in.n_svcs; i-- > 0;) {
+        struct svc *s = &H.in.svcs[i];
+        if (s->pid <= 0)
+            continue;
+        left = true;
+        if (s->state != SVC_STOPPING && !needed(s))
+            stop_svc(s, THEN_NOTHING);
+    }
+    return !left;
+}
+
+/* After the loop: what is left of the process tree, then the drivers'
+ * cleanup (synchronous and bounded, driver.h). */
 static int shutdown_all(void)
 {
     int ret = 0;
-    H.phase = PH_STOPPING;
-    for (size_t i = H.in.n_svcs; i-- > 0;) {
+    for (size_t i = 0; i < H.in.n_svcs && H.run; i++) {
         struct svc *s = &H.in.svcs[i];
-        if (s->probe_pid > 0)
-            kill(-s->probe_pid, SIGKILL);
-        if (s->reset_pid > 0)
-            kill(-s->reset_pid, SIGKILL);
-        stop_svc(s);
-        reply(&s->pending_client, "ERR the instance is shutting down (%s)",
-              H.why_stop ? H.why_stop : "stopped");
+        op_drop(s);
+        if (s->pid > 0) { /* a loop that ended early (set-up, epoll) */
+            kill(-s->pid, SIGKILL);
+            kill(s->pid, SIGKILL);
+        }
     }
     kill_descendants();
     for (size_t i = 0; i < H.in.n_svcs; i++) {
         struct svc *s = &H.in.svcs[i];
+        s->pid = 0;
+        if (s->state != SVC_PENDING)
+            s->state = SVC_EXITED;
         terr e;
         if (s->conf->driver->cleanup && s->conf->driver->cleanup(s, &e) < 0) {
             ret = 2;
@@ -677,7 +982,7 @@ static int keep_instance(void)
 static int keep_failed_instance(void)
 {
     terr e;
-    instance_write_state(&H.in, NULL); /* every service stopped: list says so */
+    save_state(); /* every service stopped: list says so */
     if (instance_keep_failed(H.in.dirfd, H.keep_why.s, &e) == 0) {
         sb_addf(&H.keep_said, "kept instance %s with its logs and data (tether list shows it; "
                 "`tether gc --kept` removes it)", H.in.dir);
@@ -703,20 +1008,12 @@ static int remove_instance(void)
     terr e;
     int r = instance_remove(root, H.in.id, &e);
     close(root);
+    if (r < 0) /* i11-warn: its warning path */
+        fprintf(stderr, "tether-helper: warning: %s\n", e.msg);
     return r < 0 ? 2 : 0;
 }
 
 /* ---- control socket ---- */
-
-/* Whether pid, failing its health check, is on its way out: a process
- * killed a moment ago closes its sockets before it becomes a zombie. */
-static bool exits_soon(pid_t pid)
-{
-    _cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pfd < 0)
-        return errno == ESRCH;
-    return pidfd_wait(pfd, now_ns() + 200000000LL);
-}
 
 /* A service found dead when asked for: say it crashed (and how). */
 static bool reply_if_crashed(struct svc *s, int *c)
@@ -793,6 +1090,311 @@ static void finished(int client, int status)
     sb_free(&b);
 }
 
+/* ---- status: health checks as ops, one answer once all are in ---- */
+
+static void status_line(strbuf *b, struct svc *s)
+{
+    struct run *u = RUN(s);
+    const char *label = s->conf->label;
+    if (u->resetting) {
+        char t[32];
+        sb_addf(b, "%s resetting (pid %d) for %s so far; its client waits for it\n", label,
+                (int)s->pid, progress_since(t, u->reset_since));
+    } else if (s->state == SVC_READY && u->health_r == 0 && s->reset_err) {
+        sb_addf(b, "%s unhealthy the last reset failed (reset it again): %s\n", label,
+                s->reset_err);
+    } else if (s->state == SVC_READY && u->health_r == 0) {
+        sb_addf(b, "%s ready %d\n", label, (int)s->pid);
+    } else if (s->state == SVC_READY) {
+        one_line(u->health_err.msg); /* libpq's messages end in a newline */
+        sb_addf(b, "%s unhealthy %s\n", label, u->health_err.msg);
+    } else if (s->state == SVC_EXITED) {
+        sb_addf(b, "%s dead ", label);
+        describe_status(b, s->exit_status);
+        sb_addc(b, '\n');
+    } else if (s->state == SVC_STOPPING || H.stopping) {
+        sb_addf(b, "%s stopping %d\n", label, (int)s->pid);
+    } else {
+        sb_addf(b, "%s starting %d\n", label, (int)s->pid);
+    }
+}
+
+/* Answer every waiting `status` once no health check for it is in flight. */
+static void status_maybe_answer(void)
+{
+    if (!H.n_status_waiters || !H.run)
+        return;
+    for (size_t i = 0; i < H.in.n_svcs; i++)
+        if (RUN(&H.in.svcs[i])->act == ACT_HEALTH && RUN(&H.in.svcs[i])->health_for_status)
+            return;
+    strbuf b = {0};
+    sb_add(&b, "OK\n");
+    for (size_t i = 0; i < H.in.n_svcs; i++)
+        status_line(&b, &H.in.svcs[i]);
+    for (size_t k = 0; k < H.n_status_waiters; k++)
+        reply(&H.status_waiters[k], "%s", b.s);
+    H.n_status_waiters = 0;
+    sb_free(&b);
+}
+
+/* A health check said r (e why). */
+static void health_known(struct svc *s, int r, const terr *e)
+{
+    struct run *u = RUN(s);
+    u->health_r = r;
+    if (r < 0)
+        u->health_err = *e;
+}
+
+/* `status`: a health check of every READY service that is not busy (its
+ * op, if any, joins the epoll set); the answer goes once they are all in.
+ * A service being reset, or running an op, answers from what is known:
+ * "resetting", or its last check.  Nothing here waits for a server. */
+static void status_request(int client)
+{
+    reap(); /* exits queued behind this request count */
+    if (H.n_status_waiters == MAX_STATUS_WAITERS) {
+        int c = client;
+        reply(&c, "ERR busy: %d status requests are waiting already", MAX_STATUS_WAITERS);
+        return;
+    }
+    H.status_waiters[H.n_status_waiters++] = client;
+    for (size_t i = 0; i < H.in.n_svcs && !H.stopping; i++) {
+        struct svc *s = &H.in.svcs[i];
+        struct run *u = RUN(s);
+        if (s->state != SVC_READY || u->resetting || u->act != ACT_NONE)
+            continue;
+        terr e = {.msg = ""};
+        int r = svc_health_start(s, &u->op, &e);
+        if (op_begun(s, r, ACT_HEALTH))
+            u->health_for_status = true;
+        else
+            health_known(s, r, &e);
+    }
+    status_maybe_answer();
+}
+
+/* ---- reset: resetting until its op, command or restart ends ---- */
+
+static void reset_go(struct svc *s);
+static void reset_begin(struct svc *s);
+static bool health_checked(struct svc *s, int r, terr *e);
+
+/* A failure with the service still running: a process killed a moment
+ * ago closes its sockets before it becomes a zombie, so wait up to 200 ms
+ * for its exit (an op on its pidfd: nothing blocks) and say "crashed" if
+ * it comes, else what failed. */
+static int exits_soon_step(struct op *op, bool timed_out, terr *e)
+{
+    (void)timed_out;
+    (void)e;
+    close(op->fd);
+    return 0;
+}
+
+static void fail_reply(struct svc *s, const terr *why, bool reset_failed)
+{
+    struct run *u = RUN(s);
+    u->fail = *why;
+    u->fail_is_reset = reset_failed;
+    int pfd = s->pid > 0 ? (int)syscall(SYS_pidfd_open, s->pid, 0) : -1;
+    if (pfd >= 0) {
+        op_init(&u->op, s, "a look at whether it exits");
+        u->op.fd = pfd;
+        u->op.deadline_ns = now_ns() + 200000000LL;
+        u->op.step = exits_soon_step;
+        (void)op_begun(s, OP_STARTED, ACT_EXITS_SOON);
+        return;
+    }
+    terr e = {.msg = ""};
+    op_finished(s, ACT_EXITS_SOON, 0, &e);
+}
+
+static void failed_for_good(struct svc *s)
+{
+    struct run *u = RUN(s);
+    reap();
+    if (u->fail_is_reset)
+        reset_outcome(s, u->fail.msg);
+    int c = s->pending_client;
+    s->pending_client = -1;
+    if (!reply_if_crashed(s, &c))
+        reply(&c, "ERR %s", u->fail.msg);
+    u->resetting = false;
+}
+
+static void reset_request(int client, const char *label, bool can_wait)
+{
+    struct svc *s = svc_by_label(label);
+    int c = client;
+    if (!s) {
+        reply(&c, "ERR no service '%s' in this instance", label);
+        return;
+    }
+    struct run *u = RUN(s);
+    /* a SIGCHLD may be queued behind this request: a crash must read
+     * as a crash, not as whatever the health check stumbles on */
+    reap();
+    if (H.stopping) {
+        reply(&c, "ERR the instance is shutting down (%s)", H.why_stop ? H.why_stop : "stopped");
+        return;
+    }
+    if (reply_if_crashed(s, &c))
+        return;
+    if (u->resetting || s->pending_client >= 0 || s->state != SVC_READY) {
+        reply(&c, "ERR service '%s' is busy (starting or being reset)", s->conf->label);
+        return;
+    }
+    const struct tether_driver *d = s->conf->driver;
+    if ((d->reset && !s->conf->reset) || s->conf->reset_restart || s->conf->reset)
+        promise(client, can_wait, reset_budget_ns(s));
+    s->pending_client = client;
+    u->resetting = true;
+    u->reset_since = now_ns();
+    if (u->act != ACT_NONE) { /* after_reset, or a status's health check */
+        u->reset_queued = true;
+        return;
+    }
+    reset_begin(s);
+}
+
+/* The health check first, unless the driver's reset finds out by doing. */
+static void reset_begin(struct svc *s)
+{
+    struct run *u = RUN(s);
+    const struct tether_driver *d = s->conf->driver;
+    bool native = d->reset && !s->conf->reset && !s->conf->reset_restart;
+    u->reset_queued = false;
+    u->reset_checked = !(native && d->reset_checks_health);
+    u->reset_t0 = now_ns();
+    if (!u->reset_checked) {
+        reset_go(s);
+        return;
+    }
+    terr e = {.msg = ""};
+    int r = svc_health_start(s, &u->op, &e);
+    u->health_for_status = false;
+    if (!op_begun(s, r, ACT_HEALTH))
+        (void)health_checked(s, r, &e);
+}
+
+static void reset_go(struct svc *s)
+{
+    struct run *u = RUN(s);
+    const struct tether_driver *d = s->conf->driver;
+    bool native = d->reset && !s->conf->reset && !s->conf->reset_restart;
+    terr e = {.msg = ""};
+    u->reset_t1 = now_ns();
+    if (native) {
+        op_init(&u->op, s, "reset");
+        int r = d->reset(s, &u->op, &e);
+        if (op_begun(s, r, ACT_RESET)) {
+            if (!u->op.deadline_ns)
+                u->op.deadline_ns = now_ns() + s->conf->timeout_ns;
+            return;
+        }
+        op_finished(s, ACT_RESET, r, &e);
+        return;
+    }
+    if (s->conf->reset_restart) {
+        s->restarting = true;
+        stop_svc(s, THEN_RESTART);
+        return;
+    }
+    if (s->conf->reset) {
+        if (svc_run_command(s, s->conf->reset, &s->reset_pid, &e) < 0) {
+            answer(s, "ERR %s", e.msg);
+            return;
+        }
+        s->deadline_ns = now_ns() + s->conf->timeout_ns;
+        return;
+    }
+    answer(s, "OK nothing to reset");
+}
+
+static void reset_finished(struct svc *s, int r, terr *e)
+{
+    struct run *u = RUN(s);
+    const struct tether_driver *d = s->conf->driver;
+    if (r < 0) {
+        fail_reply(s, e, true);
+        return;
+    }
+    reset_outcome(s, NULL);
+    /* the lines after the first: the steps, for -v */
+    char a[32], b[32];
+    progress_time(a, u->reset_t1 - u->reset_t0);
+    progress_since(b, u->reset_t1);
+    if (u->reset_checked)
+        answer(s, "OK reset\nhealth check in %s\nreset in %s", a, b);
+    else
+        answer(s, "OK reset\nreset in %s", b);
+    if (!d->after_reset)
+        return;
+    terr ae = {.msg = ""};
+    op_init(&u->op, s, "after reset");
+    int ar = d->after_reset(s, &u->op, &ae);
+    if (op_begun(s, ar, ACT_AFTER_RESET))
+        return;
+    if (ar < 0)
+        warn_svc(s, "after its reset", &ae);
+}
+
+/* A health check's outcome (after svc_health_done): for status, or for a
+ * reset (true: the reset took it on). */
+static bool health_checked(struct svc *s, int r, terr *e)
+{
+    struct run *u = RUN(s);
+    health_known(s, r, e);
+    if (u->health_for_status) {
+        u->health_for_status = false;
+        status_maybe_answer();
+        return false;
+    }
+    if (!u->resetting)
+        return false;
+    if (r < 0)
+        fail_reply(s, e, false);
+    else
+        reset_go(s);
+    return true;
+}
+
+/* What an op of the service said: the state moves on. */
+static void op_finished(struct svc *s, enum act act, int r, terr *e)
+{
+    struct run *u = RUN(s);
+    switch (act) {
+    case ACT_NONE:
+        break;
+    case ACT_PREPARE:
+        (void)prepared(s, r, e);
+        break;
+    case ACT_PROBE:
+        if (r < 0 && r != -EAGAIN)
+            s->err = *e;
+        if (s->state == SVC_STARTING)
+            ready_result(s, ready_probe_done(s, r));
+        break;
+    case ACT_HEALTH:
+        if (health_checked(s, svc_health_done(s, r, e), e))
+            return;
+        break;
+    case ACT_RESET:
+        reset_finished(s, r, e);
+        return;
+    case ACT_AFTER_RESET:
+        if (r < 0)
+            warn_svc(s, "after its reset", e);
+        break;
+    case ACT_EXITS_SOON:
+        failed_for_good(s);
+        break;
+    }
+    if (u->reset_queued && u->act == ACT_NONE && !H.stopping)
+        reset_begin(s);
+}
+
 /* A request is one line; the lines after it are options ("wait"). */
 static void handle_request(int client, char *req)
 {
@@ -803,33 +1405,7 @@ static void handle_request(int client, char *req)
         can_wait = strncmp(nl + 1, "wait", 4) == 0 && (nl[5] == '\0' || nl[5] == '\n');
     }
     if (streq(req, "status")) {
-        reap(); /* exits queued behind this request count */
-        strbuf b = {0};
-        sb_add(&b, "OK\n");
-        for (size_t i = 0; i < H.in.n_svcs; i++) {
-            struct svc *s = &H.in.svcs[i];
-            terr e;
-            /* what is wrong now first, then what the last reset left */
-            int health = s->state == SVC_READY ? svc_health(s, &e) : 0;
-            if (s->state == SVC_READY && health == 0 && s->reset_err) {
-                sb_addf(&b, "%s unhealthy the last reset failed (reset it again): %s\n",
-                        s->conf->label, s->reset_err);
-            } else if (s->state == SVC_READY && health == 0) {
-                sb_addf(&b, "%s ready %d\n", s->conf->label, (int)s->pid);
-            } else if (s->state == SVC_EXITED) {
-                sb_addf(&b, "%s dead ", s->conf->label);
-                describe_status(&b, s->exit_status);
-                sb_addc(&b, '\n');
-            } else if (s->state == SVC_READY) {
-                one_line(e.msg); /* libpq's messages end in a newline */
-                sb_addf(&b, "%s unhealthy %s\n", s->conf->label, e.msg);
-            } else {
-                sb_addf(&b, "%s starting %d\n", s->conf->label, (int)s->pid);
-            }
-        }
-        int c = client;
-        reply(&c, "%s", b.s);
-        sb_free(&b);
+        status_request(client);
         return;
     }
     if (strncmp(req, REQ_FINISHED, strlen(REQ_FINISHED)) == 0) {
@@ -837,89 +1413,7 @@ static void handle_request(int client, char *req)
         return;
     }
     if (strncmp(req, "reset ", 6) == 0) {
-        struct svc *s = svc_by_label(req + 6);
-        int c = client;
-        if (!s) {
-            reply(&c, "ERR no service '%s' in this instance", req + 6);
-            return;
-        }
-        terr e;
-        const struct tether_driver *d = s->conf->driver;
-        bool native = d->reset && !s->conf->reset && !s->conf->reset_restart;
-        /* a SIGCHLD may be queued behind this request: a crash must read
-         * as a crash, not as whatever the health check stumbles on */
-        reap();
-        /* a driver whose reset talks to the server finds out by doing */
-        bool check = s->state == SVC_READY && s->pending_client < 0 &&
-                     !(native && d->reset_checks_health);
-        long long t0 = now_ns();
-        int health = check ? svc_health(s, &e) : 0;
-        long long t1 = now_ns();
-        if (health < 0 && s->pid > 0 && exits_soon(s->pid))
-            reap();
-        if (reply_if_crashed(s, &c))
-            return;
-        if (s->pending_client >= 0 || s->state != SVC_READY) {
-            reply(&c, "ERR service '%s' is busy (starting or being reset)", s->conf->label);
-            return;
-        }
-        if (health < 0) {
-            reply(&c, "ERR %s", e.msg);
-            return;
-        }
-        if (native || s->conf->reset_restart || s->conf->reset)
-            promise(client, can_wait, reset_budget_ns(s));
-        if (native) {
-            struct op op;
-            op_init(&op, s, "reset");
-            int rr = d->reset(s, &op, &e);
-            if (rr == OP_STARTED)
-                rr = op_run_blocking(&op, &e);
-            if (rr < 0) {
-                if (s->pid > 0 && exits_soon(s->pid))
-                    reap();
-                reset_outcome(s, e.msg);
-                if (!reply_if_crashed(s, &c))
-                    reply(&c, "ERR %s", e.msg);
-                return;
-            }
-            reset_outcome(s, NULL);
-            /* the lines after the first: the steps, for -v */
-            char a[32], b[32];
-            progress_time(a, t1 - t0);
-            progress_since(b, t1);
-            if (check)
-                reply(&c, "OK reset\nhealth check in %s\nreset in %s", a, b);
-            else
-                reply(&c, "OK reset\nreset in %s", b);
-            if (d->after_reset) {
-                op_init(&op, s, "after reset");
-                if (d->after_reset(s, &op, &e) == OP_STARTED)
-                    op_run_blocking(&op, &e);
-            }
-            return;
-        }
-        if (s->conf->reset_restart) {
-            s->pending_client = client;
-            s->restarting = true;
-            stop_svc(s);
-            s->state = SVC_PENDING;
-            if (start_svc(s) < 0) {
-                s->restarting = false;
-                reply(&s->pending_client, "ERR %s", s->err.msg);
-            }
-            return;
-        }
-        if (s->conf->reset) {
-            if (svc_run_command(s, s->conf->reset, &s->reset_pid, &e) < 0) {
-                reply(&c, "ERR %s", e.msg);
-                return;
-            }
-            s->pending_client = client;
-            s->deadline_ns = now_ns() + s->conf->timeout_ns;
-            return;
-        }
-        reply(&c, "OK nothing to reset");
+        reset_request(client, req + 6, can_wait);
         return;
     }
     int c = client;
@@ -980,14 +1474,27 @@ static int open_control(terr *e)
 
 /* ---- the loop ---- */
 
+static void earliest(long long *next, long long t)
+{
+    if (t && (!*next || t < *next))
+        *next = t;
+}
+
+/* The timer: the next readiness probe or deadline, op deadline, stop
+ * deadline or reset command deadline. */
 static void arm_timer(void)
 {
     long long next = 0;
     for (size_t i = 0; i < H.in.n_svcs; i++) {
         struct svc *s = &H.in.svcs[i];
+        struct run *u = RUN(s);
+        if (op_busy(&u->op))
+            earliest(&next, u->op.deadline_ns);
+        if (s->state == SVC_STOPPING)
+            earliest(&next, u->stop_deadline_ns);
         if (s->reset_pid > 0 && s->deadline_ns && (!next || s->deadline_ns < next))
             next = s->deadline_ns;
-        if (s->state != SVC_STARTING)
+        if (s->state != SVC_STARTING || H.stopping || u->act != ACT_NONE)
             continue;
         if (s->deadline_ns && (!next || s->deadline_ns < next))
             next = s->deadline_ns;
@@ -1015,7 +1522,21 @@ static void reset_overdue(struct svc *s)
     s->deadline_ns = 0;
     svc_fail(s, "reset command (%s) did not finish within %g s (timeout =); it was killed",
              s->conf->reset, (double)s->conf->timeout_ns / 1e9);
-    reply(&s->pending_client, "ERR %s", s->err.msg);
+    answer(s, "ERR %s", s->err.msg);
+}
+
+/* A readiness deadline passed (a probe op in flight is dropped with it). */
+static void ready_overdue(struct svc *s)
+{
+    _cleanup_free_ char *how = ready_describe(s);
+    double secs = (double)s->conf->timeout_ns / 1e9;
+    svc_fail(s, "did not become ready within %g s (ready = %s); raise timeout = or fix "
+             "its readiness check",
+             secs, how);
+    if (s->restarting)
+        answer(s, "ERR %s", s->err.msg);
+    stop_svc(s, THEN_NOTHING);
+    fail_start(s);
 }
 
 static void on_timer(void)
@@ -1026,48 +1547,41 @@ static void on_timer(void)
     long long now = now_ns();
     for (size_t i = 0; i < H.in.n_svcs; i++) {
         struct svc *s = &H.in.svcs[i];
+        struct run *u = RUN(s);
+        if (op_busy(&u->op) && u->op.deadline_ns && now >= u->op.deadline_ns)
+            op_event(s, true);
+        if (s->state == SVC_STOPPING && u->stop_deadline_ns && now >= u->stop_deadline_ns)
+            stop_overdue(s);
         if (s->reset_pid > 0 && s->deadline_ns && now >= s->deadline_ns)
             reset_overdue(s);
-        if (s->state != SVC_STARTING)
+        if (s->state != SVC_STARTING || H.stopping || u->act == ACT_PREPARE)
             continue;
-        if (s->next_probe_ns && now >= s->next_probe_ns) {
-            int r = ready_probe(s);
-            if (r != -EAGAIN) {
-                ready_result(s, r);
-                continue;
-            }
-        }
         if (s->deadline_ns && now >= s->deadline_ns) {
-            _cleanup_free_ char *how = ready_describe(s);
-            double secs = (double)s->conf->timeout_ns / 1e9;
-            svc_fail(s, "did not become ready within %g s (ready = %s); raise timeout = or fix "
-                     "its readiness check",
-                     secs, how);
-            if (s->restarting) {
-                s->restarting = false;
-                reply(&s->pending_client, "ERR %s", s->err.msg);
-            }
-            stop_svc(s);
-            fail_start(s);
+            ready_overdue(s);
+            continue;
+        }
+        if (u->act == ACT_NONE && s->next_probe_ns && now >= s->next_probe_ns) {
+            int r = ready_probe(s, &u->op);
+            if (!op_begun(s, r, ACT_PROBE) && r != -EAGAIN)
+                ready_result(s, r);
         }
     }
 }
 
-static bool on_signal(void)
+/* SIGCHLD reaps; SIGTERM, SIGINT, SIGHUP: why to stop (NULL: keep on). */
+static const char *on_signal(void)
 {
     struct signalfd_siginfo si;
-    bool stop = false;
+    const char *why = NULL;
     while (read(H.sigfd, &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGCHLD)
             reap();
-        else {
-            stop = true;
-            H.why_stop = si.ssi_signo == SIGTERM ? "SIGTERM"
-                         : si.ssi_signo == SIGINT ? "SIGINT"
-                                                  : "SIGHUP";
-        }
+        else
+            why = si.ssi_signo == SIGTERM ? "SIGTERM"
+                  : si.ssi_signo == SIGINT ? "SIGINT"
+                                           : "SIGHUP";
     }
-    return stop;
+    return why;
 }
 
 static int setup(terr *e)
@@ -1126,12 +1640,17 @@ static int setup(terr *e)
         return H.ctlfd;
     ep_add(H.ctlfd, EPOLLIN, EV(T_CONTROL, 0));
     H.in.svcs = xcalloc(o->nsel, sizeof(struct svc));
+    H.run = xcalloc(o->nsel, sizeof(struct run));
+    for (size_t i = 0; i < o->nsel; i++) {
+        op_init(&H.run[i].op, &H.in.svcs[i], NULL);
+        H.run[i].fd_reg = -1;
+    }
     for (size_t i = 0; i < o->nsel; i++) {
         H.in.n_svcs = i + 1;
         if ((r = svc_init(&H.in.svcs[i], &H.in, o->sel[i], e)) < 0)
             return r;
     }
-    instance_write_state(&H.in, NULL);
+    save_state();
     track_start();
     return 0;
 }
@@ -1160,34 +1679,36 @@ int helper_main(struct helper_opts *o)
     }
     start_ready_ones();
     for (;;) {
-        if (H.start_failed)
-            break;
+        if (!H.stopping && H.start_failed)
+            begin_shutdown();
         /* start what became startable first: a service that is ready at
          * once (ready = none) must count before we go back to sleep */
-        if (H.phase == PH_STARTING)
+        if (!H.stopping && H.phase == PH_STARTING)
             start_ready_ones();
-        if (H.start_failed)
-            break;
-        if (H.phase == PH_STARTING && all_ready()) {
+        if (!H.stopping && H.start_failed)
+            begin_shutdown();
+        if (!H.stopping && H.phase == PH_STARTING && all_ready()) {
             H.phase = PH_RUNNING;
             H.in.name_logs = true; /* they live as long as we run */
             if (!send_status()) {
                 H.why_stop = "the starting command went away";
-                break;
+                begin_shutdown();
             }
         }
+        if (H.stopping && shutdown_step())
+            break;
         arm_timer();
         struct epoll_event evs[16];
         int n = epoll_wait(H.ep, evs, 16, -1);
         if (n < 0 && errno != EINTR)
             break;
-        bool stop = false;
-        for (int i = 0; i < n && !stop; i++) {
+        for (int i = 0; i < n; i++) {
             uint32_t tag = (uint32_t)(evs[i].data.u64 >> 32);
             uint32_t idx = (uint32_t)evs[i].data.u64;
+            const char *why = NULL;
             switch (tag) {
             case T_SIGNAL:
-                stop = on_signal();
+                why = on_signal();
                 break;
             case T_TIMER:
                 on_timer();
@@ -1199,14 +1720,14 @@ int helper_main(struct helper_opts *o)
                 char buf[64];
                 ssize_t r = read(o->lease_fd, buf, sizeof(buf));
                 if (r == 0 || (r < 0 && errno != EAGAIN)) {
-                    stop = true;
-                    H.why_stop = "the owner went away";
+                    why = "the owner went away";
+                    ep_del(o->lease_fd); /* hung up: it would wake us forever */
                 }
                 break;
             }
             case T_WATCH:
-                stop = true;
-                H.why_stop = idx ? "expired" : "the watched process exited";
+                why = idx ? "expired" : "the watched process exited";
+                ep_del(idx ? -1 : H.watchfd);
                 break;
             case T_STATUS: {
                 char ack = 0;
@@ -1216,8 +1737,8 @@ int helper_main(struct helper_opts *o)
                     o->status_fd = -1;
                     break;
                 }
-                stop = true;
-                H.why_stop = "the starting command went away before it handed the variables on";
+                why = "the starting command went away before it handed the variables on";
+                ep_del(o->status_fd);
                 break;
             }
             case T_CONTROL: {
@@ -1231,15 +1752,21 @@ int helper_main(struct helper_opts *o)
                 break;
             case T_READY: {
                 struct svc *s = &H.in.svcs[idx];
-                if (s->state != SVC_STARTING || s->ready_fd < 0)
+                if (s->state != SVC_STARTING || s->ready_fd < 0 || H.stopping)
                     break;
                 ready_result(s, ready_on_event(s));
                 break;
             }
+            case T_OP:
+                if (idx < H.in.n_svcs)
+                    op_event(&H.in.svcs[idx], false);
+                break;
+            }
+            if (why && !H.stopping) {
+                H.why_stop = why;
+                begin_shutdown();
             }
         }
-        if (stop || H.start_failed)
-            break;
     }
 out:
     if (H.phase == PH_STARTING && !H.start_failed) {
@@ -1267,9 +1794,12 @@ out:
     sb_free(&H.kept_why);
     sb_free(&H.keep_why);
     sb_free(&H.keep_said);
-    for (size_t i = 0; i < H.in.n_svcs; i++)
+    for (size_t i = 0; i < H.in.n_svcs; i++) {
         svc_free(&H.in.svcs[i]);
+        free(H.run[i].retry_why);
+    }
     free(H.in.svcs);
+    free(H.run);
     track_free(&H.track);
     free(H.in.dir);
     free(H.in.state_dir);

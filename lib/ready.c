@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "ports.h"
 #include "service.h"
+#include "spawn.h"
 
 #define CONNECT_DELAY_MIN 1000000LL  /* 1 ms */
 #define CONNECT_DELAY_MAX 25000000LL /* 25 ms */
@@ -300,17 +301,6 @@ void ready_after_spawn(struct svc *s, int pass_fd)
         close(pass_fd);
 }
 
-void ready_teardown(struct svc *s)
-{
-    if (s->ready_fd >= 0)
-        close(s->ready_fd);
-    s->ready_fd = -1;
-    if (s->ready_re) {
-        regfree(s->ready_re);
-        free(s->ready_re);
-        s->ready_re = NULL;
-    }
-}
 
 /* x1.5 rather than x2: a server ready at 10 ms is seen by ~13 ms, not 15 */
 static void backoff(struct svc *s)
@@ -321,7 +311,7 @@ static void backoff(struct svc *s)
     s->probe_delay_ns = next > max ? max : next;
 }
 
-int ready_probe(struct svc *s)
+int ready_probe(struct svc *s, struct op *op)
 {
     struct svc_conf *c = s->conf;
     int r;
@@ -337,14 +327,11 @@ int ready_probe(struct svc *s)
         break;
     }
     case READY_DRIVER:
-        struct op op;
-        op_init(&op, s, "readiness probe");
-        r = c->driver->probe(s, &op, &s->err);
+        op_init(op, s, "readiness probe");
+        r = c->driver->probe(s, op, &s->err);
         if (r == OP_STARTED)
-            r = op_run_blocking(&op, &s->err);
-        if (r < 0 && r != -EAGAIN)
-            return r;
-        break;
+            return r; /* ready_probe_done() takes it from there */
+        return ready_probe_done(s, r);
     case READY_EXEC:
         if (s->probe_pid > 0)
             return -EAGAIN; /* its exit is handled in the helper's SIGCHLD */
@@ -359,6 +346,18 @@ int ready_probe(struct svc *s)
     /* an answer on the port counts only from the service's own listener */
     if (r == 0)
         r = ready_port_owner(s, c->ready != READY_UNIX);
+    if (r == 0 || r == -EADDRINUSE)
+        return r;
+    backoff(s);
+    return -EAGAIN;
+}
+
+int ready_probe_done(struct svc *s, int r)
+{
+    if (r < 0 && r != -EAGAIN)
+        return r;
+    if (r == 0)
+        r = ready_port_owner(s, true);
     if (r == 0 || r == -EADDRINUSE)
         return r;
     backoff(s);
@@ -467,38 +466,96 @@ int ready_on_event(struct svc *s)
     return r == 0 ? ready_port_owner(s, false) : r;
 }
 
-int svc_health(struct svc *s, terr *e)
+int svc_health_start(struct svc *s, struct op *op, terr *e)
 {
     struct svc_conf *c = s->conf;
     if (s->state != SVC_READY || s->pid <= 0 || kill(s->pid, 0) < 0)
         return terr_set(e, ESRCH, "service '%s' is not running", c->label);
     int r = 0;
-    terr pe = {.msg = ""};
+    e->msg[0] = '\0';
     if (c->ready == READY_TCP)
         r = try_connect_tcp(s->port);
     else if (c->ready == READY_UNIX) {
         _cleanup_free_ char *p = unix_path(s);
         r = try_connect_unix(p);
     } else if (c->driver->health && !s->external) { /* PING, SELECT 1...: really answering */
-        struct op op;
-        op_init(&op, s, "health check");
-        r = c->driver->health(s, &op, &pe);
+        op_init(op, s, "health check");
+        r = c->driver->health(s, op, e);
         if (r == OP_STARTED) {
-            if (!op.deadline_ns)
-                op.deadline_ns = now_ns() + HEALTH_TIMEOUT_NS;
-            r = op_run_blocking(&op, &pe);
+            if (!op->deadline_ns)
+                op->deadline_ns = now_ns() + HEALTH_TIMEOUT_NS;
+            return r;
         }
     }
+    return svc_health_done(s, r, e);
+}
+
+int svc_health_done(struct svc *s, int r, terr *e)
+{
+    struct svc_conf *c = s->conf;
     if (r == 0 && s->port > 0 && ready_port_owner(s, false) < 0) {
         *e = s->err;
         return -EADDRINUSE;
     }
     /* the server's own answer (NOAUTH, "not permitted to log in") says
      * what is wrong; an errno alone would hide it */
-    if (r < 0 && pe.msg[0])
-        return terr_set(e, r, "%s", pe.msg);
+    if (r < 0 && e->msg[0])
+        return r;
     if (r < 0)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));
+    return 0;
+}
+
+/* The spawn lives with readiness: the notify socket, fd pipe or log
+ * watch is made before the exec and handed over with it.  (service.c,
+ * below this file, never calls into it: no cycle.) */
+int svc_spawn(struct svc *s, terr *e)
+{
+    const struct tether_driver *d = s->conf->driver;
+    int r;
+    _cleanup_strv_ strv argv = {0};
+    _cleanup_strv_ strv extra = {0};
+    if ((r = d->argv(s, &argv, &extra, e)) < 0)
+        return r;
+    if (argv.n == 0) {
+        if (s->external) {
+            s->pid = 0;
+            return 1; /* nothing to run: ready as soon as prepared */
+        }
+        return terr_set(e, EINVAL, "[%s] the command is empty", s->conf->label);
+    }
+    _cleanup_strv_ strv env = {0};
+    svc_environ(s, &env);
+    for (size_t i = 0; i < extra.n; i++) {
+        char *eq = strchr(extra.v[i], '=');
+        if (eq) {
+            *eq = '\0';
+            svc_env_set(&env, extra.v[i], eq + 1);
+            *eq = '=';
+        }
+    }
+    /* a restart must not find the last run's socket in its way */
+    if (s->sockpath)
+        unlink(s->sockpath);
+    int pass_fd = -1;
+    if ((r = ready_setup(s, &env, &pass_fd, e)) < 0)
+        return r;
+    _cleanup_close_ int log = svc_open_log(s, e);
+    if (log < 0)
+        return log;
+    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
+                           .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd,
+                           .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
+    r = spawn_process(&o, &s->pid, e);
+    if (r < 0) {
+        ready_teardown(s);
+        if (pass_fd >= 0)
+            close(pass_fd);
+        return terr_prefix(e, r, "[%s]", s->conf->label);
+    }
+    proc_starttime(s->pid, &s->starttime);
+    ready_after_spawn(s, pass_fd);
+    s->exit_status = 0;
     return 0;
 }

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,18 @@ int svc_new_port(struct svc *s, terr *e)
     s->port_lock = r;
     s->port_tries++;
     return 0;
+}
+
+void ready_teardown(struct svc *s)
+{
+    if (s->ready_fd >= 0)
+        close(s->ready_fd);
+    s->ready_fd = -1;
+    if (s->ready_re) {
+        regfree(s->ready_re);
+        free(s->ready_re);
+        s->ready_re = NULL;
+    }
 }
 
 void svc_free(struct svc *s)
@@ -208,7 +221,7 @@ int svc_compute_vars(struct svc *s, terr *e)
     return 0;
 }
 
-static void env_set(strv *env, const char *name, const char *value)
+void svc_env_set(strv *env, const char *name, const char *value)
 {
     size_t n = strlen(name);
     for (size_t i = 0; i < env->n; i++)
@@ -247,93 +260,32 @@ void svc_environ(struct svc *s, strv *env)
                 continue;
             for (size_t k = 0; k < o->n_vars; k++) {
                 _cleanup_free_ char *n = svc_varname(o, o->vars[k].name);
-                env_set(env, n, o->vars[k].value);
+                svc_env_set(env, n, o->vars[k].value);
             }
             for (size_t k = 0; k < o->n_gvars; k++)
-                env_set(env, o->gvars[k].name, o->gvars[k].value);
+                svc_env_set(env, o->gvars[k].name, o->gvars[k].value);
         }
     }
     for (size_t k = 0; k < s->n_vars; k++) {
         _cleanup_free_ char *n = svc_varname(s, s->vars[k].name);
-        env_set(env, n, s->vars[k].value);
+        svc_env_set(env, n, s->vars[k].value);
     }
     for (size_t i = 0; i < s->conf->n_env; i++) {
         char *v;
         if (svc_expand(s, s->conf->env[i].value, &v, NULL) == 0) {
-            env_set(env, s->conf->env[i].key, v);
+            svc_env_set(env, s->conf->env[i].key, v);
             free(v);
         }
     }
-    env_set(env, COOKIE_VAR, s->inst->cookie);
+    svc_env_set(env, COOKIE_VAR, s->inst->cookie);
 }
 
-static int open_log(struct svc *s, terr *e)
+int svc_open_log(struct svc *s, terr *e)
 {
     int fd = open(s->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return terr_set(e, errno, "[%s] cannot open its log %s: %m", s->conf->label, s->logpath);
     return fd;
-}
-
-int svc_prepare(struct svc *s, terr *e)
-{
-    const struct tether_driver *d = s->conf->driver;
-    if (!d->prepare)
-        return 0;
-    struct op op;
-    op_init(&op, s, "prepare");
-    int r = d->prepare(s, &op, e);
-    return r == OP_STARTED ? op_run_blocking(&op, e) : r;
-}
-
-int svc_spawn(struct svc *s, terr *e)
-{
-    const struct tether_driver *d = s->conf->driver;
-    int r;
-    _cleanup_strv_ strv argv = {0};
-    _cleanup_strv_ strv extra = {0};
-    if ((r = d->argv(s, &argv, &extra, e)) < 0)
-        return r;
-    if (argv.n == 0) {
-        if (s->external) {
-            s->pid = 0;
-            return 1; /* nothing to run: ready as soon as prepared */
-        }
-        return terr_set(e, EINVAL, "[%s] the command is empty", s->conf->label);
-    }
-    _cleanup_strv_ strv env = {0};
-    svc_environ(s, &env);
-    for (size_t i = 0; i < extra.n; i++) {
-        char *eq = strchr(extra.v[i], '=');
-        if (eq) {
-            *eq = '\0';
-            env_set(&env, extra.v[i], eq + 1);
-            *eq = '=';
-        }
-    }
-    /* a restart must not find the last run's socket in its way */
-    if (s->sockpath)
-        unlink(s->sockpath);
-    int pass_fd = -1;
-    if ((r = ready_setup(s, &env, &pass_fd, e)) < 0)
-        return r;
-    _cleanup_close_ int log = open_log(s, e);
-    if (log < 0)
-        return log;
-    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
-                           .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd,
-                           .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
-    r = spawn_process(&o, &s->pid, e);
-    if (r < 0) {
-        ready_teardown(s);
-        if (pass_fd >= 0)
-            close(pass_fd);
-        return terr_prefix(e, r, "[%s]", s->conf->label);
-    }
-    proc_starttime(s->pid, &s->starttime);
-    ready_after_spawn(s, pass_fd);
-    s->exit_status = 0;
-    return 0;
 }
 
 int svc_argv(struct svc *s, const char *tmpl, strv *argv, terr *e)
@@ -375,7 +327,7 @@ int svc_run_command(struct svc *s, const char *tmpl, pid_t *pid, terr *e)
         return terr_set(e, EINVAL, "[%s] empty command", s->conf->label);
     _cleanup_strv_ strv env = {0};
     svc_environ(s, &env);
-    _cleanup_close_ int log = open_log(s, e);
+    _cleanup_close_ int log = svc_open_log(s, e);
     if (log < 0)
         return log;
     struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
@@ -427,7 +379,7 @@ void svc_log(struct svc *s, const char *fmt, ...)
     sb_vaddf(&b, fmt, ap);
     va_end(ap);
     sb_addc(&b, '\n');
-    _cleanup_close_ int fd = open_log(s, NULL);
+    _cleanup_close_ int fd = svc_open_log(s, NULL);
     if (fd >= 0 && write(fd, b.s, b.len) < 0)
         fprintf(stderr, "[%s] cannot write to its log %s: %m\n", s->conf->label, s->logpath);
     fputs(b.s, stderr); /* the helper's own log */

@@ -1,6 +1,7 @@
 /* One service's life inside the helper: set-up, spawn, stop, files. */
 #pragma once
 #include "instance.h"
+#include "op.h"
 
 /* Directory, log, port reservation and the variables known before start. */
 int svc_init(struct svc *s, struct instance *in, struct svc_conf *c, terr *e);
@@ -16,11 +17,10 @@ int svc_compute_vars(struct svc *s, terr *e);
 void svc_setenv_global(struct svc *s, const char *name, const char *value);
 /* The environment for the service's processes (malloc'd strv). */
 void svc_environ(struct svc *s, strv *env);
-/* The driver's preparation (config files, data): before the variables. */
-int svc_prepare(struct svc *s, terr *e);
-/* Prepare readiness, then spawn the server.  Returns 1 for an external
- * service, which has no process and is ready once prepared. */
-int svc_spawn(struct svc *s, terr *e);
+/* Set a NAME=value in an environment (replacing NAME's value). */
+void svc_env_set(strv *env, const char *name, const char *value);
+/* The service's log, opened for appending: the fd or < 0 with e set. */
+int svc_open_log(struct svc *s, terr *e);
 /* Split a command template into words, then expand each word: a value
  * with spaces or quotes stays one argument and is never parsed again. */
 int svc_argv(struct svc *s, const char *tmpl, strv *argv, terr *e);
@@ -41,20 +41,27 @@ void svc_fail(struct svc *s, const char *fmt, ...) __attribute__((format(printf,
  * instance, unless the instance is kept. */
 char *svc_log_excerpt(const struct svc *s);
 
-/* --- readiness (ready.c) --- */
+/* --- spawn and readiness (ready.c, above service.c: it calls service.c,
+ * never the other way) --- */
+/* Prepare readiness, then spawn the server.  Returns 1 for an external
+ * service, which has no process and is ready once prepared. */
+int svc_spawn(struct svc *s, terr *e);
 /* Before spawn: make the notify socket / fd pipe / inotify watch.  Adds
  * NOTIFY_SOCKET to env when needed; *pass_fd is the fd to hand over. */
 int ready_setup(struct svc *s, strv *env, int *pass_fd, terr *e);
 /* After spawn. */
 void ready_after_spawn(struct svc *s, int pass_fd);
 /* A timer-driven check (tcp/unix/driver probe): 0 ready, -EAGAIN not yet,
- * < 0 hard failure (s->err filled). */
-int ready_probe(struct svc *s);
+ * < 0 hard failure (s->err filled), or OP_STARTED: the driver's probe is
+ * an op in flight in op; pass what its step returned to
+ * ready_probe_done() (its message in s->err). */
+int ready_probe(struct svc *s, struct op *op);
+int ready_probe_done(struct svc *s, int r);
 /* The service's ready_fd is readable: 0 ready, -EAGAIN not yet, < 0 failed. */
 int ready_on_event(struct svc *s);
 /* An exec readiness probe exited: 0 ready, -EAGAIN try again later. */
 int ready_exec_done(struct svc *s, int status);
-/* Close readiness resources. */
+/* Close readiness resources (service.c: svc_free needs it). */
 void ready_teardown(struct svc *s);
 /* Whether the listeners on the service's port (localhost or wildcard:
  * port_listeners()) are all the service's own: sockets held by its main
@@ -62,7 +69,10 @@ void ready_teardown(struct svc *s);
  * there must be one), -EAGAIN none yet (with need), -EADDRINUSE another
  * process listens there (s->err says who and what to do). */
 int ready_port_owner(struct svc *s, bool need);
-/* A one-off health check of a running service: 0 healthy. */
-int svc_health(struct svc *s, terr *e);
+/* A health check of a READY service: 0 healthy, < 0 why in e, or
+ * OP_STARTED: the driver's health op is in flight in op (with a deadline);
+ * pass what its step returned, and its e, to svc_health_done(). */
+int svc_health_start(struct svc *s, struct op *op, terr *e);
+int svc_health_done(struct svc *s, int r, terr *e);
 /* How readiness is described in messages ("tcp 127.0.0.1:8080"). */
 char *ready_describe(const struct svc *s);
