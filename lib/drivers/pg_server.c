@@ -369,13 +369,29 @@ static int job_drop(struct job *j, terr *e)
                                j->s->conf->timeout_ns, e);
 }
 
+/* What gc does (pg_server_reap), in a job: the record of a create job that
+ * was killed before it said anything (a stop while it ran). */
+static int job_reap(struct job *j, terr *e)
+{
+    return pg_server_reap(*(const int *)j->arg, e);
+}
+
 int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e)
 {
-    if (!pg->server_db || !pg->maint_db)
+    if (!pg->server_db)
         return 0;
     /* drop_db gives up at the service's timeout and says why; the job's
      * own deadline only catches a child that hangs past it */
-    int r = job_run(s, job_drop, NULL, NULL, 0, s->conf->timeout_ns + 5000000000LL, NULL, e);
+    long long limit = s->conf->timeout_ns + 5000000000LL;
+    int r;
+    if (!pg->maint_db) { /* its lock waits for a CREATE still running */
+        _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (dfd < 0)
+            return 0; /* no directory, no record: nothing was made */
+        r = job_run(s, job_reap, &dfd, &dfd, 1, limit, NULL, e);
+    } else {
+        r = job_run(s, job_drop, NULL, NULL, 0, limit, NULL, e);
+    }
     if (r < 0) { /* the record stays, for gc to retry */
         terr why = *e;
         return terr_set(e, -r, "[%s] %s", s->conf->label, why.msg);
