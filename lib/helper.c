@@ -82,7 +82,6 @@ struct run {
     bool resetting;      /* a reset is under way: its client waits */
     bool reset_queued;   /* asked while an op was in flight: starts after it */
     bool health_for_status; /* the ACT_HEALTH answers `status` (else a reset) */
-    bool checked;        /* health_r/health_err are from this `status` */
     int health_r;        /* the last health check's result */
     terr health_err;
     terr fail;           /* ACT_EXITS_SOON: what to say unless it crashed */
@@ -1498,10 +1497,11 @@ static void arm_timer(void)
             earliest(&next, u->stop_deadline_ns);
         if (s->reset_pid > 0 && s->deadline_ns && (!next || s->deadline_ns < next))
             next = s->deadline_ns;
-        if (s->state != SVC_STARTING || H.stopping || u->act != ACT_NONE)
+        if (s->state != SVC_STARTING || H.stopping)
             continue;
-        if (s->deadline_ns && (!next || s->deadline_ns < next))
-            next = s->deadline_ns;
+        earliest(&next, s->deadline_ns); /* a probe op in flight too: it ends there */
+        if (u->act != ACT_NONE)
+            continue;
         bool timed = s->conf->ready == READY_TCP || s->conf->ready == READY_UNIX ||
                      s->conf->ready == READY_DRIVER ||
                      (s->conf->ready == READY_EXEC && s->probe_pid == 0);

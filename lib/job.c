@@ -284,7 +284,7 @@ static int job_step(struct op *op, bool timed_out, terr *e)
 int job_start(struct op *op, struct svc *s, job_fn fn, void *arg, const int *keep,
               size_t n_keep, terr *e)
 {
-    int sock, pidfd = -1;
+    int sock = -1, pidfd = -1;
     pid_t pid = job_fork(s, &sock, &pidfd, keep, n_keep, e);
     if (pid < 0)
         return pid;
@@ -390,7 +390,7 @@ int worker_spawn(struct worker *w, terr *e)
         w->fd = w->pidfd = -1;
         w->pid = 0;
     }
-    int sock, pidfd = -1;
+    int sock = -1, pidfd = -1;
     pid_t pid = job_fork(w->s, &sock, &pidfd, NULL, 0, e);
     if (pid < 0)
         return pid;
@@ -451,7 +451,7 @@ static int call_step(struct op *op, bool timed_out, terr *e)
     if (n <= 0) { /* it died, or left for being idle as the request went */
         free(buf);
         worker_stop(w);
-        if (!c->resent && (r = call_send(w, c->req, e)) == 0) {
+        if (!c->resent && call_send(w, c->req, e) == 0) {
             c->resent = true;
             w->busy = true;
             op->fd = w->fd;
