@@ -1329,6 +1329,10 @@ static void reset_finished(struct svc *s, int r, terr *e)
         return;
     }
     reset_outcome(s, NULL);
+    /* a reset that worked talked to the server: a health check that passed
+     * (status answers from it while after_reset keeps the service busy,
+     * not from an older failed one) */
+    health_known(s, 0, NULL);
     /* the lines after the first: the steps, for -v */
     char a[32], b[32];
     progress_time(a, u->reset_t1 - u->reset_t0);

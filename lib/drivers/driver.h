@@ -5,7 +5,10 @@
  * waiting, logs, the instance directory and the cleanup order; it runs one
  * event loop in which nothing waits.  A driver says how its server is
  * configured, prepared, started, probed, health-checked and reset, and
- * what it hands back.
+ * what it hands back.  What it may see of its instance, and the toolkit it
+ * builds on (one boolean parser, URL encoder, FILE:LINE formatter,
+ * server-binary finder, pidfd wait, job/worker, data-directory cache), is
+ * listed in lib/kit.h: never s->inst, never s->state.
  *
  * Hooks that may take time start an op (op.h) instead of waiting: they get
  * an idle op (op_init'ed: op->s is the service, op->fd -1), and either
