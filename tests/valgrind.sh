@@ -151,6 +151,17 @@ vg version any 1 "$TETHER" --version >/dev/null 2>&1
 # run: the command and its helper
 vg run-command 0 2 "$TETHER" -f "$cfg" run -- true
 vg run-command-fail 7 2 "$TETHER" -f "$cfg" run -- sh -c 'exit 7'
+# protocol checks (proto.c) in the helper: ready, status's health, reset
+pcfg="$TMP/work/p.ini"
+cat >"$pcfg" <<EOF
+[greeter]
+command = $TSERVER --unix \${socket}
+socket = auto
+ready = expect:pong
+health = expect:pong
+reset = expect:pong
+EOF
+vg run-proto 0 2 "$TETHER" -f "$pcfg" run -- sh -c '"$1" status && "$1" reset' sh "$TETHER"
 if command -v redis-server >/dev/null; then
     vg run-redis 0 2 "$TETHER" run redis -- true
 fi
