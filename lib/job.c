@@ -257,18 +257,27 @@ static int job_step(struct op *op, bool timed_out, terr *e)
             free(buf);
             return OP_PENDING;
         }
-        if (n > 0) {
+        if (n > 0 && !d->got) {
             d->got = true;
             d->r = parse(op->s, buf, (size_t)n, &d->out, &d->e);
         }
         free(buf);
+        /* no pidfd (valgrind has neither clone3 nor pidfd_open): the
+         * socket's EOF, when the child's end closes at its exit, is the
+         * event to wait for instead */
+        if (n > 0 && d->pidfd < 0)
+            return OP_PENDING;
         close(d->sock);
         d->sock = -1;
     }
     int status;
     if (!job_reaped(d->pid, d->pidfd, &status)) {
-        op->fd = d->pidfd; /* replied: wait for its exit (readable then) */
-        return OP_PENDING;
+        if (d->pidfd < 0) /* its end of the socket closed: it is exiting now */
+            proc_pidfd_reap(-1, d->pid, true, &status);
+        else {
+            op->fd = d->pidfd; /* replied: wait for its exit (readable then) */
+            return OP_PENDING;
+        }
     }
     if (d->got) {
         *e = d->e;

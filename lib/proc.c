@@ -190,6 +190,11 @@ pid_t proc_fork_pidfd(int *pidfd)
         pid = fork();
     if (pid < 0)
         return -errno;
+    /* after fork() (valgrind has no clone3): a pidfd all the same, since
+     * the job's op waits on it; a SIGCHLD child that the helper's catch-all
+     * may reap first (job.c takes ECHILD as "gone") */
+    if (pid > 0 && fd < 0)
+        fd = proc_pidfd_open((pid_t)pid);
     *pidfd = pid == 0 ? -1 : fd;
     return (pid_t)pid;
 }
