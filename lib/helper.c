@@ -1207,7 +1207,7 @@ static void fail_reply(struct svc *s, const terr *why, bool reset_failed)
     struct run *u = RUN(s);
     u->fail = *why;
     u->fail_is_reset = reset_failed;
-    int pfd = s->pid > 0 ? (int)syscall(SYS_pidfd_open, s->pid, 0) : -1;
+    int pfd = s->pid > 0 ? proc_pidfd_open(s->pid) : -1;
     if (pfd >= 0) {
         op_init(&u->op, s, "a look at whether it exits");
         u->op.fd = pfd;
@@ -1624,9 +1624,10 @@ static int setup(terr *e)
     if (o->status_fd >= 0)
         ep_add(o->status_fd, EPOLLRDHUP, EV(T_STATUS, 0)); /* the starter is gone */
     if (o->watch_pid > 0) {
-        H.watchfd = (int)syscall(SYS_pidfd_open, o->watch_pid, 0);
+        H.watchfd = proc_pidfd_open(o->watch_pid);
         if (H.watchfd < 0)
-            return terr_set(e, errno, "--watch-pid %d: %m", (int)o->watch_pid);
+            return terr_set(e, -H.watchfd, "--watch-pid %d: %s", (int)o->watch_pid,
+                            strerror(-H.watchfd));
         ep_add(H.watchfd, EPOLLIN, EV(T_WATCH, 0));
     }
     H.in.cfg = o->cfg;

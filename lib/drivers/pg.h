@@ -1,4 +1,9 @@
-/* The postgresql driver's pieces: the cluster cache and server mode. */
+/* The postgresql driver's pieces, in layers (no file uses one above it):
+ *   postgresql.c   the driver: hooks, the worker's requests, shm records
+ *   pg_cache.c     the cluster cache's key and build (on datacache.h)
+ *   pg_server.c    server = URL: a unique database on an existing server
+ *   pg_truncate.c  reset = truncate
+ *   pg_sql.c       names, the URL, the server's argv, libpq helpers */
 #pragma once
 #include "dynlib.h"
 #include <stdbool.h>

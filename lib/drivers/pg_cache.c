@@ -1,8 +1,10 @@
-/* The per-user cache of initdb'd clusters.  initdb costs about a second;
- * copying its result costs a few milliseconds.  One cluster is built per
- * (server binary, owner, database name, schema), under a lock so that
- * concurrent first users build it once, in a temporary directory renamed
- * into place so that nobody ever sees a half-built one. */
+/* PostgreSQL's use of the data-directory cache (datacache.h: the lock,
+ * the temporary directory renamed into place, the spare copy).  initdb
+ * costs about a second; copying its result a few milliseconds.  Here: the
+ * server's binaries, the entry's key (server binary, owner, database
+ * name, schema), and the build: initdb, then a server of its own to load
+ * init_sql and init into the template, and what a crashed build leaves
+ * in shared memory. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,22 +12,15 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "../fsutil.h"
-#include "../job.h"
 #include "../proc.h"
-#include "../progress.h"
 #include "../kit.h"
 #include "../service.h"
 #include "../spawn.h"

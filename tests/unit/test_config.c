@@ -928,6 +928,28 @@ static void test_free_null(void **state)
     config_free(NULL);
 }
 
+/* Drivers' defaults apply to what the file does not set, whatever value
+ * it sets: "was this set" flags, not comparisons with the core's default
+ * (stop_timeout = 5 is the core's default and stayed 2 s for postgresql;
+ * stop_signal = TERM became KILL for redis and memcached). */
+static void test_driver_defaults_only_unset(void **state)
+{
+    (void)state;
+    struct tether_config *c =
+        load_ok("[pg]\ndriver = postgresql\nstop_timeout = 5\nstop_signal = TERM\n"
+                "[pg2]\ndriver = postgresql\n"
+                "[r]\ndriver = redis\nstop_signal = TERM\n[r2]\ndriver = redis\n"
+                "[m]\ndriver = memcached\nstop_signal = 15\n");
+    assert_true(c->svcs[0]->stop_timeout_ns == 5000000000LL);
+    assert_int_equal(c->svcs[0]->stop_signal, SIGTERM);
+    assert_true(c->svcs[1]->stop_timeout_ns == 2000000000LL); /* postgresql's own */
+    assert_int_equal(c->svcs[1]->stop_signal, SIGQUIT);
+    assert_int_equal(c->svcs[2]->stop_signal, SIGTERM);
+    assert_int_equal(c->svcs[3]->stop_signal, SIGKILL); /* redis's own */
+    assert_int_equal(c->svcs[4]->stop_signal, SIGTERM);
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -942,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_builtin),      cmocka_unit_test(test_locate),
         cmocka_unit_test(test_explicit_defaults),
         cmocka_unit_test(test_free_null),
+        cmocka_unit_test(test_driver_defaults_only_unset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
