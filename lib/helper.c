@@ -588,8 +588,9 @@ static void stop_svc(struct svc *s)
     pid_t pid = s->pid;
     s->state = SVC_STOPPING;
     int sig = s->conf->stop_signal;
-    /* the whole process group: workers die with their master */
-    if (kill(-pid, sig) < 0)
+    /* the whole process group: workers die with their master (unless a
+     * recipe says its master stops them: stop_group = no) */
+    if (s->conf->stop_pid_only || kill(-pid, sig) < 0)
         kill(pid, sig);
     if (sig == SIGKILL || !wait_child(pid, now_ns() + s->conf->stop_timeout_ns)) {
         kill(-pid, SIGKILL);

@@ -75,6 +75,7 @@ void svc_free(struct svc *s)
     free(s->logpath);
     free(s->sockpath);
     free(s->reset_err);
+    free(s->cwd);
     sb_free(&s->line);
     sb_free(&s->port_retries);
     if (s->conf && s->conf->driver->free)
@@ -89,7 +90,7 @@ struct lookup_ctx {
     char *unknown;
 };
 
-static int lookup_svc(struct svc *s, const char *name, const char **value)
+int svc_lookup(struct svc *s, const char *name, const char **value)
 {
     static char buf[32];
     if (streq(name, "dir"))
@@ -128,7 +129,7 @@ static int lookup_svc(struct svc *s, const char *name, const char **value)
 static int lookup(void *ud, const char *name, const char **value)
 {
     struct lookup_ctx *x = ud;
-    int r = lookup_svc(x->s, name, value);
+    int r = svc_lookup(x->s, name, value);
     if (r == -ENOENT && !x->unknown)
         x->unknown = xstrdup(name);
     return r;
@@ -312,8 +313,8 @@ int svc_spawn(struct svc *s, terr *e)
     _cleanup_close_ int log = open_log(s, e);
     if (log < 0)
         return log;
-    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
-                           .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd,
+    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log,
+                           .cwd = s->cwd ? s->cwd : s->dir, .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd,
                            .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
     r = spawn_process(&o, &s->pid, e);
     if (r < 0) {
