@@ -871,7 +871,12 @@ static void handle_request(int client, char *req)
         if (native || s->conf->reset_restart || s->conf->reset)
             promise(client, can_wait, reset_budget_ns(s));
         if (native) {
-            if (d->reset(s, &e) < 0) {
+            struct op op;
+            op_init(&op, s, "reset");
+            int rr = d->reset(s, &op, &e);
+            if (rr == OP_STARTED)
+                rr = op_run_blocking(&op, &e);
+            if (rr < 0) {
                 if (s->pid > 0 && exits_soon(s->pid))
                     reap();
                 reset_outcome(s, e.msg);
@@ -888,8 +893,11 @@ static void handle_request(int client, char *req)
                 reply(&c, "OK reset\nhealth check in %s\nreset in %s", a, b);
             else
                 reply(&c, "OK reset\nreset in %s", b);
-            if (d->after_reset)
-                d->after_reset(s, &e);
+            if (d->after_reset) {
+                op_init(&op, s, "after reset");
+                if (d->after_reset(s, &op, &e) == OP_STARTED)
+                    op_run_blocking(&op, &e);
+            }
             return;
         }
         if (s->conf->reset_restart) {

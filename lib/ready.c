@@ -337,7 +337,11 @@ int ready_probe(struct svc *s)
         break;
     }
     case READY_DRIVER:
-        r = c->driver->probe(s, &s->err);
+        struct op op;
+        op_init(&op, s, "readiness probe");
+        r = c->driver->probe(s, &op, &s->err);
+        if (r == OP_STARTED)
+            r = op_run_blocking(&op, &s->err);
         if (r < 0 && r != -EAGAIN)
             return r;
         break;
@@ -475,8 +479,16 @@ int svc_health(struct svc *s, terr *e)
     else if (c->ready == READY_UNIX) {
         _cleanup_free_ char *p = unix_path(s);
         r = try_connect_unix(p);
-    } else if (c->driver->probe && !s->external) /* PING, SELECT 1...: really answering */
-        r = c->driver->probe(s, &pe);
+    } else if (c->driver->health && !s->external) { /* PING, SELECT 1...: really answering */
+        struct op op;
+        op_init(&op, s, "health check");
+        r = c->driver->health(s, &op, &pe);
+        if (r == OP_STARTED) {
+            if (!op.deadline_ns)
+                op.deadline_ns = now_ns() + HEALTH_TIMEOUT_NS;
+            r = op_run_blocking(&op, &pe);
+        }
+    }
     if (r == 0 && s->port > 0 && ready_port_owner(s, false) < 0) {
         *e = s->err;
         return -EADDRINUSE;

@@ -276,7 +276,12 @@ static int open_log(struct svc *s, terr *e)
 int svc_prepare(struct svc *s, terr *e)
 {
     const struct tether_driver *d = s->conf->driver;
-    return d->prepare ? d->prepare(s, e) : 0;
+    if (!d->prepare)
+        return 0;
+    struct op op;
+    op_init(&op, s, "prepare");
+    int r = d->prepare(s, &op, e);
+    return r == OP_STARTED ? op_run_blocking(&op, e) : r;
 }
 
 int svc_spawn(struct svc *s, terr *e)

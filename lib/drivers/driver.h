@@ -1,12 +1,42 @@
 /* The service driver interface: one small vtable per kind of server.
- * The core (helper.c) owns processes, readiness waiting, logs and cleanup;
- * a driver only says how its server is configured, started, probed, reset
- * and what it hands back. */
+ *
+ * Who does what.  The helper (helper.c) owns the service's processes, its
+ * state (pending, starting, ready, resetting, stopping, exited), readiness
+ * waiting, logs, the instance directory and the cleanup order; it runs one
+ * event loop in which nothing waits.  A driver says how its server is
+ * configured, prepared, started, probed, health-checked and reset, and
+ * what it hands back.
+ *
+ * Hooks that may take time start an op (op.h) instead of waiting: they get
+ * an idle op (op_init'ed: op->s is the service, op->fd -1), and either
+ * finish at once (0, -EAGAIN, < 0 with e set) or fill the op and return
+ * OP_STARTED; the helper then puts op->fd in its epoll set, arms its timer
+ * for op->deadline_ns, and calls op->step() until it returns something
+ * other than OP_PENDING: that is the hook's result, with the same meaning.
+ * A hook whose op has no deadline gets none from the helper except where
+ * said below.  job.h runs blocking code (a library with only blocking
+ * calls) in a child as such an op; every child a driver starts is reaped
+ * by the op's step or cancel (job.c does it), never by the helper's
+ * catch-all.  The helper cancels ops (op_cancel) when the service stops,
+ * and at once at shutdown.  At most one op per service is in flight: the
+ * helper never calls a hook while the service's op is busy.
+ *
+ * Without a loop (gc, unit tests) op_run_blocking() drives the op.
+ *
+ * configure, argv and variables stay synchronous: they compute from what
+ * is in memory or write a small file.  on_ready too, for now (postgresql's
+ * sets its TCP password through its worker: i11-pg may make it an op).
+ * cleanup too (see there). */
 #pragma once
 #include "../config.h"
+#include "../op.h"
 #include "../util.h"
 
 struct svc;
+
+/* How long the helper lets a health op run, when it sets no deadline:
+ * PQping's connect_timeout was 2 s. */
+#define HEALTH_TIMEOUT_NS (2LL * 1000000000)
 
 struct tether_driver {
     const char *name;    /* the config's driver = NAME */
@@ -16,29 +46,46 @@ struct tether_driver {
      * defaults (ready kind, stop signal...).  Errors as "FILE:LINE: msg";
      * `file` is the config path ("(built-in)" without one). */
     int (*configure)(struct svc_conf *c, const char *file, terr *e);
-    /* Before each spawn: write config files into s->dir, etc. May be NULL. */
-    int (*prepare)(struct svc *s, terr *e);
+    /* Before each spawn (and each restart): write config files into s->dir,
+     * build or copy data (a cache)...  0 | OP_STARTED | < 0.  May be NULL. */
+    int (*prepare)(struct svc *s, struct op *op, terr *e);
     /* The argv (and extra "NAME=value" environment) to exec. */
     int (*argv)(struct svc *s, strv *argv, strv *env, terr *e);
-    /* One readiness/health probe for READY_DRIVER: 0 ready, -EAGAIN not yet,
-     * anything else a hard failure.  May be NULL. */
-    int (*probe)(struct svc *s, terr *e);
+    /* Readiness only (ready = driver), while the service starts: 0 ready,
+     * OP_STARTED, -EAGAIN not yet (the helper probes again after a
+     * backoff), anything else a hard failure.  The helper bounds the
+     * whole wait by the service's timeout = (its op is cancelled then).
+     * May be NULL (then ready = driver is refused at load time). */
+    int (*probe)(struct svc *s, struct op *op, terr *e);
+    /* Is this READY service answering (PING, SELECT 1)?  0 | OP_STARTED |
+     * < 0 with e saying why in the server's own words (it reaches the user
+     * as is).  Used by `status` and before a reset.  The helper gives its
+     * op HEALTH_TIMEOUT_NS unless the op sets an earlier deadline.  May be
+     * NULL: then a live process and (tcp/unix) a connect are the check. */
+    int (*health)(struct svc *s, struct op *op, terr *e);
     /* The service just became ready (e.g. record what gc will need).  May
      * be NULL. */
     int (*on_ready)(struct svc *s, terr *e);
-    /* Native reset (e.g. FLUSHALL).  NULL: the config's reset command or
-     * restart. */
-    int (*reset)(struct svc *s, terr *e);
+    /* Native reset (e.g. FLUSHALL): 0 | OP_STARTED | < 0.  The service is
+     * "resetting" meanwhile (status says so; the client waits for the
+     * reply, nobody else does).  The helper gives the op the service's
+     * timeout = unless it sets an earlier deadline.  NULL: the config's
+     * reset command or restart. */
+    int (*reset)(struct svc *s, struct op *op, terr *e);
     /* The reset talks to the server and fails clearly when it does not
      * answer: no health probe before it. */
     bool reset_checks_health;
     /* Runs after a reset's reply went out, while the test works: prepare
-     * the next reset (e.g. a spare database copy).  May be NULL. */
-    int (*after_reset)(struct svc *s, terr *e);
+     * the next reset (e.g. a spare database copy).  0 | OP_STARTED | < 0
+     * (logged as a warning: the reset itself worked).  A reset asked for
+     * meanwhile waits for it.  May be NULL. */
+    int (*after_reset)(struct svc *s, struct op *op, terr *e);
     /* Add the driver's variables with svc_setvar(). May be NULL. */
     int (*variables)(struct svc *s, terr *e);
     /* After all processes are gone: drop external state (databases, shared
-     * memory).  May be NULL. */
+     * memory).  Synchronous: it runs once, in the shutdown, after every
+     * process is gone and nothing else is served; it must bound its own
+     * waits (a job with a deadline: job_run).  May be NULL. */
     int (*cleanup)(struct svc *s, terr *e);
     /* The same for gc, which has only the dead instance's service
      * directory (svcdir_fd) to go on.  May be NULL. */

@@ -4,7 +4,12 @@
  * instance.  A job (cache build, server = URL's create and drop, a
  * readiness ping) is a fork that loads it, replies and exits; resets and
  * health checks, which come often, go to a worker that stays while they
- * come (see worker()). */
+ * come (see worker()).
+ *
+ * i11-async: lib/job.{c,h} is this file's machinery without `struct pg`,
+ * as ops (job_start, worker_call) that do not block the helper's loop.
+ * This file still works as it did (blocking, reaped by the helper's
+ * catch-all) until i11-pg moves postgresql onto job.h and removes it. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>

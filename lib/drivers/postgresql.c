@@ -163,8 +163,9 @@ static int make_password(struct svc *s, struct pg *pg, terr *e)
     return 0;
 }
 
-static int pg_prepare(struct svc *s, terr *e)
+static int pg_prepare(struct svc *s, struct op *op, terr *e)
 {
+    (void)op; /* TODO(i11-pg): the cache build as a job op (job.h) */
     struct pg *pg = pg_of(s);
     int r;
     if (svc_opt(s->conf, "server"))
@@ -689,8 +690,9 @@ static int serve(struct pg_job *j, const char *req, terr *e)
     return r;
 }
 
-static int pg_reset(struct svc *s, terr *e)
+static int pg_reset(struct svc *s, struct op *op, terr *e)
 {
+    (void)op; /* TODO(i11-pg): worker_call (job.h) as an op */
     return pg_worker_call(s, pg_of(s), serve, "reset", s->conf->timeout_ns, e);
 }
 
@@ -706,14 +708,21 @@ static int job_ping(struct pg_job *j, terr *e)
     return p == PQPING_OK ? 0 : p == PQPING_NO_ATTEMPT ? -EINVAL : -EAGAIN;
 }
 
-/* PQping, for `ready = driver`. */
-static int pg_probe(struct svc *s, terr *e)
+/* PQping, for `ready = driver`: a ping job says "not yet".
+ * TODO(i11-pg): job_start (job.h) instead of the blocking pg_job_run. */
+static int pg_probe(struct svc *s, struct op *op, terr *e)
 {
-    /* a ready server is asked through the worker (which a reset will use
-     * too); while starting (ready = driver) a ping job says "not yet" */
-    if (s->state == SVC_READY) /* within 2 s, as PQping's connect_timeout was */
-        return pg_worker_call(s, pg_of(s), serve, "ping", 2000000000LL, e);
+    (void)op;
     return pg_job_run(s, pg_of(s), job_ping, NULL, NULL, 0, NULL, e);
+}
+
+/* A ready server is asked through the worker (which a reset will use
+ * too), within 2 s, as PQping's connect_timeout was.
+ * TODO(i11-pg): worker_call (job.h) as an op. */
+static int pg_health(struct svc *s, struct op *op, terr *e)
+{
+    (void)op;
+    return pg_worker_call(s, pg_of(s), serve, "ping", HEALTH_TIMEOUT_NS, e);
 }
 
 /* Tether's own record of the server's System V segment, written once the
@@ -949,6 +958,7 @@ const struct tether_driver driver_postgresql = {
     .prepare = pg_prepare,
     .argv = pg_argv,
     .probe = pg_probe,
+    .health = pg_health,
     .on_ready = pg_on_ready,
     .reset = pg_reset,
     .reset_checks_health = true,

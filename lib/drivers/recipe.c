@@ -857,7 +857,8 @@ static int write_files(struct svc *s, const struct recipe *r, terr *e)
     return rc;
 }
 
-static int recipe_prepare(struct svc *s, terr *e)
+/* Synchronous: it finds a program and writes small files. */
+static int recipe_prepare(struct svc *s, struct op *op, terr *e)
 {
     const struct recipe *r = of_conf(s->conf);
     struct rdata *d = rdata(s);

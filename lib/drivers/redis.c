@@ -135,8 +135,9 @@ static void quote_conf(strbuf *b, const char *v)
     sb_addc(b, '"');
 }
 
-static int redis_prepare(struct svc *s, terr *e)
+static int redis_prepare(struct svc *s, struct op *op, terr *e)
 {
+    (void)op;
     struct svc_conf *c = s->conf;
     struct redis_data *d = rdata(s);
     disconnect(d); /* a new server: the old connection is dead */
@@ -308,9 +309,9 @@ static const char *locked_out(const char *err)
            "start a new one)";
 }
 
-static int redis_probe(struct svc *s, terr *e)
+/* PING: readiness (starting: any failure is "not yet") or health. */
+static int ping(struct svc *s, bool starting, terr *e)
 {
-    bool starting = s->state == SVC_STARTING;
     int r = redis_load(e); /* a missing library is no reason to wait */
     if (r < 0)
         return terr_prefix(e, r, "[%s]", s->conf->label);
@@ -327,6 +328,18 @@ static int redis_probe(struct svc *s, terr *e)
                      s->conf->label);
     freeReplyObject(rep);
     return r;
+}
+
+static int redis_probe(struct svc *s, struct op *op, terr *e)
+{
+    (void)op;
+    return ping(s, true, e);
+}
+
+static int redis_health(struct svc *s, struct op *op, terr *e)
+{
+    (void)op;
+    return ping(s, false, e);
 }
 
 /* One command of a reset, which must answer +OK.  With may_lack, a server
@@ -384,8 +397,9 @@ static int held(struct svc *s, long *scripts, long *libraries, terr *e)
 /* FLUSHALL leaves the scripts (EVAL's cache, SCRIPT LOAD) and, from
  * redis 7 on, the functions (FUNCTION LOAD): a test's own as much as its
  * keys. */
-static int redis_reset(struct svc *s, terr *e)
+static int redis_reset(struct svc *s, struct op *op, terr *e)
 {
+    (void)op;
     long scripts = -1, libraries = -1;
     int r = reset_step(s, "FLUSHALL", false, e);
     if (r == 0)
@@ -454,6 +468,7 @@ const struct tether_driver driver_redis = {
     .prepare = redis_prepare,
     .argv = redis_argv,
     .probe = redis_probe,
+    .health = redis_health,
     .reset = redis_reset,
     .variables = redis_variables,
     .cleanup = redis_cleanup,
