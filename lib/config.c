@@ -1597,6 +1597,31 @@ int config_load(const char *path, struct tether_config **out, terr *e)
     return parse_into(c, path, data, len, out, e);
 }
 
+int config_drivers_dir(const char *path, char **out, terr *e)
+{
+    *out = NULL;
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    int r = read_config(path, &data, &len, e);
+    if (r < 0)
+        return r;
+    struct ini_section *secs;
+    size_t n;
+    if ((r = ini_read(path, data, len, &secs, &n, e)) < 0)
+        return r;
+    _cleanup_free_ char *abs = realpath(path, NULL);
+    struct tether_config c = {.dir = dir_of(abs ? abs : path)};
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; streq(secs[i].name, "tether") && k < secs[i].n; k++)
+            if (streq(secs[i].kv[k].key, "drivers") && *secs[i].kv[k].value) {
+                free(*out);
+                *out = config_path(&c, secs[i].kv[k].value);
+            }
+    free(c.dir);
+    ini_free(secs, n);
+    return 0;
+}
+
 int config_parse(const char *name, const char *data, size_t len, struct tether_config **out,
                  terr *e)
 {

@@ -78,6 +78,10 @@ int config_parse(const char *name, const char *data, size_t len, struct tether_c
  * driver (e.g. "postgresql", "redis"). */
 int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e);
 void config_free(struct tether_config *c);
+/* Only the [tether] drivers = of a config file, absolute (*out NULL when
+ * it has none): for `tether drivers`, which lists even what a broken
+ * config cannot load. */
+int config_drivers_dir(const char *path, char **out, terr *e);
 
 /* Pick the services named (all if n == 0), add what they depend on, and
  * order them so that each comes after its `after` services.  Returns a

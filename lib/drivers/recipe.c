@@ -333,17 +333,20 @@ static int check_name(void *ud, const char *name, terr *e)
         if (streq(name, builtin_names[i]))
             return 0;
     _cleanup_strv_ strv known = {0};
-    for (size_t i = 0; i < ARRAY_SIZE(builtin_names); i++)
-        strv_push(&known, builtin_names[i]);
-    for (size_t i = 0; i < r->n_opts; i++)
-        strv_push(&known, r->opts[i].name);
-    const char *near = closest_word(name, (const char *const *)known.v, known.n);
     _cleanup_sb_ strbuf list = {0};
-    for (size_t i = 0; i < known.n; i++)
-        sb_addf(&list, "%s%s", i ? ", " : "", known.v[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(builtin_names); i++) {
+        strv_push(&known, builtin_names[i]);
+        sb_addf(&list, "%s, ", builtin_names[i]);
+    }
+    sb_add(&list, "bin");
+    for (size_t i = 0; i < r->n_opts; i++) {
+        strv_push(&known, r->opts[i].name);
+        sb_addf(&list, ", %s", r->opts[i].name);
+    }
+    const char *near = closest_word(name, (const char *const *)known.v, known.n);
     _cleanup_free_ char *hint = near ? xasprintf("; did you mean ${%s}?", near) : NULL;
-    rerr(t->x, t->line, "unknown variable ${%s} in %s (known: %s, the options and "
-                        "SERVICE.NAME)%s", name, t->key, list.s, hint ? hint : "");
+    rerr(t->x, t->line, "unknown variable ${%s} in %s (known: %s, and SERVICE.NAME of a "
+                        "service in after =)%s", name, t->key, list.s, hint ? hint : "");
     return terr_set(e, EINVAL, "reported");
 }
 
@@ -453,7 +456,7 @@ static void read_when(struct rd *x, const struct ini_section *s)
     const struct ropt *o = streq(opt, "root") ? &root : find_opt(x->r, opt);
     _cleanup_sb_ strbuf why = {0};
     if (!o) {
-        rerr(x, s->line, "[%s]: no option '%s' (define it in an [option %s] section above; "
+        rerr(x, s->line, "[%s]: no option '%s' (define it in an [option %s] section; "
                          "root is tether running as root)", s->name, opt, opt);
         return;
     }
@@ -512,6 +515,22 @@ static void finish_driver(struct rd *x)
     r->d.program_keys = program_keys;
 }
 
+/* The line of "FILE:LINE: ..." (0 without one: errors of the whole file
+ * go last), for errors in the order of the file. */
+static long line_of(const char *msg, size_t skip)
+{
+    const char *p = msg + skip;
+    return *p == ':' && p[1] >= '0' && p[1] <= '9' ? strtol(p + 1, NULL, 10) : LONG_MAX;
+}
+
+static size_t sort_skip; /* strlen of the file's name, for by_line */
+
+static int by_line(const void *a, const void *b)
+{
+    long x = line_of(*(char *const *)a, sort_skip), y = line_of(*(char *const *)b, sort_skip);
+    return (x > y) - (x < y);
+}
+
 int recipe_parse(const char *path, const char *name, const char *text, size_t len,
                  struct recipe **out, terr *e)
 {
@@ -556,6 +575,8 @@ int recipe_parse(const char *path, const char *name, const char *text, size_t le
     finish_driver(&x);
     ini_free(secs, n);
     if (x.errs.n) {
+        sort_skip = strlen(path);
+        qsort(x.errs.v, x.errs.n, sizeof(*x.errs.v), by_line);
         _cleanup_sb_ strbuf b = {0};
         for (size_t i = 0; i < x.errs.n && b.len + strlen(x.errs.v[i]) + 2 < TERR_MAX; i++)
             sb_addf(&b, "%s%s", i ? "\n" : "", x.errs.v[i]);

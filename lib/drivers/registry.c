@@ -122,10 +122,9 @@ static const struct tether_driver *in_dirs(const strv *dirs, const char *name, t
 
 const struct tether_driver *driver_lookup(const char *config_dir, const char *name, terr *e)
 {
-    if (e)
-        e->msg[0] = '\0';
     terr scratch;
     terr *err = e ? e : &scratch;
+    err->msg[0] = '\0';
     if (!valid_name(name))
         return NULL;
     _cleanup_strv_ strv dirs = {0};
