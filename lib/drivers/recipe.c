@@ -494,7 +494,7 @@ static void finish_driver(struct rd *x)
             strv_push(&r->globals, kv->key + 7);
             strv_push(&r->globals, kv->value);
         }
-    if (!r->n_secs || r->secs[0].opt || !r->secs[0].n)
+    if (!r->n_secs || r->secs[0].opt)
         rerr(x, 0, "no [server] section with command = ...: say how to run the server");
     else {
         bool cmd = false;
@@ -729,6 +729,68 @@ static int configure_options(const struct recipe *r, struct svc_conf *c, const c
     return 0;
 }
 
+/* ${option} in a key every service takes, replaced by its value (with
+ * '$' doubled, so that it is never read as a template again); the other
+ * ${names} stay for the config's own expansion. */
+struct optx {
+    const struct recipe *r;
+    const struct svc_conf *c;
+    strv keep; /* the values handed out */
+};
+
+static int optx_lookup(void *ud, const char *name, const char **value)
+{
+    struct optx *x = ud;
+    const char *v = find_opt(x->r, name) ? svc_opt(x->c, name) : NULL;
+    _cleanup_sb_ strbuf b = {0};
+    if (!find_opt(x->r, name)) {
+        sb_addf(&b, "${%s}", name);
+    } else {
+        for (const char *p = v ? v : ""; *p; p++)
+            sb_add(&b, *p == '$' ? "$$" : (char[]){*p, 0});
+    }
+    strv_push_own(&x->keep, sb_steal(&b));
+    *value = x->keep.v[x->keep.n - 1];
+    return 0;
+}
+
+static int with_options(const struct recipe *r, const struct svc_conf *c,
+                        const struct conf_kv *kv, char **out, terr *e)
+{
+    struct optx x = {.r = r, .c = c};
+    /* "$$" must stay "$$": expand only the ${...}, copy the rest */
+    _cleanup_sb_ strbuf b = {0};
+    int rc = 0;
+    for (const char *p = kv->value; *p && rc == 0;) {
+        const char *d = strstr(p, "${");
+        const char *dd = strstr(p, "$$");
+        if (dd && (!d || dd < d)) {
+            sb_addn(&b, p, (size_t)(dd - p) + 2);
+            p = dd + 2;
+            continue;
+        }
+        if (!d) {
+            sb_add(&b, p);
+            break;
+        }
+        sb_addn(&b, p, (size_t)(d - p));
+        const char *end = strchr(d, '}');
+        if (!end) {
+            sb_add(&b, d);
+            break;
+        }
+        _cleanup_free_ char *one = xstrndup(d, (size_t)(end - d + 1)), *v = NULL;
+        rc = tmpl_expand(one, optx_lookup, &x, &v, e);
+        if (rc == 0)
+            sb_add(&b, v);
+        p = end + 1;
+    }
+    strv_free(&x.keep);
+    if (rc == 0)
+        *out = sb_steal(&b);
+    return rc;
+}
+
 static int recipe_configure(struct svc_conf *c, const char *file, terr *e)
 {
     const struct recipe *r = of_conf(c);
@@ -745,9 +807,15 @@ static int recipe_configure(struct svc_conf *c, const char *file, terr *e)
         for (size_t i = 0; i < n && rc == 0; i++) {
             if (config_key_set(c, kv[i]->key))
                 continue;
-            rc = config_set_key(r->path, c, kv[i]->key, kv[i]->value, kv[i]->line, e);
+            _cleanup_free_ char *v = NULL;
+            rc = with_options(r, c, kv[i], &v, e);
+            /* line 0: the config's later checks of it (an unknown
+             * ${db.URL}) name the section's line, in the config */
+            if (rc == 0)
+                rc = config_set_key(r->path, c, kv[i]->key, v, 0, e);
             if (rc < 0)
-                rc = terr_prefix(e, rc, "[%s] driver = %s", c->label, r->d.name);
+                rc = terr_prefix(e, rc, "%s:%d: [%s] driver = %s", r->path, kv[i]->line,
+                                 c->label, r->d.name);
             ready_set |= streq(kv[i]->key, "ready");
         }
         free(kv);
