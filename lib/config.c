@@ -26,6 +26,7 @@
 
 #include "drivers/driver.h"
 #include "instance.h" /* COOKIE_VAR */
+#include "proto.h"
 #include "template.h"
 
 #define BUILTIN_FILE "(built-in)"
@@ -177,6 +178,10 @@ static void svc_conf_free(struct svc_conf *s)
     free(s->command);
     free(s->socket);
     free(s->ready_arg);
+    if (s->health != s->ready_proto)
+        proto_free(s->health);
+    proto_free(s->ready_proto);
+    proto_free(s->reset_proto);
     free(s->reset);
     strv_free(&s->after);
     strv_free(&s->keys_set);
@@ -630,9 +635,29 @@ static int check_words(const char *file, const struct svc_conf *s, const char *k
     return 0;
 }
 
+/* ready =, health = or reset = in proto.h's syntax, into *out. */
+static int parse_proto(const char *file, const struct svc_conf *s, const struct conf_kv *kv,
+                       struct proto **out, terr *e)
+{
+    terr sub;
+    proto_free(*out);
+    *out = NULL;
+    if (proto_parse(kv->value, out, &sub) < 0)
+        return ferr(e, file, kv->line, "[%s] %s = %s: %s", s->label, kv->key, kv->value,
+                    sub.msg);
+    return 0;
+}
+
 static int parse_ready(const char *file, struct svc_conf *s, const struct conf_kv *kv, terr *e)
 {
     const char *v = kv->value;
+    if (proto_is_spec(v)) {
+        s->ready_line = kv->line;
+        int r = parse_proto(file, s, kv, &s->ready_proto, e);
+        if (r == 0)
+            s->ready = proto_is_http(s->ready_proto) ? READY_HTTP : READY_EXPECT;
+        return r;
+    }
     const char *colon = strchr(v, ':');
     size_t kn = colon ? (size_t)(colon - v) : strlen(v);
     const char *arg = colon ? colon + 1 : NULL;
@@ -681,7 +706,7 @@ static int parse_ready(const char *file, struct svc_conf *s, const struct conf_k
     }
     return ferr(e, file, kv->line,
                 "[%s] unknown ready = %s: use none, tcp, unix:PATH, log:REGEX, exec:COMMAND, "
-                "notify or fd:N",
+                "notify, fd:N, send:TEXT expect:TEXT or http:/PATH",
                 s->label, v);
 }
 
@@ -771,8 +796,23 @@ static int svc_key(const char *file, const struct tether_config *c, struct svc_c
             s->reset_restart = true;
             return 0;
         }
+        if (proto_is_spec(v))
+            return parse_proto(file, s, kv, &s->reset_proto, e);
         s->reset = xstrdup(v);
         return check_words(file, s, "reset", kv->line, v, e);
+    } else if (streq(k, "health")) {
+        s->health_line = kv->line;
+        if (streq(v, "none")) {
+            proto_free(s->health);
+            s->health = NULL;
+            return 0;
+        }
+        if (!proto_is_spec(v))
+            return ferr(e, file, kv->line,
+                        "[%s] health = %s: use send:TEXT expect:TEXT (a line protocol), "
+                        "http:/PATH (a GET that must answer 2xx) or none",
+                        s->label, v);
+        return parse_proto(file, s, kv, &s->health, e);
     } else if (streq(k, "after")) {
         return parse_after(file, s, kv, e);
     } else if (streq(k, "timeout")) {
@@ -871,8 +911,9 @@ static void tether_section(const char *file, struct tether_config *c, const stru
 
 /* The keys every service takes (svc_key); export. and env. are prefixes. */
 static const char *const common_keys[] = {"driver",  "command", "port",        "socket",
-                                          "ready",   "timeout", "reset",       "after",
-                                          "stop_signal", "stop_timeout", "export.", "env."};
+                                          "ready",   "health",  "timeout",     "reset",
+                                          "after", "stop_signal", "stop_timeout", "export.",
+                                          "env."};
 
 static bool key_matches(const char *key, const char *known)
 {
@@ -1258,6 +1299,19 @@ static int check_tmpl_words(struct tctx *t, const char *key, int line, const cha
     return r;
 }
 
+/* The ${names} of the protocol checks (proto.h) of s. */
+static int check_proto_tmpls(struct tctx *t, const struct svc_conf *s, terr *e)
+{
+    int r = 0;
+    if (s->ready_proto)
+        r = check_tmpl(t, "ready", s->ready_line, s->ready_proto->text, e);
+    if (r == 0 && s->health && s->health_line)
+        r = check_tmpl(t, "health", s->health_line, s->health->text, e);
+    if (r == 0 && s->reset_proto)
+        r = check_tmpl(t, "reset", s->reset_line, s->reset_proto->text, e);
+    return r;
+}
+
 /* A driver's own keys that hold commands or templates (postgresql's init
  * and server), checked like command and export.NAME. */
 static void check_driver_tmpls(struct tctx *t, struct errlist *errs)
@@ -1301,6 +1355,7 @@ static void check_templates(const char *file, const struct tether_config *c, con
         if (s->ready == READY_EXEC)
             errs_add(errs, check_tmpl_words(&t, "ready", s->ready_line, s->ready_arg, &e), &e);
         errs_add(errs, check_tmpl_words(&t, "reset", s->reset_line, s->reset, &e), &e);
+        errs_add(errs, check_proto_tmpls(&t, s, &e), &e);
         for (size_t k = 0; k < s->n_exports; k++) {
             _cleanup_free_ char *key = xasprintf("export.%s", s->exports[k].key);
             errs_add(errs, check_tmpl(&t, key, s->exports[k].line, s->exports[k].value, &e), &e);
@@ -1460,6 +1515,30 @@ static void resolve_paths(const struct tether_config *c, struct svc_conf *s)
     }
 }
 
+/* The protocol checks (proto.h) need something to talk to; and without a
+ * health = of its own (or of its driver) a service's health check is its
+ * protocol ready check. */
+static int check_protos(const char *file, struct svc_conf *s, terr *e)
+{
+    const struct {
+        const char *key;
+        const struct proto *p;
+        int line;
+    } keys[] = {{"ready", s->ready_proto, s->ready_line},
+                {"health", s->health, s->health_line},
+                {"reset", s->reset_proto, s->reset_line}};
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+        if (keys[i].p && proto_needs_service_target(keys[i].p) && !s->socket && s->port < 0)
+            return ferr(e, file, keys[i].line,
+                        "[%s] %s = %s: the service has neither a socket nor a port to talk "
+                        "to: add socket = auto or port = auto, or say where with "
+                        "to:unix:PATH or to:tcp:PORT",
+                        s->label, keys[i].key, keys[i].p->text);
+    if (!s->health_line && s->ready_proto && !s->driver->health)
+        s->health = s->ready_proto;
+    return 0;
+}
+
 /* The driver's checks of one service, and the ready kinds it allows. */
 static int check_service(const char *file, struct svc_conf *s, terr *e)
 {
@@ -1469,14 +1548,15 @@ static int check_service(const char *file, struct svc_conf *s, terr *e)
     if (s->ready == READY_DRIVER && !s->driver->probe)
         return ferr(e, file, s->ready_line ? s->ready_line : s->line,
                     "[%s] ready = driver: the %s driver has no probe of its own; choose "
-                    "tcp, unix:PATH, log:REGEX, exec:COMMAND, notify or fd:N",
+                    "tcp, unix:PATH, log:REGEX, exec:COMMAND, notify, fd:N, send:TEXT "
+                    "expect:TEXT or http:/PATH",
                     s->label, s->driver->name);
     if (s->ready == READY_TCP && s->port < 0)
         return ferr(e, file, s->ready_line ? s->ready_line : s->line,
                     "[%s] ready = tcp needs a port: add port = auto (or a number), or "
                     "choose another ready = check",
                     s->label);
-    return 0;
+    return check_protos(file, s, e);
 }
 
 /* Everything that needs the whole config: references, cycles, the drivers'

@@ -15,7 +15,11 @@ enum ready_kind {
     READY_NOTIFY, /* sd_notify READY=1 on $NOTIFY_SOCKET */
     READY_FD,     /* s6-style: a line written to inherited fd ready_fd */
     READY_DRIVER, /* the driver's own probe */
+    READY_EXPECT, /* a send/expect exchange gets its answers (ready_proto) */
+    READY_HTTP,   /* an HTTP GET answers 2xx (ready_proto) */
 };
+
+struct proto;
 
 struct conf_kv {
     char *key;
@@ -38,9 +42,15 @@ struct svc_conf {
     char *ready_arg; /* unix path / regex / command template */
     int ready_fd;
     int ready_line;
+    struct proto *ready_proto; /* READY_EXPECT, READY_HTTP (proto.h) */
     char *reset; /* command template, NULL if none */
     bool reset_restart;
+    struct proto *reset_proto; /* reset = send:... expect:...: instead of a command */
     int reset_line;
+    /* health = (proto.h), else the protocol ready check (when the driver
+     * has no health check of its own); NULL: none (health = none) */
+    struct proto *health;
+    int health_line;
     strv after;
     int after_line;
     long long timeout_ns;      /* default 30 s */

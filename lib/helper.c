@@ -846,13 +846,14 @@ static void handle_request(int client, char *req)
         }
         terr e;
         const struct tether_driver *d = s->conf->driver;
-        bool native = d->reset && !s->conf->reset && !s->conf->reset_restart;
+        svc_op_fn reset_op = svc_native_reset(s); /* the driver's, or reset = send:... */
+        bool native = reset_op != NULL;
         /* a SIGCHLD may be queued behind this request: a crash must read
          * as a crash, not as whatever the health check stumbles on */
         reap();
         /* a driver whose reset talks to the server finds out by doing */
         bool check = s->state == SVC_READY && s->pending_client < 0 &&
-                     !(native && d->reset_checks_health);
+                     !(native && !s->conf->reset_proto && d->reset_checks_health);
         long long t0 = now_ns();
         int health = check ? svc_health(s, &e) : 0;
         long long t1 = now_ns();
@@ -873,7 +874,7 @@ static void handle_request(int client, char *req)
         if (native) {
             struct op op;
             op_init(&op, s, "reset");
-            int rr = d->reset(s, &op, &e);
+            int rr = reset_op(s, &op, &e);
             if (rr == OP_STARTED)
                 rr = op_run_blocking(&op, &e);
             if (rr < 0) {
@@ -893,7 +894,7 @@ static void handle_request(int client, char *req)
                 reply(&c, "OK reset\nhealth check in %s\nreset in %s", a, b);
             else
                 reply(&c, "OK reset\nreset in %s", b);
-            if (d->after_reset) {
+            if (d->after_reset && !s->conf->reset_proto) {
                 op_init(&op, s, "after reset");
                 if (d->after_reset(s, &op, &e) == OP_STARTED)
                     op_run_blocking(&op, &e);
@@ -993,7 +994,8 @@ static void arm_timer(void)
         if (s->deadline_ns && (!next || s->deadline_ns < next))
             next = s->deadline_ns;
         bool timed = s->conf->ready == READY_TCP || s->conf->ready == READY_UNIX ||
-                     s->conf->ready == READY_DRIVER ||
+                     s->conf->ready == READY_DRIVER || s->conf->ready == READY_EXPECT ||
+                     s->conf->ready == READY_HTTP ||
                      (s->conf->ready == READY_EXEC && s->probe_pid == 0);
         if (timed && s->next_probe_ns && (!next || s->next_probe_ns < next))
             next = s->next_probe_ns;

@@ -16,6 +16,7 @@
 #include "drivers/driver.h"
 #include "fsutil.h"
 #include "ports.h"
+#include "proto.h"
 #include "service.h"
 
 #define CONNECT_DELAY_MIN 1000000LL  /* 1 ms */
@@ -202,6 +203,11 @@ char *ready_describe(const struct svc *s)
         return xasprintf("fd: a line written to fd %d", c->ready_fd);
     case READY_DRIVER:
         return xasprintf("the %s driver's probe", c->driver->name);
+    case READY_EXPECT:
+    case READY_HTTP: /* and what the last try got */
+        return s->err.msg[0] ? xasprintf("%s; the last try: %s", c->ready_proto->text,
+                                         s->err.msg)
+                             : xstrdup(c->ready_proto->text);
     }
     return xstrdup("?");
 }
@@ -345,6 +351,18 @@ int ready_probe(struct svc *s)
         if (r < 0 && r != -EAGAIN)
             return r;
         break;
+    case READY_EXPECT:
+    case READY_HTTP: {
+        struct op pop;
+        op_init(&pop, s, "readiness check");
+        s->err.msg[0] = '\0';
+        r = ready_proto_probe(s, &pop, &s->err);
+        if (r == OP_STARTED)
+            r = op_run_blocking(&pop, &s->err);
+        if (r < 0 && r != -EAGAIN)
+            return r;
+        break;
+    }
     case READY_EXEC:
         if (s->probe_pid > 0)
             return -EAGAIN; /* its exit is handled in the helper's SIGCHLD */
@@ -358,7 +376,7 @@ int ready_probe(struct svc *s)
     }
     /* an answer on the port counts only from the service's own listener */
     if (r == 0)
-        r = ready_port_owner(s, c->ready != READY_UNIX);
+        r = ready_port_owner(s, c->ready == READY_TCP || c->ready == READY_DRIVER);
     if (r == 0 || r == -EADDRINUSE)
         return r;
     backoff(s);
@@ -474,7 +492,13 @@ int svc_health(struct svc *s, terr *e)
         return terr_set(e, ESRCH, "service '%s' is not running", c->label);
     int r = 0;
     terr pe = {.msg = ""};
-    if (c->ready == READY_TCP)
+    if (c->health) { /* health = send:PING expect:+PONG, or a protocol ready = */
+        struct op op;
+        op_init(&op, s, "health check");
+        r = svc_proto_health(s, &op, &pe);
+        if (r == OP_STARTED)
+            r = op_run_blocking(&op, &pe);
+    } else if (c->ready == READY_TCP)
         r = try_connect_tcp(s->port);
     else if (c->ready == READY_UNIX) {
         _cleanup_free_ char *p = unix_path(s);
@@ -501,4 +525,45 @@ int svc_health(struct svc *s, terr *e)
         return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));
     return 0;
+}
+
+/* ---- protocol checks: ready/health/reset = send:... expect:..., http:/ ---- */
+
+static int expand_cb(void *ud, const char *tmpl, char **out, terr *e)
+{
+    return svc_expand(ud, tmpl, out, e);
+}
+
+static int proto_op(struct svc *s, const struct proto *p, const char *key, long long deadline,
+                    struct op *op, terr *e)
+{
+    struct proto_run run = {.label = s->conf->label, .key = key, .dir = s->dir,
+                            .sockpath = s->sockpath, .port = s->port, .expand = expand_cb,
+                            .ud = s, .deadline_ns = deadline,
+                            .starting = streq(key, "ready")};
+    return proto_start(op, p, &run, e);
+}
+
+int ready_proto_probe(struct svc *s, struct op *op, terr *e)
+{
+    long long deadline = s->deadline_ns ? s->deadline_ns : now_ns() + s->conf->timeout_ns;
+    return proto_op(s, s->conf->ready_proto, "ready", deadline, op, e);
+}
+
+int svc_proto_health(struct svc *s, struct op *op, terr *e)
+{
+    return proto_op(s, s->conf->health, "health", now_ns() + HEALTH_TIMEOUT_NS, op, e);
+}
+
+int svc_proto_reset(struct svc *s, struct op *op, terr *e)
+{
+    return proto_op(s, s->conf->reset_proto, "reset", now_ns() + s->conf->timeout_ns, op, e);
+}
+
+svc_op_fn svc_native_reset(const struct svc *s)
+{
+    const struct svc_conf *c = s->conf;
+    if (c->reset_proto)
+        return svc_proto_reset;
+    return c->reset || c->reset_restart ? NULL : c->driver->reset;
 }

@@ -68,5 +68,18 @@ void ready_teardown(struct svc *s);
 int ready_port_owner(struct svc *s, bool need);
 /* A one-off health check of a running service: 0 healthy. */
 int svc_health(struct svc *s, terr *e);
+/* The config's protocol checks (proto.h) as ops, with the driver hooks'
+ * signatures and results (drivers/driver.h): ready = send:.../http:/ (a
+ * wrong answer is "not yet"; the op's deadline is the service's), its
+ * health = (HEALTH_TIMEOUT_NS), reset = send:... (timeout =). */
+struct op;
+int ready_proto_probe(struct svc *s, struct op *op, terr *e);
+int svc_proto_health(struct svc *s, struct op *op, terr *e);
+int svc_proto_reset(struct svc *s, struct op *op, terr *e);
+/* The reset that talks to the server, as an op: the config's reset =
+ * send:..., else the driver's own; NULL when there is none, or the config
+ * says a command or restart. */
+typedef int (*svc_op_fn)(struct svc *s, struct op *op, terr *e);
+svc_op_fn svc_native_reset(const struct svc *s);
 /* How readiness is described in messages ("tcp 127.0.0.1:8080"). */
 char *ready_describe(const struct svc *s);

@@ -234,7 +234,7 @@ EOF
 )"
     run tether -f "$cfg" run -- true
     assert_status 125
-    assert_output_has "bad.ini:3: [r] unknown key 'colour' for the redis driver (known: tcp, setting.NAME, bin; and those of every service: driver, port, socket, ready, timeout, reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"
+    assert_output_has "bad.ini:3: [r] unknown key 'colour' for the redis driver (known: tcp, setting.NAME, bin; and those of every service: driver, port, socket, ready, health, timeout, reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"
     cfg="$(config bad2.ini <<'EOF'
 [m]
 driver = memcached

@@ -190,8 +190,8 @@ static const struct {
      ":3: [a] socket = ..: use auto, or a plain file name (letters, digits, '.', '_', '-'; no "
      "'/') created in the service's directory"},
     {"[a]\ncommand = x\nready = maybe\n",
-     ":3: [a] unknown ready = maybe: use none, tcp, unix:PATH, log:REGEX, exec:COMMAND, notify "
-     "or fd:N"},
+     ":3: [a] unknown ready = maybe: use none, tcp, unix:PATH, log:REGEX, exec:COMMAND, notify, "
+     "fd:N, send:TEXT expect:TEXT or http:/PATH"},
     {"[a]\ncommand = x\nready = tcp:80\n",
      ":3: [a] ready = tcp takes no argument: write ready = tcp"},
     {"[a]\ncommand = x\nready = unix\n",
@@ -247,8 +247,8 @@ static const struct {
      ":3: [a] has no command = ...: say what to run, e.g. command = python3 -m http.server "
      "${port}"},
     {"[a]\ncommand = x\ncolour = blue\n",
-     ":3: [a] unknown key 'colour' (known: driver, command, port, socket, ready, timeout, "
-     "reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"},
+     ":3: [a] unknown key 'colour' (known: driver, command, port, socket, ready, health, "
+     "timeout, reset, after, stop_signal, stop_timeout, export.NAME, env.NAME)"},
     {"[a]\ncommand = x\nexport = blue\n",
      ":3: [a] unknown key 'export': did you mean 'export.NAME'?"},
     /* a misspelt key is named at its own line, with the key it most likely
@@ -266,7 +266,7 @@ static const struct {
     {"[pg]\ndriver = postgresql\nsetting. = 1\n",
      ":3: [pg] unknown key 'setting.' for the postgresql driver (known: bin_dir, version, tcp, "
      "dbname, user, init_sql, init, server, template, native_env, setting.NAME; and those of "
-     "every service: driver, port, socket, ready, timeout, reset, after, stop_signal, "
+     "every service: driver, port, socket, ready, health, timeout, reset, after, stop_signal, "
      "stop_timeout, export.NAME, env.NAME)"},
     {"[r]\ndriver = redis\ncommand = redis-server\nbni = x\n",
      ":4: [r] unknown key 'bni': did you mean 'bin'?"},
