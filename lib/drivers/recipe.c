@@ -809,10 +809,11 @@ static int recipe_configure(struct svc_conf *c, const char *file, terr *e)
                 continue;
             _cleanup_free_ char *v = NULL;
             rc = with_options(r, c, kv[i], &v, e);
-            /* line 0: the config's later checks of it (an unknown
-             * ${db.URL}) name the section's line, in the config */
+            /* at the section's line: the config's later checks of it (an
+             * unknown ${db.URL}) name the config's section, where the
+             * fix (after =) goes; and a key with a line is one set */
             if (rc == 0)
-                rc = config_set_key(r->path, c, kv[i]->key, v, 0, e);
+                rc = config_set_key(r->path, c, kv[i]->key, v, c->line > 0 ? c->line : 1, e);
             if (rc < 0)
                 rc = terr_prefix(e, rc, "%s:%d: [%s] driver = %s", r->path, kv[i]->line,
                                  c->label, r->d.name);

@@ -320,7 +320,11 @@ static void test_recipe_errors(void **state)
          ":5: [server] unknown key 'comand': did you mean 'command'?"},
         {"[driver]\nprogram = x\n[server]\ncommand = x\nready = bogus\n",
          ":5: [server] unknown ready = bogus: use none, tcp, unix:PATH, log:REGEX, "
-         "exec:COMMAND, notify or fd:N"},
+         "exec:COMMAND, notify, fd:N, send:TEXT expect:TEXT or http:/PATH"},
+        {"[driver]\nprogram = x\n[server]\ncommand = x\nhealth = send:PING expect\n",
+         ":5: [server] health = send:PING expect: 'expect' is not a word of this check: use "
+         "send:TEXT, raw:TEXT, expect:TEXT, http:/PATH, to:unix:PATH or to:tcp:PORT, and quote "
+         "text with spaces (\"send:SCRIPT FLUSH\")"},
         {"[driver]\nprogram = x\n[server]\ncommand = x\nstop_group = sometimes\n",
          ":5: [server] stop_group = sometimes: use yes or no"},
         {"[driver]\nprogram = x\n[server]\ncommand = x\nuser =\n",
