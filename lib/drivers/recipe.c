@@ -452,7 +452,7 @@ static void read_when(struct rd *x, const struct ini_section *s)
         return;
     }
     struct rsec w = {.line = s->line};
-    static const struct ropt root = {.name = "root", .type = OPT_BOOL};
+    static const struct ropt root = {"root", OPT_BOOL, NULL, 0, 0, {0}, NULL, NULL, 0};
     const struct ropt *o = streq(opt, "root") ? &root : find_opt(x->r, opt);
     _cleanup_sb_ strbuf why = {0};
     if (!o) {
