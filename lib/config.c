@@ -169,7 +169,7 @@ static void kv_free(struct conf_kv *arr, size_t n)
     free(arr);
 }
 
-static void svc_conf_free(struct svc_conf *s)
+void svc_conf_free(struct svc_conf *s)
 {
     if (!s)
         return;
@@ -205,7 +205,7 @@ void config_free(struct tether_config *c)
     free(c);
 }
 
-static struct svc_conf *svc_new(struct tether_config *c, const char *label, int line)
+struct svc_conf *svc_conf_new(const char *label, int line)
 {
     struct svc_conf *s = xcalloc(1, sizeof(*s));
     s->label = xstrdup(label);
@@ -217,6 +217,12 @@ static struct svc_conf *svc_new(struct tether_config *c, const char *label, int 
     s->timeout_ns = 30LL * 1000000000LL;
     s->stop_signal = SIGTERM;
     s->stop_timeout_ns = 5LL * 1000000000LL;
+    return s;
+}
+
+static struct svc_conf *svc_new(struct tether_config *c, const char *label, int line)
+{
+    struct svc_conf *s = svc_conf_new(label, line);
     c->svcs = xrealloc(c->svcs, (c->n_svcs + 1) * sizeof(*c->svcs));
     c->svcs[c->n_svcs++] = s;
     return s;

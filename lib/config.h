@@ -133,6 +133,10 @@ int config_use_builtins(struct tether_config **cfg, const char *const *names, si
  * defaults go through the same checks as the user's keys. */
 int config_set_key(const char *file, struct svc_conf *s, const char *key, const char *value,
                    int line, terr *e);
+/* A section with every default, outside any config (a recipe checks its
+ * keys on one), and its freeing. */
+struct svc_conf *svc_conf_new(const char *label, int line);
+void svc_conf_free(struct svc_conf *s);
 /* Whether the config's section of s set key itself. */
 bool config_key_set(const struct svc_conf *s, const char *key);
 /* "FILE:LINE: msg" into e (without a line when line <= 0); -EINVAL. */

@@ -373,27 +373,13 @@ static void check_template(struct rd *x, const struct conf_kv *kv, bool words)
  * checked by the config's own parser, at the recipe's line. */
 static void check_core(struct rd *x, const char *sec, const struct conf_kv *kv)
 {
-    struct svc_conf c = {.label = (char *)sec, .port = -1, .ready_fd = -1,
-                         .stop_signal = SIGTERM};
+    struct svc_conf *c = svc_conf_new(sec, 0);
     terr e;
-    if (config_set_key(x->file, &c, kv->key, kv->value, kv->line, &e) < 0)
+    if (config_set_key(x->file, c, kv->key, kv->value, kv->line, &e) < 0)
         strv_push(&x->errs, e.msg);
-    else if (c.n_opts) /* not one the config knows (health before it had it) */
+    else if (c->n_opts) /* not one the config knows (health before it had it) */
         rerr(x, kv->line, "[%s] unknown key '%s'", sec, kv->key);
-    free(c.socket);
-    free(c.ready_arg);
-    free(c.reset);
-    free(c.command);
-    for (size_t i = 0; i < c.n_env; i++) {
-        free(c.env[i].key);
-        free(c.env[i].value);
-    }
-    free(c.env);
-    for (size_t i = 0; i < c.n_opts; i++) {
-        free(c.opts[i].key);
-        free(c.opts[i].value);
-    }
-    free(c.opts);
+    svc_conf_free(c);
 }
 
 static void read_keys(struct rd *x, const struct ini_section *s, struct rsec *out, bool server)

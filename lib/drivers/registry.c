@@ -67,7 +67,7 @@ static const char *installed_dir(void)
 
 static bool valid_name(const char *name)
 {
-    if (!*name || strlen(name) > 64)
+    if (!*name || strlen(name) > 31) /* state.c records it in 32 bytes */
         return false;
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
