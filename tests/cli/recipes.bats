@@ -261,3 +261,31 @@ EOF
     [ "$(cat yes.log)" = "$(printf 'up\nchild-TERM')" ]
     [ "$(cat no.log)" = up ]
 }
+
+@test "user = as root: the server runs as the first of its users that exists, in a directory it owns" {
+    [ "$(id -u)" = 0 ] || skip "only root switches users"
+    id nobody >/dev/null 2>&1 || skip "no user nobody"
+    mkdir -p "$WORK/r"
+    cat >"$WORK/r/asuser.ini" <<'EOF2'
+[driver]
+program = sh
+[server]
+command = ${program} -c "id -un >whoami; exec sleep 1000"
+user = tether-no-such-user nobody
+ready = exec:test -s ${dir}/whoami
+file.secret = only for the server
+EOF2
+    printf '[tether]\ndrivers = r\n[u]\ndriver = asuser\n' >"$WORK/tether.ini"
+    cd "$WORK"
+    run tether run -- sh -c 'cat "$TETHER_U_DIR/whoami"; stat -c "%U %a" "$TETHER_U_DIR" "$TETHER_U_DIR/secret"; ps -o user= -p "$(cat "$TETHER_U_PIDFILE")"'
+    assert_status 0
+    [ "${lines[0]}" = nobody ]
+    [ "${lines[1]}" = "nobody 700" ]
+    [ "${lines[2]}" = "nobody 600" ]
+    [ "${lines[3]}" = nobody ]
+    # none of them exists: an error that names them
+    sed -i 's/^user = .*/user = tether-no-such-user/' r/asuser.ini
+    run tether run -- true
+    assert_status 125
+    assert_output_has "[u] none of the users tether-no-such-user exists to run sh as (user = in $WORK/r/asuser.ini): create one"
+}
