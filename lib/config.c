@@ -37,19 +37,7 @@ static const char *const core_vars[] = {"HOST",        "PORT",       "SOCKET", "
                                         "CONTROL_PID", "CONFIGFILE", "PIDFILE"};
 
 /* "FILE:LINE: msg" (or "FILE: msg" without a line) into e; returns -EINVAL. */
-static int ferr(terr *e, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int ferr(terr *e, const char *file, int line, const char *fmt, ...)
-{
-    _cleanup_sb_ strbuf b = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vaddf(&b, fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        return terr_set(e, EINVAL, "%s:%d: %s", file, line, b.s);
-    return terr_set(e, EINVAL, "%s: %s", file, b.s);
-}
+#define ferr(e, file, line, ...) terr_at((e), EINVAL, (file), (line), __VA_ARGS__)
 
 /* Every error of a file, one "FILE:LINE: msg" a line: a user fixing a file
  * sees them all in one run, not one per run.  Each check records its error
@@ -597,16 +585,6 @@ void ini_free(struct ini_section *secs, size_t n)
     parser_free(&p);
 }
 
-int config_ferr(terr *e, const char *file, int line, const char *fmt, ...)
-{
-    _cleanup_sb_ strbuf b = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vaddf(&b, fmt, ap);
-    va_end(ap);
-    return ferr(e, file, line, "%s", b.s);
-}
-
 /* ---- interpreting a section ---- */
 
 static int parse_port(const char *v, int *port)
@@ -822,10 +800,13 @@ static int svc_key(const char *file, const struct tether_config *c, struct svc_c
     } else if (streq(k, "after")) {
         return parse_after(file, s, kv, e);
     } else if (streq(k, "timeout")) {
+        s->timeout_line = kv->line;
         return parse_duration_key(file, s, kv, false, &s->timeout_ns, e);
     } else if (streq(k, "stop_timeout")) {
+        s->stop_timeout_line = kv->line;
         return parse_duration_key(file, s, kv, true, &s->stop_timeout_ns, e);
     } else if (streq(k, "stop_signal")) {
+        s->stop_signal_line = kv->line;
         int sig = parse_signal(v);
         if (sig < 0)
             return ferr(e, file, kv->line,
@@ -1388,7 +1369,7 @@ struct made_var {
 static void made_push(struct made_var **v, size_t *n, const struct tether_config *c,
                       const struct svc_conf *s, const char *short_name, const char *what, int line)
 {
-    _cleanup_free_ char *full = xasprintf("%s_%s_%s", c->prefix, s->ulabel, short_name);
+    _cleanup_free_ char *full = config_varname(c->prefix, s, short_name);
     for (size_t i = 0; i < *n; i++)
         if ((*v)[i].s == s && streq((*v)[i].name, full))
             return; /* a driver variable that is also a core one (PORT) */
@@ -1398,8 +1379,28 @@ static void made_push(struct made_var **v, size_t *n, const struct tether_config
     (*n)++;
 }
 
+char *config_varname(const char *prefix, const struct svc_conf *s, const char *name)
+{
+    if (!name)
+        return xasprintf("%s_%s", prefix, s->ulabel);
+    return xasprintf("%s_%s_%s", prefix, s->ulabel, name);
+}
+
+void config_var_names(const struct svc_conf *s, strv *out)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(core_vars); i++)
+        if (svc_has_var(s, core_vars[i]) && !strv_contains(out, core_vars[i]))
+            strv_push(out, core_vars[i]);
+    for (const char *const *d = s->driver->vars; d && *d; d++)
+        if (!strv_contains(out, *d))
+            strv_push(out, *d);
+    for (size_t i = 0; i < s->n_exports; i++)
+        if (!strv_contains(out, s->exports[i].key))
+            strv_push(out, s->exports[i].key);
+}
+
 /* Every variable s makes (as svc_compute_vars does, with every variable
- * its driver may set). */
+ * its driver may set; config_var_names lists the same). */
 static void vars_of(const struct tether_config *c, const struct svc_conf *s,
                     struct made_var **v, size_t *n)
 {

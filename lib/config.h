@@ -56,6 +56,9 @@ struct svc_conf {
     long long timeout_ns;      /* default 30 s */
     int stop_signal;           /* default SIGTERM */
     long long stop_timeout_ns; /* default 5 s */
+    /* the lines of timeout, stop_signal, stop_timeout; 0: not set, so that
+     * a driver's own default applies (never a comparison with the core's) */
+    int timeout_line, stop_signal_line, stop_timeout_line;
 
     struct conf_kv *exports; /* export.NAME = template */
     size_t n_exports;
@@ -139,9 +142,6 @@ struct svc_conf *svc_conf_new(const char *label, int line);
 void svc_conf_free(struct svc_conf *s);
 /* Whether the config's section of s set key itself. */
 bool config_key_set(const struct svc_conf *s, const char *key);
-/* "FILE:LINE: msg" into e (without a line when line <= 0); -EINVAL. */
-int config_ferr(terr *e, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 /* An INI file read as the config is (line numbers, duplicate keys and
  * over-long lines refused with FILE:LINE) but with any section name, and
@@ -158,6 +158,15 @@ int ini_read(const char *file, const char *data, size_t len, struct ini_section 
 void ini_free(struct ini_section *secs, size_t n);
 
 struct svc_conf *config_find(const struct tether_config *c, const char *label);
+/* The full name of s's variable `name` under prefix: PREFIX_LABEL_NAME
+ * ("MYAPP_WEB_URL"); with name NULL the stem every one of them starts
+ * with, PREFIX_LABEL.  Newly allocated.  The one place that makes these
+ * names: the helper, the config's checks, the library and `tether _names`
+ * (which hands them to the Python binding) all come here. */
+char *config_varname(const char *prefix, const struct svc_conf *s, const char *name);
+/* The short names (PORT, URL, CONTROL_PID...) of the variables s gets, added
+ * to out: the core ones that apply, its driver's and its exports. */
+void config_var_names(const struct svc_conf *s, strv *out);
 /* The value of a driver-specific key, or NULL. */
 const char *svc_opt(const struct svc_conf *s, const char *key);
 /* Find the config file: -f value, else $TETHER_CONFIG, else ./tether.ini.

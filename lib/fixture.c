@@ -93,6 +93,17 @@ tether_service *tether_service_new(const char *name, const char *config_file)
         }
         s->config_path = abs;
         s->cfg_rc = config_load(abs, &cfg, &s->cfg_err);
+        /* a built-in driver the file has no section for: the built-in, as
+         * `tether -f FILE start NAME` starts it (with its own names) */
+        const char *names[] = {name};
+        _cleanup_sb_ strbuf note = {0};
+        int r = s->cfg_rc < 0 ? 0 : config_use_builtins(&cfg, names, 1, &note, &s->cfg_err);
+        if (r < 0)
+            s->cfg_rc = r;
+        if (r > 0) {
+            free(s->config_path);
+            s->config_path = NULL;
+        }
     } else {
         const char *names[] = {name};
         s->cfg_rc = config_builtin(names, 1, &cfg, &s->cfg_err);
@@ -105,7 +116,7 @@ tether_service *tether_service_new(const char *name, const char *config_file)
                              s->config_path ? s->config_path : "the built-in config", name);
     } else {
         s->label = xstrdup(c->label);
-        s->stem = xasprintf("%s_%s", cfg->prefix, c->ulabel);
+        s->stem = config_varname(cfg->prefix, c, NULL);
     }
     config_free(cfg);
     return s;

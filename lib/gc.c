@@ -35,7 +35,7 @@ static int cookie_visit(pid_t pid, void *ud)
         return 0;
     cs->found++;
     /* pidfd first, so that the wait below follows this very process */
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int fd = proc_pidfd_open(pid);
     kill(pid, SIGKILL);
     if (fd >= 0) {
         cs->pidfds = xrealloc(cs->pidfds, (cs->n + 1) * sizeof(int));
@@ -54,9 +54,8 @@ int kill_cookie_processes(const char *cookie)
         proc_foreach(cookie_visit, &cs);
         total += cs.found;
         for (size_t i = 0; i < cs.n; i++) {
-            struct pollfd p = {.fd = cs.pidfds[i], .events = POLLIN};
             /* a SIGKILLed process exits promptly unless stuck in D state */
-            poll(&p, 1, 5000);
+            pidfd_wait(cs.pidfds[i], now_ns() + 5000000000LL);
             close(cs.pidfds[i]);
         }
         free(cs.pidfds);
@@ -85,7 +84,7 @@ static bool frozen_has(const struct frozen *f, pid_t pid)
 static int signal_frozen(const struct frozen *f, size_t i, int sig)
 {
     if (f->pidfds[i] >= 0)
-        return (int)syscall(SYS_pidfd_send_signal, f->pidfds[i], sig, NULL, 0);
+        return proc_pidfd_signal(f->pidfds[i], sig);
     return kill(f->pids[i], sig);
 }
 
@@ -99,8 +98,8 @@ static void freeze(struct frozen *f, pid_t pid, const struct proc_id *id)
     if (pid <= 0 || pid == getpid() || frozen_has(f, pid))
         return;
     /* the pidfd first, so that the signals follow this very process */
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if ((fd < 0 && errno != ENOSYS) || (id && !proc_same(id))) {
+    int fd = proc_pidfd_open(pid);
+    if ((fd < 0 && fd != -ENOSYS) || (id && !proc_same(id))) {
         if (fd >= 0)
             close(fd);
         return;
@@ -196,10 +195,14 @@ int instance_keep_failed(int instfd, const char *why, terr *e)
     return 0;
 }
 
-bool keep_failed_env(void)
+int keep_failed_env(bool *keep, terr *e)
 {
     const char *v = getenv(KEEP_FAILED_VAR);
-    return v && *v && !streq(v, "0");
+    *keep = false;
+    if (!v || !*v || parse_bool(v, keep) == 0)
+        return 0;
+    return terr_set(e, EINVAL, "%s=%s: say " BOOL_WORDS " (or leave it unset)", KEEP_FAILED_VAR,
+                    v);
 }
 
 int instance_keep(int instfd, const strv *labels, const char *why, terr *e)

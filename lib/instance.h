@@ -178,9 +178,10 @@ int instance_keep_failed(int instfd, const char *why, terr *e);
 /* Whether (and why) the instance instfd was kept; why gets its note ("" if
  * it has none). */
 enum kept_reason instance_kept(int instfd, char why[TERR_MAX]);
-/* Whether the user asked to keep failed instances: $TETHER_KEEP_FAILED set
- * to anything but "" or "0". */
-bool keep_failed_env(void);
+/* Whether the user asked to keep failed instances: $TETHER_KEEP_FAILED, a
+ * boolean as parse_bool reads it (unset or "": no).  Another value is an
+ * error (-EINVAL), not a guess either way. */
+int keep_failed_env(bool *keep, terr *e);
 /* Remove the directory of instance rootfd/id (whose processes are gone),
  * renamed to .rm-ID while it goes so that a remover killed half-way
  * leaves something gc recognises and reaps at once. */

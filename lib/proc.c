@@ -168,6 +168,18 @@ bool proc_same(const struct proc_id *id)
     return start == id->starttime;
 }
 
+int proc_pidfd_open(pid_t pid)
+{
+    /* PIDFD_CLOEXEC does not exist: pidfds are always close-on-exec */
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : fd;
+}
+
+int proc_pidfd_signal(int pfd, int sig)
+{
+    return syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
 bool pidfd_wait(int pfd, long long deadline)
 {
     struct pollfd p = {.fd = pfd, .events = POLLIN};
@@ -183,13 +195,13 @@ int proc_kill_wait(const struct proc_id *id, int sig, long long timeout_ns)
 {
     long long deadline = now_ns() + timeout_ns;
     /* the pidfd first, so that the wait follows this very process */
-    _cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, id->pid, 0);
-    if (pfd < 0 && errno == ESRCH)
+    _cleanup_close_ int pfd = proc_pidfd_open(id->pid);
+    if (pfd == -ESRCH)
         return 0;
     if (!proc_same(id))
         return 0;
     if (pfd >= 0) {
-        syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0);
+        (void)proc_pidfd_signal(pfd, sig); /* gone meanwhile: the wait says so */
         return pidfd_wait(pfd, deadline) ? 0 : -ETIMEDOUT;
     }
     kill(id->pid, sig);

@@ -28,8 +28,15 @@ bool proc_same(const struct proc_id *id);
  * the window for a recycled pid.  0 once it is gone (or was not there),
  * -ETIMEDOUT if it still runs. */
 int proc_kill_wait(const struct proc_id *id, int sig, long long timeout_ns);
-/* Wait on a pidfd until its process exits (true) or deadline, a
- * now_ns() time, passes (false). */
+/* The one place that opens pidfds: a pidfd for pid (close-on-exec), or
+ * -errno (-ESRCH: no such process; -ENOSYS: kernels before 5.3 and
+ * valgrind 3.19, where callers fall back to kill(2) and /proc). */
+int proc_pidfd_open(pid_t pid);
+/* Send sig through a pidfd: 0 or -errno. */
+int proc_pidfd_signal(int pfd, int sig);
+/* The one pidfd wait: until its process exits (true) or deadline, a
+ * now_ns() time, passes (false).  Never for the helper's loop, which puts
+ * the pidfd in its epoll set instead. */
 bool pidfd_wait(int pfd, long long deadline);
 /* The kernel's boot id (/proc/sys/kernel/random/boot_id), 36 chars + NUL. */
 int proc_boot_id(char out[64]);

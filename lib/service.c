@@ -139,21 +139,24 @@ static int lookup(void *ud, const char *name, const char **value)
  * did not set): say where, as they do, "FILE:LINE: [label] ...". */
 static int expand_error(struct svc *s, const char *tmpl, const char *unknown, int r, terr *e)
 {
-    _cleanup_sb_ strbuf key = {0}, known = {0}, where = {0};
+    if (!e)
+        return r;
+    _cleanup_sb_ strbuf key = {0}, known = {0}, msg = {0};
     int line = config_key_of(s->conf, tmpl, &key);
     const struct tether_config *c = s->inst->cfg;
-    if (c && c->path && line > 0)
-        sb_addf(&where, "%s:%d: ", c->path, line);
-    else if (c && c->path)
-        sb_addf(&where, "%s: ", c->path);
-    if (!unknown)
-        return terr_prefix(e, r, "%s[%s]%s%s", where.s ? where.s : "", s->conf->label,
-                           key.s ? " " : "", key.s ? key.s : "");
-    if (c)
-        config_known_names(c, s->conf, &known);
-    return terr_set(e, r, "%s[%s] unknown variable ${%s}%s%s (known: %s)",
-                    where.s ? where.s : "", s->conf->label, unknown, key.s ? " in " : "",
-                    key.s ? key.s : "", known.s ? known.s : "none");
+    if (!unknown) {
+        terr why = *e;
+        sb_addf(&msg, "[%s]%s%s: %s", s->conf->label, key.s ? " " : "", key.s ? key.s : "",
+                why.msg);
+    } else {
+        if (c)
+            config_known_names(c, s->conf, &known);
+        sb_addf(&msg, "[%s] unknown variable ${%s}%s%s (known: %s)", s->conf->label, unknown,
+                key.s ? " in " : "", key.s ? key.s : "", known.s ? known.s : "none");
+    }
+    if (c && c->path)
+        return terr_at(e, r, c->path, line, "%s", msg.s);
+    return terr_set(e, r, "%s", msg.s);
 }
 
 /* Expand text, a part of the config's value tmpl (a word of a command). */

@@ -318,5 +318,5 @@ const char *svc_getvar(const struct svc *s, const char *name)
 
 char *svc_varname(const struct svc *s, const char *name)
 {
-    return xasprintf("%s_%s_%s", s->inst->prefix, s->conf->ulabel, name);
+    return config_varname(s->inst->prefix, s->conf, name);
 }

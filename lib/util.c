@@ -27,6 +27,20 @@ int terr_set(terr *e, int err, const char *fmt, ...)
     return err;
 }
 
+int terr_at(terr *e, int err, const char *file, int line, const char *fmt, ...)
+{
+    if (!e)
+        return terr_set(NULL, err, "%s", "");
+    char msg[TERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        return terr_set(e, err, "%s:%d: %s", file, line, msg);
+    return terr_set(e, err, "%s: %s", file, msg);
+}
+
 int terr_prefix(terr *e, int err, const char *fmt, ...)
 {
     if (!e)
@@ -432,4 +446,42 @@ int parse_bool(const char *s, bool *out)
         }
     }
     return -EINVAL;
+}
+
+void url_encode(strbuf *b, const char *s, const char *keep)
+{
+    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
+        /* ASCII's unreserved set, whatever the locale's isalnum() says */
+        bool unreserved = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                          (*q >= '0' && *q <= '9') || strchr("-._~", *q);
+        if (unreserved || (keep && strchr(keep, *q)))
+            sb_addc(b, (char)*q);
+        else
+            sb_addf(b, "%%%02X", *q);
+    }
+}
+
+static bool is_exec_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+int program_find(const char *label, const char *name, const char *package, char *out,
+                 size_t outsz, terr *e)
+{
+    if (!*name)
+        return terr_set(e, ENOENT, "[%s] the program to run is empty: name one, or install "
+                        "the Debian package %s (apt-get install %s)", label, package, package);
+    if (strchr(name, '/')) {
+        if (is_exec_file(name) && (size_t)snprintf(out, outsz, "%s", name) < outsz)
+            return 0;
+        return terr_set(e, ENOENT, "[%s] %s: no such executable file: fix the path, or "
+                        "install the Debian package %s (apt-get install %s)", label, name,
+                        package, package);
+    }
+    if (path_search(name, is_exec_file, out, outsz) == 0)
+        return 0;
+    return terr_set(e, ENOENT, "[%s] %s not found in PATH: install the Debian package %s "
+                    "(apt-get install %s)", label, name, package, package);
 }

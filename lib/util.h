@@ -17,6 +17,11 @@ typedef struct terr {
 
 /* Format msg into e (if non-NULL) and return -abs(err) (err 0 -> -EINVAL). */
 int terr_set(terr *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* "FILE:LINE: msg" (or "FILE: msg" when line <= 0) into e: the one form
+ * of an error about a config file's key, for config.c and the drivers'
+ * configure().  Returns -abs(err) (err 0 -> -EINVAL). */
+int terr_at(terr *e, int err, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Prepend "prefix: " to the message already in e; returns err unchanged. */
 int terr_prefix(terr *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -87,6 +92,8 @@ unsigned long long fnv1a(unsigned long long h, const void *data, size_t n);
  * case.  0 and *out, or -EINVAL (the caller names the file, line and key).
  * The one parser for every key, driver and recipe. */
 int parse_bool(const char *s, bool *out);
+/* What parse_bool takes, for its errors: "tcp = maybe: say " BOOL_WORDS. */
+#define BOOL_WORDS "yes or no (or true/false, on/off, 1/0)"
 /* Parse "30", "1.5", "500ms", "2m", "1h", "1d" into nanoseconds. */
 int parse_duration(const char *s, long long *ns);
 /* Random lowercase hex string of n chars (n < 64). */
@@ -98,6 +105,19 @@ int parse_signal(const char *s);
  * directory.  0 and the candidate in out, or -ENOENT. */
 int path_search(const char *name, bool (*ok)(const char *path), char *out, size_t outsz);
 const char *signal_name(int sig);
+/* A server's program: `name` as given when it holds a '/' (an executable
+ * file, or an error), else the first executable file of that name in
+ * $PATH (path_search).  0 and its path in out, or -ENOENT with a message
+ * that names the service (label), the program and the Debian package to
+ * install: "[cache] memcached not found in PATH: install the Debian
+ * package memcached (apt-get install memcached)". */
+int program_find(const char *label, const char *name, const char *package, char *out,
+                 size_t outsz, terr *e);
+/* Percent-encode s for a URL component (RFC 3986): the unreserved bytes
+ * (ASCII letters, digits, "-._~") and those in keep (NULL: none; "/" for
+ * a path, "/," for a list of socket directories in a query) stay, every
+ * other byte becomes %XX.  The one URL encoder. */
+void url_encode(strbuf *b, const char *s, const char *keep);
 /* The candidate (of n, NULLs skipped) closest to word by edit distance
  * (with transpositions; or the same but for case), when it is close
  * enough to be a likely typo: for "did you mean ...?" hints.  NULL if none. */

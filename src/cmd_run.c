@@ -329,8 +329,13 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     };
     long long expire = 0;
     pid_t watch = 0;
-    bool fixed = false, keep = keep_failed_env();
+    bool fixed = false, keep;
     bool with_cmd = !background && has_command(argc, argv);
+    terr ke;
+    if (keep_failed_env(&keep, &ke) < 0) {
+        cli_err("%s", ke.msg);
+        return failed(with_cmd, EXIT_USAGE);
+    }
     int o;
     while ((o = getopt_long(argc, argv, "+f:scq", opts, NULL)) != -1) {
         if (parse_fmt(o, c))
@@ -580,4 +585,77 @@ int cmd_run(struct cli *c, int argc, char **argv, bool background)
     vars_free(vars, nvars);
     config_free(cfg);
     return ret;
+}
+
+/* One service's names as JSON: which config it comes from (null: the
+ * built-in driver), its stem and each of its variables' full name. */
+static void names_json(strbuf *b, const struct tether_config *cfg, const char *name,
+                       const struct svc_conf *s)
+{
+    _cleanup_free_ char *stem = config_varname(cfg->prefix, s, NULL);
+    _cleanup_strv_ strv vars = {0};
+    config_var_names(s, &vars);
+    sb_add(b, "  {\"name\": ");
+    quote_json(b, name);
+    sb_add(b, ", \"label\": ");
+    quote_json(b, s->label);
+    sb_add(b, ", \"config_file\": ");
+    if (cfg->path)
+        quote_json(b, cfg->path);
+    else
+        sb_add(b, "null");
+    sb_add(b, ", \"stem\": ");
+    quote_json(b, stem);
+    sb_add(b, ",\n   \"vars\": {");
+    for (size_t i = 0; i < vars.n; i++) {
+        _cleanup_free_ char *full = config_varname(cfg->prefix, s, vars.v[i]);
+        sb_add(b, i ? ", " : "");
+        quote_json(b, vars.v[i]);
+        sb_add(b, ": ");
+        quote_json(b, full);
+    }
+    sb_add(b, "}}");
+}
+
+/* tether _names NAME...: the names `tether start NAME...` would hand back,
+ * without starting anything, as JSON (one entry per NAME, in order).  For
+ * bindings (the Python one): they take every variable name from here and
+ * from start's output, never computing one themselves.  Hidden from the
+ * usage, as _services: it is for programs. */
+int cmd_names(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1)
+        if (o != 'J')
+            return EXIT_USAGE;
+    char **names = argv + optind;
+    size_t n = (size_t)(argc - optind);
+    if (n == 0) {
+        cli_err("_names takes the services to name: tether _names SERVICE...");
+        return EXIT_USAGE;
+    }
+    struct tether_config *cfg = NULL;
+    int r = load_config(c, names, n, &cfg);
+    if (r)
+        return r;
+    struct svc_conf **sel = NULL;
+    size_t nsel = 0;
+    terr e;
+    if (config_select(cfg, (const char *const *)names, n, &sel, &nsel, &e) < 0) {
+        cli_err("%s", e.msg);
+        config_free(cfg);
+        return EXIT_USAGE;
+    }
+    free(sel);
+    _cleanup_sb_ strbuf b = {0};
+    sb_add(&b, "[\n");
+    for (size_t i = 0; i < n; i++) {
+        names_json(&b, cfg, names[i], config_find(cfg, names[i]));
+        sb_add(&b, i + 1 < n ? ",\n" : "\n");
+    }
+    sb_add(&b, "]\n");
+    fwrite(b.s, 1, b.len, stdout);
+    config_free(cfg);
+    return EXIT_OK;
 }

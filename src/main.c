@@ -119,6 +119,8 @@ int main(int argc, char **argv)
         return cmd_drivers(&c, sub_argc, sub_argv);
     if (streq(cmd, "_services")) /* hidden: for the shell completions */
         return cmd_services(&c, sub_argc, sub_argv);
+    if (streq(cmd, "_names")) /* hidden: for the bindings (Python) */
+        return cmd_names(&c, sub_argc, sub_argv);
     if (streq(cmd, "help")) {
         fputs(usage, stdout);
         return EXIT_OK;

@@ -6,10 +6,10 @@
 static int command_configure(struct svc_conf *c, const char *file, terr *e)
 {
     if (!c->command)
-        return terr_set(e, EINVAL,
-                        "%s:%d: [%s] has no command = ...: say what to run, e.g. "
+        return terr_at(e, EINVAL, file, c->line,
+                        "[%s] has no command = ...: say what to run, e.g. "
                         "command = python3 -m http.server ${port}",
-                        file, c->line, c->label);
+                        c->label);
     return 0;
 }
 

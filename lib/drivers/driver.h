@@ -130,6 +130,9 @@ void driver_globals_of(const char *stem, strv *names);
 const struct tether_driver *driver_lookup(const char *config_dir, const char *name, terr *e);
 /* driver_lookup without a config. */
 const struct tether_driver *driver_find(const char *name);
+/* The i-th of the drivers tether ships, as driver_find finds them: the C
+ * built-ins, then the compiled-in recipes; NULL past the last. */
+const struct tether_driver *driver_at(size_t i);
 
 /* What `tether drivers` lists: every driver the search path offers, the
  * C built-ins first, then recipes by name. */
@@ -150,7 +153,3 @@ const char *driver_closest(const char *config_dir, const char *name, bool builti
 extern const struct tether_driver driver_command;
 extern const struct tether_driver driver_postgresql;
 extern const struct tether_driver driver_redis;
-
-/* Find a server binary: `bin` as given when it contains a '/', else
- * searched in $PATH.  0 and the path in out, or -ENOENT. */
-int driver_which(const char *bin, char *out, size_t outsz);

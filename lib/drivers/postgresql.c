@@ -26,7 +26,12 @@ static const char *const known_keys[] = {"bin_dir",  "version",    "tcp",      "
                                          "user",     "init_sql",   "init",     "server",
                                          "template", "native_env", "setting.", NULL};
 
-static bool yes(const char *v) { return v && (streq(v, "yes") || streq(v, "true") || streq(v, "1") || streq(v, "on")); }
+/* A boolean key (checked by pg_configure): unset is no. */
+static bool yes(const char *v)
+{
+    bool b = false;
+    return v && parse_bool(v, &b) == 0 && b;
+}
 
 /* reset = template (the default: DROP DATABASE, then a copy of the
  * template) and reset = truncate (the same database, emptied and given its
@@ -53,26 +58,26 @@ static int pg_configure(struct svc_conf *c, const char *file, terr *e)
     for (size_t i = 0; i < c->n_opts; i++) {
         const char *k = c->opts[i].key; /* one of known_keys: config.c checked */
         const char *v = c->opts[i].value;
-        if ((streq(k, "tcp") || streq(k, "native_env")) && !yes(v) && !streq(v, "no") &&
-            !streq(v, "false") && !streq(v, "0") && !streq(v, "off"))
-            return terr_set(e, EINVAL, "%s:%d: [%s] %s = %s: say yes or no", file,
-                            c->opts[i].line, c->label, k, v);
+        bool b;
+        if ((streq(k, "tcp") || streq(k, "native_env")) && parse_bool(v, &b) < 0)
+            return terr_at(e, EINVAL, file, c->opts[i].line, "[%s] %s = %s: say " BOOL_WORDS,
+                           c->label, k, v);
         if (streq(k, "dbname") && (!*v || strlen(v) > 50))
-            return terr_set(e, EINVAL, "%s:%d: [%s] dbname must be 1 to 50 characters", file,
-                            c->opts[i].line, c->label);
+            return terr_at(e, EINVAL, file, c->opts[i].line,
+                           "[%s] dbname must be 1 to 50 characters", c->label);
     }
     reset_kind(c);
     if (c->command)
-        return terr_set(e, EINVAL,
-                        "%s:%d: [%s] the postgresql driver builds its own command: remove "
+        return terr_at(e, EINVAL, file, c->command_line,
+                        "[%s] the postgresql driver builds its own command: remove "
                         "command = (use setting.NAME = VALUE for server settings)",
-                        file, c->command_line, c->label);
+                        c->label);
     if (svc_opt(c, "server")) {
         if (c->port > 0 || yes(svc_opt(c, "tcp")) || svc_opt(c, "init_sql") || svc_opt(c, "init"))
-            return terr_set(e, EINVAL,
-                            "%s:%d: [%s] server = URL runs no server: port, tcp, init_sql and "
+            return terr_at(e, EINVAL, file, c->line,
+                            "[%s] server = URL runs no server: port, tcp, init_sql and "
                             "init do not apply (use template = to start from a database)",
-                            file, c->line, c->label);
+                            c->label);
         if (!c->ready_line)
             c->ready = READY_NONE;
         return 0;
@@ -81,8 +86,9 @@ static int pg_configure(struct svc_conf *c, const char *file, terr *e)
         c->port = 0;
     if (!c->ready_line)
         c->ready = READY_NOTIFY; /* Debian's postgres sends READY=1 (0.02 s from exec) */
-    c->stop_signal = SIGQUIT;    /* immediate shutdown: the data is disposable */
-    if (c->stop_timeout_ns == 5000000000LL)
+    if (!c->stop_signal_line)
+        c->stop_signal = SIGQUIT; /* immediate shutdown: the data is disposable */
+    if (!c->stop_timeout_line)
         c->stop_timeout_ns = 2000000000LL;
     return 0;
 }
@@ -284,19 +290,6 @@ static void native_env(struct svc *s)
         svc_setenv_global(s, "PGPASSWORD", pw);
 }
 
-/* Percent-encode for a URL component; `keep` are the reserved bytes that
- * may stay (a '/' in a query value). */
-static void url_enc(strbuf *b, const char *s, const char *keep)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr("-._~", ch) || strchr(keep, ch))
-            sb_addc(b, (char)ch);
-        else
-            sb_addf(b, "%%%02X", ch);
-    }
-}
-
 /* A name or an address, which goes in the URL's authority; a socket
  * directory (or an abstract one, '@'), several hosts, or none go in the
  * query instead. */
@@ -310,10 +303,10 @@ void pg_url(strbuf *b, const char *user, const char *password, const char *host,
 {
     sb_add(b, "postgresql://");
     if (*user) {
-        url_enc(b, user, "");
+        url_encode(b, user, "");
         if (password) {
             sb_addc(b, ':');
-            url_enc(b, password, "");
+            url_encode(b, password, "");
         }
         sb_addc(b, '@');
     }
@@ -321,11 +314,11 @@ void pg_url(strbuf *b, const char *user, const char *password, const char *host,
     if (tcp && strchr(host, ':'))
         sb_addf(b, "[%s]:%s", host, port); /* IPv6 */
     else if (tcp) {
-        url_enc(b, host, "");
+        url_encode(b, host, "");
         sb_addf(b, ":%s", port);
     }
     sb_addc(b, '/');
-    url_enc(b, db, "");
+    url_encode(b, db, "");
     if (tcp)
         return;
     /* SQLAlchemy 1.4 takes the authority's host for a name to resolve,
@@ -335,12 +328,12 @@ void pg_url(strbuf *b, const char *user, const char *password, const char *host,
      * query parsers read it as a space. */
     if (*host) {
         sb_add(b, "?host=");
-        url_enc(b, host, "/,"); /* a list of hosts stays one */
+        url_encode(b, host, "/,"); /* a list of hosts stays one */
         sb_add(b, "&port=");
     } else {
         sb_add(b, "?port=");
     }
-    url_enc(b, port, ",");
+    url_encode(b, port, ",");
 }
 
 static int pg_variables(struct svc *s, terr *e)

@@ -136,7 +136,7 @@ static void rerr(struct rd *x, int line, const char *fmt, ...)
     sb_vaddf(&b, fmt, ap);
     va_end(ap);
     terr e;
-    config_ferr(&e, x->file, line, "%s", b.s);
+    terr_at(&e, EINVAL, x->file, line, "%s", b.s);
     strv_push(&x->errs, e.msg);
 }
 
@@ -189,6 +189,9 @@ static void read_driver(struct rd *x, const struct ini_section *s)
     if (!x->r->program)
         rerr(x, s->line, "[driver] has no program = NAME: say which server to run (a name "
                          "looked up in PATH, or an absolute path)");
+    if (!x->r->package)
+        rerr(x, s->line, "[driver] has no package = NAME: say which Debian package has the "
+                         "program, for the error when it is missing");
 }
 
 static int parse_ll(const char *v, long long *out)
@@ -213,7 +216,7 @@ static bool valid_opt_name(const char *n)
 }
 
 /* A value of option o as a section writes it: canonical into *out (a bool
- * is yes or no), or -EINVAL and a message's ending ("use yes or no") in why. */
+ * is yes or no), or -EINVAL and a message's ending ("say yes or no...") in why. */
 static int opt_value(const struct ropt *o, const char *v, char **out, strbuf *why)
 {
     long long n;
@@ -221,7 +224,7 @@ static int opt_value(const struct ropt *o, const char *v, char **out, strbuf *wh
     switch (o->type) {
     case OPT_BOOL:
         if (parse_bool(v, &b) < 0) {
-            sb_add(why, "use yes or no (or true/false, on/off, 1/0)");
+            sb_add(why, "say " BOOL_WORDS);
             return -EINVAL;
         }
         *out = xstrdup(b ? "yes" : "no");
@@ -402,7 +405,7 @@ static void read_keys(struct rd *x, const struct ini_section *s, struct rsec *ou
         else if (streq(kv->key, "stop_group")) {
             bool b;
             if (parse_bool(kv->value, &b) < 0)
-                rerr(x, kv->line, "[%s] stop_group = %s: use yes or no", s->name, kv->value);
+                rerr(x, kv->line, "[%s] stop_group = %s: say " BOOL_WORDS, s->name, kv->value);
         } else if (streq(kv->key, "user")) {
             if (!*kv->value)
                 rerr(x, kv->line, "[%s] user is empty: name the accounts to try", s->name);
@@ -687,7 +690,7 @@ static int configure_options(const struct recipe *r, struct svc_conf *c, const c
         struct conf_kv *kv = &c->opts[i];
         if (streq(kv->key, "bin")) {
             if (!*kv->value)
-                return config_ferr(e, file, kv->line,
+                return terr_at(e, EINVAL, file, kv->line,
                                    "[%s] bin is empty: give the %s to run, or remove it to use "
                                    "the one on PATH", c->label, r->program);
             continue;
@@ -698,7 +701,7 @@ static int configure_options(const struct recipe *r, struct svc_conf *c, const c
         _cleanup_sb_ strbuf why = {0};
         char *v;
         if (opt_value(o, kv->value, &v, &why) < 0)
-            return config_ferr(e, file, kv->line, "[%s] %s = %s: %s", c->label, kv->key,
+            return terr_at(e, EINVAL, file, kv->line, "[%s] %s = %s: %s", c->label, kv->key,
                                kv->value, why.s);
         free(kv->value);
         kv->value = v;
@@ -939,15 +942,11 @@ static int recipe_prepare(struct svc *s, struct op *op, terr *e)
     const struct recipe *r = of_conf(s->conf);
     struct rdata *d = rdata(s);
     const char *bin = svc_opt(s->conf, "bin");
-    if (driver_which(bin ? bin : r->program, d->program, sizeof(d->program)) < 0) {
-        _cleanup_free_ char *pkg = r->package ? xasprintf(": apt-get install %s", r->package)
-                                              : xstrdup(" on PATH");
-        if (bin)
-            return terr_set(e, ENOENT, "[%s] %s not found%s, or fix bin = %s (no such "
-                            "executable)", s->conf->label, r->program, pkg, bin);
-        return terr_set(e, ENOENT, "[%s] %s not found%s", s->conf->label, r->program, pkg);
-    }
-    int rc = pick_user(s, r, e);
+    int rc = program_find(s->conf->label, bin ? bin : r->program, r->package, d->program,
+                          sizeof(d->program), e);
+    if (rc < 0)
+        return rc;
+    rc = pick_user(s, r, e);
     if (rc == 0)
         rc = write_files(s, r, e);
     if (rc == 0) {

@@ -39,27 +39,15 @@ static const char *const redis_vars[] = {"URL", "PASSWORD", NULL};
 static const char *const owned[] = {"port",    "unixsocket", "dir",        "daemonize",
                                     "supervised", "logfile", "include", "requirepass"};
 
-static int parse_yesno(const char *v, bool *out)
-{
-    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || streq(v, "1"))
-        *out = true;
-    else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-             streq(v, "0"))
-        *out = false;
-    else
-        return -EINVAL;
-    return 0;
-}
-
 static int redis_configure(struct svc_conf *c, const char *file, terr *e)
 {
     bool tcp = false;
     for (size_t i = 0; i < c->n_opts; i++) {
         const struct conf_kv *kv = &c->opts[i];
         if (streq(kv->key, "tcp")) {
-            if (parse_yesno(kv->value, &tcp) < 0)
-                return terr_set(e, EINVAL, "%s:%d: [%s] tcp = %s: use yes or no", file, kv->line,
-                                c->label, kv->value);
+            if (parse_bool(kv->value, &tcp) < 0)
+                return terr_at(e, EINVAL, file, kv->line, "[%s] tcp = %s: say " BOOL_WORDS,
+                               c->label, kv->value);
         } else if (strncmp(kv->key, "setting.", 8) == 0) {
             const char *name = kv->key + 8;
             bool ok = *name;
@@ -68,28 +56,28 @@ static int redis_configure(struct svc_conf *c, const char *file, terr *e)
                       (*q >= '0' && *q <= '9') || *q == '-' || *q == '_'))
                     ok = false;
             if (!ok)
-                return terr_set(e, EINVAL,
-                                "%s:%d: [%s] %s: the name after 'setting.' must be a redis.conf "
+                return terr_at(e, EINVAL, file, kv->line,
+                                "[%s] %s: the name after 'setting.' must be a redis.conf "
                                 "directive (letters, digits, '-', '_')",
-                                file, kv->line, c->label, kv->key);
+                                c->label, kv->key);
             for (size_t k = 0; k < ARRAY_SIZE(owned); k++)
                 if (!strcasecmp(name, owned[k]))
-                    return terr_set(e, EINVAL,
-                                    "%s:%d: [%s] %s is set by tether (use port = or tcp = yes "
+                    return terr_at(e, EINVAL, file, kv->line,
+                                    "[%s] %s is set by tether (use port = or tcp = yes "
                                     "for TCP; the directory, log and TCP password are the "
                                     "instance's): remove it",
-                                    file, kv->line, c->label, kv->key);
+                                    c->label, kv->key);
         } else if (streq(kv->key, "bin")) {
             if (!*kv->value)
-                return terr_set(e, EINVAL,
-                                "%s:%d: [%s] bin is empty: give the redis-server to run, or "
+                return terr_at(e, EINVAL, file, kv->line,
+                                "[%s] bin is empty: give the redis-server to run, or "
                                 "remove it to use the one on PATH",
-                                file, kv->line, c->label);
+                                c->label);
         } else {
-            return terr_set(e, EINVAL,
-                            "%s:%d: [%s] unknown key '%s' for the redis driver (known: tcp, "
+            return terr_at(e, EINVAL, file, kv->line,
+                            "[%s] unknown key '%s' for the redis driver (known: tcp, "
                             "setting.NAME, bin)",
-                            file, kv->line, c->label, kv->key);
+                            c->label, kv->key);
         }
     }
     /* a port the user set means TCP too */
@@ -99,7 +87,7 @@ static int redis_configure(struct svc_conf *c, const char *file, terr *e)
         c->socket = xstrdup("redis.sock");
     if (!c->ready_line)
         c->ready = READY_NOTIFY;
-    if (c->stop_signal == SIGTERM)
+    if (!c->stop_signal_line)
         c->stop_signal = SIGKILL;
     return 0;
 }
@@ -142,18 +130,12 @@ static int redis_prepare(struct svc *s, struct op *op, terr *e)
     struct redis_data *d = rdata(s);
     disconnect(d); /* a new server: the old connection is dead */
     const char *bin = svc_opt(c, "bin");
-    if (driver_which(bin ? bin : "redis-server", d->bin, sizeof(d->bin)) < 0) {
-        if (bin)
-            return terr_set(e, ENOENT,
-                            "[%s] redis-server not found: apt-get install redis-server, or fix "
-                            "bin = %s (no such executable)",
-                            c->label, bin);
-        return terr_set(e, ENOENT, "[%s] redis-server not found: apt-get install redis-server",
-                        c->label);
-    }
+    int r = program_find(c->label, bin ? bin : "redis-server", "redis-server", d->bin,
+                         sizeof(d->bin), e);
+    if (r < 0)
+        return r;
     /* TCP is open to every local user: a password, kept across restarts
      * (the tests hold the variables).  Hex: nothing to quote anywhere. */
-    int r;
     if (s->port && !d->password[0] && (r = random_hex(d->password, 32)) < 0)
         return terr_set(e, -r, "[%s] cannot make a password for TCP (getrandom): %s", c->label,
                         strerror(-r));
@@ -411,18 +393,6 @@ static int redis_reset(struct svc *s, struct op *op, terr *e)
     return r;
 }
 
-/* Percent-encode a path for a URL: everything but unreserved bytes and '/'. */
-static void url_path(strbuf *b, const char *p)
-{
-    for (const unsigned char *q = (const unsigned char *)p; *q; q++) {
-        if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-            strchr("-._~/", *q))
-            sb_addc(b, (char)*q);
-        else
-            sb_addf(b, "%%%02X", *q);
-    }
-}
-
 static int redis_variables(struct svc *s, terr *e)
 {
     _cleanup_sb_ strbuf url = {0};
@@ -435,7 +405,7 @@ static int redis_variables(struct svc *s, terr *e)
     } else {
         /* the form redis-py's from_url() reads; db=0 as over TCP */
         sb_add(&url, "unix://");
-        url_path(&url, s->sockpath);
+        url_encode(&url, s->sockpath, "/");
         sb_add(&url, "?db=0");
     }
     svc_setvar(s, "URL", url.s);

@@ -145,6 +145,14 @@ const struct tether_driver *driver_lookup(const char *config_dir, const char *na
     return load(p, name, b->text, err);
 }
 
+const struct tether_driver *driver_at(size_t i)
+{
+    if (i < ARRAY_SIZE(drivers))
+        return drivers[i];
+    i -= ARRAY_SIZE(drivers);
+    return i < n_builtin_recipes ? driver_find(builtin_recipes[i].name) : NULL;
+}
+
 const struct tether_driver *driver_find(const char *name)
 {
     return driver_lookup(NULL, name, NULL);
@@ -298,22 +306,4 @@ void driver_globals_of(const char *stem, strv *names)
                 strv_push(names, g[0]);
         }
     driver_list_free(v, n);
-}
-
-static bool is_exec(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
-int driver_which(const char *bin, char *out, size_t outsz)
-{
-    if (!*bin)
-        return -ENOENT;
-    if (strchr(bin, '/')) {
-        if (!is_exec(bin) || (size_t)snprintf(out, outsz, "%s", bin) >= outsz)
-            return -ENOENT;
-        return 0;
-    }
-    return path_search(bin, is_exec, out, outsz);
 }

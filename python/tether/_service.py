@@ -37,56 +37,6 @@ def find_tether():
     return found
 
 
-def _label_key(label):
-    """Labels are compared as tether compares them: without regard to case,
-    and with - and _ the same."""
-    return label.strip().lower().replace("-", "_")
-
-
-def config_outline(path):
-    """(prefix, labels) of a config file: its [tether] prefix = (default
-    TETHER) and the label keys (_label_key) of its services.
-
-    Only this much is read here, the way inih reads it; tether itself
-    validates the file.  A file that cannot be read is a TetherError."""
-    section = None
-    prefix = "TETHER"
-    labels = set()
-    in_value = False  # an indented line after a key continues its value
-    try:
-        with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:
-            for raw in f:
-                line = raw.strip()
-                if not line or line[0] in ";#":
-                    continue
-                if in_value and raw[0] in " \t":
-                    continue
-                in_value = False
-                if line.startswith("["):
-                    section = line[1:].split("]", 1)[0]
-                    if _label_key(section) != "tether":
-                        labels.add(_label_key(section))
-                    continue
-                in_value = True
-                key, sep, value = line.partition("=")
-                if not sep:
-                    key, sep, value = line.partition(":")
-                if section == "tether" and sep and key.strip() == "prefix":
-                    prefix = value.split(" ;", 1)[0].split("\t;", 1)[0].strip()
-    except OSError as e:
-        raise TetherError("cannot read the config file %s: %s" % (path, e.strerror or e))
-    return prefix.upper(), labels
-
-
-def _config_prefix(path):
-    """The [tether] prefix = of a config file (default TETHER)."""
-    return "TETHER" if path is None else config_outline(path)[0]
-
-
-def _stem(prefix, label):
-    return "%s_%s" % (prefix, label.upper().replace("-", "_"))
-
-
 def _read_configfile(path):
     """Parse a CONFIGFILE: NAME='value' lines, as tether writes them (a
     quote inside a value is written '\\''; a value may span lines)."""
@@ -178,7 +128,7 @@ class Service:
         self.config_file_path = None
         self.attached = False
         self._owner = None
-        self._stem = None
+        self._names = None  # what `tether _names` handed back for this service
 
     def setup(self, use_existing=None, unique_instance=None):
         """Start the service, or attach to it (use_existing); returns self."""
@@ -209,12 +159,12 @@ class Service:
         return False
 
     def _open(self):
-        self._stem = _stem(_config_prefix(self.config_file), self.service_label)
         if not self._tether:
             self._tether = find_tether()
         self._owner = os.getpid()
-        pid = os.environ.get(self._stem + "_CONTROL_PID")
-        cfg = os.environ.get(self._stem + "_CONFIGFILE")
+        self._names = self._ask_names()
+        pid = os.environ.get(self._var("CONTROL_PID"))
+        cfg = os.environ.get(self._var("CONFIGFILE"))
         if self.use_existing and (pid or cfg):
             self._attach(pid, cfg)
         else:
@@ -249,6 +199,36 @@ class Service:
         return subprocess.run(cmd + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, cwd=cwd, close_fds=True)
 
+    def _run_config(self, args):
+        """Run tether on this service's config: the file, else the built-in
+        drivers from / (so that no ./tether.ini is picked up)."""
+        return self._run(args, self._clean_env(), cwd=None if self.config_file else "/")
+
+    def _json(self, proc, command):
+        try:
+            return json.loads(proc.stdout.decode("utf-8", "surrogateescape"))
+        except ValueError as e:
+            raise TetherError("cannot start service '%s': bad output from tether %s: %s"
+                              % (self.service_label, command, e))
+
+    def _ask_names(self):
+        """The names tether gives this service's variables, from tether
+        itself (`tether _names`, as `tether start` would name them): the
+        prefix, the label's spelling and whether the config file or the
+        built-in driver serves it are tether's to say, never guessed here."""
+        proc = self._run_config(["_names", "--json", self.service_label])
+        if proc.returncode != 0:
+            raise TetherError("cannot start service '%s': %s"
+                              % (self.service_label, _error_text(proc)))
+        names = self._json(proc, "_names")[0]
+        if names["config_file"] is None:
+            self.config_file = None  # the built-in driver: the file has no such service
+        return names
+
+    def _var(self, name):
+        """The full name of this service's variable `name` (CONTROL_PID)."""
+        return self._names["vars"][name]
+
     def _clean_env(self):
         """The environment without any instance's variables."""
         env = dict(os.environ)
@@ -261,55 +241,51 @@ class Service:
 
     def _instance_env(self):
         env = self._clean_env()
-        for suffix in ("_CONTROL_PID", "_CONFIGFILE"):
-            env[self._stem + suffix] = self.service_env[self._stem + suffix]
+        for name in (self._var("CONTROL_PID"), self._var("CONFIGFILE")):
+            env[name] = self.service_env[name]
         return env
 
     def _take(self, variables):
-        prefix = self._stem + "_"
-        if prefix + "CONFIGFILE" not in variables or prefix + "CONTROL_PID" not in variables:
-            raise TetherError("service '%s': tether did not hand back %sCONTROL_PID and "
-                              "%sCONFIGFILE" % (self.service_label, prefix, prefix))
+        pid, cfg = self._var("CONTROL_PID"), self._var("CONFIGFILE")
+        if cfg not in variables or pid not in variables:
+            raise TetherError("service '%s': tether did not hand back %s and %s"
+                              % (self.service_label, pid, cfg))
         self.service_env = dict(variables)
         self.service_config = {}
+        stem = self._names["stem"] + "_"
         for k, v in variables.items():
-            self.service_config[k[len(prefix):] if k.startswith(prefix) else k] = v
-        self.config_file_path = variables[prefix + "CONFIGFILE"]
+            self.service_config[k[len(stem):] if k.startswith(stem) else k] = v
+        self.config_file_path = variables[cfg]
 
     def _start(self):
         args = ["start", "--json", "--watch-pid", str(os.getpid())]
         if not self.unique_instance:
             args.append("--fixed")
         args.append(self.service_label)
-        # without a config file: cwd / so that no ./tether.ini is picked up
-        proc = self._run(args, self._clean_env(), cwd=None if self.config_file else "/")
+        proc = self._run_config(args)
         if proc.returncode != 0:
             raise TetherError("cannot start service '%s': %s"
                               % (self.service_label, _error_text(proc)))
-        try:
-            variables = json.loads(proc.stdout.decode("utf-8", "surrogateescape"))
-        except ValueError as e:
-            raise TetherError("cannot start service '%s': bad output from tether start: %s"
-                              % (self.service_label, e))
+        variables = self._json(proc, "start")
         self.attached = False
         self._take(variables)
 
     def _attach(self, pid, cfg):
-        stem = self._stem
+        pid_name, cfg_name = self._var("CONTROL_PID"), self._var("CONFIGFILE")
         if not pid or not cfg:
             raise TetherError(
                 "service '%s': %s is set but %s is not, so the environment does not say "
                 "which instance to use (eval \"$(tether start ...)\" sets both)"
-                % (self.service_label, stem + ("_CONTROL_PID" if pid else "_CONFIGFILE"),
-                   stem + ("_CONFIGFILE" if pid else "_CONTROL_PID")))
+                % (self.service_label, pid_name if pid else cfg_name,
+                   cfg_name if pid else pid_name))
         env = self._clean_env()
-        env[stem + "_CONTROL_PID"] = pid
-        env[stem + "_CONFIGFILE"] = cfg
+        env[pid_name] = pid
+        env[cfg_name] = cfg
         proc = self._run(["status"], env)
         if proc.returncode != 0:
             raise TetherError(
-                "cannot attach to service '%s' (%s_CONTROL_PID=%s, %s_CONFIGFILE=%s): %s"
-                % (self.service_label, stem, pid, stem, cfg, _error_text(proc)))
+                "cannot attach to service '%s' (%s=%s, %s=%s): %s"
+                % (self.service_label, pid_name, pid, cfg_name, cfg, _error_text(proc)))
         try:
             variables = _read_configfile(cfg)
         except OSError as e:

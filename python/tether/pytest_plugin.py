@@ -41,7 +41,7 @@ import os
 
 import pytest
 
-from ._service import Service, TetherError, _label_key, config_outline
+from ._service import Service, TetherError
 
 __all__ = ["service_fixture"]
 
@@ -132,8 +132,6 @@ class _Services:
     def __init__(self, config):
         self.rootdir = str(config.rootpath)
         self.default_config = _project_config(config)
-        self._default_labels = config_outline(self.default_config)[1] \
-            if self.default_config else set()
         self.use_existing = config.getoption("tether_use_existing")
         self._started = {}
         self._failed = {}  # a start that failed is not retried for every test
@@ -145,13 +143,11 @@ class _Services:
                               "rootdir %s)" % (path, config_file, self.rootdir))
         return path
 
-    def get(self, name, config_file=None, builtin=False):
-        """The started service.  builtin: a built-in driver's fixture, which
-        is the project config's service of that name if it has one."""
-        if builtin:
-            has = _label_key(name) in self._default_labels
-            config_file = self.default_config if has else None
-        elif config_file:
+    def get(self, name, config_file=None):
+        """The started service: the project config's (or config_file's) of
+        that name, else the built-in driver, as `tether -f FILE start NAME`
+        decides (tether says which: Service.config_file is then None)."""
+        if config_file:
             config_file = self._config_file(config_file)
         else:
             config_file = self.default_config
@@ -276,7 +272,7 @@ def service_fixture(name, config_file=None, reset=True):
 def _session_fixture(name):
     @pytest.fixture(scope="session")
     def fixture(tether_services):
-        return tether_services.get(name, builtin=True)
+        return tether_services.get(name)
 
     fixture.__doc__ = "The session's %s (not reset between tests)." % name
     return fixture
@@ -285,7 +281,7 @@ def _session_fixture(name):
 def _test_fixture(name):
     @pytest.fixture
     def fixture(tether_services, request):
-        svc = tether_services.get(name, builtin=True)
+        svc = tether_services.get(name)
         _used_by(request.node, svc)
         svc.reset()
         return svc

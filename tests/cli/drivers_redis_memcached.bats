@@ -212,17 +212,17 @@ EOF
 )"
     run tether -f "$cfg" run redis -- true
     assert_status 125
-    assert_output_has "[redis] redis-server not found: apt-get install redis-server"
+    assert_output_has "[redis] /nonexistent: no such executable file: fix the path, or install the Debian package redis-server (apt-get install redis-server)"
     run tether -f "$cfg" run memcached -- true
     assert_status 125
-    assert_output_has "[memcached] memcached not found: apt-get install memcached"
+    assert_output_has "[memcached] /nonexistent: no such executable file: fix the path, or install the Debian package memcached (apt-get install memcached)"
     # not on PATH
     run env PATH=/nonexistent "$TETHER" run redis -- /bin/true
     assert_status 125
-    assert_output_has "[redis] redis-server not found: apt-get install redis-server"
+    assert_output_has "[redis] redis-server not found in PATH: install the Debian package redis-server (apt-get install redis-server)"
     run env PATH=/nonexistent "$TETHER" run memcached -- /bin/true
     assert_status 125
-    assert_output_has "[memcached] memcached not found: apt-get install memcached"
+    assert_output_has "[memcached] memcached not found in PATH: install the Debian package memcached (apt-get install memcached)"
 }
 
 @test "unknown keys are rejected with the known ones" {

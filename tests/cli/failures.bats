@@ -134,12 +134,28 @@ no_instance() {
     assert_status 1
     dir="$(only_instance)"
     run tether gc --kept
-    for v in 0 ""; do
+    for v in 0 "" no OFF False; do
         TETHER_KEEP_FAILED=$v run tether -f "$cfg" run -- true
         assert_status 125
         [[ $output != *"kept instance"* ]]
         no_instance
     done
+    # a boolean as every key reads one (parse_bool), in any case
+    TETHER_KEEP_FAILED=YES run tether -f "$cfg" start
+    assert_status 1
+    assert_output_has "kept instance $(only_instance)"
+    run tether gc --kept
+    no_instance
+}
+
+@test "TETHER_KEEP_FAILED=maybe is a usage error before anything starts, not a guess" {
+    cfg="$(bad_config)"
+    TETHER_KEEP_FAILED=maybe run tether -f "$cfg" start
+    assert_status 2
+    assert_output_has "TETHER_KEEP_FAILED=maybe: say yes or no"
+    TETHER_KEEP_FAILED=maybe run tether -f "$cfg" run -- true
+    assert_status 125
+    no_instance
 }
 
 @test "run --keep-failed: a start interrupted by SIGINT is no failure: exit 130, nothing kept" {

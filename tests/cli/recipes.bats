@@ -167,19 +167,19 @@ EOF
         'memcached    built-in  memcached, the memory cache')" ]
     [ -z "$stderr" ]
     recipe "$WORK/r" lined
-    printf '[driver]\nprogram = x\n[server]\ncommand = x\nready = bogus\n' >"$WORK/r/broken.ini"
+    printf '[driver]\nprogram = x\npackage = x\n[server]\ncommand = x\nready = bogus\n' >"$WORK/r/broken.ini"
     printf '[tether]\ndrivers = r\n[x]\ncommand = true\n' >tether.ini
     run --separate-stderr tether drivers
     assert_status 1
     [ "${lines[3]}" = "broken       $WORK/r/broken.ini  broken: see the error" ]
     [ "${lines[4]}" = "lined        $WORK/r/lined.ini  lined, a made-up line server" ]
     [ "${lines[5]}" = "memcached    built-in  memcached, the memory cache" ]
-    [[ $stderr == "tether: $WORK/r/broken.ini:5: [server] unknown ready = bogus: "* ]]
+    [[ $stderr == "tether: $WORK/r/broken.ini:6: [server] unknown ready = bogus: "* ]]
     # a service of it: the config's error names both files
     printf '[tether]\ndrivers = r\n[x]\ndriver = broken\n' >tether.ini
     run tether run -- true
     assert_status 125
-    assert_output_has "tether.ini:4: [x] driver = broken: $WORK/r/broken.ini:5: [server] unknown ready = bogus"
+    assert_output_has "tether.ini:4: [x] driver = broken: $WORK/r/broken.ini:6: [server] unknown ready = bogus"
     # the completions offer the recipes
     printf '[tether]\ndrivers = r\n[x]\ncommand = true\n' >tether.ini
     run tether _services
@@ -207,7 +207,7 @@ EOF
 )"
     run tether -f "$cfg" run -- true
     assert_status 125
-    assert_output_has "$cfg:4: [lined] tcp = maybe: use yes or no (or true/false, on/off, 1/0)"
+    assert_output_has "$cfg:4: [lined] tcp = maybe: say yes or no (or true/false, on/off, 1/0)"
 }
 
 @test "a recipe whose program is missing names its package, and leaves nothing behind" {
@@ -217,10 +217,10 @@ EOF
     cd "$WORK"
     run tether run n -- true
     assert_status 125
-    assert_output_has "[n] tether-no-such-server not found: apt-get install tether-nosuch"
+    assert_output_has "[n] tether-no-such-server not found in PATH: install the Debian package tether-nosuch (apt-get install tether-nosuch)"
     run tether run m -- true
     assert_status 125
-    assert_output_has "[m] tether-no-such-server not found: apt-get install tether-nosuch, or fix bin = /nonexistent/x (no such executable)"
+    assert_output_has "[m] /nonexistent/x: no such executable file: fix the path, or install the Debian package tether-nosuch (apt-get install tether-nosuch)"
 }
 
 @test "stop_group = no: the stop signal goes to the server's main process, not its whole group" {
@@ -236,6 +236,7 @@ EOF
     cat >"$WORK/r/grp.ini" <<'EOF'
 [driver]
 program = sh
+package = dash
 [option group]
 type = bool
 default = yes
@@ -269,6 +270,7 @@ EOF
     cat >"$WORK/r/asuser.ini" <<'EOF2'
 [driver]
 program = sh
+package = dash
 [server]
 command = ${program} -c "id -un >whoami; exec sleep 1000"
 user = tether-no-such-user nobody

@@ -228,3 +228,53 @@ EOF
     eval "$(tether stop)"
     [ -z "$held" ] || { echo "the helper holds the caller's fd: $fds" >&2; false; }
 }
+
+@test "prefix = myapp or MyApp: start, run and stop name the variables MYAPP_WEB_*; _names says so" {
+    for prefix in myapp MyApp; do
+        cfg="$WORK/p-$prefix.ini"
+        printf '[tether]\nprefix = %s\n\n[web]\ncommand = %s --tcp ${port}\nport = auto\n' \
+            "$prefix" "$TSERVER" >"$cfg"
+        run sh -c '
+            set -e
+            eval "$("$TETHER" -f "$1" start)"
+            echo "$MYAPP_WEB_CONTROL_PID" >"$WORK/helper"
+            [ -n "$MYAPP_WEB_PORT" ] && [ -f "$MYAPP_WEB_CONFIGFILE" ]
+            "$TETHER" status
+            "$TETHER" stop >"$WORK/unset"
+            eval "$(cat "$WORK/unset")"
+            [ -z "${MYAPP_WEB_PORT+set}" ] && [ -z "${MYAPP_WEB_CONTROL_PID+set}" ]
+            grep -x "unset MYAPP_WEB_CONFIGFILE;" "$WORK/unset"
+        ' sh "$cfg"
+        assert_status 0
+        is_gone "$(cat "$WORK/helper")"
+        run tether -f "$cfg" run -- sh -c 'echo "port=$MYAPP_WEB_PORT pid=$MYAPP_WEB_CONTROL_PID"'
+        assert_status 0
+        [[ $output =~ port=[0-9]+\ pid=[0-9]+ ]]
+        # the names a binding takes instead of making them: the config's, and
+        # a built-in's that the file has no section for (as start does)
+        tether -f "$cfg" _names --json Web >"$WORK/web.json"
+        tether -f "$cfg" _names --json redis >"$WORK/redis.json"
+        "$PY" - "$WORK/web.json" "$WORK/redis.json" "$cfg" <<'EOF'
+import json, sys
+[web] = json.load(open(sys.argv[1]))
+assert web["name"] == "Web" and web["label"] == "web", web
+assert web["config_file"] == sys.argv[3] and web["stem"] == "MYAPP_WEB", web
+for k in ("CONTROL_PID", "CONFIGFILE", "PIDFILE", "DIR", "HOST", "PORT"):
+    assert web["vars"][k] == "MYAPP_WEB_" + k, web
+[redis] = json.load(open(sys.argv[2]))
+assert redis["config_file"] is None and redis["stem"] == "TETHER_REDIS", redis
+assert redis["vars"]["CONTROL_PID"] == "TETHER_REDIS_CONTROL_PID", redis
+EOF
+    done
+    wait_for 5 sh -c '[ -z "$(ls -A "$TETHER_DIR")" ]'
+}
+
+@test "_names: an unknown service or a bad config is start's error, on stderr" {
+    cfg="$(web_config)"
+    run --separate-stderr tether -f "$cfg" _names nosuch
+    assert_status 2
+    [ -z "$output" ]
+    [[ $stderr == *"no service 'nosuch'"* ]]
+    run tether -f "$cfg" _names
+    assert_status 2
+}

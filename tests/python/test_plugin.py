@@ -307,3 +307,33 @@ def test_a_failed_start_is_not_retried_for_every_test(tmp_path):
     assert sum("TetherError: service 'broken' failed to start earlier in this session and is "
                "not tried again: cannot start service 'broken'" in line for line in raised) == 2, \
         r.stdout
+
+
+@pytest.mark.parametrize("prefix", ["myapp", "MyApp"])
+def test_fixtures_with_a_prefix_in_any_case(tmp_path, prefix):
+    """prefix = myapp (or MyApp) in the project config: the config's service
+    has MYAPP_WEB_* (tether_service and a service_fixture alike); a built-in
+    it has no section for is the plain driver (TETHER_REDIS_*), the same
+    instance whether asked for by tether_redis or tether_service("redis")."""
+    tserver = os.path.join(os.path.dirname(os.environ["TETHER_BIN"]), "tests", "servers",
+                           "tserver")
+    (tmp_path / "tether.ini").write_text(
+        "[tether]\nprefix = %s\n\n[web]\ncommand = %s --tcp ${port}\nport = auto\n"
+        % (prefix, tserver))
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntether_config = tether.ini\n")
+    (tmp_path / "conftest.py").write_text(
+        "from tether.pytest_plugin import service_fixture\nweb = service_fixture('web')\n")
+    (tmp_path / "test_names.py").write_text(textwrap.dedent("""
+        def test_web(tether_service, web):
+            svc = tether_service("web")
+            assert svc is web
+            assert svc.service_env["MYAPP_WEB_PORT"] == svc.service_config["PORT"]
+
+        def test_redis(tether_redis, tether_service):
+            assert tether_redis.config_file is None
+            assert "TETHER_REDIS_SOCKET" in tether_redis.service_env
+            assert tether_service("redis") is tether_redis
+        """))
+    r = pytest_proc("test_names.py", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 passed" in r.stdout

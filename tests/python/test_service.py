@@ -299,9 +299,10 @@ def test_log(tmp_path):
 
 
 def test_missing_config_file_is_a_tether_error(tmp_path):
+    """tether's own message (the binding reads no config itself)."""
     path = str(tmp_path / "nope.ini")
-    with pytest.raises(TetherError, match="cannot read the config file %s: No such file"
-                       % path):
+    with pytest.raises(TetherError, match="cannot start service 'tcp': cannot read config "
+                       "file %s: No such file" % path):
         Service("tcp", path).setup()
 
 
@@ -325,3 +326,59 @@ def test_keep_failed_env_keeps_a_failed_start(tmp_path, tether_dir, monkeypatch)
     assert leftovers(tether_dir) == ["in TETHER_DIR: %s" % names[0]]
     assert tether("gc", "--kept").returncode == 0
     assert os.listdir(tether_dir) == []
+
+
+# ---- the names are tether's: prefixes in any case (issue 11) ----
+
+def prefixed_config(tmp_path, prefix_line):
+    tserver = os.path.join(os.path.dirname(os.environ["TETHER_BIN"]), "tests", "servers",
+                           "tserver")
+    path = tmp_path / "tether.ini"
+    path.write_text("[tether]\n%s\n\n[web]\ncommand = %s --tcp ${port}\nport = auto\n"
+                    % (prefix_line, tserver))
+    return str(path)
+
+
+@pytest.mark.parametrize("prefix", ["myapp", "MyApp"])
+def test_prefix_in_any_case(tmp_path, prefix):
+    """prefix = myapp names the variables MYAPP_WEB_* (tether upper-cases
+    it): ExternalService and Service take the names tether hands back, for a
+    start, for a label spelt otherwise (Web), and to attach (use_existing)."""
+    cfg = prefixed_config(tmp_path, "prefix = " + prefix)
+    with ExternalService("web", cfg) as svc:
+        assert sorted(svc.service_env) == ["MYAPP_WEB_" + k for k in sorted(svc.service_config)]
+        port = int(svc.service_config["PORT"])
+        assert socket.create_connection(("127.0.0.1", port)).recv(10) == b"pong\n"
+        svc.reset()
+        os.environ.update(svc.service_env)
+        try:
+            with Service("Web", cfg, use_existing=True) as again:
+                assert again.attached
+                assert again.service_config["CONTROL_PID"] == svc.service_config["CONTROL_PID"]
+                again.reset()
+        finally:
+            for k in svc.service_env:
+                del os.environ[k]
+        assert os.path.exists(svc.config_file_path)  # the attached one left it running
+    with Service("Web", cfg) as svc:
+        assert svc.service_env["MYAPP_WEB_PORT"] == svc.service_config["PORT"]
+
+
+def test_prefix_as_tether_reads_it(tmp_path):
+    """A config tether reads differently from a naive reading: `prefix:`
+    with an '=' in its comment.  The binding does not read the file."""
+    cfg = prefixed_config(tmp_path, "prefix: myapp  ; variables: MYAPP_<LABEL>_<NAME>=value")
+    with Service("web", cfg) as svc:
+        assert "MYAPP_WEB_CONTROL_PID" in svc.service_env
+        assert svc.service_config["CONTROL_PID"] == svc.service_env["MYAPP_WEB_CONTROL_PID"]
+
+
+def test_builtin_beside_a_prefixed_config(tmp_path):
+    """A built-in driver the config has no section for starts as the built-in
+    (TETHER_REDIS_*), as `tether -f FILE start redis` does, and the binding
+    says so (config_file None)."""
+    cfg = prefixed_config(tmp_path, "prefix = myapp")
+    with Service("redis", cfg) as svc:
+        assert svc.config_file is None
+        assert svc.service_config["SOCKET"] == svc.service_env["TETHER_REDIS_SOCKET"]
+        svc.reset()

@@ -846,6 +846,52 @@ static void test_builtin(void **state)
     }
 }
 
+/* A key the user set is honoured even when its value is the core's
+ * default: a driver's own default (postgresql's 2 s stop_timeout and
+ * SIGQUIT, redis's SIGKILL) replaces only a key that was not set, which
+ * config.c records (the key's line), never guessed by comparing with the
+ * core's default. */
+static void test_explicit_defaults(void **state)
+{
+    (void)state;
+    terr e = {{0}};
+    struct tether_config *c = NULL;
+    static const char core[] = "[s]\ncommand = x\n";
+    assert_int_equal(config_parse("c.ini", core, sizeof(core) - 1, &c, &e), 0);
+    const struct svc_conf base = *c->svcs[0]; /* the core's defaults */
+    config_free(c);
+    size_t differ = 0;
+    const struct tether_driver *d;
+    for (size_t i = 0; (d = driver_at(i)); i++) {
+        if (d == &driver_command)
+            continue;
+        _cleanup_free_ char *bare = xasprintf("[s]\ndriver = %s\n", d->name);
+        if (config_parse("d.ini", bare, strlen(bare), &c, &e) != 0)
+            fail_msg("%s: %s", d->name, e.msg);
+        const struct svc_conf own = *c->svcs[0];
+        differ += own.stop_signal != base.stop_signal;
+        differ += own.stop_timeout_ns != base.stop_timeout_ns;
+        differ += own.timeout_ns != base.timeout_ns;
+        config_free(c);
+        _cleanup_free_ char *set = xasprintf(
+            "[s]\ndriver = %s\nstop_signal = %d\nstop_timeout = %lldms\ntimeout = %lldms\n",
+            d->name, base.stop_signal, base.stop_timeout_ns / 1000000,
+            base.timeout_ns / 1000000);
+        if (config_parse("d.ini", set, strlen(set), &c, &e) != 0)
+            fail_msg("%s: %s", d->name, e.msg);
+        const struct svc_conf *s = c->svcs[0];
+        if (s->stop_signal != base.stop_signal || s->stop_timeout_ns != base.stop_timeout_ns ||
+            s->timeout_ns != base.timeout_ns)
+            fail_msg("%s driver: stop_signal = %d, stop_timeout = %lld ns, timeout = %lld ns "
+                     "were set, and it has %d, %lld, %lld",
+                     d->name, base.stop_signal, base.stop_timeout_ns, base.timeout_ns,
+                     s->stop_signal, s->stop_timeout_ns, s->timeout_ns);
+        config_free(c);
+    }
+    /* there are driver defaults for this to be about (postgresql's) */
+    assert_true(differ > 0);
+}
+
 static void test_locate(void **state)
 {
     (void)state;
@@ -894,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_driver_default), cmocka_unit_test(test_templates_ok),
         cmocka_unit_test(test_select),       cmocka_unit_test(test_svc_opt),
         cmocka_unit_test(test_builtin),      cmocka_unit_test(test_locate),
+        cmocka_unit_test(test_explicit_defaults),
         cmocka_unit_test(test_free_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -180,6 +180,35 @@ static void test_proc_same(void **state)
     assert_false(proc_same(&none));
 }
 
+/* The one place that opens pidfds and the one pidfd wait: a live child's
+ * pidfd is not readable until it exits, a signal goes through it, and a
+ * pid that is gone is -ESRCH. */
+static void test_pidfd(void **state)
+{
+    (void)state;
+    struct waiter w;
+    waiter_start(&w);
+    int pfd = proc_pidfd_open(w.pid);
+    if (pfd == -ENOSYS) { /* valgrind 3.19: callers fall back to kill(2) */
+        waiter_stop(&w);
+        skip();
+    }
+    assert_true(pfd >= 0);
+    assert_true(fcntl(pfd, F_GETFD) & FD_CLOEXEC);
+    long long t0 = now_ns();
+    assert_false(pidfd_wait(pfd, t0 + 50 * 1000000LL));
+    assert_true(now_ns() - t0 >= 50 * 1000000LL);
+    assert_int_equal(proc_pidfd_signal(pfd, SIGKILL), 0);
+    assert_true(pidfd_wait(pfd, now_ns() + 30 * 1000000000LL));
+    int status;
+    assert_int_equal(waitpid(w.pid, &status, 0), w.pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    close(w.release);
+    assert_int_equal(proc_pidfd_signal(pfd, SIGKILL), -ESRCH); /* reaped */
+    close(pfd);
+    assert_int_equal(proc_pidfd_open(w.pid), -ESRCH);
+}
+
 /* Natively through a pidfd; under valgrind 3.19, which has no pidfd_open,
  * through kill(2) and polling (tests/valgrind.sh runs this test). */
 static void test_kill_wait(void **state)
@@ -515,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_starttime_self_and_child),
         cmocka_unit_test(test_proc_same),
         cmocka_unit_test(test_kill_wait),
+        cmocka_unit_test(test_pidfd),
         cmocka_unit_test(test_boot_id),
         cmocka_unit_test(test_has_env),
         cmocka_unit_test(test_foreach),

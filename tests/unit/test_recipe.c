@@ -235,7 +235,7 @@ static void test_config_errors(void **state)
     (void)state;
     static const struct bad cases[] = {
         {"[tether]\ndrivers = r\n[a]\ndriver = t\ntcp = maybe\n",
-         ":5: [a] tcp = maybe: use yes or no (or true/false, on/off, 1/0)"},
+         ":5: [a] tcp = maybe: say yes or no (or true/false, on/off, 1/0)"},
         {"[tether]\ndrivers = r\n[a]\ndriver = t\nsize = 65\n",
          ":5: [a] size = 65: give a whole number from 1 to 64 (default 8)"},
         {"[tether]\ndrivers = r\n[a]\ndriver = t\nsize = lots\n",
@@ -274,83 +274,83 @@ static void test_recipe_errors(void **state)
         {"[driver]\npackage = x\n[server]\ncommand = x\n",
          ":1: [driver] has no program = NAME: say which server to run (a name looked up in "
          "PATH, or an absolute path)"},
-        {"[driver]\nprogram = x\nprogam = y\n[server]\ncommand = x\n",
-         ":3: [driver] unknown key 'progam': did you mean 'program'?"},
-        {"[driver]\nprogram = x\n",
+        {"[driver]\nprogram = x\npackage = p\nprogam = y\n[server]\ncommand = x\n",
+         ":4: [driver] unknown key 'progam': did you mean 'program'?"},
+        {"[driver]\nprogram = x\npackage = p\n",
          ": no [server] section with command = ...: say how to run the server"},
-        {"[driver]\nprogram = x\n[server]\nport = auto\n",
-         ":3: [server] has no command = ...: say how to run the server, e.g. command = "
+        {"[driver]\nprogram = x\npackage = p\n[server]\nport = auto\n",
+         ":4: [server] has no command = ...: say how to run the server, e.g. command = "
          "${program} --port ${port}"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\n[sever]\n",
-         ":5: unknown section [sever] (a recipe has [driver], [option NAME], [server] and "
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\n[sever]\n",
+         ":6: unknown section [sever] (a recipe has [driver], [option NAME], [server] and "
          "[when OPTION = VALUE])"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\n[server]\n",
-         ":5: duplicate section [server] (first on line 3): merge the two"},
-        {"[driver]\nprogram = x\n[option a]\ntype = float\n[server]\ncommand = x\n",
-         ":4: [option a] type = float: use bool, int or string"},
-        {"[driver]\nprogram = x\n[option a]\ntype = int\n[server]\ncommand = x\n",
-         ":3: [option a] has no default = N: an int option needs one"},
-        {"[driver]\nprogram = x\n[option a]\ntype = int\ndefault = 1\nmin = z\n[server]\n"
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\n[server]\n",
+         ":6: duplicate section [server] (first on line 4): merge the two"},
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = float\n[server]\ncommand = x\n",
+         ":5: [option a] type = float: use bool, int or string"},
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = int\n[server]\ncommand = x\n",
+         ":4: [option a] has no default = N: an int option needs one"},
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = int\ndefault = 1\nmin = z\n[server]\n"
          "command = x\n",
-         ":6: [option a] min = z: only an int option has a min, a whole number"},
-        {"[driver]\nprogram = x\n[option a]\ntype = bool\nmax = 3\n[server]\ncommand = x\n",
-         ":5: [option a] max = 3: only an int option has a max, a whole number"},
-        {"[driver]\nprogram = x\n[option a]\ntype = bool\ndefault = maybe\n[server]\n"
+         ":7: [option a] min = z: only an int option has a min, a whole number"},
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = bool\nmax = 3\n[server]\ncommand = x\n",
+         ":6: [option a] max = 3: only an int option has a max, a whole number"},
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = bool\ndefault = maybe\n[server]\n"
          "command = x\n",
-         ":5: [option a] default = maybe: use yes or no (or true/false, on/off, 1/0)"},
-        {"[driver]\nprogram = x\n[option a]\ntype = int\ndefault = 9\nmax = 5\n[server]\n"
+         ":6: [option a] default = maybe: say yes or no (or true/false, on/off, 1/0)"},
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = int\ndefault = 9\nmax = 5\n[server]\n"
          "command = x\n",
-         ":5: [option a] default = 9: give a whole number from -9223372036854775808 to 5"},
-        {"[driver]\nprogram = x\n[option a]\ntype = int\ndefault = 1\nvalues = 1 2\n"
+         ":6: [option a] default = 9: give a whole number from -9223372036854775808 to 5"},
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = int\ndefault = 1\nvalues = 1 2\n"
          "[server]\ncommand = x\n",
-         ":6: [option a] values: only a string option has a list of values"},
-        {"[driver]\nprogram = x\n[option a]\ntype = bool\nimplied_by = colour\n[server]\n"
+         ":7: [option a] values: only a string option has a list of values"},
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = bool\nimplied_by = colour\n[server]\n"
          "command = x\n",
-         ":5: [option a] implied_by = colour: a bool option is implied by one of the keys "
+         ":6: [option a] implied_by = colour: a bool option is implied by one of the keys "
          "every service takes (e.g. port)"},
-        {"[driver]\nprogram = x\n[option a]\ntipe = bool\n[server]\ncommand = x\n",
-         ":4: [option a] unknown key 'tipe': did you mean 'type'?"},
-        {"[driver]\nprogram = x\n[option port]\n[server]\ncommand = x\n",
-         ":3: [option port]: 'port' cannot be an option's name: use lower-case letters, "
+        {"[driver]\nprogram = x\npackage = p\n[option a]\ntipe = bool\n[server]\ncommand = x\n",
+         ":5: [option a] unknown key 'tipe': did you mean 'type'?"},
+        {"[driver]\nprogram = x\npackage = p\n[option port]\n[server]\ncommand = x\n",
+         ":4: [option port]: 'port' cannot be an option's name: use lower-case letters, "
          "digits and '_', and none of the keys every service takes, bin, root or a built-in "
          "${name}"},
-        {"[driver]\nprogram = x\n[option a]\n[option a]\n[server]\ncommand = x\n",
-         ":4: duplicate section [option a] (first on line 3): merge the two"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\ncomand = y\n",
-         ":5: [server] unknown key 'comand': did you mean 'command'?"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\nready = bogus\n",
-         ":5: [server] unknown ready = bogus: use none, tcp, unix:PATH, log:REGEX, "
+        {"[driver]\nprogram = x\npackage = p\n[option a]\n[option a]\n[server]\ncommand = x\n",
+         ":5: duplicate section [option a] (first on line 4): merge the two"},
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\ncomand = y\n",
+         ":6: [server] unknown key 'comand': did you mean 'command'?"},
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\nready = bogus\n",
+         ":6: [server] unknown ready = bogus: use none, tcp, unix:PATH, log:REGEX, "
          "exec:COMMAND, notify, fd:N, send:TEXT expect:TEXT or http:/PATH"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\nhealth = send:PING expect\n",
-         ":5: [server] health = send:PING expect: 'expect' is not a word of this check: use "
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\nhealth = send:PING expect\n",
+         ":6: [server] health = send:PING expect: 'expect' is not a word of this check: use "
          "send:TEXT, raw:TEXT, expect:TEXT, http:/PATH, to:unix:PATH or to:tcp:PORT, and quote "
          "text with spaces (\"send:SCRIPT FLUSH\")"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\nstop_group = sometimes\n",
-         ":5: [server] stop_group = sometimes: use yes or no"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\nuser =\n",
-         ":5: [server] user is empty: name the accounts to try"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\nfile.a/b = x\n",
-         ":5: [server] file.a/b: a file's name is a plain name in the service's directory "
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\nstop_group = sometimes\n",
+         ":6: [server] stop_group = sometimes: say yes or no (or true/false, on/off, 1/0)"},
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\nuser =\n",
+         ":6: [server] user is empty: name the accounts to try"},
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\nfile.a/b = x\n",
+         ":6: [server] file.a/b: a file's name is a plain name in the service's directory "
          "(no '/')"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x \"y\n",
-         ":4: command: unterminated \" quote in: x \"y: add the closing \" (write \\\" for a "
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x \"y\n",
+         ":5: command: unterminated \" quote in: x \"y: add the closing \" (write \\\" for a "
          "quote inside quotes)"},
-        {"[driver]\nprogram = x\n[option size]\ntype = int\ndefault = 1\n[server]\n"
+        {"[driver]\nprogram = x\npackage = p\n[option size]\ntype = int\ndefault = 1\n[server]\n"
          "command = x ${siez}\n",
-         ":7: unknown variable ${siez} in command (known: dir, instance, label, config_dir, "
+         ":8: unknown variable ${siez} in command (known: dir, instance, label, config_dir, "
          "port, socket, program, bin, size, and SERVICE.NAME of a service in after =); did "
          "you mean ${size}?"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\nglobal.X = URL\n",
-         ":5: global.X = URL: URL is none of the recipe's export.NAME"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\n[when tcp = yes]\n",
-         ":5: [when tcp = yes]: no option 'tcp' (define it in an [option tcp] section; root "
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\nglobal.X = URL\n",
+         ":6: global.X = URL: URL is none of the recipe's export.NAME"},
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\n[when tcp = yes]\n",
+         ":6: [when tcp = yes]: no option 'tcp' (define it in an [option tcp] section; root "
          "is tether running as root)"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\n[when tcp]\n",
-         ":5: [when tcp]: write [when OPTION = VALUE], e.g. [when tcp = yes]"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\n[when root = maybe]\n",
-         ":5: [when root = maybe]: use yes or no (or true/false, on/off, 1/0)"},
-        {"[driver]\nprogram = x\n[server]\ncommand = x\n[when root = yes]\ncommand = y\n",
-         ":6: [when root = yes] unknown key 'command' (known: args, cwd, user, stop_group, "
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\n[when tcp]\n",
+         ":6: [when tcp]: write [when OPTION = VALUE], e.g. [when tcp = yes]"},
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\n[when root = maybe]\n",
+         ":6: [when root = maybe]: say yes or no (or true/false, on/off, 1/0)"},
+        {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\n[when root = yes]\ncommand = y\n",
+         ":7: [when root = yes] unknown key 'command' (known: args, cwd, user, stop_group, "
          "file.NAME, export.NAME, port, socket, ready, reset, health, timeout, stop_signal, "
          "stop_timeout, env.NAME)"},
     };
@@ -376,6 +376,8 @@ static void test_recipe_errors(void **state)
                                "'command'?\n"
                                "R.ini:3: [driver] has no program = NAME: say which server to "
                                "run (a name looked up in PATH, or an absolute path)\n"
+                               "R.ini:3: [driver] has no package = NAME: say which Debian "
+                               "package has the program, for the error when it is missing\n"
                                "R.ini:4: [driver] unknown key 'progam': did you mean "
                                "'program'?");
 }
@@ -393,7 +395,7 @@ static const char *from_of(const char *name, const char *config_dir)
     return from;
 }
 
-static const char mini[] = "[driver]\nprogram = true\n[server]\ncommand = ${program}\n";
+static const char mini[] = "[driver]\nprogram = true\npackage = coreutils\n[server]\ncommand = ${program}\n";
 
 /* [tether] drivers, then $TETHER_DRIVERS, then XDG, then the C built-ins,
  * then the installed and compiled-in recipes; a user's recipe of a

@@ -202,15 +202,31 @@ static void kept_reasons(void **state)
 
 static void keep_failed_variable(void **state)
 {
+    (void)state;
+    bool keep = true;
+    terr e;
     assert_int_equal(unsetenv(KEEP_FAILED_VAR), 0);
-    assert_false(keep_failed_env());
-    const char *off[] = {"", "0"}, *on[] = {"1", "yes"};
-    for (size_t i = 0; i < 2; i++) {
+    assert_int_equal(keep_failed_env(&keep, &e), 0);
+    assert_false(keep);
+    /* every boolean as parse_bool reads it, in any case */
+    const char *off[] = {"", "0", "no", "No", "false", "FALSE", "off", "oFF"};
+    const char *on[] = {"1", "yes", "YES", "true", "True", "on", "oN"};
+    for (size_t i = 0; i < ARRAY_SIZE(off); i++) {
         setenv(KEEP_FAILED_VAR, off[i], 1);
-        assert_false(keep_failed_env());
-        setenv(KEEP_FAILED_VAR, on[i], 1);
-        assert_true(keep_failed_env());
+        keep = true;
+        assert_int_equal(keep_failed_env(&keep, &e), 0);
+        assert_false(keep);
     }
+    for (size_t i = 0; i < ARRAY_SIZE(on); i++) {
+        setenv(KEEP_FAILED_VAR, on[i], 1);
+        keep = false;
+        assert_int_equal(keep_failed_env(&keep, &e), 0);
+        assert_true(keep);
+    }
+    /* anything else is an error that names the variable, not a guess */
+    setenv(KEEP_FAILED_VAR, "maybe", 1);
+    assert_int_equal(keep_failed_env(&keep, &e), -EINVAL);
+    assert_non_null(strstr(e.msg, "TETHER_KEEP_FAILED=maybe: say yes or no"));
     unsetenv(KEEP_FAILED_VAR);
 }
 

@@ -147,6 +147,128 @@ static void closest(void **state)
     assert_null(closest_word(longw, keys, n));
 }
 
+/* The one URL encoder: unreserved ASCII stays whatever the locale, the
+ * caller's reserved bytes stay, everything else is %XX (upper case). */
+static void url_encoding(void **state)
+{
+    (void)state;
+    strbuf b = {0};
+    url_encode(&b, "aZ09-._~", NULL);
+    assert_string_equal(b.s, "aZ09-._~");
+    sb_free(&b);
+    url_encode(&b, "a b+c&d%e#f/g,h@i:j?k=l", "");
+    assert_string_equal(b.s, "a%20b%2Bc%26d%25e%23f%2Fg%2Ch%40i%3Aj%3Fk%3Dl");
+    sb_free(&b);
+    url_encode(&b, "/tmp/a,b c", "/,");
+    assert_string_equal(b.s, "/tmp/a,b%20c");
+    sb_free(&b);
+    url_encode(&b, "\xc3\xa9\x01\x7f", NULL); /* UTF-8 e-acute, controls: byte by byte */
+    assert_string_equal(b.s, "%C3%A9%01%7F");
+    sb_free(&b);
+    url_encode(&b, "", NULL);
+    assert_true(b.len == 0);
+    sb_free(&b);
+}
+
+/* The one FILE:LINE error form: with a line, without one, and the errno
+ * it returns. */
+static void file_line_errors(void **state)
+{
+    (void)state;
+    terr e = {0};
+    assert_int_equal(terr_at(&e, EINVAL, "/etc/t.ini", 12, "[%s] bad %s", "db", "key"), -EINVAL);
+    assert_string_equal(e.msg, "/etc/t.ini:12: [db] bad key");
+    assert_int_equal(terr_at(&e, ENOENT, "t.ini", 0, "no [%s]", "x"), -ENOENT);
+    assert_string_equal(e.msg, "t.ini: no [x]");
+    assert_int_equal(terr_at(&e, -EIO, "t.ini", 3, "x"), -EIO);
+    assert_int_equal(terr_at(NULL, EPERM, "t.ini", 3, "x"), -EPERM);
+}
+
+/* The one boolean parser: the eight words in any case, nothing else (not
+ * even with spaces, or a prefix of a word), *out untouched on error. */
+static void booleans(void **state)
+{
+    (void)state;
+    static const char *const t[] = {"yes", "YES", "Yes", "true", "TRUE", "tRuE", "on", "ON",
+                                    "oN", "1"};
+    static const char *const f[] = {"no", "NO", "No", "false", "FALSE", "fAlSe", "off", "OFF",
+                                    "oFf", "0"};
+    static const char *const bad[] = {"maybe", "", " yes", "yes ", "y", "n", "ye", "tru",
+                                      "2", "01", "-1", "yes!", "onn", "nope"};
+    bool b;
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+        b = false;
+        assert_int_equal(parse_bool(t[i], &b), 0);
+        assert_true(b);
+        b = true;
+        assert_int_equal(parse_bool(f[i], &b), 0);
+        assert_false(b);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        b = true;
+        if (parse_bool(bad[i], &b) != -EINVAL)
+            fail_msg("parse_bool(\"%s\") was taken", bad[i]);
+        assert_true(b);
+    }
+    assert_int_equal(parse_bool(NULL, &b), -EINVAL);
+}
+
+static char *mkdtemp_s(void)
+{
+    char tmpl[] = "/tmp/tether-test-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    return strdup(tmpl);
+}
+
+/* The one server-binary finder: PATH through path_search, a path as
+ * given, and a missing program names the Debian package to install. */
+static void program_finder(void **state)
+{
+    (void)state;
+    char *dir = mkdtemp_s();
+    char *prog = xasprintf("%s/fakeserver", dir);
+    char *data = xasprintf("%s/datafile", dir);
+    int fd = open(prog, O_WRONLY | O_CREAT, 0755);
+    assert_true(fd >= 0);
+    close(fd);
+    fd = open(data, O_WRONLY | O_CREAT, 0644); /* not executable: never picked */
+    assert_true(fd >= 0);
+    close(fd);
+    char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    char *path = xasprintf("/nonexistent:%s", dir);
+    setenv("PATH", path, 1);
+    char out[4096];
+    terr e = {0};
+    assert_int_equal(program_find("cache", "fakeserver", "fakepkg", out, sizeof(out), &e), 0);
+    assert_string_equal(out, prog);
+    assert_int_equal(program_find("cache", prog, "fakepkg", out, sizeof(out), &e), 0);
+    assert_string_equal(out, prog);
+    assert_int_equal(program_find("cache", "datafile", "fakepkg", out, sizeof(out), &e),
+                     -ENOENT);
+    assert_int_equal(program_find("cache", "memcached-no-such", "memcached", out, sizeof(out),
+                                  &e),
+                     -ENOENT);
+    assert_string_equal(e.msg, "[cache] memcached-no-such not found in PATH: install the Debian "
+                               "package memcached (apt-get install memcached)");
+    assert_int_equal(program_find("cache", data, "memcached", out, sizeof(out), &e), -ENOENT);
+    assert_non_null(strstr(e.msg, "[cache] "));
+    assert_non_null(strstr(e.msg, data));
+    assert_non_null(strstr(e.msg, "install the Debian package memcached (apt-get install "
+                                  "memcached)"));
+    assert_int_equal(program_find("cache", "", "memcached", out, sizeof(out), &e), -ENOENT);
+    assert_non_null(strstr(e.msg, "apt-get install memcached"));
+    if (old)
+        setenv("PATH", old, 1);
+    free(old);
+    unlink(prog);
+    unlink(data);
+    rmdir(dir);
+    free(path);
+    free(prog);
+    free(data);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +277,10 @@ int main(void)
         cmocka_unit_test(strings),
         cmocka_unit_test(files),
         cmocka_unit_test(closest),
+        cmocka_unit_test(url_encoding),
+        cmocka_unit_test(file_line_errors),
+        cmocka_unit_test(program_finder),
+        cmocka_unit_test(booleans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
