@@ -14,6 +14,7 @@
 
 #include "instance.h"
 #include "job.h"
+#include "proc.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -77,16 +78,10 @@ static void close_fds_except(const int *keep, size_t n_keep)
  * may reap first (job_wait takes ECHILD as "gone"). */
 static pid_t clone_quiet(int *pidfd)
 {
-    struct clone_args a = {.flags = CLONE_PIDFD, .pidfd = (unsigned long)pidfd,
-                           .exit_signal = 0};
-    long pid = syscall(SYS_clone3, &a, sizeof(a));
-    if (pid >= 0 || errno != ENOSYS)
-        return (pid_t)pid;
-    *pidfd = -1;
-    pid = fork();
-    if (pid > 0)
-        *pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-    return (pid_t)pid;
+    pid_t pid = proc_fork_pidfd(pidfd); /* proc.c: the one place that opens pidfds */
+    if (pid < 0)
+        errno = -pid;
+    return pid < 0 ? -1 : pid;
 }
 
 pid_t job_fork(struct svc *s, int *sock, int *pidfd, const int *keep, size_t n_keep, terr *e)
@@ -131,17 +126,12 @@ pid_t job_fork(struct svc *s, int *sock, int *pidfd, const int *keep, size_t n_k
 /* Reap pid if it has exited: 1 and its status, 0 still running. */
 static int job_reaped(pid_t pid, int pidfd, int *status)
 {
-    siginfo_t si = {0};
-    int r = pidfd >= 0 ? waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG | __WALL)
-                       : waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | __WALL);
+    int r = proc_pidfd_reap(pidfd, pid, false, status);
     if (r < 0) { /* ECHILD: reaped by another (the fork() fallback) */
         *status = 0;
         return 1;
     }
-    if (si.si_pid == 0)
-        return 0;
-    *status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status & 0x7f;
-    return 1;
+    return r;
 }
 
 void job_kill(pid_t pid, int pidfd)
@@ -149,16 +139,10 @@ void job_kill(pid_t pid, int pidfd)
     if (pid <= 0)
         return;
     if (pidfd >= 0)
-        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        (void)proc_pidfd_signal(pidfd, SIGKILL);
     else
         kill(pid, SIGKILL);
-    siginfo_t si;
-    if (pidfd >= 0)
-        while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
-            ;
-    else
-        while (waitid(P_PID, (id_t)pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
-            ;
+    (void)proc_pidfd_reap(pidfd, pid, true, NULL);
     if (pidfd >= 0)
         close(pidfd);
 }

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/sched.h>
+#include <stdint.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Parse a decimal pid ("123"), rejecting signs, junk and overflow. */
@@ -173,6 +176,41 @@ int proc_pidfd_open(pid_t pid)
     /* PIDFD_CLOEXEC does not exist: pidfds are always close-on-exec */
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
     return fd < 0 ? -errno : fd;
+}
+
+pid_t proc_fork_pidfd(int *pidfd)
+{
+    int fd = -1;
+    /* exit_signal 0: a "clone" child, which waitpid(-1) without __WALL
+     * does not see (wait(2)) */
+    struct clone_args ca = {.flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&fd,
+                            .exit_signal = 0};
+    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid < 0 && errno == ENOSYS)
+        pid = fork();
+    if (pid < 0)
+        return -errno;
+    *pidfd = pid == 0 ? -1 : fd;
+    return (pid_t)pid;
+}
+
+int proc_pidfd_reap(int pfd, pid_t pid, bool block, int *status)
+{
+    siginfo_t si = {0};
+    int flags = WEXITED | __WALL | (block ? 0 : WNOHANG);
+    int r;
+    do
+        r = pfd >= 0 ? waitid(P_PIDFD, (id_t)pfd, &si, flags)
+                     : waitid(P_PID, (id_t)pid, &si, flags);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    if (si.si_pid == 0)
+        return 0;
+    if (status)
+        *status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0)
+                                           : W_EXITCODE(0, si.si_status);
+    return 1;
 }
 
 int proc_pidfd_signal(int pfd, int sig)

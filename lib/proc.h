@@ -32,6 +32,18 @@ int proc_kill_wait(const struct proc_id *id, int sig, long long timeout_ns);
  * -errno (-ESRCH: no such process; -ENOSYS: kernels before 5.3 and
  * valgrind 3.19, where callers fall back to kill(2) and /proc). */
 int proc_pidfd_open(pid_t pid);
+/* fork(), but the child's exit sends no SIGCHLD and only a wait that asks
+ * for such children (__WALL, as proc_pidfd_reap does) reaps it: a
+ * catch-all waitpid(-1) (the helper's) leaves it to the code that started
+ * it.  *pidfd gets its pidfd (clone3's CLONE_PIDFD).  Where clone3 is
+ * missing (ENOSYS: valgrind 3.19, kernels before 5.3) a plain fork, with
+ * *pidfd -1.  The pid in the parent, 0 in the child, or -errno. */
+pid_t proc_fork_pidfd(int *pidfd);
+/* Reap the child of proc_fork_pidfd (pfd, or pid when pfd is -1): with
+ * block, wait for it; without, only if it has exited.  1 reaped (*status
+ * its wait status, if not NULL), 0 still running, -errno (-ECHILD: reaped
+ * already). */
+int proc_pidfd_reap(int pfd, pid_t pid, bool block, int *status);
 /* Send sig through a pidfd: 0 or -errno. */
 int proc_pidfd_signal(int pfd, int sig);
 /* The one pidfd wait: until its process exits (true) or deadline, a

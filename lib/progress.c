@@ -14,6 +14,11 @@ void progress_to(int fd)
     sink = fd;
 }
 
+int progress_fd(void)
+{
+    return sink;
+}
+
 bool progress_on(int level)
 {
     return level <= progress_level && level > PROGRESS_QUIET;

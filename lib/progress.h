@@ -21,6 +21,8 @@ extern int progress_level;
 /* Where lines go: -1 (the default) prints "tether: TEXT\n" on stderr; a
  * socket gets helper records (see helper.c), sent whole. */
 void progress_to(int fd);
+/* That fd (-1: stderr), for a child that reports progress to keep open. */
+int progress_fd(void);
 
 bool progress_on(int level);
 void progress(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -3,14 +3,20 @@
 #include "dynlib.h"
 #include <stdbool.h>
 #include "../instance.h"
+#include "../job.h"
+
+#define PG_SOCKET_PORT 5432 /* the socket's name only, when there is no TCP */
 
 struct pg {
     char *bindir;
-    char *cache_entry; /* the cache's directory for this cluster (pg_cache_get) */
+    char *cache_entry; /* the cache's directory for this cluster (pg_cache_install) */
+    char *build_tmp;   /* its build directory's name while a job builds it */
     char *os_user; /* runs the server; also the database superuser */
     char *password; /* os_user's over TCP (tcp = yes), made per instance; NULL without TCP */
-    int worker_fd;    /* to the reset worker (pg_job.c), or -1 */
-    pid_t worker_pid;
+    struct worker worker; /* resets, health checks, the TCP password (job.h) */
+    bool auth_pending; /* tcp = yes: the password is set once the server is up */
+    pid_t spare_pid; /* making the cache entry's next spare (pg_spare_start) */
+    int spare_pidfd;
     /* server = URL mode */
     char *server_url;
     char *server_db; /* the unique database made for this instance */
@@ -18,40 +24,7 @@ struct pg {
     strv server_vars; /* HOST, PORT, USER, URL_AUTH: parsed by the job */
 };
 
-/* pg_job.c: libpq runs only in children of the helper (jobs, a worker). */
-struct pg_job {
-    struct svc *s;
-    struct pg *pg;
-    void *arg;
-    int sock; /* to the helper */
-    bool replied;
-    strv out; /* key, value, ... handed back with the reply */
-};
-typedef int (*pg_job_fn)(struct pg_job *j, terr *e);
-/* Run fn(job) in a child that loads libpq and wait for it: its result
- * (and e, and the pairs it put in out) is what it replied.  `keep`: fds
- * the job uses (the child closes all others). */
-int pg_job_run(struct svc *s, struct pg *pg, pg_job_fn fn, void *arg, const int *keep,
-               size_t n_keep, strv *out, terr *e);
-/* Reply now (once; later calls do nothing): the job may go on after it. */
-void pg_job_reply(struct pg_job *j, int r, const terr *e);
-/* A worker serves requests (its `arg` points to its own state, NULL at
- * first) until it has been idle for a while; serve() is called once with
- * a NULL req as it starts, to prepare (its result goes nowhere).
- * pg_worker_call() starts one when there is none, sends req and waits for
- * the reply, killing the worker if it does not come within timeout_ns. */
-typedef int (*pg_worker_fn)(struct pg_job *j, const char *req, terr *e);
-int pg_worker_call(struct svc *s, struct pg *pg, pg_worker_fn serve, const char *req,
-                   long long timeout_ns, terr *e);
-/* Start the worker now (unless there is one), for a call that will come
- * soon: it loads libpq meanwhile. */
-int pg_worker_spawn(struct svc *s, struct pg *pg, pg_worker_fn serve, terr *e);
-void pg_worker_forget(struct pg *pg);
-/* Fork a child of the helper, tied to it by PDEATHSIG, with every fd but
- * 0-2, keep[] and (with sock) its end of a seqpacket socket closed: the
- * pid in the helper, 0 in the child; *sock is each side's own end. */
-pid_t pg_fork(struct svc *s, int *sock, const int *keep, size_t n_keep, terr *e);
-
+/* pg_sql.c: the layer below the others */
 const char *pg_dbname(const struct svc_conf *c);
 /* The URL of a database: host and port in the authority for TCP, in the
  * query for a socket directory, so that libpq, psycopg2, psycopg 3,
@@ -71,17 +44,18 @@ char *pg_template_name(struct svc *s, struct pg *pg);
 
 /* pg_cache.c */
 int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e);
-/* An initdb'd cluster for this configuration, built on first use; *fd is
- * its data directory. */
-int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e);
-/* Move the entry's spare copy into place as dstdir/data: 0, or -errno
- * (none there, another file system...). */
-int pg_cache_take_spare(struct pg *pg, int dstdir);
-/* Make the next spare in the background (a child of the helper that it
- * reaps like any other), unless one exists or is being made. */
-void pg_cache_make_spare(struct svc *s, struct pg *pg, int dstdir);
-/* The per-user cache root (created 0700, or 0711 for root). */
-int pg_cache_root(char **path, terr *e);
+/* s->dir/data: the spare or a copy of the cache's initdb'd cluster for
+ * this configuration, built first (in a job: OP_STARTED) if there is none.
+ * 0 | OP_STARTED | < 0, as driver.h's prepare. */
+int pg_cache_install(struct svc *s, struct pg *pg, struct op *op, terr *e);
+/* At cleanup (every process gone): the directory of a build that was
+ * abandoned (its job killed at a shutdown), and its servers' segments. */
+void pg_cache_abandon(struct svc *s, struct pg *pg);
+/* Make the entry's next spare copy (datacache_make_spare) in a child,
+ * unless one is being made; pg_spare_reap() reaps it: without kill_it
+ * only once it is done, with kill_it now. */
+void pg_spare_start(struct svc *s, struct pg *pg, int dstdir);
+void pg_spare_reap(struct pg *pg, bool kill_it);
 
 /* pg_truncate.c: reset = truncate */
 struct pg_init_state;
@@ -96,7 +70,7 @@ int pg_truncate_reset(PGconn *c, const struct pg_init_state *st, long long lock_
 int pg_rollback_prepared(PGconn *c, const char *label, terr *e);
 
 /* pg_server.c: server = URL */
-int pg_server_prepare(struct svc *s, struct pg *pg, terr *e);
+int pg_server_prepare(struct svc *s, struct pg *pg, struct op *op, terr *e);
 int pg_server_variables(struct svc *s, struct pg *pg, terr *e);
 PGconn *pg_server_connect(struct pg *pg, terr *e);
 /* The same, to database db */

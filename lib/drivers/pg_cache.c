@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
@@ -22,9 +23,13 @@
 #include <sys/wait.h>
 
 #include "../fsutil.h"
+#include "../job.h"
+#include "../proc.h"
 #include "../progress.h"
+#include "../kit.h"
 #include "../service.h"
 #include "../spawn.h"
+#include "datacache.h"
 #include "pg.h"
 
 #define CACHE_FORMAT "tether-pg-cache-4" /* 4: scram-sha-256 over TCP */
@@ -36,6 +41,13 @@ static bool is_exe(const char *dir, const char *name)
 {
     _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
     return access(p, X_OK) == 0;
+}
+
+/* A postgres in PATH counts with its initdb beside it. */
+static bool server_with_initdb(const char *path)
+{
+    _cleanup_free_ char *dir = xstrndup(path, strrchr(path, '/') - path);
+    return *path == '/' && is_exe(dir, "postgres") && is_exe(dir, "initdb");
 }
 
 int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e)
@@ -77,40 +89,14 @@ int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e)
         *bindir = xasprintf("/usr/lib/postgresql/%ld/bin", best);
         return 0;
     }
-    const char *path = getenv("PATH");
-    _cleanup_free_ char *copy = xstrdup(path ? path : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
-        if (*d && is_exe(d, "postgres") && is_exe(d, "initdb")) {
-            *bindir = xstrdup(d);
-            return 0;
-        }
-    return terr_set(e, ENOENT, "[%s] postgres not found (looked in /usr/lib/postgresql/*/bin "
-                    "and PATH): apt-get install postgresql, or set bin_dir =", c->label);
-}
-
-int pg_cache_root(char **path, terr *e)
-{
-    const char *env = getenv("TETHER_CACHE_DIR");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
-    char *p;
-    if (env && *env)
-        p = xstrdup(env);
-    else if (xdg && *xdg == '/' && stat(xdg, &st) == 0 && st.st_uid == getuid())
-        p = xasprintf("%s/tether-cache", xdg);
-    else
-        p = xasprintf("/dev/shm/tether-cache-%u", (unsigned)getuid());
-    int fd = ensure_private_dir_var(p, getuid(), "TETHER_CACHE_DIR", e);
-    if (fd < 0) {
-        terr_prefix(e, fd, "tether's cache directory");
-        free(p);
-        return fd;
+    char found[4096];
+    if (path_search("postgres", server_with_initdb, found, sizeof(found)) == 0) {
+        *bindir = xstrndup(found, strrchr(found, '/') - found);
+        return 0;
     }
-    /* root's clusters belong to the postgres user, who must reach them */
-    if (geteuid() == 0)
-        fchmod(fd, 0711);
-    *path = p;
-    return fd;
+    return terr_set(e, ENOENT, "[%s] postgres not found in /usr/lib/postgresql/*/bin or PATH: "
+                    "install the Debian package postgresql (apt-get install postgresql), or "
+                    "set bin_dir =", c->label);
 }
 
 static void fnv(unsigned long long *h, const void *data, size_t n)
@@ -125,7 +111,7 @@ static void fnv_str(unsigned long long *h, const char *s) { fnv(h, s ? s : "", s
 static char *init_sql_path(const struct svc *s)
 {
     const char *f = svc_opt(s->conf, "init_sql");
-    return f ? config_path(s->inst->cfg, f) : NULL;
+    return f ? svc_config_path(s, f) : NULL;
 }
 
 /* init_sql: the file's name, for messages, and the text read from it */
@@ -148,8 +134,8 @@ static int cache_key(struct svc *s, struct pg *pg, char out[32], struct init_sql
     fnv(&h, &s->uid, sizeof(s->uid));
     fnv_str(&h, pg_dbname(s->conf));
     fnv_str(&h, svc_opt(s->conf, "init"));
-    if (svc_opt(s->conf, "init") && s->inst->cfg) /* one project's ./bin/load is not another's */
-        fnv_str(&h, s->inst->cfg->dir);
+    if (svc_opt(s->conf, "init") && svc_config_dir(s)) /* one project's ./bin/load is not another's */
+        fnv_str(&h, svc_config_dir(s));
     is->path = init_sql_path(s);
     is->text = NULL;
     if (is->path) {
@@ -202,12 +188,11 @@ static char *find_psql(const char *bindir)
 {
     if (is_exe(bindir, "psql"))
         return xasprintf("%s/psql", bindir);
-    const char *path = getenv("PATH");
-    _cleanup_free_ char *copy = xstrdup(path ? path : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
-        if (*d == '/' && is_exe(d, "psql"))
-            return xasprintf("%s/psql", d);
-    return NULL;
+    char found[4096];
+    return program_find("", "psql", "postgresql-client", found, sizeof(found), NULL) == 0 &&
+                   *found == '/'
+               ? xstrdup(found)
+               : NULL;
 }
 
 /* An anonymous file holding data, at offset 0. */
@@ -398,7 +383,7 @@ static int load_schema(struct svc *s, struct pg *pg, const char *dir,
  * systemd support), with PQping as the fallback for servers without it. */
 static int wait_ready(struct svc *s, struct pg *pg, const char *dir, int nfd, pid_t pid, terr *e)
 {
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pfd = proc_pidfd_open(pid);
     const char *keys[] = {"host", "port", "user", "dbname", NULL};
     const char *vals[] = {dir, "5432", pg->os_user, "template1", NULL};
     long long deadline = now_ns() + s->conf->timeout_ns;
@@ -489,27 +474,6 @@ static int load_cluster(struct svc *s, struct pg *pg, const char *dir, const str
     _cleanup_free_ char *sock = xasprintf("%s/notify", dir);
     unlink(sock);
     return r;
-}
-
-/* A build that ran out of room says so, and where: the step's message
- * tells, or (in any language) the file system is full with the failed
- * build still on it (initdb --no-clean). */
-static int out_of_space(struct svc *s, int root, const char *rootpath, int r, terr *e)
-{
-    struct statvfs v;
-    bool full_now = fstatvfs(root, &v) == 0 && (unsigned long long)v.f_bavail * v.f_frsize < 1 << 20;
-    if (r != -ENOSPC && !strstr(e->msg, NO_SPACE) && !full_now)
-        return r;
-    char room[96] = "";
-    if (fstatvfs(root, &v) == 0)
-        snprintf(room, sizeof(room), " (%llu of %llu MB free when it failed)",
-                 (unsigned long long)v.f_bavail * v.f_frsize >> 20,
-                 (unsigned long long)v.f_blocks * v.f_frsize >> 20);
-    terr was = *e;
-    return terr_set(e, ENOSPC, "[%s] no space left on device in %s%s while building the cluster "
-                    "cache: free some space there, or set TETHER_CACHE_DIR to a directory with "
-                    "room for a cluster (some 40 MB); what failed: %s",
-                    s->conf->label, rootpath, room, was.msg);
 }
 
 /* What PostgreSQL's own headers say (storage/pg_shmem.h, ipc/dsm.c): the
@@ -613,22 +577,22 @@ static void remove_build_shm(struct svc *s, int root, const char *tmp)
     fclose(f);
 }
 
-static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, const char *key,
-                 const struct init_sql *is, terr *e)
+/* In the job's child (see pg_cache_get): initdb into dir/data, then
+ * load the schema with a server of its own. */
+struct build_args {
+    struct svc *s;
+    struct pg *pg;
+    const struct init_sql *is;
+};
+
+static int build(void *arg, int root, const char *dir, terr *e)
 {
-    char rnd[9];
-    random_hex(rnd, 8);
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp-%s", key, rnd);
-    _cleanup_free_ char *dir = xasprintf("%s/%s", rootpath, tmp);
-    if (mkdirat(root, tmp, 0700) < 0)
-        return terr_set(e, errno, "[%s] cannot create %s: %m", s->conf->label, dir);
-    int r = 0;
+    (void)root;
+    const struct build_args *a = arg;
+    struct svc *s = a->s;
+    struct pg *pg = a->pg;
     _cleanup_strv_ strv env = {0};
     _cleanup_strv_ strv argv = {0};
-    if (s->run_as && chown(dir, s->uid, s->gid) < 0) {
-        r = terr_set(e, errno, "[%s] cannot chown %s: %m", s->conf->label, dir);
-        goto fail;
-    }
     svc_environ(s, &env); /* carries the cookie: gc finds a builder left behind */
     strv_pushf(&argv, "%s/initdb", pg->bindir);
     strv_push(&argv, "-D");
@@ -645,148 +609,151 @@ static int build(struct svc *s, struct pg *pg, int root, const char *rootpath, c
     strv_push(&argv, "--encoding=UTF8");
     strv_push(&argv, "--locale=C");
     strv_push(&argv, "--wal-segsize=1"); /* 1 MB segments: a smaller copy */
-    if ((r = run_step(s, argv.v, env.v, true, e)) < 0)
-        goto fail;
-    if ((r = load_cluster(s, pg, dir, is, &env, e)) < 0)
-        goto fail;
-    if (renameat(root, tmp, root, key) < 0) {
-        r = terr_set(e, errno, "[%s] cannot rename %s into the cache: %m", s->conf->label, dir);
-        goto fail;
-    }
-    return 0;
-fail:
-    remove_build_shm(s, root, tmp);
-    r = out_of_space(s, root, rootpath, r, e);
-    rm_rf_at(root, tmp, NULL);
-    return r;
+    int r = run_step(s, argv.v, env.v, true, e);
+    return r < 0 ? r : load_cluster(s, pg, dir, a->is, &env, e);
 }
 
-struct build_args {
+static void build_stale(void *arg, int root, const char *name)
+{
+    const struct build_args *a = arg;
+    remove_build_shm(a->s, root, name);
+}
+
+struct get_args {
+    struct datacache_build b;
     int root;
-    const char *rootpath, *key;
-    const struct init_sql *is;
+    const char *rootpath;
 };
 
-/* In a job: the helper never loads libpq (see pg_job.c). */
-static int job_build(struct pg_job *j, terr *e)
+/* In a job: the helper never loads libpq, and a build's lock wait and
+ * initdb happen there, not in the helper's loop. */
+static int job_get(struct job *j, terr *e)
 {
-    const struct build_args *a = j->arg;
-    return build(j->s, j->pg, a->root, a->rootpath, a->key, a->is, e);
+    struct get_args *a = j->arg;
+    int r = pq_load(e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", a->b.label);
+    _cleanup_free_ char *entry = NULL;
+    _cleanup_close_ int fd = -1;
+    return datacache_get(&a->b, a->root, a->rootpath, &entry, &fd, e);
 }
 
-/* The cache's entry `key`: opened, or built under its lock if nobody has. */
-static int cache_get(struct svc *s, struct pg *pg, int root, const char *rootpath,
-                     const char *key, const struct init_sql *is, int *fd, terr *e)
+/* The entry's data into s->dir/data: its spare renamed, else a copy; then
+ * the next instance's spare, made while this one's server starts. */
+static int install(struct svc *s, struct pg *pg, terr *e)
 {
+    _cleanup_free_ char *data = xasprintf("%s/data", pg->cache_entry);
+    _cleanup_close_ int cache = open(data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (cache < 0)
+        return terr_set(e, errno, "[%s] the PostgreSQL cache %s: %m", s->conf->label, data);
+    _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0)
+        return terr_set(e, errno, "[%s] %s: %m", s->conf->label, s->dir);
     int r;
-    _cleanup_free_ char *data = xasprintf("%s/data", key);
-    free(pg->cache_entry);
-    pg->cache_entry = xasprintf("%s/%s", rootpath, key);
-    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (*fd >= 0)
-        return 0;
-    _cleanup_free_ char *lockname = xasprintf("%s.lock", key);
-    _cleanup_close_ int lock = openat(root, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0)
-        return terr_set(e, errno, "[%s] cannot open %s/%s: %m", s->conf->label, rootpath, lockname);
-    while (flock(lock, LOCK_EX) < 0)
-        if (errno != EINTR)
-            return terr_set(e, errno, "[%s] cannot lock %s/%s: %m", s->conf->label, rootpath,
-                            lockname);
-    /* someone may have built it while we waited */
-    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (*fd >= 0)
-        return 0;
-    /* builds that died half-way: nobody else can be building (we hold the lock) */
-    DIR *d = fdopendir(fcntl(root, F_DUPFD_CLOEXEC, 3));
-    if (d) {
-        struct dirent *de;
-        size_t kl = strlen(key);
-        strv stale = {0};
-        while ((de = readdir(d)))
-            if (strncmp(de->d_name, key, kl) == 0 && strncmp(de->d_name + kl, ".tmp-", 5) == 0)
-                strv_push(&stale, de->d_name);
-        closedir(d);
-        for (size_t i = 0; i < stale.n; i++) {
-            /* a builder killed mid-way left its servers' segments too */
-            remove_build_shm(s, root, stale.v[i]);
-            rm_rf_at(root, stale.v[i], NULL);
-        }
-        strv_free(&stale);
-    }
-    struct build_args a = {.root = root, .rootpath = rootpath, .key = key, .is = is};
-    long long t0 = now_ns();
-    progress(PROGRESS_NOTE, "[%s] building the PostgreSQL cache, first run for this schema "
-             "...", s->conf->label);
-    if ((r = pg_job_run(s, pg, job_build, &a, &root, 1, NULL, e)) < 0)
-        return r;
-    char t[32];
-    progress(PROGRESS_NOTE, "[%s] ... done in %s", s->conf->label, progress_since(t, t0));
-    *fd = openat(root, data, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (*fd < 0)
-        return terr_set(e, errno, "[%s] the cluster cache %s/%s vanished: %m", s->conf->label,
-                        rootpath, data);
+    if (datacache_take_spare(pg->cache_entry, dfd, "data") < 0 &&
+        (r = copy_tree(cache, dfd, "data", s->run_as, s->uid, s->gid, e)) < 0)
+        return terr_prefix(e, r, "[%s] copying the cached cluster into %s", s->conf->label,
+                           s->dir);
+    pg_spare_start(s, pg, dfd);
     return 0;
 }
 
-int pg_cache_get(struct svc *s, struct pg *pg, int *fd, terr *e)
+static int built(struct op *op, int r, const strv *out, void *ud, terr *e)
+{
+    (void)out;
+    (void)ud;
+    struct svc *s = op->s;
+    struct pg *pg = s->driver_data;
+    free(take_ptr(&pg->build_tmp)); /* renamed, or removed by the job */
+    return r < 0 ? r : install(s, pg, e);
+}
+
+void pg_cache_abandon(struct svc *s, struct pg *pg)
+{
+    if (!pg->build_tmp || !pg->cache_entry)
+        return;
+    _cleanup_free_ char *rootpath = xstrndup(pg->cache_entry, strrchr(pg->cache_entry, '/') -
+                                                                  pg->cache_entry);
+    _cleanup_close_ int root = open(rootpath, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    struct build_args ba = {.s = s, .pg = pg};
+    struct datacache_build b = {.label = s->conf->label, .stale = build_stale, .arg = &ba};
+    if (root >= 0)
+        datacache_abandon(&b, root, pg->build_tmp);
+    free(take_ptr(&pg->build_tmp));
+}
+
+int pg_cache_install(struct svc *s, struct pg *pg, struct op *op, terr *e)
 {
     _cleanup_free_ char *rootpath = NULL;
-    _cleanup_close_ int root = pg_cache_root(&rootpath, e);
+    _cleanup_close_ int root = datacache_root(&rootpath, e);
     if (root < 0)
         return terr_prefix(e, root, "[%s]", s->conf->label);
     char key[32];
     struct init_sql is = {0};
     int r = cache_key(s, pg, key, &is, e);
-    if (r == 0)
-        r = cache_get(s, pg, root, rootpath, key, &is, fd, e);
+    free(pg->cache_entry);
+    pg->cache_entry = xasprintf("%s/%s", rootpath, key);
+    _cleanup_free_ char *data = xasprintf("%s/data", key);
+    struct stat st;
+    if (r == 0 && fstatat(root, data, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        r = install(s, pg, e); /* warm: a rename or a copy, a few ms */
+    } else if (r == 0) {
+        /* cold: lock, initdb, init_sql in a job (its child has its own
+         * copy of these arguments); the build's progress goes where the
+         * helper's does */
+        struct build_args ba = {.s = s, .pg = pg, .is = &is};
+        struct get_args ga = {
+            .b = {.label = s->conf->label, .what = "PostgreSQL", .key = key,
+                  .chown = s->run_as, .uid = s->uid, .gid = s->gid, .build = build,
+                  .stale = build_stale, .arg = &ba},
+            .root = root, .rootpath = rootpath};
+        int keep[] = {root, progress_fd()};
+        free(pg->build_tmp);
+        ga.b.tmp = pg->build_tmp = datacache_tmp_name(key);
+        op->what = "building the PostgreSQL cache";
+        r = job_start(op, s, job_get, &ga, keep, keep[1] >= 0 ? 2 : 1, e);
+        if (r == OP_STARTED)
+            job_then(op, built, NULL);
+    }
     free(is.path);
     free(is.text);
     return r;
 }
 
-/* A spare copy of the cluster, made inside its cache entry while an
+/* A spare copy of the cluster, made inside its cache entry while this
  * instance's server starts (mostly on the other core), so that the next
- * instance starts with a rename instead of a 30 ms copy.  One per entry:
- * its maker holds spare.lock, and a maker killed half-way leaves
- * spare.tmp for the next one to remove. */
-int pg_cache_take_spare(struct pg *pg, int dstdir)
+ * instance starts with a rename instead of a 30 ms copy.  In a child that
+ * this driver reaps (pg_spare_reap), which the helper's catch-all leaves
+ * alone (job_fork). */
+void pg_spare_start(struct svc *s, struct pg *pg, int dstdir)
 {
-    if (!pg->cache_entry)
-        return -ENOENT;
-    _cleanup_close_ int kd = open(pg->cache_entry, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (kd < 0)
-        return -errno;
-    return renameat(kd, "spare", dstdir, "data") < 0 ? -errno : 0;
-}
-
-void pg_cache_make_spare(struct svc *s, struct pg *pg, int dstdir)
-{
-    if (!pg->cache_entry)
+    pg_spare_reap(pg, false);
+    if (!pg->cache_entry || pg->spare_pid > 0)
         return;
-    int kd = open(pg->cache_entry, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     struct stat a, b;
     /* a spare on another file system could not be renamed into place */
-    if (kd < 0 || fstat(kd, &a) < 0 || fstat(dstdir, &b) < 0 || a.st_dev != b.st_dev ||
-        faccessat(kd, "spare", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (kd >= 0)
-            close(kd);
+    if (stat(pg->cache_entry, &a) < 0 || fstat(dstdir, &b) < 0 || a.st_dev != b.st_dev)
         return;
-    }
-    pid_t pid = pg_fork(s, NULL, &kd, 1, NULL);
-    if (pid != 0) { /* the helper reaps it; a failed fork costs only speed */
-        close(kd);
+    int pfd = -1;
+    pid_t pid = job_fork(s, NULL, &pfd, NULL, 0, NULL);
+    if (pid < 0) /* costs only speed */
         return;
-    }
-    setpriority(PRIO_PROCESS, 0, 10); /* behind the servers that are starting */
-    int lock = openat(kd, "spare.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0 ||
-        faccessat(kd, "spare", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-        _exit(0);
-    rm_rf_at(kd, "spare.tmp", NULL);
-    int src = openat(kd, "data", O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (src < 0 || copy_tree(src, kd, "spare.tmp", s->run_as, s->uid, s->gid, NULL) < 0 ||
-        renameat2(kd, "spare.tmp", kd, "spare", RENAME_NOREPLACE) < 0)
-        rm_rf_at(kd, "spare.tmp", NULL);
-    _exit(0);
+    if (pid == 0)
+        _exit(datacache_make_spare(pg->cache_entry, s->run_as, s->uid, s->gid) < 0 ? 1 : 0);
+    pg->spare_pid = pid;
+    pg->spare_pidfd = pfd;
+}
+
+void pg_spare_reap(struct pg *pg, bool kill_it)
+{
+    if (pg->spare_pid <= 0)
+        return;
+    if (kill_it && pg->spare_pidfd >= 0) /* its copy is not needed now; the next one finishes it */
+        (void)proc_pidfd_signal(pg->spare_pidfd, SIGKILL);
+    if (proc_pidfd_reap(pg->spare_pidfd, pg->spare_pid, kill_it, NULL) == 0)
+        return; /* still copying */
+    if (pg->spare_pidfd >= 0)
+        close(pg->spare_pidfd);
+    pg->spare_pidfd = -1;
+    pg->spare_pid = 0;
 }

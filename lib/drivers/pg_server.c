@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../fsutil.h"
+#include "../kit.h"
 #include "../service.h"
 #include "pg.h"
 
@@ -175,15 +176,6 @@ PGconn *pg_server_connect_db(struct pg *pg, const char *db, terr *e)
     return connect_url(pg->server_url, db, e);
 }
 
-char *pg_template_name(struct svc *s, struct pg *pg)
-{
-    if (pg->server_url) {
-        const char *t = svc_opt(s->conf, "template");
-        return t ? xstrdup(t) : NULL;
-    }
-    return xasprintf("%s_template", pg_dbname(s->conf));
-}
-
 /* A session lock per database name, held by its creator from before the
  * record until its connection ends.  A creator killed in mid CREATE
  * DATABASE leaves the statement running on the server: gc's DROP would
@@ -212,10 +204,13 @@ static const char *out_get(const strv *out, const char *key)
 /* In a job: parse the URL, then lock, record and create the database.
  * Hands back the maintenance database and the parts of the URL that the
  * variables show. */
-static int job_create(struct pg_job *j, terr *e)
+static int job_create(struct job *j, terr *e)
 {
     struct svc *s = j->s;
-    struct pg *pg = j->pg;
+    struct pg *pg = s->driver_data; /* the child's copy */
+    int r = pq_load(e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
     PQconninfoOption *opts = PQconninfoParse(pg->server_url, NULL);
     if (!opts) {
         _cleanup_free_ char *shown = shown_url(pg->server_url);
@@ -243,7 +238,7 @@ static int job_create(struct pg_job *j, terr *e)
     PGconn *c = pg_server_connect(pg, e);
     if (!c)
         return terr_prefix(e, -ECONNREFUSED, "[%s]", s->conf->label);
-    int r = pg_server_lock(c, pg->server_db, s->conf->label, e);
+    r = pg_server_lock(c, pg->server_db, s->conf->label, e);
     if (r < 0) {
         PQfinish(c);
         return r;
@@ -270,7 +265,28 @@ static int job_create(struct pg_job *j, terr *e)
     return r;
 }
 
-int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
+/* In the helper, once the job is over: what it handed back. */
+static int created(struct op *op, int r, const strv *out, void *ud, terr *e)
+{
+    (void)ud;
+    (void)e;
+    struct svc *s = op->s;
+    struct pg *pg = s->driver_data;
+    strv_free(&pg->server_vars);
+    for (size_t i = 0; i < out->n; i++)
+        strv_push(&pg->server_vars, out->v[i]);
+    const char *maint = out_get(&pg->server_vars, "maint");
+    if (maint) {
+        free(pg->maint_db);
+        pg->maint_db = xstrdup(maint);
+    }
+    _cleanup_free_ char *rec = xasprintf("%s/%s", s->dir, RECORD);
+    if (r < 0 && access(rec, F_OK) < 0) /* nothing made: nothing to drop */
+        free(take_ptr(&pg->server_db));
+    return r;
+}
+
+int pg_server_prepare(struct svc *s, struct pg *pg, struct op *op, terr *e)
 {
     s->external = true;
     if (pg->server_db)
@@ -281,19 +297,19 @@ int pg_server_prepare(struct svc *s, struct pg *pg, terr *e)
         return r;
     /* unique: the instance id is random, the label unique in it */
     strbuf name = {0};
-    sb_addf(&name, "%s_%s_", pg_dbname(s->conf), s->inst->id);
+    sb_addf(&name, "%s_%s_", pg_dbname(s->conf), svc_instance_id(s));
     for (const char *p = s->conf->label; *p; p++)
         sb_addc(&name, isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : '_');
     pg->server_db = sb_steal(&name);
     pg->server_url = take_ptr(&url);
-    strv_free(&pg->server_vars);
-    r = pg_job_run(s, pg, job_create, NULL, NULL, 0, &pg->server_vars, e);
-    const char *maint = out_get(&pg->server_vars, "maint");
-    if (maint)
-        pg->maint_db = xstrdup(maint);
-    _cleanup_free_ char *rec = xasprintf("%s/%s", s->dir, RECORD);
-    if (r < 0 && access(rec, F_OK) < 0) /* nothing made: nothing to drop */
+    op->what = "creating the database";
+    r = job_start(op, s, job_create, NULL, NULL, 0, e);
+    if (r < 0) {
         free(take_ptr(&pg->server_db));
+        return r;
+    }
+    job_then(op, created, NULL);
+    /* the connect's 5 s and the lock's 120 s are the job's own bounds */
     return r;
 }
 
@@ -345,17 +361,21 @@ static int drop_db(const char *url, const char *maint, const char *db, long long
     return r;
 }
 
-static int job_drop(struct pg_job *j, terr *e)
+static int job_drop(struct job *j, terr *e)
 {
-    return drop_db(j->pg->server_url, j->pg->maint_db, j->pg->server_db,
-                   j->s->conf->timeout_ns, e);
+    struct pg *pg = j->s->driver_data;
+    int r = pq_load(e);
+    return r < 0 ? r : drop_db(pg->server_url, pg->maint_db, pg->server_db,
+                               j->s->conf->timeout_ns, e);
 }
 
 int pg_server_cleanup(struct svc *s, struct pg *pg, terr *e)
 {
     if (!pg->server_db || !pg->maint_db)
         return 0;
-    int r = pg_job_run(s, pg, job_drop, NULL, NULL, 0, NULL, e);
+    /* drop_db gives up at the service's timeout and says why; the job's
+     * own deadline only catches a child that hangs past it */
+    int r = job_run(s, job_drop, NULL, NULL, 0, s->conf->timeout_ns + 5000000000LL, NULL, e);
     if (r < 0) { /* the record stays, for gc to retry */
         terr why = *e;
         return terr_set(e, -r, "[%s] %s", s->conf->label, why.msg);

@@ -15,12 +15,13 @@
 #include <sys/wait.h>
 
 #include "../fsutil.h"
+#include "../kit.h"
 #include "../service.h"
 #include "../spawn.h"
+#include "datacache.h"
 #include "driver.h"
 #include "pg.h"
 
-#define PG_SOCKET_PORT 5432 /* the socket's name only, when there is no TCP */
 
 static const char *const known_keys[] = {"bin_dir",  "version",    "tcp",      "dbname",
                                          "user",     "init_sql",   "init",     "server",
@@ -93,20 +94,17 @@ static int pg_configure(struct svc_conf *c, const char *file, terr *e)
     return 0;
 }
 
+static int serve(struct job *j, const char *req, terr *e);
+
 static struct pg *pg_of(struct svc *s)
 {
     if (!s->driver_data) {
         struct pg *pg = xcalloc(1, sizeof(struct pg));
-        pg->worker_fd = -1;
+        pg->spare_pidfd = -1;
+        worker_init(&pg->worker, s, serve);
         s->driver_data = pg;
     }
     return s->driver_data;
-}
-
-const char *pg_dbname(const struct svc_conf *c)
-{
-    const char *d = svc_opt(c, "dbname");
-    return d ? d : "tether";
 }
 
 /* Who runs the server: as root, the `user =` account, else postgres, else
@@ -138,21 +136,6 @@ static int pick_user(struct svc *s, struct pg *pg, terr *e)
     return 0;
 }
 
-/* The server's user must be able to reach its directory: let it traverse
- * (never list) the state root and the instance, whose names are
- * unguessable, and own its own service directory. */
-static int open_path_for(struct svc *s, terr *e)
-{
-    if (!s->run_as)
-        return 0;
-    if (chmod(s->inst->state_dir, 0711) < 0 || fchmod(s->inst->dirfd, 0711) < 0)
-        return terr_set(e, errno, "[%s] cannot open %s to user %u: %m", s->conf->label,
-                        s->inst->dir, (unsigned)s->uid);
-    if (chown(s->dir, s->uid, s->gid) < 0)
-        return terr_set(e, errno, "[%s] cannot chown %s: %m", s->conf->label, s->dir);
-    return 0;
-}
-
 /* tcp = yes: the password TCP clients need, made once per instance (a
  * restart keeps the server's data, and the password with it).  Hex: 128
  * bits that need no quoting in a URL, a conninfo or a shell. */
@@ -169,18 +152,20 @@ static int make_password(struct svc *s, struct pg *pg, terr *e)
     return 0;
 }
 
+/* A private cluster: its user, binaries, directory and password, then
+ * its data from the cache (a cold cache is built in a job: OP_STARTED).
+ * server = URL: the unique database, made by a job. */
 static int pg_prepare(struct svc *s, struct op *op, terr *e)
 {
-    (void)op; /* TODO(i11-pg): the cache build as a job op (job.h) */
     struct pg *pg = pg_of(s);
     int r;
     if (svc_opt(s->conf, "server"))
-        return pg_server_prepare(s, pg, e);
+        return pg_server_prepare(s, pg, op, e);
     if ((r = pick_user(s, pg, e)) < 0)
         return r;
     if (!pg->bindir && (r = pg_find_bindir(s->conf, &pg->bindir, e)) < 0)
         return r;
-    if ((r = open_path_for(s, e)) < 0)
+    if ((r = svc_give_dir(s, e)) < 0)
         return r;
     if ((r = make_password(s, pg, e)) < 0)
         return r;
@@ -188,64 +173,8 @@ static int pg_prepare(struct svc *s, struct op *op, terr *e)
     _cleanup_free_ char *pv = xasprintf("%s/data/PG_VERSION", s->dir);
     if (access(pv, F_OK) == 0)
         return 0;
-    _cleanup_close_ int cache = -1;
-    if ((r = pg_cache_get(s, pg, &cache, e)) < 0)
-        return r;
-    _cleanup_close_ int dfd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (dfd < 0)
-        return terr_set(e, errno, "[%s] %s: %m", s->conf->label, s->dir);
-    if (pg_cache_take_spare(pg, dfd) < 0 &&
-        (r = copy_tree(cache, dfd, "data", s->run_as, s->uid, s->gid, e)) < 0)
-        return terr_prefix(e, r, "[%s] copying the cached cluster into %s", s->conf->label,
-                           s->dir);
-    /* the next instance's copy, made while this one's server starts */
-    pg_cache_make_spare(s, pg, dfd);
-    return 0;
+    return pg_cache_install(s, pg, op, e);
 }
-
-void pg_server_args(struct svc *s, const char *bindir, const char *datadir, const char *sockdir,
-                    int port, strv *argv)
-{
-    strv_pushf(argv, "%s/postgres", bindir);
-    strv_push(argv, "-D");
-    strv_push(argv, datadir);
-    strv_push(argv, "-k");
-    strv_push(argv, sockdir);
-    /* throwaway data: nothing needs to survive a crash */
-    static const char *const fixed[] = {
-        "fsync=off", "synchronous_commit=off", "full_page_writes=off",
-        "dynamic_shared_memory_type=mmap", /* no /dev/shm segments to leak */
-        "unix_socket_permissions=0700", "wal_level=minimal", "max_wal_senders=0",
-        "logging_collector=off", "log_line_prefix=%m [%p] ",
-        /* the log is read to find a failing test: errors with their
-         * statement, not a checkpoint per CREATE DATABASE (15 logs them) */
-        "log_checkpoints=off", "log_min_messages=warning", "log_min_error_statement=error",
-        "log_error_verbosity=default", "log_connections=off", "log_disconnections=off",
-        "min_wal_size=2MB", "wal_recycle=off", /* no spare WAL segments: smaller copies */
-        /* 128 MB of shared memory costs 10 ms of every start here; a test
-         * database's pages are in tmpfs's page cache anyway */
-        "shared_buffers=32MB",
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
-        strv_push(argv, "-c");
-        strv_push(argv, fixed[i]);
-    }
-    strv_push(argv, "-c");
-    strv_pushf(argv, "port=%d", port);
-    strv_push(argv, "-c");
-    strv_push(argv, port != PG_SOCKET_PORT || (s && s->port) ? "listen_addresses=127.0.0.1"
-                                                             : "listen_addresses=");
-    if (!s)
-        return;
-    /* the user's settings last: the last -c wins */
-    for (size_t i = 0; i < s->conf->n_opts; i++)
-        if (strncmp(s->conf->opts[i].key, "setting.", 8) == 0) {
-            strv_push(argv, "-c");
-            strv_pushf(argv, "%s=%s", s->conf->opts[i].key + 8, s->conf->opts[i].value);
-        }
-}
-
-static int serve(struct pg_job *j, const char *req, terr *e);
 
 static int pg_argv(struct svc *s, strv *argv, strv *env, terr *e)
 {
@@ -263,8 +192,9 @@ static int pg_argv(struct svc *s, strv *argv, strv *env, terr *e)
      * earlier try (another port after "address in use") knows the old
      * variables: a new server gets a new worker. */
     if (pg->password) {
-        pg_worker_forget(pg);
-        (void)pg_worker_spawn(s, pg, serve, NULL);
+        worker_stop(&pg->worker);
+        pg->auth_pending = true; /* its warm-up makes the SCRAM verifier */
+        (void)worker_spawn(&pg->worker, NULL);
     }
     return 0;
 }
@@ -276,10 +206,7 @@ static void native_env(struct svc *s)
     const char *ne = svc_opt(s->conf, "native_env");
     if (ne && !yes(ne))
         return;
-    size_t n = 0;
-    for (size_t i = 0; i < s->inst->n_svcs; i++)
-        n += s->inst->svcs[i].conf->driver == &driver_postgresql;
-    if (n != 1)
+    if (svc_count_same_driver(s) != 1)
         return;
     svc_setenv_global(s, "PGHOST", svc_getvar(s, "HOST"));
     svc_setenv_global(s, "PGPORT", svc_getvar(s, "PORT"));
@@ -288,52 +215,6 @@ static void native_env(struct svc *s)
     const char *pw = svc_getvar(s, "PASSWORD");
     if (pw && *pw)
         svc_setenv_global(s, "PGPASSWORD", pw);
-}
-
-/* A name or an address, which goes in the URL's authority; a socket
- * directory (or an abstract one, '@'), several hosts, or none go in the
- * query instead. */
-static bool tcp_host(const char *host)
-{
-    return *host && *host != '/' && *host != '@' && !strchr(host, ',');
-}
-
-void pg_url(strbuf *b, const char *user, const char *password, const char *host,
-            const char *port, const char *db)
-{
-    sb_add(b, "postgresql://");
-    if (*user) {
-        url_encode(b, user, "");
-        if (password) {
-            sb_addc(b, ':');
-            url_encode(b, password, "");
-        }
-        sb_addc(b, '@');
-    }
-    bool tcp = tcp_host(host);
-    if (tcp && strchr(host, ':'))
-        sb_addf(b, "[%s]:%s", host, port); /* IPv6 */
-    else if (tcp) {
-        url_encode(b, host, "");
-        sb_addf(b, ":%s", port);
-    }
-    sb_addc(b, '/');
-    url_encode(b, db, "");
-    if (tcp)
-        return;
-    /* SQLAlchemy 1.4 takes the authority's host for a name to resolve,
-     * even percent-encoded: a socket directory goes in the query, which
-     * libpq, psycopg, SQLAlchemy and asyncpg all read; the port names
-     * the socket file, whatever PGPORT says.  '+' is encoded: Python's
-     * query parsers read it as a space. */
-    if (*host) {
-        sb_add(b, "?host=");
-        url_encode(b, host, "/,"); /* a list of hosts stays one */
-        sb_add(b, "&port=");
-    } else {
-        sb_add(b, "?port=");
-    }
-    url_encode(b, port, ",");
 }
 
 static int pg_variables(struct svc *s, terr *e)
@@ -364,7 +245,7 @@ static int pg_variables(struct svc *s, terr *e)
     return 0;
 }
 
-/* A connection to database db (in a job: see pg_job.c).  Through the unix
+/* A connection to database db (in a job or the worker: job.h).  Through the unix
  * socket, which the server always has in its directory (-k): it needs no
  * password, even with tcp = yes. */
 static PGconn *conn_to(struct svc *s, struct pg *pg, const char *db, terr *e)
@@ -397,33 +278,6 @@ static PGconn *maint_conn(struct svc *s, struct pg *pg, terr *e)
     return pg->server_url ? pg_server_connect(pg, e) : conn_to(s, pg, "template1", e);
 }
 
-int pg_exec(PGconn *c, const char *sql, const char *label, terr *e)
-{
-    PGresult *res = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(res);
-    int r = 0;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        r = terr_set(e, EIO, "[%s] %s: %s", label, sql, PQerrorMessage(c));
-    PQclear(res);
-    return r;
-}
-
-/* Copying a small template: FILE_COPY copies its files (11 ms here for
- * a 20-table schema) where 15's default, WAL_LOG, writes every page to
- * the WAL (52 ms).  Its two checkpoints cost little with fsync off. */
-const char *pg_copy_strategy(PGconn *c)
-{
-    return PQserverVersion(c) >= 150000 ? " STRATEGY = FILE_COPY" : "";
-}
-
-char *pg_quote_ident(PGconn *c, const char *name)
-{
-    char *q = PQescapeIdentifier(c, name, strlen(name));
-    char *r = xstrdup(q ? q : "\"\"");
-    PQfreemem(q);
-    return r;
-}
-
 /* The next reset's copy of the template, made while the test runs. */
 static int make_spare(struct svc *s, struct pg *pg, PGconn *c, terr *e)
 {
@@ -438,7 +292,7 @@ static int make_spare(struct svc *s, struct pg *pg, PGconn *c, terr *e)
     return r < 0 ? r : pg_exec(c, sql, s->conf->label, e);
 }
 
-/* The reset worker's own state (see pg_job.c). */
+/* The reset worker's own state (job.h). */
 struct reset_state {
     PGconn *c;
     bool spare_ready; /* this worker made the spare after the last reset */
@@ -476,7 +330,7 @@ static char *make_verifier(struct svc *s, struct pg *pg, PGconn *c, terr *e)
  * off the start's critical path. */
 static void prepare_auth(struct svc *s, struct pg *pg, struct reset_state *st)
 {
-    if (pg->password && !st->verifier && s->state != SVC_READY)
+    if (pg->auth_pending && !st->verifier)
         st->verifier = make_verifier(s, pg, NULL, NULL);
 }
 
@@ -581,16 +435,19 @@ static int truncate_reset(struct svc *s, struct pg *pg, struct reset_state *st, 
  * (FORCE ends its connections; its prepared transactions, which FORCE
  * cannot end, are rolled back) and replaced by a pristine copy of the
  * template: the spare made after the previous reset when there is one (a
- * rename), else a fresh copy.  The worker replies, then makes the next
- * spare while the test runs.  reset = truncate: see truncate_reset(). */
-static int serve_request(struct pg_job *j, const char *req, terr *e)
+ * rename), else a fresh copy.  "spare" (after_reset): the next reset's
+ * copy, made while the test runs.  reset = truncate: see truncate_reset(). */
+static int serve_request(struct job *j, const char *req, terr *e)
 {
     struct svc *s = j->s;
-    struct pg *pg = j->pg;
+    struct pg *pg = s->driver_data; /* this child's copy */
     struct reset_state **sp = j->arg;
     if (!*sp)
         *sp = xcalloc(1, sizeof(**sp));
     struct reset_state *st = *sp;
+    int r = pq_load(e); /* once: libpq stays loaded in the worker */
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
     if (!req) {
         prepare_auth(s, pg, st);
         return 0;
@@ -610,7 +467,7 @@ static int serve_request(struct pg_job *j, const char *req, terr *e)
     /* reset = truncate's own connection to the test's database serves the
      * health check and the login check: no connection to template1 */
     if (!auth && !pg->server_url && st->dbc && PQstatus(st->dbc) == CONNECTION_OK) {
-        int r = check_login(s, st->dbc, e);
+        r = check_login(s, st->dbc, e);
         if (r < 0 || streq(req, "ping"))
             return r;
         if (truncates(s->conf))
@@ -623,6 +480,11 @@ static int serve_request(struct pg_job *j, const char *req, terr *e)
         return set_password(s, pg, st, c, e);
     if (streq(req, "ping")) /* the health check: a round trip */
         return check_login(s, c, e);
+    if (streq(req, "spare")) {
+        st->spare_ready = !pg->server_url && !truncates(s->conf) &&
+                          make_spare(s, pg, c, e) == 0;
+        return 0; /* without one, the next reset makes a fresh copy */
+    }
     /* on a shared server, a CREATE that outlives us (the helper killed in
      * mid reset) must end before gc's DROP: hold the lock gc takes, for as
      * long as this connection lives */
@@ -633,7 +495,7 @@ static int serve_request(struct pg_job *j, const char *req, terr *e)
         st->locked = true;
     }
     if (truncates(s->conf)) {
-        int r = check_login(s, c, e); /* as below */
+        r = check_login(s, c, e); /* as below */
         return r < 0 ? r : truncate_reset(s, pg, st, db, e);
     }
     _cleanup_free_ char *qdb = pg_quote_ident(c, db);
@@ -641,7 +503,7 @@ static int serve_request(struct pg_job *j, const char *req, terr *e)
     _cleanup_free_ char *spare = xasprintf("%s_spare", db);
     _cleanup_free_ char *qspare = pg_quote_ident(c, spare);
     _cleanup_free_ char *sql = NULL;
-    int r = check_login(s, c, e); /* a reset that the tests cannot use is no reset */
+    r = check_login(s, c, e); /* a reset that the tests cannot use is no reset */
     if (r == 0 && (r = pg_exec(c, drop, s->conf->label, e)) < 0 &&
         rollback_prepared_in(s, pg, db, NULL) > 0)
         r = pg_exec(c, drop, s->conf->label, e);
@@ -658,9 +520,6 @@ static int serve_request(struct pg_job *j, const char *req, terr *e)
                  : xasprintf("CREATE DATABASE %s", qdb);
         r = pg_exec(c, sql, s->conf->label, e);
     }
-    pg_job_reply(j, r, e);
-    if (r == 0 && !pg->server_url)
-        st->spare_ready = make_spare(s, pg, c, e) == 0;
     return r;
 }
 
@@ -672,27 +531,47 @@ static int serve_request(struct pg_job *j, const char *req, terr *e)
  * `server = URL` pointed at this server would fail whenever a reset or a
  * status had come before.  On a shared server (server = URL) it stays: it
  * holds our database's lock, and is on that server's maintenance database. */
-static int serve(struct pg_job *j, const char *req, terr *e)
+static int serve(struct job *j, const char *req, terr *e)
 {
     int r = serve_request(j, req, e);
     struct reset_state *st = *(struct reset_state **)j->arg;
-    if (st && st->c && !j->pg->server_url) {
+    if (st && st->c && !((struct pg *)j->s->driver_data)->server_url) {
         PQfinish(st->c);
         st->c = NULL;
     }
     return r;
 }
 
+/* The worker resets; the helper waits for its reply off its loop, up to
+ * the service's timeout (and truncate's lock wait ends before it). */
 static int pg_reset(struct svc *s, struct op *op, terr *e)
 {
-    (void)op; /* TODO(i11-pg): worker_call (job.h) as an op */
-    return pg_worker_call(s, pg_of(s), serve, "reset", s->conf->timeout_ns, e);
+    op->what = "reset";
+    int r = worker_call(&pg_of(s)->worker, op, "reset", e);
+    if (r == OP_STARTED)
+        op->deadline_ns = now_ns() + s->conf->timeout_ns;
+    return r;
 }
 
-static int job_ping(struct pg_job *j, terr *e)
+/* The next reset's spare copy of the template, while the test runs. */
+static int pg_after_reset(struct svc *s, struct op *op, terr *e)
 {
-    (void)e;
+    struct pg *pg = pg_of(s);
+    if (pg->server_url || truncates(s->conf))
+        return 0;
+    op->what = "spare copy";
+    int r = worker_call(&pg->worker, op, "spare", e);
+    if (r == OP_STARTED)
+        op->deadline_ns = now_ns() + s->conf->timeout_ns;
+    return r;
+}
+
+static int job_ping(struct job *j, terr *e)
+{
     struct svc *s = j->s;
+    int r = pq_load(e);
+    if (r < 0)
+        return terr_prefix(e, r, "[%s]", s->conf->label);
     const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
     /* the unix socket, as maint_conn() */
     const char *vals[] = {s->dir, svc_getvar(s, "PORT"), svc_getvar(s, "USER"),
@@ -701,21 +580,22 @@ static int job_ping(struct pg_job *j, terr *e)
     return p == PQPING_OK ? 0 : p == PQPING_NO_ATTEMPT ? -EINVAL : -EAGAIN;
 }
 
-/* PQping, for `ready = driver`: a ping job says "not yet".
- * TODO(i11-pg): job_start (job.h) instead of the blocking pg_job_run. */
+/* PQping in a job, for `ready = driver`: -EAGAIN says "not yet". */
 static int pg_probe(struct svc *s, struct op *op, terr *e)
 {
-    (void)op;
-    return pg_job_run(s, pg_of(s), job_ping, NULL, NULL, 0, NULL, e);
+    op->what = "readiness ping";
+    int r = job_start(op, s, job_ping, NULL, NULL, 0, e);
+    if (r == OP_STARTED) /* PQping's own connect_timeout is 1 s */
+        op->deadline_ns = now_ns() + HEALTH_TIMEOUT_NS;
+    return r;
 }
 
 /* A ready server is asked through the worker (which a reset will use
- * too), within 2 s, as PQping's connect_timeout was.
- * TODO(i11-pg): worker_call (job.h) as an op. */
+ * too); the helper bounds it by HEALTH_TIMEOUT_NS. */
 static int pg_health(struct svc *s, struct op *op, terr *e)
 {
-    (void)op;
-    return pg_worker_call(s, pg_of(s), serve, "ping", HEALTH_TIMEOUT_NS, e);
+    op->what = "health check";
+    return worker_call(&pg_of(s)->worker, op, "ping", e);
 }
 
 /* Tether's own record of the server's System V segment, written once the
@@ -797,6 +677,23 @@ static int shm_from_record(int recfd, struct shm_rec *rec, terr *e)
     return 0;
 }
 
+/* The TCP password, through the worker started with the server.  on_ready
+ * is synchronous (driver.h): the op is driven here, bounded by the
+ * service's timeout. */
+static int set_auth(struct svc *s, struct pg *pg, terr *e)
+{
+    struct op op;
+    op_init(&op, s, "setting the TCP password");
+    int r = worker_call(&pg->worker, &op, "auth", e);
+    if (r == OP_STARTED) {
+        op.deadline_ns = now_ns() + s->conf->timeout_ns;
+        r = op_run_blocking(&op, e);
+    }
+    if (r == 0)
+        pg->auth_pending = false;
+    return r;
+}
+
 static int pg_on_ready(struct svc *s, terr *e)
 {
     if (s->external)
@@ -805,7 +702,7 @@ static int pg_on_ready(struct svc *s, terr *e)
      * are refused (a role without a password fails scram-sha-256) */
     struct pg *pg = pg_of(s);
     int r;
-    if (pg->password && (r = pg_worker_call(s, pg, serve, "auth", s->conf->timeout_ns, e)) < 0)
+    if (pg->password && (r = set_auth(s, pg, e)) < 0)
         return r;
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     struct shm_rec rec = {0};
@@ -813,7 +710,7 @@ static int pg_on_ready(struct svc *s, terr *e)
     if (fd < 0 || shm_from_pidfile(fd, server_uid(s), &rec, NULL) < 0)
         return 0;
     rec.pm = s->pid; /* ours for certain, whatever the file says */
-    _cleanup_close_ int rfd = open_records(s->inst->dirfd, s->conf->label, true, e);
+    _cleanup_close_ int rfd = open_records(svc_instance_fd(s), s->conf->label, true, e);
     if (rfd < 0)
         return rfd;
     char line[96];
@@ -822,7 +719,7 @@ static int pg_on_ready(struct svc *s, terr *e)
     r = write_file_atomic(rfd, SHM_RECORD, line, (size_t)n, 0600);
     if (r < 0)
         return terr_set(e, r, "[%s] cannot write %s/%s" RECORDS "/" SHM_RECORD ": %s",
-                        s->conf->label, s->inst->dir, s->conf->label, strerror(-r));
+                        s->conf->label, svc_instance_dir(s), s->conf->label, strerror(-r));
     return 0;
 }
 
@@ -890,11 +787,13 @@ static int remove_shm(int recfd, int svcdir_fd, uid_t uid, terr *e)
 static int pg_cleanup(struct svc *s, terr *e)
 {
     struct pg *pg = pg_of(s);
-    pg_worker_forget(pg);
+    worker_stop(&pg->worker);
+    pg_spare_reap(pg, true);
+    pg_cache_abandon(s, pg);
     if (pg->server_url)
         return pg_server_cleanup(s, pg, e);
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    _cleanup_close_ int rfd = open_records(s->inst->dirfd, s->conf->label, false, e);
+    _cleanup_close_ int rfd = open_records(svc_instance_fd(s), s->conf->label, false, e);
     if (rfd < 0 && rfd != -ENOENT)
         return rfd; /* its message names the service */
     int r = remove_shm(rfd, fd, server_uid(s), e);
@@ -925,9 +824,11 @@ static void pg_free(struct svc *s)
     struct pg *pg = s->driver_data;
     if (!pg)
         return;
-    pg_worker_forget(pg);
+    worker_stop(&pg->worker);
+    pg_spare_reap(pg, true);
     free(pg->bindir);
     free(pg->cache_entry);
+    free(pg->build_tmp);
     free(pg->os_user);
     free(pg->password);
     free(pg->server_url);
@@ -954,6 +855,7 @@ const struct tether_driver driver_postgresql = {
     .health = pg_health,
     .on_ready = pg_on_ready,
     .reset = pg_reset,
+    .after_reset = pg_after_reset,
     .reset_checks_health = true,
     .variables = pg_variables,
     .cleanup = pg_cleanup,

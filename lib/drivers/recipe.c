@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "../kit.h"
 #include "../service.h"
 #include "../template.h"
 
@@ -898,15 +899,7 @@ static int pick_user(struct svc *s, const struct recipe *r, terr *e)
     s->run_as = pw->pw_uid != 0;
     s->uid = pw->pw_uid;
     s->gid = pw->pw_gid;
-    if (!s->run_as)
-        return 0;
-    /* let it traverse (never list) the state root and the instance, whose
-     * names are unguessable, and own its own directory */
-    if (chmod(s->inst->state_dir, 0711) < 0 || fchmod(s->inst->dirfd, 0711) < 0 ||
-        chown(s->dir, s->uid, s->gid) < 0)
-        return terr_set(e, errno, "[%s] cannot open %s to user %s: %m", s->conf->label, s->dir,
-                        pw->pw_name);
-    return 0;
+    return s->run_as ? svc_give_dir(s, e) : 0;
 }
 
 static int write_files(struct svc *s, const struct recipe *r, terr *e)
@@ -989,9 +982,7 @@ static int recipe_variables(struct svc *s, terr *e)
     }
     free(kv);
     /* REDIS_URL and the like: only when nothing else could mean it */
-    size_t same = 0;
-    for (size_t i = 0; i < s->inst->n_svcs; i++)
-        same += s->inst->svcs[i].conf->driver == s->conf->driver;
+    size_t same = svc_count_same_driver(s);
     for (const char *const *g = r->d.globals; rc == 0 && same == 1 && g && g[0] && g[1]; g += 2) {
         const char *v = svc_getvar(s, g[1]);
         if (v)

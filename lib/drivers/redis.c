@@ -21,6 +21,7 @@
 
 #include "driver.h"
 #include "dynlib.h" /* hiredis, loaded on first use */
+#include "../kit.h"
 #include "../service.h"
 
 #define CONNECT_TIMEOUT_MS 50
@@ -410,10 +411,7 @@ static int redis_variables(struct svc *s, terr *e)
     }
     svc_setvar(s, "URL", url.s);
     svc_setvar(s, "PASSWORD", d->password); /* empty on a unix socket, which needs none */
-    size_t n = 0;
-    for (size_t i = 0; i < s->inst->n_svcs; i++)
-        n += s->inst->svcs[i].conf->driver == &driver_redis;
-    if (n == 1)
+    if (svc_count_same_driver(s) == 1)
         svc_setenv_global(s, "REDIS_URL", url.s);
     return 0;
 }
