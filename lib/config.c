@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "drivers/driver.h"
@@ -864,6 +865,15 @@ static int tether_key(const char *file, struct tether_config *c, const struct co
                         "(NAME.ini), relative to this file");
         free(c->drivers_dir);
         c->drivers_dir = config_path(c, kv->value);
+        /* a misspelt directory would quietly leave the built-ins in place
+         * of the project's recipes */
+        struct stat st;
+        if (stat(c->drivers_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+            return ferr(e, file, kv->line,
+                        "[tether] drivers = %s: %s is not a directory (%s): create it, or fix "
+                        "the path (relative to this file)",
+                        kv->value, c->drivers_dir, stat(c->drivers_dir, &st) < 0 ? strerror(errno)
+                                                                                : "a file");
         return 0;
     }
     if (!streq(kv->key, "prefix")) {

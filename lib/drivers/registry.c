@@ -110,19 +110,27 @@ static const struct tether_driver *load(const char *path, const char *name, cons
     return recipe_driver(r);
 }
 
-static const struct tether_driver *in_dirs(const strv *dirs, const char *name, terr *e)
+/* The first dirs/NAME.ini that exists (malloc'd), or NULL. */
+static char *first_file(const strv *dirs, const char *name)
 {
     for (size_t i = 0; i < dirs->n; i++) {
-        _cleanup_free_ char *p = xasprintf("%s/%s.ini", dirs->v[i], name);
+        char *p = xasprintf("%s/%s.ini", dirs->v[i], name);
         if (is_file(p))
-            return load(p, name, NULL, e);
+            return p;
+        free(p);
     }
     return NULL;
 }
 
+static const struct tether_driver *in_dirs(const strv *dirs, const char *name, terr *e)
+{
+    _cleanup_free_ char *p = first_file(dirs, name);
+    return p ? load(p, name, NULL, e) : NULL;
+}
+
 const struct tether_driver *driver_lookup(const char *config_dir, const char *name, terr *e)
 {
-    terr scratch;
+    terr scratch = {{0}};
     terr *err = e ? e : &scratch;
     err->msg[0] = '\0';
     if (!valid_name(name))
@@ -184,7 +192,7 @@ static void add_entry(struct driver_entry **v, size_t *n, const char *name, cons
 }
 
 /* Every NAME.ini of dir not already in v. */
-static void add_dir(struct driver_entry **v, size_t *n, const char *dir, size_t first)
+static void add_dir(struct driver_entry **v, size_t *n, const char *dir)
 {
     DIR *dp = opendir(dir);
     if (!dp)
@@ -197,7 +205,7 @@ static void add_dir(struct driver_entry **v, size_t *n, const char *dir, size_t 
             continue;
         _cleanup_free_ char *name = xstrndup(de->d_name, l - 4);
         _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
-        if (!valid_name(name) || listed(*v + first, *n - first, name) || !is_file(path))
+        if (!valid_name(name) || listed(*v, *n, name) || !is_file(path))
             continue;
         terr e = {0};
         const struct tether_driver *d = load(path, name, NULL, &e);
@@ -216,27 +224,14 @@ size_t driver_list(const char *config_dir, struct driver_entry **out)
     _cleanup_strv_ strv dirs = {0};
     user_dirs(config_dir, &dirs);
     for (size_t i = 0; i < ARRAY_SIZE(drivers); i++) {
+        _cleanup_free_ char *p = first_file(&dirs, drivers[i]->name);
         terr e = {0};
-        const struct tether_driver *d = in_dirs(&dirs, drivers[i]->name, &e);
-        if (d || e.msg[0]) {
-            const struct recipe *r = recipe_of(d);
-            _cleanup_free_ char *p = NULL;
-            for (size_t k = 0; !r && k < dirs.n && !p; k++) {
-                char *c = xasprintf("%s/%s.ini", dirs.v[k], drivers[i]->name);
-                if (is_file(c))
-                    p = c;
-                else
-                    free(c);
-            }
-            add_entry(&v, &n, drivers[i]->name, r ? recipe_path(r) : p, d, d ? NULL : e.msg);
-        } else {
-            add_entry(&v, &n, drivers[i]->name, "built-in (C)", drivers[i], NULL);
-        }
+        const struct tether_driver *d = p ? load(p, drivers[i]->name, NULL, &e) : drivers[i];
+        add_entry(&v, &n, drivers[i]->name, p ? p : "built-in (C)", d, d ? NULL : e.msg);
     }
-    size_t first = 0;
     for (size_t i = 0; i < dirs.n; i++)
-        add_dir(&v, &n, dirs.v[i], first);
-    add_dir(&v, &n, installed_dir(), first);
+        add_dir(&v, &n, dirs.v[i]);
+    add_dir(&v, &n, installed_dir());
     size_t start = n;
     for (size_t i = 0; i < n_builtin_recipes; i++) {
         if (listed(v, n, builtin_recipes[i].name))
@@ -286,7 +281,7 @@ const char *driver_closest(const char *config_dir, const char *name, bool builti
     /* the name outlives the list: the driver's own */
     const char *res = NULL;
     for (size_t i = 0; near && i < n && !res; i++)
-        if (names[i] == near)
+        if (names[i] == near && v[i].driver)
             res = v[i].driver->name;
     free(names);
     driver_list_free(v, n);

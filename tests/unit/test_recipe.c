@@ -250,6 +250,8 @@ static void test_config_errors(void **state)
          ":4: [a] unknown driver 'u': did you mean 't'? (the drivers are: command, "
          "postgresql, redis, t, memcached; driver = command with command = ... runs "
          "anything else)"},
+        {"[tether]\ndrivers = nosuch\n[a]\ncommand = x\n",
+         NULL /* filled in below: it names the directory */},
         {"[tether]\ndriver = r\n[a]\ncommand = x\n",
          ":2: [tether] unknown key 'driver': did you mean 'drivers'? (known: prefix, drivers)"},
     };
@@ -257,8 +259,14 @@ static void test_config_errors(void **state)
         struct tether_config *c = NULL;
         terr e = {{0}};
         assert_int_equal(load(cases[i].conf, &c, &e), -EINVAL);
-        char want[PATH_MAX + 512];
-        snprintf(want, sizeof(want), "%s/t.conf%s", tmp, cases[i].want);
+        char want[PATH_MAX * 2 + 512];
+        if (cases[i].want)
+            snprintf(want, sizeof(want), "%s/t.conf%s", tmp, cases[i].want);
+        else
+            snprintf(want, sizeof(want),
+                     "%s/t.conf:2: [tether] drivers = nosuch: %s/nosuch is not a directory (No "
+                     "such file or directory): create it, or fix the path (relative to this file)",
+                     tmp, tmp);
         if (!streq(e.msg, want))
             fail_msg("case %zu:\ngot:  %s\nwant: %s", i, e.msg, want);
     }
