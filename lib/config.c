@@ -1728,7 +1728,10 @@ int config_parse(const char *name, const char *data, size_t len, struct tether_c
     return parse_into(c, name, data, len, out, e);
 }
 
-int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e)
+/* config_builtin, with the recipes of a config's [tether] drivers =
+ * (ddir, NULL none) found too: `tether run NAME` beside that config. */
+static int builtin_in(const char *ddir, const char *const *names, size_t n,
+                      struct tether_config **out, terr *e)
 {
     if (n == 0)
         return terr_set(e, EINVAL,
@@ -1737,9 +1740,16 @@ int config_builtin(const char *const *names, size_t n, struct tether_config **ou
     struct tether_config *c = xcalloc(1, sizeof(*c));
     c->prefix = xstrdup("TETHER");
     c->dir = dir_of(NULL);
+    c->drivers_dir = ddir ? xstrdup(ddir) : NULL;
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++) {
-        const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
+        terr de = {{0}};
+        const struct tether_driver *d =
+            valid_label(names[i]) ? driver_lookup(ddir, names[i], &de) : NULL;
+        if (!d && de.msg[0]) {
+            r = terr_set(e, EINVAL, "%s", de.msg);
+            break;
+        }
         if (!d || d == &driver_command) {
             r = config_unknown_name(NULL, names[i], e);
             break;
@@ -1761,6 +1771,11 @@ int config_builtin(const char *const *names, size_t n, struct tether_config **ou
     }
     *out = c;
     return 0;
+}
+
+int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e)
+{
+    return builtin_in(NULL, names, n, out, e);
 }
 
 int config_unknown_name(const struct tether_config *c, const char *name, terr *e)
@@ -1803,13 +1818,15 @@ int config_use_builtins(struct tether_config **cfg, const char *const *names, si
 {
     if (!*cfg || n == 0)
         return 0;
+    const char *ddir = (*cfg)->drivers_dir;
     for (size_t i = 0; i < n; i++) {
-        const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
+        const struct tether_driver *d =
+            valid_label(names[i]) ? driver_lookup(ddir, names[i], NULL) : NULL;
         if (config_find(*cfg, names[i]) || !d || d == &driver_command)
             return 0;
     }
     struct tether_config *b = NULL;
-    int r = config_builtin(names, n, &b, e);
+    int r = builtin_in(ddir, names, n, &b, e);
     if (r < 0)
         return r;
     /* the file may have one under another name: say which, as it may be

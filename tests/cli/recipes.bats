@@ -291,3 +291,13 @@ EOF2
     assert_status 125
     assert_output_has "[u] none of the users tether-no-such-user exists to run sh as (user = in $WORK/r/asuser.ini): create one"
 }
+
+@test "tether run NAME beside a config whose drivers = has NAME.ini (and no [NAME]) starts that recipe with its defaults" {
+    recipe "$WORK/recipes" lined
+    printf '[tether]\ndrivers = recipes\n[web]\ncommand = true\n' >"$WORK/tether.ini"
+    cd "$WORK"
+    run tether run lined -- sh -c 'echo "$TETHER_LINED_ADDRESS"; cat "$TETHER_LINED_DIR/lined.conf"'
+    assert_status 0
+    [[ ${lines[0]} == unix:*/lined/lined.sock ]]
+    [ "${lines[1]}" = "greeting hello" ]
+}
