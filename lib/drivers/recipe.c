@@ -61,7 +61,7 @@ struct recipe {
     size_t n_opts;
     struct rsec *secs; /* [server] first, then each [when] in file order */
     size_t n_secs;
-    strv keys, vars, globals, opt_names; /* NULL-terminated arrays the driver points at */
+    strv keys, vars, globals; /* NULL-terminated arrays the driver points at */
 };
 
 /* A service's run-time state. */
@@ -513,11 +513,11 @@ static long line_of(const char *msg, size_t skip)
     return *p == ':' && p[1] >= '0' && p[1] <= '9' ? strtol(p + 1, NULL, 10) : LONG_MAX;
 }
 
-static size_t sort_skip; /* strlen of the file's name, for by_line */
-
-static int by_line(const void *a, const void *b)
+/* qsort_r's comparison; skip: the strlen of the file's name */
+static int by_line(const void *a, const void *b, void *skip)
 {
-    long x = line_of(*(char *const *)a, sort_skip), y = line_of(*(char *const *)b, sort_skip);
+    size_t n = *(const size_t *)skip;
+    long x = line_of(*(char *const *)a, n), y = line_of(*(char *const *)b, n);
     return (x > y) - (x < y);
 }
 
@@ -565,8 +565,8 @@ int recipe_parse(const char *path, const char *name, const char *text, size_t le
     finish_driver(&x);
     ini_free(secs, n);
     if (x.errs.n) {
-        sort_skip = strlen(path);
-        qsort(x.errs.v, x.errs.n, sizeof(*x.errs.v), by_line);
+        size_t skip = strlen(path);
+        qsort_r(x.errs.v, x.errs.n, sizeof(*x.errs.v), by_line, &skip);
         _cleanup_sb_ strbuf b = {0};
         for (size_t i = 0; i < x.errs.n && b.len + strlen(x.errs.v[i]) + 2 < TERR_MAX; i++)
             sb_addf(&b, "%s%s", i ? "\n" : "", x.errs.v[i]);
@@ -613,7 +613,6 @@ void recipe_free(struct recipe *r)
     strv_free(&r->keys);
     strv_free(&r->vars);
     strv_free(&r->globals);
-    strv_free(&r->opt_names);
     free((char *)r->d.name);
     free(r->path);
     free(r->program);
