@@ -5,14 +5,18 @@
  *   1. the config's [tether] drivers = DIR (relative to the config file)
  *   2. $TETHER_DRIVERS (a directory, or several separated by ':')
  *   3. $XDG_DATA_HOME/tether/drivers (default ~/.local/share/tether/drivers)
- *   -- the C built-ins (command, postgresql, redis) --
- *   4. <datadir>/tether/drivers, the installed recipes (and a package's own)
+ *   4. the C built-ins (command, postgresql, redis)
  *   5. the recipes compiled into the binary (data/drivers, NAME.ini): "built-in"
+ *   6. <datadir>/tether/drivers: the installed copies of those, and the
+ *      recipes another package adds there (new names)
  * A user's recipe (1-3) of a built-in's name wins over the built-in.  The
  * compiled-in copy is what makes the shipped recipes work from the build
  * tree, in `make check` and in a binary copied without its data files: a
  * recipe is a few hundred bytes, and reading it from memory costs nothing
- * at start-up (a file is opened only when it shadows it). */
+ * at start-up (a file is opened only when it shadows it).  It comes before
+ * the installed directory so that a binary always runs its own recipes:
+ * a copy left there by an older install cannot shadow them, and tests do
+ * not depend on what is installed on the machine. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -142,15 +146,14 @@ const struct tether_driver *driver_lookup(const char *config_dir, const char *na
         return d;
     if ((d = c_builtin(name)))
         return d;
+    const struct builtin_recipe *b = embedded(name);
+    if (b) {
+        _cleanup_free_ char *p = xasprintf(BUILTIN_RECIPE_PREFIX "%s.ini", name);
+        return load(p, name, b->text, err);
+    }
     strv_free(&dirs);
     strv_push(&dirs, installed_dir());
-    if ((d = in_dirs(&dirs, name, err)) || err->msg[0])
-        return d;
-    const struct builtin_recipe *b = embedded(name);
-    if (!b)
-        return NULL;
-    _cleanup_free_ char *p = xasprintf(BUILTIN_RECIPE_PREFIX "%s.ini", name);
-    return load(p, name, b->text, err);
+    return in_dirs(&dirs, name, err);
 }
 
 const struct tether_driver *driver_at(size_t i)
@@ -231,7 +234,6 @@ size_t driver_list(const char *config_dir, struct driver_entry **out)
     }
     for (size_t i = 0; i < dirs.n; i++)
         add_dir(&v, &n, dirs.v[i]);
-    add_dir(&v, &n, installed_dir());
     size_t start = n;
     for (size_t i = 0; i < n_builtin_recipes; i++) {
         if (listed(v, n, builtin_recipes[i].name))
@@ -241,6 +243,7 @@ size_t driver_list(const char *config_dir, struct driver_entry **out)
         add_entry(&v, &n, builtin_recipes[i].name, "built-in", d, d ? NULL : e.msg);
     }
     qsort(v + start, n - start, sizeof(*v), by_name);
+    add_dir(&v, &n, installed_dir());
     *out = v;
     return n;
 }
