@@ -35,7 +35,7 @@ _tether() {
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W '-f --file -q --quiet -v --verbose -h --help -V --version' -- "$cur"))
         else
-            COMPREPLY=($(compgen -W 'run start stop status reset logs list gc help' -- "$cur"))
+            COMPREPLY=($(compgen -W 'run start stop status reset logs list gc drivers help' -- "$cur"))
         fi
         return
     fi
@@ -61,6 +61,7 @@ _tether() {
     status) opts='-s --sh -c --csh --fish --json -q --quiet' ;;
     list) opts='-q --quiet' ;;
     gc) opts='--kept -q --quiet' ;;
+    drivers) ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -2,7 +2,7 @@
 # (from `tether _services`, which reads the config the command would) and,
 # after `run ... --`, the command to run.
 
-set -l commands run start stop status reset logs list gc help
+set -l commands run start stop status reset logs list gc drivers help
 
 # the services `tether run` would accept, with any -f FILE on the line
 function __tether_services
@@ -45,6 +45,7 @@ complete -c tether -n "not __fish_seen_subcommand_from $commands" -a reset -d 'h
 complete -c tether -n "not __fish_seen_subcommand_from $commands" -a logs -d "show or follow a service's log"
 complete -c tether -n "not __fish_seen_subcommand_from $commands" -a list -d "this user's instances"
 complete -c tether -n "not __fish_seen_subcommand_from $commands" -a gc -d 'reap stale instances'
+complete -c tether -n "not __fish_seen_subcommand_from $commands" -a drivers -d 'the drivers and recipes, and where each comes from'
 complete -c tether -n "not __fish_seen_subcommand_from $commands" -a help -d 'show the usage'
 
 # run and start

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "drivers/driver.h"
@@ -157,7 +158,7 @@ static void kv_free(struct conf_kv *arr, size_t n)
     free(arr);
 }
 
-static void svc_conf_free(struct svc_conf *s)
+void svc_conf_free(struct svc_conf *s)
 {
     if (!s)
         return;
@@ -172,6 +173,7 @@ static void svc_conf_free(struct svc_conf *s)
     proto_free(s->reset_proto);
     free(s->reset);
     strv_free(&s->after);
+    strv_free(&s->keys_set);
     kv_free(s->exports, s->n_exports);
     kv_free(s->env, s->n_env);
     kv_free(s->opts, s->n_opts);
@@ -188,10 +190,11 @@ void config_free(struct tether_config *c)
     free(c->path);
     free(c->dir);
     free(c->prefix);
+    free(c->drivers_dir);
     free(c);
 }
 
-static struct svc_conf *svc_new(struct tether_config *c, const char *label, int line)
+struct svc_conf *svc_conf_new(const char *label, int line)
 {
     struct svc_conf *s = xcalloc(1, sizeof(*s));
     s->label = xstrdup(label);
@@ -203,6 +206,12 @@ static struct svc_conf *svc_new(struct tether_config *c, const char *label, int 
     s->timeout_ns = 30LL * 1000000000LL;
     s->stop_signal = SIGTERM;
     s->stop_timeout_ns = 5LL * 1000000000LL;
+    return s;
+}
+
+static struct svc_conf *svc_new(struct tether_config *c, const char *label, int line)
+{
+    struct svc_conf *s = svc_conf_new(label, line);
     c->svcs = xrealloc(c->svcs, (c->n_svcs + 1) * sizeof(*c->svcs));
     c->svcs[c->n_svcs++] = s;
     return s;
@@ -278,14 +287,6 @@ const char *config_locate(const char *flag)
 
 /* ---- reading: inih plus a line-counting reader ---- */
 
-struct raw_sec {
-    char *name;
-    int line;
-    bool lost; /* a line of it was refused: what it said is unknown */
-    struct conf_kv *kv;
-    size_t n;
-};
-
 struct parser {
     const char *file; /* as given, for messages */
     const char *data;
@@ -294,13 +295,16 @@ struct parser {
     bool cont;     /* that line continues the previous key's value */
     bool have_key; /* mirrors inih's prev_name: an indented line continues it */
     size_t vlen, vcap; /* the last key's value: its length and allocated size */
-    struct raw_sec *secs;
+    struct ini_section *secs;
     size_t n_secs;
     ssize_t cur; /* current section in secs, -1 before the first header, SKIP_SECTION */
     bool drop_cont; /* the last key was refused: drop its continuation lines too */
     bool bad_header; /* this line is a section header that was refused */
     int err;     /* a fatal error: reading stops (it is in errs too) */
     struct errlist *errs;
+    /* a recipe (ini_read): any section name, and continuation lines join
+     * with a newline (a file's template keeps its lines) */
+    bool recipe;
 };
 
 /* after a header that was refused: its keys are not checked (they would
@@ -337,9 +341,33 @@ static const char *find_chars_or_comment(const char *s, const char *chars)
     return s;
 }
 
+static void add_section(struct parser *p, char *name)
+{
+    p->secs = xrealloc(p->secs, (p->n_secs + 1) * sizeof(*p->secs));
+    p->secs[p->n_secs] = (struct ini_section){.name = name, .line = p->line};
+    p->cur = (ssize_t)p->n_secs++;
+}
+
+/* A recipe's section: its names ("option memory", "when tcp = yes") are
+ * the recipe loader's to check; only a duplicate is refused here. */
+static int recipe_section(struct parser *p, char *nm)
+{
+    for (size_t i = 0; i < p->n_secs; i++)
+        if (streq(p->secs[i].name, nm)) {
+            int r = perr(p, "duplicate section [%s] (first on line %d): merge the two", nm,
+                         p->secs[i].line);
+            free(nm);
+            return r;
+        }
+    add_section(p, nm);
+    return 0;
+}
+
 static int new_section(struct parser *p, const char *name, size_t n)
 {
     _cleanup_free_ char *nm = xstrndup(name, n);
+    if (p->recipe)
+        return recipe_section(p, take_ptr(&nm));
     if (strcasecmp(nm, "tether") == 0 && !streq(nm, "tether"))
         return perr(p, "[%s] is reserved: the global section is spelled [tether], and a service "
                        "cannot be called that", nm);
@@ -348,7 +376,7 @@ static int new_section(struct parser *p, const char *name, size_t n)
                        "'_' and '-'", nm);
     _cleanup_free_ char *u = make_ulabel(nm);
     for (size_t i = 0; i < p->n_secs; i++) {
-        const struct raw_sec *o = &p->secs[i];
+        const struct ini_section *o = &p->secs[i];
         if (strcasecmp(o->name, nm) == 0)
             return perr(p, "duplicate section [%s] (first on line %d): merge the two or rename "
                            "one", nm, o->line);
@@ -366,9 +394,7 @@ static int new_section(struct parser *p, const char *name, size_t n)
     if (!streq(nm, "tether") && nsvc >= CONFIG_MAX_SERVICES)
         return pfatal(p, "more than %d services in one config: split it into several files",
                     CONFIG_MAX_SERVICES);
-    p->secs = xrealloc(p->secs, (p->n_secs + 1) * sizeof(*p->secs));
-    p->secs[p->n_secs] = (struct raw_sec){.name = take_ptr(&nm), .line = p->line};
-    p->cur = (ssize_t)p->n_secs++;
+    add_section(p, take_ptr(&nm));
     return 0;
 }
 
@@ -474,7 +500,7 @@ static int handler(void *user, const char *section, const char *name, const char
                  name);
         return 1;
     }
-    struct raw_sec *sec = &p->secs[p->cur];
+    struct ini_section *sec = &p->secs[p->cur];
     if (p->cont) {
         if (!sec->n) { /* cannot happen: have_key is reset by every header */
             perr(p, "indented line does not continue any key: remove the indentation");
@@ -500,7 +526,7 @@ static int handler(void *user, const char *section, const char *name, const char
             kv->value = xrealloc(kv->value, p->vcap);
         }
         if (p->vlen)
-            kv->value[p->vlen++] = ' ';
+            kv->value[p->vlen++] = p->recipe ? '\n' : ' ';
         memcpy(kv->value + p->vlen, v, vl + 1);
         p->vlen += vl;
         return 1;
@@ -532,6 +558,32 @@ static void parser_free(struct parser *p)
         kv_free(p->secs[i].kv, p->secs[i].n);
     }
     free(p->secs);
+}
+
+int ini_read(const char *file, const char *data, size_t len, struct ini_section **secs,
+             size_t *n, terr *e)
+{
+    struct errlist errs = {.file = file};
+    struct parser p = {.file = file, .data = data, .len = len, .cur = -1, .errs = &errs,
+                       .recipe = true};
+    int ir = ini_parse_stream(reader, &p, handler, &p);
+    terr sub;
+    if (!p.err && ir == -2)
+        errs_add(&errs, terr_set(&sub, ENOMEM, "%s: out of memory while parsing", file), &sub);
+    int r = errs_finish(&errs, e);
+    if (r < 0) {
+        parser_free(&p);
+        return r;
+    }
+    *secs = p.secs;
+    *n = p.n_secs;
+    return 0;
+}
+
+void ini_free(struct ini_section *secs, size_t n)
+{
+    struct parser p = {.secs = secs, .n_secs = n};
+    parser_free(&p);
 }
 
 /* ---- interpreting a section ---- */
@@ -679,15 +731,19 @@ static int parse_duration_key(const char *file, const struct svc_conf *s,
     return 0;
 }
 
-static int svc_key(const char *file, struct svc_conf *s, const struct conf_kv *kv, terr *e)
+static int svc_key(const char *file, const struct tether_config *c, struct svc_conf *s,
+                   const struct conf_kv *kv, terr *e)
 {
     const char *k = kv->key, *v = kv->value;
     if (streq(k, "driver")) {
-        s->driver = driver_find(v);
+        terr re = {0};
+        s->driver = driver_lookup(c ? c->drivers_dir : NULL, v, &re);
+        if (!s->driver && re.msg[0]) /* a recipe of that name, broken */
+            return ferr(e, file, kv->line, "[%s] driver = %s: %s", s->label, v, re.msg);
         if (!s->driver) {
             _cleanup_sb_ strbuf all = {0};
-            driver_names(&all, false);
-            const char *near = driver_closest(v, false);
+            driver_names(c ? c->drivers_dir : NULL, &all, false);
+            const char *near = driver_closest(c ? c->drivers_dir : NULL, v, false);
             _cleanup_free_ char *hint = near ? xasprintf("did you mean '%s'? ", near) : NULL;
             return ferr(e, file, kv->line,
                         "[%s] unknown driver '%s': %s(the drivers are: %s; driver = command "
@@ -786,13 +842,45 @@ static int svc_key(const char *file, struct svc_conf *s, const struct conf_kv *k
     return 0;
 }
 
+int config_set_key(const char *file, struct svc_conf *s, const char *key, const char *value,
+                   int line, terr *e)
+{
+    struct conf_kv kv = {.key = (char *)key, .value = (char *)value, .line = line};
+    return svc_key(file, NULL, s, &kv, e);
+}
+
+bool config_key_set(const struct svc_conf *s, const char *key)
+{
+    return strv_contains(&s->keys_set, key);
+}
+
 static int tether_key(const char *file, struct tether_config *c, const struct conf_kv *kv,
                       terr *e)
 {
+    static const char *const known[] = {"prefix", "drivers"};
+    if (streq(kv->key, "drivers")) {
+        if (!*kv->value)
+            return ferr(e, file, kv->line,
+                        "[tether] drivers is empty: give the directory of your recipes "
+                        "(NAME.ini), relative to this file");
+        free(c->drivers_dir);
+        c->drivers_dir = config_path(c, kv->value);
+        /* a misspelt directory would quietly leave the built-ins in place
+         * of the project's recipes */
+        struct stat st;
+        if (stat(c->drivers_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+            return ferr(e, file, kv->line,
+                        "[tether] drivers = %s: %s is not a directory (%s): create it, or fix "
+                        "the path (relative to this file)",
+                        kv->value, c->drivers_dir, stat(c->drivers_dir, &st) < 0 ? strerror(errno)
+                                                                                : "a file");
+        return 0;
+    }
     if (!streq(kv->key, "prefix")) {
-        static const char *const known[] = {"prefix"};
-        return ferr(e, file, kv->line, "[tether] unknown key '%s'%s (known: prefix)", kv->key,
-                    closest_word(kv->key, known, 1) ? ": did you mean 'prefix'?" : "");
+        const char *near = closest_word(kv->key, known, ARRAY_SIZE(known));
+        _cleanup_free_ char *hint = near ? xasprintf(": did you mean '%s'?", near) : NULL;
+        return ferr(e, file, kv->line, "[tether] unknown key '%s'%s (known: prefix, drivers)",
+                    kv->key, hint ? hint : "");
     }
     const char *v = kv->value;
     bool ok = *v && !(*v >= '0' && *v <= '9');
@@ -809,7 +897,7 @@ static int tether_key(const char *file, struct tether_config *c, const struct co
     return 0;
 }
 
-static void tether_section(const char *file, struct tether_config *c, const struct raw_sec *sec,
+static void tether_section(const char *file, struct tether_config *c, const struct ini_section *sec,
                            struct errlist *errs)
 {
     for (size_t i = 0; i < sec->n; i++) {
@@ -927,7 +1015,7 @@ static void check_keys(const char *file, const struct svc_conf *s, struct errlis
 }
 
 /* Read a [service] section.  Returns SVC_ flags for its errors. */
-static int svc_section(const char *file, struct tether_config *c, const struct raw_sec *sec,
+static int svc_section(const char *file, struct tether_config *c, const struct ini_section *sec,
                        struct errlist *errs)
 {
     struct svc_conf *s = svc_new(c, sec->name, sec->line);
@@ -935,16 +1023,25 @@ static int svc_section(const char *file, struct tether_config *c, const struct r
     bool no_driver = false;
     for (size_t i = 0; i < sec->n; i++) {
         terr e;
-        int r = svc_key(file, s, &sec->kv[i], &e);
+        int r = svc_key(file, c, s, &sec->kv[i], &e);
+        strv_push(&s->keys_set, sec->kv[i].key);
         errs_add(errs, r, &e);
         if (r < 0)
             flags |= SVC_BAD | (names_key(sec->kv[i].key) ? SVC_NAMES_UNSURE : 0);
         no_driver |= r < 0 && streq(sec->kv[i].key, "driver");
     }
-    if (!s->driver) {
-        const struct tether_driver *d = driver_find(s->label);
-        s->driver = d ? d : &driver_command;
+    if (!s->driver && !no_driver) {
+        terr e = {0};
+        const struct tether_driver *d = driver_lookup(c->drivers_dir, s->label, &e);
+        if (!d && e.msg[0]) {
+            errs_add(errs, ferr(&e, file, s->line, "[%s]: %s", s->label, e.msg), &e);
+            flags |= SVC_BAD | SVC_NAMES_UNSURE;
+            no_driver = true;
+        }
+        s->driver = d;
     }
+    if (!s->driver)
+        s->driver = &driver_command;
     if (!s->ready_line)
         s->ready = s->port >= 0 ? READY_TCP : READY_NONE;
     /* with an unknown driver, which keys it takes is anyone's guess */
@@ -1517,10 +1614,13 @@ static int parse_into(struct tether_config *c, const char *path, const char *dat
         errs_add(&errs, ferr(&sub, path, ir, "syntax error: expected key = value or [section]"),
                  &sub);
     _cleanup_free_ int *flags = xcalloc(p.n_secs + 1, sizeof(int));
-    for (size_t i = 0; !p.err && i < p.n_secs; i++) {
+    /* [tether] first, wherever it is: its drivers = decides what a
+     * service's driver = NAME finds */
+    for (size_t i = 0; !p.err && i < p.n_secs; i++)
         if (streq(p.secs[i].name, "tether"))
             tether_section(path, c, &p.secs[i], &errs);
-        else {
+    for (size_t i = 0; !p.err && i < p.n_secs; i++) {
+        if (!streq(p.secs[i].name, "tether")) {
             size_t k = c->n_svcs;
             flags[k] = svc_section(path, c, &p.secs[i], &errs);
         }
@@ -1594,6 +1694,31 @@ int config_load(const char *path, struct tether_config **out, terr *e)
     return parse_into(c, path, data, len, out, e);
 }
 
+int config_drivers_dir(const char *path, char **out, terr *e)
+{
+    *out = NULL;
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    int r = read_config(path, &data, &len, e);
+    if (r < 0)
+        return r;
+    struct ini_section *secs;
+    size_t n;
+    if ((r = ini_read(path, data, len, &secs, &n, e)) < 0)
+        return r;
+    _cleanup_free_ char *abs = realpath(path, NULL);
+    struct tether_config c = {.dir = dir_of(abs ? abs : path)};
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; streq(secs[i].name, "tether") && k < secs[i].n; k++)
+            if (streq(secs[i].kv[k].key, "drivers") && *secs[i].kv[k].value) {
+                free(*out);
+                *out = config_path(&c, secs[i].kv[k].value);
+            }
+    free(c.dir);
+    ini_free(secs, n);
+    return 0;
+}
+
 int config_parse(const char *name, const char *data, size_t len, struct tether_config **out,
                  terr *e)
 {
@@ -1603,7 +1728,10 @@ int config_parse(const char *name, const char *data, size_t len, struct tether_c
     return parse_into(c, name, data, len, out, e);
 }
 
-int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e)
+/* config_builtin, with the recipes of a config's [tether] drivers =
+ * (ddir, NULL none) found too: `tether run NAME` beside that config. */
+static int builtin_in(const char *ddir, const char *const *names, size_t n,
+                      struct tether_config **out, terr *e)
 {
     if (n == 0)
         return terr_set(e, EINVAL,
@@ -1612,9 +1740,16 @@ int config_builtin(const char *const *names, size_t n, struct tether_config **ou
     struct tether_config *c = xcalloc(1, sizeof(*c));
     c->prefix = xstrdup("TETHER");
     c->dir = dir_of(NULL);
+    c->drivers_dir = ddir ? xstrdup(ddir) : NULL;
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++) {
-        const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
+        terr de = {{0}};
+        const struct tether_driver *d =
+            valid_label(names[i]) ? driver_lookup(ddir, names[i], &de) : NULL;
+        if (!d && de.msg[0]) {
+            r = terr_set(e, EINVAL, "%s", de.msg);
+            break;
+        }
         if (!d || d == &driver_command) {
             r = config_unknown_name(NULL, names[i], e);
             break;
@@ -1638,23 +1773,31 @@ int config_builtin(const char *const *names, size_t n, struct tether_config **ou
     return 0;
 }
 
+int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e)
+{
+    return builtin_in(NULL, names, n, out, e);
+}
+
 int config_unknown_name(const struct tether_config *c, const char *name, terr *e)
 {
     _cleanup_sb_ strbuf have = {0}, builtin = {0};
-    size_t n = c ? c->n_svcs : 0, nd = 0;
-    while (driver_at(nd))
-        nd++;
-    _cleanup_free_ const char **cands = xcalloc(n + nd, sizeof(*cands));
+    const char *ddir = c ? c->drivers_dir : NULL;
+    struct driver_entry *drv;
+    size_t n = c ? c->n_svcs : 0, nd = driver_list(ddir, &drv);
+    _cleanup_free_ const char **cands = xcalloc(n + nd + 1, sizeof(*cands));
     for (size_t k = 0; c && k < n; k++) {
         sb_addf(&have, "%s%s", k ? ", " : "", c->svcs[k]->label);
         cands[k] = c->svcs[k]->label;
     }
-    driver_names(&builtin, true);
+    driver_names(ddir, &builtin, true);
     for (size_t k = 0; k < nd; k++)
-        cands[n + k] = driver_at(k) == &driver_command ? NULL : driver_at(k)->name;
+        cands[n + k] = streq(drv[k].name, "command") || !drv[k].driver ? NULL : drv[k].name;
+    _cleanup_free_ char *hint = NULL;
     const char *near = closest_word(name, cands, n + nd);
-    _cleanup_free_ char *hint = near ? xasprintf(": did you mean '%s'?", near) : NULL;
-    const struct tether_driver *d = valid_label(name) ? driver_find(name) : NULL;
+    if (near)
+        hint = xasprintf(": did you mean '%s'?", near);
+    driver_list_free(drv, nd);
+    const struct tether_driver *d = valid_label(name) ? driver_lookup(ddir, name, NULL) : NULL;
     if (c && c->path && d && d != &driver_command)
         return terr_set(e, EINVAL,
                         "no service '%s' in %s (it has: %s): to start the built-in %s driver "
@@ -1675,13 +1818,15 @@ int config_use_builtins(struct tether_config **cfg, const char *const *names, si
 {
     if (!*cfg || n == 0)
         return 0;
+    const char *ddir = (*cfg)->drivers_dir;
     for (size_t i = 0; i < n; i++) {
-        const struct tether_driver *d = valid_label(names[i]) ? driver_find(names[i]) : NULL;
+        const struct tether_driver *d =
+            valid_label(names[i]) ? driver_lookup(ddir, names[i], NULL) : NULL;
         if (config_find(*cfg, names[i]) || !d || d == &driver_command)
             return 0;
     }
     struct tether_config *b = NULL;
-    int r = config_builtin(names, n, &b, e);
+    int r = builtin_in(ddir, names, n, &b, e);
     if (r < 0)
         return r;
     /* the file may have one under another name: say which, as it may be

@@ -66,6 +66,8 @@ struct svc_conf {
     size_t n_env;
     struct conf_kv *opts; /* any other key, for the driver to validate */
     size_t n_opts;
+    strv keys_set; /* the keys the section itself set (config_key_set) */
+    bool stop_pid_only; /* stop signals the main process, not its whole group */
 };
 
 struct tether_config {
@@ -73,6 +75,7 @@ struct tether_config {
     char *dir;    /* ${config_dir}: the file's absolute directory (without a file: the
                    * working directory), against which relative paths resolve */
     char *prefix; /* default TETHER */
+    char *drivers_dir; /* [tether] drivers = DIR, absolute; NULL none */
     struct svc_conf **svcs; /* in file order */
     size_t n_svcs;
 };
@@ -88,6 +91,10 @@ int config_parse(const char *name, const char *data, size_t len, struct tether_c
  * driver (e.g. "postgresql", "redis"). */
 int config_builtin(const char *const *names, size_t n, struct tether_config **out, terr *e);
 void config_free(struct tether_config *c);
+/* Only the [tether] drivers = of a config file, absolute (*out NULL when
+ * it has none): for `tether drivers`, which lists even what a broken
+ * config cannot load. */
+int config_drivers_dir(const char *path, char **out, terr *e);
 
 /* Pick the services named (all if n == 0), add what they depend on, and
  * order them so that each comes after its `after` services.  Returns a
@@ -123,6 +130,32 @@ int config_key_of(const struct svc_conf *s, const char *value, strbuf *key);
  * (config_select then says what is wrong). */
 int config_use_builtins(struct tether_config **cfg, const char *const *names, size_t n,
                         strbuf *note, terr *e);
+
+/* Set one of the keys every service takes (port, socket, ready, reset,
+ * stop_signal...) as if the section had it at file:line: a recipe's
+ * defaults go through the same checks as the user's keys. */
+int config_set_key(const char *file, struct svc_conf *s, const char *key, const char *value,
+                   int line, terr *e);
+/* A section with every default, outside any config (a recipe checks its
+ * keys on one), and its freeing. */
+struct svc_conf *svc_conf_new(const char *label, int line);
+void svc_conf_free(struct svc_conf *s);
+/* Whether the config's section of s set key itself. */
+bool config_key_set(const struct svc_conf *s, const char *key);
+
+/* An INI file read as the config is (line numbers, duplicate keys and
+ * over-long lines refused with FILE:LINE) but with any section name, and
+ * continuation lines joined by newlines: a recipe (lib/drivers/recipe.c). */
+struct ini_section {
+    char *name;
+    int line;
+    bool lost; /* a line of it was refused: what it said is unknown */
+    struct conf_kv *kv;
+    size_t n;
+};
+int ini_read(const char *file, const char *data, size_t len, struct ini_section **secs,
+             size_t *n, terr *e);
+void ini_free(struct ini_section *secs, size_t n);
 
 struct svc_conf *config_find(const struct tether_config *c, const char *label);
 /* The full name of s's variable `name` under prefix: PREFIX_LABEL_NAME

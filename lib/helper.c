@@ -802,7 +802,9 @@ static void stop_svc(struct svc *s, enum then then)
     s->state = SVC_STOPPING;
     pid_t pid = s->pid;
     int sig = s->conf->stop_signal;
-    if (kill(-pid, sig) < 0)
+    /* the whole process group: workers die with their master (unless a
+     * recipe says its master stops them: stop_group = no) */
+    if (s->conf->stop_pid_only || kill(-pid, sig) < 0)
         kill(pid, sig);
     u->killed = sig == SIGKILL;
     /* after a SIGKILL, 10 s for the kernel to deliver it, then we give up */

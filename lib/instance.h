@@ -29,6 +29,7 @@ struct svc {
     char *dir;      /* ${dir}: <instance>/<label> */
     char *logpath;  /* <instance>/<label>.log */
     char *sockpath; /* ${socket} or NULL */
+    char *cwd;      /* its working directory; NULL: dir */
     int port;       /* allocated port, 0 if none */
     int port_lock;  /* fd holding the port reservation */
     int port_tries;

@@ -569,7 +569,7 @@ int svc_spawn(struct svc *s, terr *e)
     _cleanup_close_ int log = svc_open_log(s, e);
     if (log < 0)
         return log;
-    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->dir,
+    struct spawn_opts o = {.argv = argv.v, .envp = env.v, .log_fd = log, .cwd = s->cwd ? s->cwd : s->dir,
                            .pass_fd = pass_fd, .pass_fd_as = s->conf->ready_fd,
                            .drop_privs = s->run_as, .uid = s->uid, .gid = s->gid};
     r = spawn_process(&o, &s->pid, e);

@@ -89,6 +89,7 @@ void svc_free(struct svc *s)
     free(s->logpath);
     free(s->sockpath);
     free(s->reset_err);
+    free(s->cwd);
     sb_free(&s->line);
     sb_free(&s->port_retries);
     if (s->conf && s->conf->driver->free)
@@ -103,7 +104,7 @@ struct lookup_ctx {
     char *unknown;
 };
 
-static int lookup_svc(struct svc *s, const char *name, const char **value)
+int svc_lookup(struct svc *s, const char *name, const char **value)
 {
     static char buf[32];
     if (streq(name, "dir"))
@@ -142,7 +143,7 @@ static int lookup_svc(struct svc *s, const char *name, const char **value)
 static int lookup(void *ud, const char *name, const char **value)
 {
     struct lookup_ctx *x = ud;
-    int r = lookup_svc(x->s, name, value);
+    int r = svc_lookup(x->s, name, value);
     if (r == -ENOENT && !x->unknown)
         x->unknown = xstrdup(name);
     return r;

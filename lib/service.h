@@ -8,6 +8,10 @@ int svc_init(struct svc *s, struct instance *in, struct svc_conf *c, terr *e);
 void svc_free(struct svc *s);
 /* Expand a template in the service's context. */
 int svc_expand(struct svc *s, const char *tmpl, char **out, terr *e);
+/* The value of ${name} in the service's templates (dir, port, socket,
+ * SERVICE.VAR...): 0, or -ENOENT.  The value may live in a static buffer
+ * until the next call. */
+int svc_lookup(struct svc *s, const char *name, const char **value);
 /* Compute the variables (core + driver + exports); deps must be ready. */
 int svc_compute_vars(struct svc *s, terr *e);
 /* Set a variable that is not PREFIX_LABEL_-scoped (REDIS_URL, PGHOST), for

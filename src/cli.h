@@ -42,4 +42,5 @@ int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_gc(struct cli *c, int argc, char **argv);
 int cmd_services(struct cli *c, int argc, char **argv);
+int cmd_drivers(struct cli *c, int argc, char **argv);
 int cmd_names(struct cli *c, int argc, char **argv);

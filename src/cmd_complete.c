@@ -11,14 +11,16 @@
  * the config has a service of that name for (it starts that one). */
 static void builtins(const struct tether_config *cfg)
 {
-    const struct tether_driver *d;
-    for (size_t i = 0; (d = driver_at(i)); i++) {
-        bool shadowed = d == &driver_command;
+    struct driver_entry *v;
+    size_t n = driver_list(cfg ? cfg->drivers_dir : NULL, &v);
+    for (size_t i = 0; i < n; i++) {
+        bool shadowed = streq(v[i].name, "command") || !v[i].driver;
         for (size_t j = 0; cfg && j < cfg->n_svcs && !shadowed; j++)
-            shadowed = streq(cfg->svcs[j]->label, d->name);
+            shadowed = streq(cfg->svcs[j]->label, v[i].name);
         if (!shadowed)
-            puts(d->name);
+            puts(v[i].name);
     }
+    driver_list_free(v, n);
 }
 
 /* The services `tether run` accepts here, one a line: the config's, then

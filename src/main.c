@@ -22,6 +22,7 @@ static const char usage[] =
     "  logs SERVICE [-f]           show (or follow) a service's log\n"
     "  list                        this user's instances\n"
     "  gc [--kept [ID...]]         reap stale instances (--kept: and kept failed ones)\n"
+    "  drivers                     the drivers (built-in and recipes) and where each comes from\n"
     "\n"
     "Options: -f FILE (else $TETHER_CONFIG, else ./tether.ini), -s|-c|--fish|--json output,\n"
     "         -q quiet (errors only), -v verbose (each step with its time, on stderr).\n"
@@ -87,6 +88,8 @@ int main(int argc, char **argv)
         return cmd_list(&c, sub_argc, sub_argv);
     if (streq(cmd, "gc"))
         return cmd_gc(&c, sub_argc, sub_argv);
+    if (streq(cmd, "drivers"))
+        return cmd_drivers(&c, sub_argc, sub_argv);
     if (streq(cmd, "_services")) /* hidden: for the shell completions */
         return cmd_services(&c, sub_argc, sub_argv);
     if (streq(cmd, "_names")) /* hidden: for the bindings (Python) */

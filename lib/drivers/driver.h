@@ -125,16 +125,34 @@ struct tether_driver {
  * set by that service, and stop unsets them even once it is gone. */
 void driver_globals_of(const char *stem, strv *names);
 
+/* The driver `name` as a config with [tether] drivers = config_dir (NULL
+ * without) finds it: a user's recipe, a C built-in, an installed or
+ * compiled-in recipe (registry.c has the order).  NULL when there is none;
+ * NULL with e set (if e is not NULL) when the recipe of that name is broken
+ * (its "FILE:LINE: ..." errors). */
+const struct tether_driver *driver_lookup(const char *config_dir, const char *name, terr *e);
+/* driver_lookup without a config. */
 const struct tether_driver *driver_find(const char *name);
-/* The i-th driver, NULL past the last: to list them. */
+/* The i-th of the drivers tether ships, as driver_find finds them: the C
+ * built-ins, then the compiled-in recipes; NULL past the last. */
 const struct tether_driver *driver_at(size_t i);
+
+/* What `tether drivers` lists: every driver the search path offers, the
+ * C built-ins first, then recipes by name. */
+struct driver_entry {
+    char *name;
+    char *from;   /* "built-in (C)", "built-in" (a compiled-in recipe), or the recipe's file */
+    const struct tether_driver *driver; /* NULL: the recipe is broken (error) */
+    char *error;
+};
+size_t driver_list(const char *config_dir, struct driver_entry **out);
+void driver_list_free(struct driver_entry *v, size_t n);
 /* "command, postgresql, redis, memcached" into b (without command when
  * builtin_only: the drivers that run with no config file). */
-void driver_names(strbuf *b, bool builtin_only);
+void driver_names(const char *config_dir, strbuf *b, bool builtin_only);
 /* The driver name a typo most likely meant ("postgress"), or NULL. */
-const char *driver_closest(const char *name, bool builtin_only);
+const char *driver_closest(const char *config_dir, const char *name, bool builtin_only);
 
 extern const struct tether_driver driver_command;
 extern const struct tether_driver driver_postgresql;
 extern const struct tether_driver driver_redis;
-extern const struct tether_driver driver_memcached;

@@ -72,6 +72,8 @@ EOF
     sock="$(sed -n 's/^TETHER_MEMCACHED_SOCKET=//p' "$WORK/env")"
     [[ $sock == "$TETHER_DIR"/*/memcached/memcached.sock ]]
     grep -qx "TETHER_MEMCACHED_ADDRESS=$sock" "$WORK/env"
+    # libmemcached's tools read MEMCACHED_SERVERS: no --servers needed
+    grep -qx "MEMCACHED_SERVERS=$sock" "$WORK/env"
     run ! grep -q '^TETHER_MEMCACHED_PORT=' "$WORK/env"
     grep -q '^REDIS_URL=unix:///' "$WORK/env"
     # memcached answers its text protocol over the socket
@@ -141,6 +143,7 @@ EOF
     [[ $out == *REDIS_URL* ]]
     eval "$out"
     [ -z "${REDIS_URL:-}" ]
+    [ -z "${MEMCACHED_SERVERS:-}" ]
     [ -z "${TETHER_REDIS_CONTROL_PID:-}" ]
 }
 
@@ -199,6 +202,7 @@ EOF
     eval "$(tether stop 2>/dev/null)" || true
     [ -z "${TETHER_REDIS_CONTROL_PID:-}" ]
     [ -z "${TETHER_MEMCACHED_ADDRESS:-}" ]
+    [ -z "${MEMCACHED_SERVERS:-}" ]
 }
 
 @test "a missing server binary names the package to install" {
@@ -272,4 +276,24 @@ EOF
     [ -z "${REDIS_URL:-}" ]
     [ -z "${TETHER_REDIS_URL:-}" ]
     [ "$PGHOST" = /elsewhere ]
+}
+
+@test "MEMCACHED_SERVERS: memccat needs no --servers; with two memcached services it is not set" {
+    command -v memccat >/dev/null || skip "no memccat (apt-get install libmemcached-tools)"
+    run tether run memcached -- sh -c '
+        '"$(declare -f mc)"'
+        mc "$MEMCACHED_SERVERS" "set k 0 0 2\r\nhi\r\n" >/dev/null
+        memccat k'
+    assert_status 0
+    [ "$output" = hi ]
+    cfg="$(config two.ini <<'EOF'
+[a]
+driver = memcached
+[b]
+driver = memcached
+EOF
+)"
+    run tether -f "$cfg" run -- sh -c 'echo "${MEMCACHED_SERVERS:-unset} $TETHER_A_ADDRESS"'
+    assert_status 0
+    [[ $output == "unset $TETHER_DIR/"*/a/memcached.sock ]]
 }

@@ -37,7 +37,7 @@ tether_setup() {
     unset TETHER_DIR WORK
     [ -x "$TETHER" ] || { echo "no $TETHER: build first (ninja -C build)" >&2; return 1; }
     [ -x "$TSERVER" ] || { echo "no $TSERVER: build first (ninja -C build)" >&2; return 1; }
-    unset XDG_RUNTIME_DIR TETHER_CONFIG
+    unset XDG_RUNTIME_DIR TETHER_CONFIG TETHER_DRIVERS
     # no instance variables from the caller's shell
     local v
     for v in $(compgen -e); do
@@ -46,6 +46,8 @@ tether_setup() {
     TETHER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tether-test.XXXXXX")"
     WORK="$(mktemp -d "${TMPDIR:-/tmp}/tether-work.XXXXXX")"
     export TETHER_DIR WORK
+    # no recipes of the user's (~/.local/share/tether/drivers)
+    export XDG_DATA_HOME="$WORK/share"
     _PORTS_BEFORE=" $(_port_inodes | tr '\n' ' ')"
     _TETHER_SETUP_DONE=1
 }

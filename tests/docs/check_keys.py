@@ -5,7 +5,8 @@ The keys are read from the code, as the config loader and the drivers
 compare them: in lib/config.c, `streq(k, "KEY")` / `streq(kv->key, "KEY")`
 and `strncmp(k, "PREFIX.", N)` (export., env.); in lib/drivers/NAME.c (a
 file with `.name = "NAME"`), the same comparisons and the strings of arrays
-named `*_keys` (postgresql's known_keys).  Each key must appear in
+named `*_keys` (postgresql's known_keys); in a recipe, data/drivers/NAME.ini,
+its [option NAME] sections and bin.  Each key must appear in
 man/tether.ini.5 (as \\fBKEY or .B/.BI/.BR KEY) and in docs/config.md (as
 `KEY...`); a driver's keys within its own section (`.SS NAME` in the man
 page, "### `NAME`" in config.md).  A source file that yields no key at all
@@ -60,6 +61,12 @@ def code_keys():
         m = re.search(r'\.name\s*=\s*"([a-z0-9_]+)"', src)
         if m and m.group(1) != "command":  # command takes the generic keys only
             found[m.group(1)] = keys_in(src)
+    # the recipes tether ships: their [option NAME] sections, and bin
+    rdir = os.path.join(ROOT, "data", "drivers")
+    for f in sorted(os.listdir(rdir)) if os.path.isdir(rdir) else []:
+        if f.endswith(".ini"):
+            src = read(os.path.join("data", "drivers", f))
+            found[f[:-4]] = set(re.findall(r'^\[option\s+([a-z][a-z0-9_]*)\s*\]', src, re.M)) | {"bin"}
     return found
 
 

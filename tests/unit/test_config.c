@@ -153,7 +153,7 @@ static const struct {
      "or pick another name"},
     /* [tether] */
     {"[tether]\nprefix = LP\nname = x\n[a]\ncommand = x\n",
-     ":3: [tether] unknown key 'name' (known: prefix)"},
+     ":3: [tether] unknown key 'name' (known: prefix, drivers)"},
     {"[a]\ncommand = x\n[tether]\nprefix = 1LP\n",
      ":4: [tether] prefix = 1LP: use letters, digits and '_', not starting with a digit (e.g. "
      "prefix = MYAPP)"},
@@ -271,7 +271,7 @@ static const struct {
     {"[r]\ndriver = redis\ncommand = redis-server\nbni = x\n",
      ":4: [r] unknown key 'bni': did you mean 'bin'?"},
     {"[tether]\nprefx = LP\n[a]\ncommand = x\n",
-     ":2: [tether] unknown key 'prefx': did you mean 'prefix'? (known: prefix)"},
+     ":2: [tether] unknown key 'prefx': did you mean 'prefix'? (known: prefix, drivers)"},
     /* a driver's command key is checked at load time like command */
     {"[pg]\ndriver = postgresql\ninit = ./load ${nope}\n",
      ":3: [pg] unknown variable ${nope} in init (known: dir, instance, label, config_dir)"},
