@@ -194,7 +194,7 @@ static int take_vars(tether_service *s, struct var *vars, size_t n)
     if (!cf || *cf != '/' || !pid || *end || v <= 0) {
         s->active = false;
         return terr_set(&s->err, EPROTO,
-                        "service '%s': tether start did not hand back %s_CONTROL_PID and "
+                        "[%s] tether start did not hand back %s_CONTROL_PID and "
                         "%s_CONFIGFILE",
                         s->label, s->stem, s->stem);
     }
@@ -373,7 +373,7 @@ static void chomp(strbuf *b)
 }
 
 /* `tether start --json` of the labels as one instance tied to our pid: its
- * variables in *vars.  `what` names them in errors ("service 'a'"). */
+ * variables in *vars.  `what` names them in errors ("[a]", "[a], [b]"), first. */
 static int spawn_start(const char *config_path, const char *const *labels, size_t n, bool fixed,
                        const char *what, struct var **vars, size_t *nv, terr *e)
 {
@@ -411,19 +411,21 @@ static int spawn_start(const char *config_path, const char *const *labels, size_
         const char *msg = err.s;
         if (strncmp(msg, "tether: ", 8) == 0)
             msg += 8;
-        return terr_set(e, EIO, "cannot start %s: %s", what, msg);
+        if (n == 1) /* what names it already */
+            msg = unlabeled(msg, labels[0]);
+        return terr_set(e, EIO, "%s cannot start: %s", what, msg);
     }
     if (!ok)
-        return terr_set(e, EIO, "cannot start %s: %s exited with status %d", what, bin,
+        return terr_set(e, EIO, "%s cannot start: %s exited with status %d", what, bin,
                         WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     if (!out.len)
-        return terr_set(e, EIO, "cannot start %s: %s start printed nothing", what, bin);
-    return terr_prefix(e, -EIO, "cannot start %s", what);
+        return terr_set(e, EIO, "%s cannot start: %s start printed nothing", what, bin);
+    return terr_prefix(e, -EIO, "%s cannot start", what);
 }
 
 static int start_new(tether_service *s, bool fixed)
 {
-    _cleanup_free_ char *what = xasprintf("service '%s'", s->label);
+    _cleanup_free_ char *what = xasprintf("[%s]", s->label);
     const char *labels[] = {s->label};
     struct var *vars = NULL;
     size_t n = 0;
@@ -478,7 +480,7 @@ static int check_ready(tether_service *s)
     _cleanup_free_ char *reply = NULL;
     terr e;
     if (control_request(s->instdir, s->helper, "status", &reply, &e) < 0)
-        return terr_set(&s->err, EIO, "service '%s': %s", s->label, e.msg);
+        return terr_set(&s->err, EIO, "[%s] %s", s->label, e.msg);
     size_t ll = strlen(s->label);
     for (const char *p = reply; p && *p;) {
         if (strncasecmp(p, s->label, ll) == 0 && p[ll] == ' ') {
@@ -487,7 +489,7 @@ static int check_ready(tether_service *s)
             if (strncmp(st, "ready ", 6) == 0)
                 return 0;
             return terr_set(&s->err, EIO,
-                            "service '%s' (%s) is not usable: it is %.*s; it is never "
+                            "[%s] (%s) is not usable: it is %.*s; it is never "
                             "restarted silently: stop that instance and start a new one",
                             s->label, s->instdir, (int)sl, st);
         }
@@ -511,7 +513,7 @@ static int attach(tether_service *s, const char *pidstr, const char *cf)
     _cleanup_free_ char *instdir = xstrdup(dirname(c));
     if (!instance_alive(instdir, (pid_t)v))
         return terr_set(&s->err, ESRCH,
-                        "service '%s' is not running: the environment names it "
+                        "[%s] is not running: the environment names it "
                         "(%s_CONTROL_PID=%ld, %s_CONFIGFILE=%s), but that tether helper is "
                         "gone, so the service crashed or was stopped.  Start it again "
                         "(eval \"$(tether start ...)\"), or unset those variables to get a new "
@@ -554,7 +556,7 @@ int tether_setup(tether_service *s, unsigned flags)
     if (flags & ~(TETHER_USE_EXISTING | TETHER_FIXED_INSTANCE))
         return terr_set(&s->err, EINVAL, "tether_setup: unknown flags 0x%x", flags);
     if (s->active)
-        return terr_set(&s->err, EALREADY, "service '%s' is already set up", s->label);
+        return terr_set(&s->err, EALREADY, "[%s] is already set up", s->label);
     s->owner = getpid();
     if (flags & TETHER_USE_EXISTING) {
         _cleanup_free_ char *pn = xasprintf("%s_CONTROL_PID", s->stem);
@@ -563,20 +565,20 @@ int tether_setup(tether_service *s, unsigned flags)
         if ((pid && *pid) || (cf && *cf)) {
             if (!pid || !*pid || !cf || !*cf)
                 return terr_set(&s->err, EINVAL,
-                                "service '%s': %s is set but %s is not, so the environment "
+                                "[%s] %s is set but %s is not, so the environment "
                                 "does not say which instance to use (eval \"$(tether start "
                                 "...)\" sets both)",
                                 s->label, pid && *pid ? pn : cn, pid && *pid ? cn : pn);
             int r = attach(s, pid, cf);
             if (r == 0)
-                logf_(s, "attached to service '%s' (helper pid %d, %s)", s->label,
+                logf_(s, "[%s] attached (helper pid %d, %s)", s->label,
                       (int)s->helper, s->configfile);
             return r;
         }
     }
     int r = start_new(s, flags & TETHER_FIXED_INSTANCE);
     if (r == 0)
-        logf_(s, "started service '%s' (helper pid %d, %s)", s->label, (int)s->helper,
+        logf_(s, "[%s] started (helper pid %d, %s)", s->label, (int)s->helper,
               s->configfile);
     return r;
 }
@@ -584,7 +586,7 @@ int tether_setup(tether_service *s, unsigned flags)
 static int not_running(tether_service *s)
 {
     return terr_set(&s->err, ESRCH,
-                    "service '%s' is not running: its tether helper (%s_CONTROL_PID=%d) is "
+                    "[%s] is not running: its tether helper (%s_CONTROL_PID=%d) is "
                     "gone, so the service crashed or was killed; it is not restarted silently",
                     s->label, s->stem, (int)s->helper);
 }
@@ -595,7 +597,7 @@ int tether_reset(tether_service *s)
         return -EINVAL;
     s->err.msg[0] = '\0';
     if (!s->active)
-        return terr_set(&s->err, EINVAL, "service '%s' is not set up (call tether_setup)",
+        return terr_set(&s->err, EINVAL, "[%s] is not set up (call tether_setup)",
                         tether_label(s));
     if (!instance_alive(s->instdir, s->helper))
         return not_running(s);
@@ -605,12 +607,12 @@ int tether_reset(tether_service *s)
     if (control_request(s->instdir, s->helper, req, &reply, &e) < 0) {
         if (!instance_alive(s->instdir, s->helper))
             return not_running(s);
-        return terr_set(&s->err, EIO, "reset of service '%s': %s", s->label, e.msg);
+        return terr_set(&s->err, EIO, "[%s] reset: %s", s->label, e.msg);
     }
     if (strncmp(reply, "OK", 2) != 0)
-        return terr_set(&s->err, EIO, "reset of service '%s' failed: %s", s->label,
-                        strncmp(reply, "ERR ", 4) == 0 ? reply + 4 : reply);
-    logf_(s, "reset service '%s'", s->label);
+        return terr_set(&s->err, EIO, "[%s] reset failed: %s", s->label,
+                        unlabeled(strncmp(reply, "ERR ", 4) == 0 ? reply + 4 : reply, s->label));
+    logf_(s, "[%s] reset", s->label);
     return 0;
 }
 
@@ -622,7 +624,7 @@ int tether_cleanup(tether_service *s)
     if (!s->active)
         return 0;
     if (s->attached) {
-        logf_(s, "detached from service '%s'; it keeps running", s->label);
+        logf_(s, "[%s] detached; it keeps running", s->label);
         forget(s);
         return 0;
     }
@@ -639,11 +641,11 @@ int tether_cleanup(tether_service *s)
     terr e;
     int r = instance_stop(s->instdir, s->helper, STOP_TIMEOUT_NS, &e);
     if (r < 0)
-        return terr_set(&s->err, -r, "cannot stop service '%s': %s", s->label, e.msg);
+        return terr_set(&s->err, -r, "[%s] cannot stop: %s", s->label, e.msg);
     /* if we are a subreaper, the orphaned helper was ours to reap */
     while (waitpid(s->helper, NULL, WNOHANG) < 0 && errno == EINTR)
         ;
-    logf_(s, "stopped service '%s' and removed its state", s->label);
+    logf_(s, "[%s] stopped, its state removed", s->label);
     forget(s);
     return 0;
 }
@@ -779,12 +781,12 @@ static int set_start(tether_services *a, bool fixed)
     _cleanup_sb_ strbuf what = {0};
     for (size_t i = 0; i < a->n; i++)
         if (!a->svc[i]->active) {
-            sb_addf(&what, "%s'%s'", labels.n ? ", " : "", a->svc[i]->label);
+            sb_addf(&what, "%s[%s]", labels.n ? ", " : "", a->svc[i]->label);
             strv_push(&labels, a->svc[i]->label);
         }
     if (!labels.n)
         return 0;
-    _cleanup_free_ char *w = xasprintf("service%s %s", labels.n > 1 ? "s" : "", what.s);
+    const char *w = what.s;
     struct var *vars = NULL;
     size_t nv = 0;
     int r = spawn_start(a->config_path, (const char *const *)labels.v, labels.n, fixed, w,
@@ -805,7 +807,7 @@ static int set_start(tether_services *a, bool fixed)
             break;
         }
         m->in_set = true;
-        logf_(m, "started service '%s' (helper pid %d, %s)", m->label, (int)m->helper,
+        logf_(m, "[%s] started (helper pid %d, %s)", m->label, (int)m->helper,
               m->configfile);
     }
     json_vars_free(vars, nv);
@@ -893,7 +895,7 @@ int tether_cleanup_all(tether_services *a)
             ;
         for (size_t i = 0; i < a->n; i++)
             if (a->svc[i]->in_set)
-                logf_(a->svc[i], "stopped service '%s' and removed its state", a->svc[i]->label);
+                logf_(a->svc[i], "[%s] stopped, its state removed", a->svc[i]->label);
     }
     for (size_t i = 0; i < a->n; i++)
         tether_cleanup(a->svc[i]); /* attached, or in the set: cannot fail */

@@ -1084,7 +1084,7 @@ static void finished(int client, int status)
         keep_for("the command exited with status %d", status);
     for (size_t i = 0; i < H.in.n_svcs; i++)
         if (H.in.svcs[i].state == SVC_EXITED)
-            keep_for("service '%s' died while the command ran", H.in.svcs[i].conf->label);
+            keep_for("[%s] died while the command ran", H.in.svcs[i].conf->label);
     H.in.name_logs = H.keep;
     strbuf b = {0};
     sb_add(&b, "OK\n");
@@ -1254,7 +1254,7 @@ static void reset_request(int client, const char *label, bool can_wait)
     if (reply_if_crashed(s, &c))
         return;
     if (u->resetting || s->pending_client >= 0 || s->state != SVC_READY) {
-        reply(&c, "ERR service '%s' is busy (starting or being reset)", s->conf->label);
+        reply(&c, "ERR [%s] is busy (starting or being reset)", s->conf->label);
         return;
     }
     if (svc_native_reset(s) || s->conf->reset_restart || s->conf->reset)

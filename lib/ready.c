@@ -488,7 +488,7 @@ int svc_health_start(struct svc *s, struct op *op, terr *e)
     /* an external service (a database on a server) has no process of
      * ours: its driver's probe alone says whether it answers */
     if (s->state != SVC_READY || (!s->external && (s->pid <= 0 || kill(s->pid, 0) < 0)))
-        return terr_set(e, ESRCH, "service '%s' is not running", c->label);
+        return terr_set(e, ESRCH, "[%s] is not running", c->label);
     int r = 0;
     e->msg[0] = '\0';
     if (c->health) { /* health = send:PING expect:+PONG, or a protocol ready = */
@@ -525,9 +525,9 @@ int svc_health_done(struct svc *s, int r, terr *e)
     if (r < 0 && e->msg[0])
         return r;
     if (r < 0 && s->external)
-        return terr_set(e, r, "service '%s' does not answer (%s)", c->label, strerror(-r));
+        return terr_set(e, r, "[%s] does not answer (%s)", c->label, strerror(-r));
     if (r < 0)
-        return terr_set(e, r, "service '%s' (pid %d) is running but does not answer (%s)",
+        return terr_set(e, r, "[%s] (pid %d) is running but does not answer (%s)",
                         c->label, (int)s->pid, strerror(-r));
     return 0;
 }

@@ -401,7 +401,7 @@ char *svc_log_excerpt(const struct svc *s)
 void svc_fail(struct svc *s, const char *fmt, ...)
 {
     strbuf b = {0};
-    sb_addf(&b, "service '%s' ", s->conf->label);
+    sb_addf(&b, "[%s] ", s->conf->label);
     va_list ap;
     va_start(ap, fmt);
     sb_vaddf(&b, fmt, ap);

@@ -432,6 +432,16 @@ const char *closest_word(const char *word, const char *const *cands, size_t n)
     return best && best_d > 0 && best_d <= max ? best : NULL;
 }
 
+const char *unlabeled(const char *msg, const char *label)
+{
+    size_t n = strlen(label);
+    if (msg[0] != '[' || strncasecmp(msg + 1, label, n) != 0 || msg[n + 1] != ']')
+        return msg;
+    const char *p = msg + n + 2;
+    p += *p == ':';
+    return p + (*p == ' ');
+}
+
 int parse_bool(const char *s, bool *out)
 {
     static const char *const t[] = {"yes", "true", "on", "1"}, *const f[] = {"no", "false", "off", "0"};

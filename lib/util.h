@@ -94,6 +94,10 @@ unsigned long long fnv1a(unsigned long long h, const void *data, size_t n);
 int parse_bool(const char *s, bool *out);
 /* What parse_bool takes, for its errors: "tcp = maybe: say " BOOL_WORDS. */
 #define BOOL_WORDS "yes or no (or true/false, on/off, 1/0)"
+/* A message that names its service names it first, as "[LABEL] ...";
+ * one that quotes another's drops that one's own "[label] " (or
+ * "[label]: "), so that the label comes once: msg past it. */
+const char *unlabeled(const char *msg, const char *label);
 /* Parse "30", "1.5", "500ms", "2m", "1h", "1d" into nanoseconds. */
 int parse_duration(const char *s, long long *ns);
 /* Random lowercase hex string of n chars (n < 64). */

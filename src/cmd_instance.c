@@ -267,11 +267,11 @@ static int check_svc(struct cli *c, const struct env_svc *s, bool *healthy)
     terr e;
     int r = instance_reach(s->instdir, s->pid, &e);
     if (r < 0 && r != -ESRCH) {
-        cli_err("service '%s': %s", s->label, e.msg);
+        cli_err("[%s] %s", s->label, e.msg);
         return 0;
     }
     if (r < 0) {
-        cli_err("service '%s' is not running: its helper (%s_CONTROL_PID=%d) is gone (it was "
+        cli_err("[%s] is not running: its helper (%s_CONTROL_PID=%d) is gone (it was "
                 "killed, stopped elsewhere, or its --expire/--watch-pid ran out); run `tether "
                 "gc`, then start it again",
                 s->label, s->stem, (int)s->pid);
@@ -279,24 +279,25 @@ static int check_svc(struct cli *c, const struct env_svc *s, bool *healthy)
     }
     _cleanup_free_ char *reply = NULL;
     if (control_request(s->instdir, s->pid, "status", &reply, &e) < 0) {
-        cli_err("service '%s': %s", s->label, e.msg);
+        cli_err("[%s] %s", s->label, e.msg);
         return 0;
     }
     char state[32] = "";
     const char *rest = find_line(reply, s->label, state, sizeof(state));
     if (!rest) {
-        cli_err("service '%s' is not part of instance %s", s->label, s->instdir);
+        cli_err("[%s] is not part of instance %s", s->label, s->instdir);
         return 0;
     }
     size_t rl = strcspn(rest, "\n");
     if (streq(state, "ready")) {
         *healthy = true;
-        cli_note(c, "%s: ready (pid %.*s)", s->label, (int)rl, rest);
+        cli_note(c, "[%s] ready (pid %.*s)", s->label, (int)rl, rest);
     } else if (streq(state, "dead")) {
-        cli_err("service '%s' is not running: it %.*s (it crashed; see `tether logs %s`)",
+        cli_err("[%s] is not running: it %.*s (it crashed; see `tether logs %s`)",
                 s->label, (int)rl, rest, s->label);
     } else {
-        cli_err("service '%s' is %s: %.*s", s->label, state, (int)rl, rest);
+        const char *why = unlabeled(rest, s->label); /* the health check's names it too */
+        cli_err("[%s] is %s: %.*s", s->label, state, (int)(rl - (size_t)(why - rest)), why);
     }
     return 0;
 }
@@ -374,7 +375,7 @@ static void say_reset(const struct cli *c, const char *label, const char *reply,
     char t[32];
     size_t n = strcspn(reply, "\n");
     if (!c->verbose) {
-        cli_note(c, "%s: %.*s", label, (int)n, reply);
+        cli_note(c, "[%s] %.*s", label, (int)n, reply);
         return;
     }
     for (const char *p = reply + n; *p == '\n';) {
@@ -382,7 +383,8 @@ static void say_reset(const struct cli *c, const char *label, const char *reply,
         progress(PROGRESS_STEP, "[%s] %.*s", label, (int)m, p);
         p += m;
     }
-    progress(PROGRESS_STEP, "%s: %.*s in %s", label, (int)n, reply, progress_since(t, t0));
+    /* the whole round trip: not to be read as the helper's step above */
+    progress(PROGRESS_STEP, "[%s] %.*s, %s in all", label, (int)n, reply, progress_since(t, t0));
 }
 
 int cmd_reset(struct cli *c, int argc, char **argv)
@@ -420,11 +422,11 @@ int cmd_reset(struct cli *c, int argc, char **argv)
         _cleanup_free_ char *reply = NULL;
         long long t0 = now_ns();
         if (control_request(svcs[j].instdir, svcs[j].pid, req, &reply, &e) < 0) {
-            cli_err("reset %s: %s", svcs[j].label, e.msg);
+            cli_err("[%s] reset: %s", svcs[j].label, e.msg);
             ret = EXIT_FAIL;
         } else if (strncmp(reply, "OK", 2) != 0) {
-            cli_err("reset %s failed: %s", svcs[j].label,
-                    strncmp(reply, "ERR ", 4) == 0 ? reply + 4 : reply);
+            cli_err("[%s] reset failed: %s", svcs[j].label,
+                    unlabeled(strncmp(reply, "ERR ", 4) == 0 ? reply + 4 : reply, svcs[j].label));
             ret = EXIT_FAIL;
         } else {
             say_reset(c, svcs[j].label, reply + 3, t0);

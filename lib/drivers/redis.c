@@ -213,7 +213,7 @@ static int auth(struct svc *s, struct redis_data *d, terr *e)
     bool ok = rep && rep->type == REDIS_REPLY_STATUS;
     _cleanup_free_ char *w = where(s);
     if (!ok)
-        terr_set(e, EACCES, "service '%s': AUTH on %s failed: %s", s->conf->label, w,
+        terr_set(e, EACCES, "[%s] AUTH on %s failed: %s", s->conf->label, w,
                  !rep ? (d->c->errstr[0] ? d->c->errstr : "no answer")
                  : rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
     if (rep)
@@ -240,7 +240,7 @@ static int ensure_connected(struct svc *s, struct redis_data *d, terr *e)
         return terr_set(e, ENOMEM, "[%s] cannot allocate a redis connection", s->conf->label);
     if (c->err) {
         _cleanup_free_ char *w = where(s);
-        terr_set(e, ECONNREFUSED, "service '%s': cannot connect to redis on %s: %s",
+        terr_set(e, ECONNREFUSED, "[%s] cannot connect to redis on %s: %s",
                  s->conf->label, w, c->errstr);
         redisFree(c);
         return -ECONNREFUSED;
@@ -281,7 +281,7 @@ static redisReply *command(struct svc *s, const char *cmd, int timeout_ms, terr 
         if (rep)
             return rep;
         _cleanup_free_ char *w = where(s);
-        terr_set(e, EIO, "service '%s': %s on %s failed: %s", s->conf->label, cmd, w,
+        terr_set(e, EIO, "[%s] %s on %s failed: %s", s->conf->label, cmd, w,
                  d->c->errstr[0] ? d->c->errstr : "no answer");
         disconnect(d);
         if (fresh)
@@ -313,11 +313,11 @@ static int ping(struct svc *s, bool starting, terr *e)
         return starting ? -EAGAIN : -ECONNREFUSED;
     if (rep->type == REDIS_REPLY_ERROR) /* e.g. LOADING */
         r = starting ? -EAGAIN
-                     : terr_set(e, EBUSY, "service '%s' (pid %d) answers PING with an error: "
+                     : terr_set(e, EBUSY, "[%s] (pid %d) answers PING with an error: "
                                 "%s%s", s->conf->label, (int)s->pid, rep->str,
                                 locked_out(rep->str));
     else if (!(rep->type == REDIS_REPLY_STATUS && rep->str && !strcasecmp(rep->str, "PONG")))
-        r = terr_set(e, EPROTO, "service '%s' does not answer PING with PONG: is it redis?",
+        r = terr_set(e, EPROTO, "[%s] does not answer PING with PONG: is it redis?",
                      s->conf->label);
     freeReplyObject(rep);
     return r;
@@ -344,7 +344,7 @@ static int reset_step(struct svc *s, const char *cmd, bool may_lack, terr *e)
     bool lacks = may_lack && rep->type == REDIS_REPLY_ERROR && rep->str &&
                  !strncasecmp(rep->str, "ERR unknown command", 19);
     if (!lacks && rep->type != REDIS_REPLY_STATUS)
-        r = terr_set(e, EIO, "service '%s': %s failed: %s", s->conf->label, cmd,
+        r = terr_set(e, EIO, "[%s] %s failed: %s", s->conf->label, cmd,
                      rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unexpected reply");
     freeReplyObject(rep);
     return r;

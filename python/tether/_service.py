@@ -77,6 +77,17 @@ def _error_text(proc):
     return "\n".join(lines) or "tether exited with status %d" % proc.returncode
 
 
+def _unlabeled(text, label):
+    """text without its own leading "[label] ": the message that quotes it
+    names the service first, once."""
+    head = "[%s]" % label
+    if text[:len(head)].lower() == head.lower():
+        text = text[len(head):]
+        text = text[1:] if text.startswith(":") else text
+        text = text[1:] if text.startswith(" ") else text
+    return text
+
+
 class Service:
     """A private, disposable server for tests, run by tether.
 
@@ -137,7 +148,7 @@ class Service:
         if unique_instance is not None:
             self.unique_instance = unique_instance
         if self.service_env:
-            raise TetherError("service '%s' is already set up (its CONFIGFILE is %s)"
+            raise TetherError("[%s] is already set up (its CONFIGFILE is %s)"
                               % (self.service_label, self.config_file_path))
         self._open()
         return self
@@ -174,7 +185,7 @@ class Service:
         """Check that the service is alive and ready, then discard what the
         last test did.  A service that died is a TetherError."""
         if not self.service_env:
-            raise TetherError("service '%s' is not set up" % self.service_label)
+            raise TetherError("[%s] is not set up" % self.service_label)
         proc = self._run(["reset", self.service_label], self._instance_env())
         if proc.returncode != 0:
             raise TetherError(_error_text(proc))
@@ -183,11 +194,12 @@ class Service:
         """What the service has written to stdout and stderr so far (its log,
         as `tether logs LABEL` prints it)."""
         if not self.service_env:
-            raise TetherError("service '%s' is not set up" % self.service_label)
+            raise TetherError("[%s] is not set up" % self.service_label)
         proc = self._run(["logs", self.service_label], self._instance_env())
         if proc.returncode != 0:
-            raise TetherError("cannot read the log of service '%s': %s"
-                              % (self.service_label, _error_text(proc)))
+            raise TetherError("[%s] cannot read its log: %s"
+                              % (self.service_label,
+                                 _unlabeled(_error_text(proc), self.service_label)))
         return proc.stdout.decode("utf-8", "replace")
 
     # -- internals --
@@ -208,7 +220,7 @@ class Service:
         try:
             return json.loads(proc.stdout.decode("utf-8", "surrogateescape"))
         except ValueError as e:
-            raise TetherError("cannot start service '%s': bad output from tether %s: %s"
+            raise TetherError("[%s] cannot start: bad output from tether %s: %s"
                               % (self.service_label, command, e))
 
     def _ask_names(self):
@@ -218,8 +230,9 @@ class Service:
         built-in driver serves it are tether's to say, never guessed here."""
         proc = self._run_config(["_names", "--json", self.service_label])
         if proc.returncode != 0:
-            raise TetherError("cannot start service '%s': %s"
-                              % (self.service_label, _error_text(proc)))
+            raise TetherError("[%s] cannot start: %s"
+                              % (self.service_label,
+                                 _unlabeled(_error_text(proc), self.service_label)))
         names = self._json(proc, "_names")[0]
         if names["config_file"] is None:
             self.config_file = None  # the built-in driver: the file has no such service
@@ -248,7 +261,7 @@ class Service:
     def _take(self, variables):
         pid, cfg = self._var("CONTROL_PID"), self._var("CONFIGFILE")
         if cfg not in variables or pid not in variables:
-            raise TetherError("service '%s': tether did not hand back %s and %s"
+            raise TetherError("[%s] tether did not hand back %s and %s"
                               % (self.service_label, pid, cfg))
         self.service_env = dict(variables)
         self.service_config = {}
@@ -264,8 +277,9 @@ class Service:
         args.append(self.service_label)
         proc = self._run_config(args)
         if proc.returncode != 0:
-            raise TetherError("cannot start service '%s': %s"
-                              % (self.service_label, _error_text(proc)))
+            raise TetherError("[%s] cannot start: %s"
+                              % (self.service_label,
+                                 _unlabeled(_error_text(proc), self.service_label)))
         variables = self._json(proc, "start")
         self.attached = False
         self._take(variables)
@@ -274,7 +288,7 @@ class Service:
         pid_name, cfg_name = self._var("CONTROL_PID"), self._var("CONFIGFILE")
         if not pid or not cfg:
             raise TetherError(
-                "service '%s': %s is set but %s is not, so the environment does not say "
+                "[%s] %s is set but %s is not, so the environment does not say "
                 "which instance to use (eval \"$(tether start ...)\" sets both)"
                 % (self.service_label, pid_name if pid else cfg_name,
                    cfg_name if pid else pid_name))
@@ -284,12 +298,12 @@ class Service:
         proc = self._run(["status"], env)
         if proc.returncode != 0:
             raise TetherError(
-                "cannot attach to service '%s' (%s=%s, %s=%s): %s"
+                "[%s] cannot attach (%s=%s, %s=%s): %s"
                 % (self.service_label, pid_name, pid, cfg_name, cfg, _error_text(proc)))
         try:
             variables = _read_configfile(cfg)
         except OSError as e:
-            raise TetherError("cannot attach to service '%s': %s" % (self.service_label, e))
+            raise TetherError("[%s] cannot attach: %s" % (self.service_label, e))
         self.attached = True
         self._take(variables)
 
@@ -302,8 +316,9 @@ class Service:
                 return  # not ours to stop: an attached instance, or a forked child
             proc = self._run(["stop"], self._instance_env())
             if proc.returncode != 0:
-                raise TetherError("cannot stop service '%s': %s"
-                                  % (self.service_label, _error_text(proc)))
+                raise TetherError("[%s] cannot stop: %s"
+                                  % (self.service_label,
+                                     _unlabeled(_error_text(proc), self.service_label)))
         finally:
             self.service_env = {}
             self.service_config = {}

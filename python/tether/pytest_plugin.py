@@ -155,7 +155,7 @@ class _Services:
         svc = self._started.get(key)
         if svc is None:
             if key in self._failed:
-                raise TetherError("service '%s' failed to start earlier in this session and is "
+                raise TetherError("[%s] failed to start earlier in this session and is "
                                   "not tried again: %s" % (name, self._failed[key]))
             try:
                 svc = Service(name, config_file, use_existing=self.use_existing).setup()

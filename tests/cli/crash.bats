@@ -49,8 +49,8 @@ EOF
     wait_gone "$web" 5
     run tether status
     [ "$status" -ne 0 ]
-    assert_output_has "'db'"
-    assert_output_has "'web'"
+    assert_output_has "[db]"
+    assert_output_has "[web]"
     assert_output_has "not running"
     # the instance directory is still there: it is stale
     [ -n "$(ls -A "$TETHER_DIR")" ]

@@ -36,7 +36,7 @@ psql_q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
     [[ $output != *"Device or resource busy"* ]]
     run tether reset redis
     assert_status 1
-    assert_output_has "reset redis failed"
+    assert_output_has "[redis] reset failed"
     assert_output_has "NOAUTH Authentication required"
     eval "$(tether stop)"
 }
@@ -52,7 +52,7 @@ psql_q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
     [[ $output != *"Connection refused"* ]]
     run tether reset postgresql
     assert_status 1
-    assert_output_has "reset postgresql failed"
+    assert_output_has "[postgresql] reset failed"
     assert_output_has "is not permitted to log in"
     eval "$(tether stop)"
 }
@@ -139,10 +139,10 @@ EOF
     [ -z "$output" ]
     grep -qE '^tether: \[redis\] health check in [0-9.]+ m?s$' <<<"$stderr"
     grep -qE '^tether: \[redis\] reset in [0-9.]+ m?s$' <<<"$stderr"
-    grep -qE '^tether: redis: reset in [0-9.]+ m?s$' <<<"$stderr"
+    grep -qE '^tether: \[redis\] reset, [0-9.]+ m?s in all$' <<<"$stderr"
     # without -v: the outcome only
     run --separate-stderr tether reset
-    [ "$stderr" = "tether: redis: reset" ]
+    [ "$stderr" = "tether: [redis] reset" ]
     tether -v stop >"$WORK/unset.sh" 2>"$WORK/err"
     grep -qE '^tether: instance .* stopped and cleaned up in [0-9.]+ m?s$' "$WORK/err"
     eval "$(cat "$WORK/unset.sh")"

@@ -173,7 +173,7 @@ json_get() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2
     # the server answers again, but the reset may have dropped the database
     run tether status
     assert_status 1
-    assert_output_has "service 'postgresql' is unhealthy: the last reset failed (reset it again): "
+    assert_output_has "[postgresql] is unhealthy: the last reset failed (reset it again): "
     run tether -q reset postgresql
     assert_status 0
     run tether status
@@ -259,7 +259,7 @@ new_dsm_files() {
     [ "$(psql_q -d template1 -c "select count(*) from pg_database where datname = 'tether'")" = 0 ]
     run tether status
     [ "$status" -eq 1 ]
-    assert_output_has "service 'postgresql' is unhealthy: the last reset failed (reset it again): "
+    assert_output_has "[postgresql] is unhealthy: the last reset failed (reset it again): "
     exec 8>&-
     wait "$holder"
     run tether -q reset postgresql
@@ -749,7 +749,7 @@ assert_no_app_database() {
     run env -u TETHER_POSTGRESQL_CONTROL_PID SRV_APP_CONTROL_PID="$app_helper" \
         SRV_APP_CONFIGFILE="$TETHER_DIR/$app_id/app.env" "$TETHER" status
     assert_status 0
-    assert_output_has "app: ready"
+    assert_output_has "[app] ready"
     # the connection the helper checks with is ended by the server
     psql_q -c "select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() and backend_type = 'client backend'" "$server_url" >/dev/null
     run env -u TETHER_POSTGRESQL_CONTROL_PID SRV_APP_CONTROL_PID="$app_helper" \

@@ -71,7 +71,7 @@ no_instance() {
         # shellcheck disable=SC2086
         run tether -f "$cfg" $cmd
         [ "$status" -ne 0 ]
-        assert_output_has "service 'bad' exited with status 3 before it was ready"
+        assert_output_has "[bad] exited with status 3 before it was ready"
         assert_output_has "| fatal: no luck"
         assert_output_has "last lines of its log:"
         [[ $output != *"$TETHER_DIR"* ]] || { echo "names the instance: $output" >&2; return 1; }
@@ -84,7 +84,7 @@ no_instance() {
     cfg="$(web_config)"
     run tether -f "$cfg" run -- sh -c 'kill -KILL "$(cat "$TETHER_WEB_PIDFILE")"; while kill -0 "$(cat "$TETHER_WEB_PIDFILE")" 2>/dev/null; do sleep 0.01; done'
     assert_status 125
-    assert_output_has "service 'web' was killed by signal KILL while the command ran"
+    assert_output_has "[web] was killed by signal KILL while the command ran"
     assert_output_has "| web up on"
     [[ $output != *"$TETHER_DIR"* ]]
     assert_paths_exist
@@ -202,7 +202,7 @@ EOF
     TETHER_KEEP_FAILED=1 run tether -f "$cfg" run -- sh -c 'kill -KILL "$(cat "$TETHER_WEB_PIDFILE")"; while kill -0 "$(cat "$TETHER_WEB_PIDFILE")" 2>/dev/null; do sleep 0.01; done'
     assert_status 125
     dir="$(only_instance)"
-    assert_output_has "service 'web' was killed by signal KILL while the command ran"
+    assert_output_has "[web] was killed by signal KILL while the command ran"
     assert_output_has "last lines of its log ($dir/web.log):"
     assert_output_has "kept instance $dir"
     assert_paths_exist

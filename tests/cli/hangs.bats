@@ -43,7 +43,7 @@ EOF
     cfg="$(slow_second "sh -c 'echo going; exit 7'")"
     run timeout 20 "$TETHER" -f "$cfg" start
     assert_status 1
-    assert_output_has "service 'a' exited with status 7 after it was ready"
+    assert_output_has "[a] exited with status 7 after it was ready"
     assert_output_has "going" # its log's tail
     [[ $output != *TETHER_A_* ]]
     [ -z "$(ls -A "$TETHER_DIR")" ]
@@ -53,7 +53,7 @@ EOF
     cfg="$(slow_second "sh -c 'kill -KILL \$\$\$\$'")"
     run timeout 20 "$TETHER" -f "$cfg" run -- touch "$WORK/cmd-ran"
     assert_status 125
-    assert_output_has "service 'a' was killed by signal KILL after it was ready"
+    assert_output_has "[a] was killed by signal KILL after it was ready"
     [ ! -e "$WORK/cmd-ran" ]
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }
@@ -79,7 +79,7 @@ EOF
 )"
     run timeout 20 "$TETHER" -f "$cfg" start
     assert_status 1
-    assert_output_has "service 'a' exited with status 3 after it was ready"
+    assert_output_has "[a] exited with status 3 after it was ready"
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }
 
@@ -108,11 +108,11 @@ EOF
     st=0
     wait "$resetter" || st=$?
     [ "$st" -eq 0 ] || { echo "reset exit $st" >&2; cat "$WORK/reset.out" >&2; false; }
-    grep -q "b: restarted" "$WORK/reset.out"
+    grep -qF "[b] restarted" "$WORK/reset.out"
     run timeout 20 "$TETHER" status
     assert_status 1
-    assert_output_has "service 'a' is not running: it was killed by signal KILL"
-    assert_output_has "b: ready"
+    assert_output_has "[a] is not running: it was killed by signal KILL"
+    assert_output_has "[b] ready"
     eval "$(tether stop)"
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }
@@ -143,7 +143,7 @@ EOF
     eval "$(cat "$WORK/out")"
     run timeout 20 "$TETHER" status
     assert_status 1
-    assert_output_has "service 'a' is not running: it was killed by signal KILL"
+    assert_output_has "[a] is not running: it was killed by signal KILL"
     eval "$(tether stop)"
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }
@@ -168,13 +168,13 @@ EOF
     kill -STOP "$helper"
     run timeout 30 "$TETHER" status
     assert_status 1
-    assert_output_has "service 'web': helper $helper of instance $instdir does not answer"
+    assert_output_has "[web] helper $helper of instance $instdir does not answer"
     assert_output_has "no reply to 'status' within 5 s"
     assert_output_has "it is stopped"
     assert_output_has "kill -CONT $helper"
     run timeout 30 "$TETHER" reset web
     assert_status 1
-    assert_output_has "reset web: helper $helper of instance $instdir does not answer"
+    assert_output_has "[web] reset: helper $helper of instance $instdir does not answer"
     assert_output_has "no reply to 'reset web' within 5 s"
     kill -CONT "$helper"
     run timeout 30 "$TETHER" status

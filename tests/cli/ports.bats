@@ -152,7 +152,7 @@ EOF
     run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
     [ "$status" -ne 0 ]
     [[ $output != *ran-on-a-hijacked-port* ]]
-    assert_output_has "service 'web' cannot get a port of its own: another process (uid $(other_uid))"
+    assert_output_has "[web] cannot get a port of its own: another process (uid $(other_uid))"
     assert_output_has "ss -ltnp"
     [ "$(hijacked_ports | wc -w)" -eq 4 ] # the first port and 3 retries
     # each port it gave up, and who held it
@@ -176,7 +176,7 @@ EOF
     [ "$status" -ne 0 ]
     [[ $output != *ran-on-a-hijacked-port* ]]
     [ "$(hijacked_ports)" = "$port " ]
-    assert_output_has "service 'web' does not own port $port: another process (uid $(other_uid))"
+    assert_output_has "[web] does not own port $port: another process (uid $(other_uid))"
     assert_output_has "choose another port"
 }
 
@@ -229,7 +229,7 @@ EOF
     run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
     [ "$status" -ne 0 ]
     [[ $output != *ran-on-a-hijacked-port* ]]
-    assert_output_has "service 'mc' cannot get a port of its own: another process (uid $(other_uid))"
+    assert_output_has "[mc] cannot get a port of its own: another process (uid $(other_uid))"
 }
 
 @test "redis tcp = yes, ready = driver: a hijacker answering PONG is never the service" {
@@ -270,7 +270,7 @@ EOF
         run tether -f "$cfg" run -- echo ran-on-a-hijacked-port
         [ "$status" -ne 0 ]
         [[ $output != *ran-on-a-hijacked-port* ]]
-        assert_output_has "service 'rd' "
+        assert_output_has "[rd] "
         assert_output_has "another process (uid $(other_uid))"
         stop_hostile
     done

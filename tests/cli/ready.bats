@@ -22,7 +22,7 @@ EOF
     [ "$status" -ne 0 ]
     [ $((t1 - t0)) -lt 5000 ] || { echo "took $((t1 - t0)) ms" >&2; false; }
     [ $((t1 - t0)) -ge 900 ]
-    assert_output_has "'web'"
+    assert_output_has "[web]"
     assert_output_has "did not become ready within 1 s"
     assert_output_has "warming up, please hold"
     assert_output_has "still-cold-on-stderr"
@@ -53,7 +53,7 @@ EOF
     t1="$(ms)"
     [ "$status" -ne 0 ]
     [ $((t1 - t0)) -lt 5000 ]
-    assert_output_has "'web'"
+    assert_output_has "[web]"
     assert_output_has "exited with status 3"
     assert_output_has "fatal: giving up"
 }
@@ -178,7 +178,7 @@ EOF
 )"
     run tether -f "$cfg" run -- true
     [ "$status" -ne 0 ]
-    assert_output_has "'a'"
+    assert_output_has "[a]"
     assert_output_has "status 4"
     [ ! -e "$WORK/b-ran" ]
 }

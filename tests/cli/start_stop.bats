@@ -111,7 +111,7 @@ EOF
     [ "$status" -ne 0 ]
     run tether status
     [ "$status" -eq 1 ]
-    assert_output_has "service 'web' is unhealthy: the last reset failed"
+    assert_output_has "[web] is unhealthy: the last reset failed"
     assert_output_has "exited with status 4"
     touch "$WORK/reset-ok"
     run tether reset

@@ -174,7 +174,7 @@ def test_truncate_reset_of_a_schema_a_test_changed_fails_and_says_why(pg):
     with pytest.raises(TetherError) as err:
         svc.reset()
     msg = str(err.value)
-    assert msg.startswith("reset postgresql failed: [postgresql] reset = truncate: ")
+    assert msg.startswith("[postgresql] reset failed: reset = truncate: ")
     assert 'does not exist' in msg and "reset = template resets the schema too" in msg
     # nothing half done: the rest of the data is as the test left it
     c.cursor().execute("INSERT INTO author (name) VALUES ('kept')")

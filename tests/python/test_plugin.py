@@ -302,10 +302,10 @@ def test_a_failed_start_is_not_retried_for_every_test(tmp_path):
     # the errors raised, each once ("E" lines): the short summary repeats
     # them, cut to the terminal's width, but whole where $CI is set
     raised = [line for line in r.stdout.splitlines() if line.startswith("E ")]
-    assert sum("TetherError: cannot start service 'broken'" in line for line in raised) == 1, \
+    assert sum("TetherError: [broken] cannot start" in line for line in raised) == 1, \
         r.stdout
-    assert sum("TetherError: service 'broken' failed to start earlier in this session and is "
-               "not tried again: cannot start service 'broken'" in line for line in raised) == 2, \
+    assert sum("TetherError: [broken] failed to start earlier in this session and is "
+               "not tried again: [broken] cannot start" in line for line in raised) == 2, \
         r.stdout
 
 

@@ -159,7 +159,7 @@ def test_use_existing_dead_instance(config, tether_dir):
         except TetherError as err:
             e = err
         assert e is not None
-        assert "service 'tcp' is not running" in str(e)
+        assert "[tcp] is not running" in str(e)
         assert "PYT_TCP_CONTROL_PID=" + env["PYT_TCP_CONTROL_PID"] in str(e)
         assert os.listdir(tether_dir) == []  # never a silent new instance
         # half set
@@ -204,7 +204,7 @@ def test_service_crash_is_an_error(config):
             try:
                 svc.reset()
             except TetherError as e:
-                assert "'tcp'" in str(e) and "not running" in str(e), str(e)
+                assert "[tcp]" in str(e) and "not running" in str(e), str(e)
                 break
             assert time.monotonic() < deadline, "reset kept working"
             time.sleep(0.01)
@@ -270,7 +270,7 @@ def test_service_without_the_fixtures_library(config):
     svc = Service("tcp", config)
     assert svc.setup() is svc
     try:
-        with pytest.raises(TetherError, match="'tcp' is already set up"):
+        with pytest.raises(TetherError, match=r"\[tcp\] is already set up"):
             svc.setup()
         svc.reset()
         instdir = os.path.dirname(svc.config_file_path)
@@ -281,7 +281,7 @@ def test_service_without_the_fixtures_library(config):
     with Service("tcp", config) as again:
         assert again.service_env["PYT_TCP_PORT"]
     assert issubclass(ExternalService, Service) and issubclass(ExternalService, fixtures.Fixture)
-    with pytest.raises(TetherError, match="cannot start service 'nosuch'"):
+    with pytest.raises(TetherError, match=r"\[nosuch\] cannot start"):
         Service("nosuch").setup()
 
 
@@ -294,14 +294,14 @@ def test_log(tmp_path):
                       "port = auto\n" % tserver)
     with ExternalService("tcp", str(config)) as svc:
         assert svc.log() == "up and running\n"
-    with pytest.raises(TetherError, match="'tcp' is not set up"):
+    with pytest.raises(TetherError, match=r"\[tcp\] is not set up"):
         svc.log()
 
 
 def test_missing_config_file_is_a_tether_error(tmp_path):
     """tether's own message (the binding reads no config itself)."""
     path = str(tmp_path / "nope.ini")
-    with pytest.raises(TetherError, match="cannot start service 'tcp': cannot read config "
+    with pytest.raises(TetherError, match="\[tcp\] cannot start: cannot read config "
                        "file %s: No such file" % path):
         Service("tcp", path).setup()
 

@@ -269,6 +269,18 @@ static void program_finder(void **state)
     free(dir);
 }
 
+/* A message that quotes another names the service once. */
+static void unlabel(void **state)
+{
+    (void)state;
+    assert_string_equal(unlabeled("[web] is not running", "web"), "is not running");
+    assert_string_equal(unlabeled("[Web]: cannot connect", "web"), "cannot connect");
+    assert_string_equal(unlabeled("[webx] is not running", "web"), "[webx] is not running");
+    assert_string_equal(unlabeled("[db] is not running", "web"), "[db] is not running");
+    assert_string_equal(unlabeled("helper 12 does not answer", "web"), "helper 12 does not answer");
+    assert_string_equal(unlabeled("[web]", "web"), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +293,7 @@ int main(void)
         cmocka_unit_test(file_line_errors),
         cmocka_unit_test(program_finder),
         cmocka_unit_test(booleans),
+        cmocka_unit_test(unlabel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
