@@ -83,6 +83,8 @@ struct run {
     bool resetting;      /* a reset is under way: its client waits */
     bool reset_queued;   /* asked while an op was in flight: starts after it */
     bool health_for_status; /* the ACT_HEALTH answers `status` (else a reset) */
+    bool health_wanted;     /* a `status` waits for this service's op (after_reset)
+                               to end, then for a check: not an older answer */
     int health_r;        /* the last health check's result */
     terr health_err;
     terr fail;           /* ACT_EXITS_SOON: what to say unless it crashed */
@@ -249,6 +251,7 @@ static void op_drop(struct svc *s)
     op_init(&u->op, s, NULL);
     u->act = ACT_NONE;
     u->health_for_status = false;
+    u->health_wanted = false;
     status_maybe_answer();
 }
 
@@ -1136,9 +1139,11 @@ static void status_maybe_answer(void)
 {
     if (!H.n_status_waiters || !H.run)
         return;
-    for (size_t i = 0; i < H.in.n_svcs; i++)
-        if (RUN(&H.in.svcs[i])->act == ACT_HEALTH && RUN(&H.in.svcs[i])->health_for_status)
+    for (size_t i = 0; i < H.in.n_svcs; i++) {
+        struct run *u = RUN(&H.in.svcs[i]);
+        if ((u->act == ACT_HEALTH && u->health_for_status) || u->health_wanted)
             return;
+    }
     strbuf b = {0};
     sb_add(&b, "OK\n");
     for (size_t i = 0; i < H.in.n_svcs; i++)
@@ -1158,10 +1163,24 @@ static void health_known(struct svc *s, int r, const terr *e)
         u->health_err = *e;
 }
 
-/* `status`: a health check of every READY service that is not busy (its
- * op, if any, joins the epoll set); the answer goes once they are all in.
- * A service being reset, or running an op, answers from what is known:
- * "resetting", or its last check.  Nothing here waits for a server. */
+/* A health check of s for the waiting `status` requests. */
+static void status_check(struct svc *s)
+{
+    struct run *u = RUN(s);
+    terr e = {.msg = ""};
+    int r = svc_health_start(s, &u->op, &e);
+    if (op_begun(s, r, ACT_HEALTH))
+        u->health_for_status = true;
+    else
+        health_known(s, r, &e);
+}
+
+/* `status`: a health check of every READY service (its op, if any, joins
+ * the epoll set); the answer goes once they are all in.  A service being
+ * reset answers "resetting" at once; one running a short op (after_reset:
+ * PostgreSQL's spare copy) is checked when that ends, so that status never
+ * answers from a check older than the question.  Nothing here waits for a
+ * server. */
 static void status_request(int client)
 {
     reap(); /* exits queued behind this request count */
@@ -1174,15 +1193,26 @@ static void status_request(int client)
     for (size_t i = 0; i < H.in.n_svcs && !H.stopping; i++) {
         struct svc *s = &H.in.svcs[i];
         struct run *u = RUN(s);
-        if (s->state != SVC_READY || u->resetting || u->act != ACT_NONE)
+        if (s->state != SVC_READY || u->resetting)
             continue;
-        terr e = {.msg = ""};
-        int r = svc_health_start(s, &u->op, &e);
-        if (op_begun(s, r, ACT_HEALTH))
-            u->health_for_status = true;
-        else
-            health_known(s, r, &e);
+        if (u->act == ACT_NONE)
+            status_check(s);
+        else if (!(u->act == ACT_HEALTH && u->health_for_status))
+            u->health_wanted = true; /* after_reset: its end, then a check */
     }
+    status_maybe_answer();
+}
+
+/* The op a `status` waited for ended: now its check, unless a reset came
+ * first (then it says "resetting"). */
+static void status_check_wanted(struct svc *s)
+{
+    struct run *u = RUN(s);
+    if (!u->health_wanted || u->act != ACT_NONE)
+        return;
+    u->health_wanted = false;
+    if (s->state == SVC_READY && !u->resetting && !H.stopping)
+        status_check(s);
     status_maybe_answer();
 }
 
@@ -1407,6 +1437,7 @@ static void op_finished(struct svc *s, enum act act, int r, terr *e)
     }
     if (u->reset_queued && u->act == ACT_NONE && !H.stopping)
         reset_begin(s);
+    status_check_wanted(s);
 }
 
 /* A request is one line; the lines after it are options ("wait"). */
