@@ -2,8 +2,8 @@
 """check_keys.py: every config key that tether knows is in both references.
 
 The keys are read from the code, as the config loader and the drivers
-compare them: in lib/config.c, `streq(k, "KEY")` / `streq(kv->key, "KEY")`
-and `strncmp(k, "PREFIX.", N)` (export., env.); in lib/drivers/NAME.c (a
+compare them: in lib/config.c and lib/conf.c, `streq(k, "KEY")` /
+`streq(kv->key, "KEY")` and `strncmp(k, "PREFIX.", N)` (export., env.); in lib/drivers/NAME.c (a
 file with `.name = "NAME"`), the same comparisons and the strings of arrays
 named `*_keys` (postgresql's known_keys); in a recipe, data/drivers/NAME.ini,
 its [option NAME] sections and bin.  Each key must appear in
@@ -50,9 +50,9 @@ def keys_in(text):
 
 def code_keys():
     """{'tether': keys, 'service': keys, DRIVER: keys}"""
-    cfg = read("lib/config.c")
+    cfg, conf = read("lib/config.c"), read("lib/conf.c")
     found = {"tether": keys_in(function(cfg, "tether_key")),
-             "service": keys_in(function(cfg, "svc_key"))}
+             "service": keys_in(function(conf, "svc_key")) | keys_in(function(cfg, "section_key"))}
     ddir = os.path.join(ROOT, "lib", "drivers")
     for f in sorted(os.listdir(ddir)):
         if not f.endswith(".c"):

@@ -950,6 +950,23 @@ static void test_driver_defaults_only_unset(void **state)
     config_free(c);
 }
 
+/* config_set_key is below the drivers (conf.c): a recipe sets the keys
+ * every service takes through it, but driver = only the loader resolves,
+ * through the registry above the drivers. */
+static void test_set_key(void **state)
+{
+    (void)state;
+    struct svc_conf *s = svc_conf_new("cache", 0);
+    terr e;
+    assert_int_equal(config_set_key("r.ini", s, "port", "auto", 3, &e), 0);
+    assert_int_equal(s->port, 0);
+    assert_int_equal(config_set_key("r.ini", s, "driver", "redis", 4, &e), -EINVAL);
+    assert_string_equal(e.msg, "r.ini:4: [cache] driver = redis: only a config's own [cache] "
+                               "section can name its driver");
+    assert_null(s->driver);
+    svc_conf_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -965,6 +982,7 @@ int main(void)
         cmocka_unit_test(test_explicit_defaults),
         cmocka_unit_test(test_free_null),
         cmocka_unit_test(test_driver_defaults_only_unset),
+        cmocka_unit_test(test_set_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
