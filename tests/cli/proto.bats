@@ -100,7 +100,7 @@ EOF
     t1=$(now_ms)
     kill -CONT "$pid"
     assert_status 1
-    assert_output_has "[cache] health = send:PING expect:+PONG: no answer within 2 s from $TETHER_CACHE_SOCKET"
+    assert_output_has "[cache] is unhealthy: health = send:PING expect:+PONG: no answer within 2 s from $TETHER_CACHE_SOCKET"
     [ $((t1 - t0)) -lt 4000 ] || { echo "status took $((t1 - t0)) ms" >&2; false; }
     run tether status
     assert_status 0
@@ -119,7 +119,7 @@ EOF
     eval "$(tether -q -f "$cfg" start)"
     run tether status
     assert_status 1
-    assert_output_has "[web] health = http:/missing: 127.0.0.1:$TETHER_WEB_PORT answered HTTP status '404 File not found', not 2xx"
+    assert_output_has "[web] is unhealthy: health = http:/missing: 127.0.0.1:$TETHER_WEB_PORT answered HTTP status '404 File not found', not 2xx"
     # and a reset, which checks health first, says the same
     run tether -q reset web
     assert_status 1
@@ -173,7 +173,7 @@ EOF
 
     run tether -q reset bad
     assert_status 1
-    assert_output_has "[bad] reset = send:FLUSHALL expect:+FLUSHED: 127.0.0.1:$TETHER_BAD_PORT answered '+OK', not '+FLUSHED'..."
+    assert_output_has "[bad] reset failed: reset = send:FLUSHALL expect:+FLUSHED: 127.0.0.1:$TETHER_BAD_PORT answered '+OK', not '+FLUSHED'..."
     eval "$(tether stop)"
 }
 
@@ -205,7 +205,7 @@ EOF
     wait "$rpid" || rc=$?
     kill -CONT "$pid"
     [ "$rc" = 1 ] || { cat "$WORK/reset.out" >&2; false; }
-    grep -qF "[cache] reset = send:FLUSHALL expect:+OK: no answer within 3 s from $TETHER_CACHE_SOCKET" "$WORK/reset.out" ||
+    grep -qF "[cache] reset failed: reset = send:FLUSHALL expect:+OK: no answer within 3 s from $TETHER_CACHE_SOCKET" "$WORK/reset.out" ||
         { cat "$WORK/reset.out" >&2; false; }
     eval "$(tether stop)"
 }
