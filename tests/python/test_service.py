@@ -301,7 +301,7 @@ def test_log(tmp_path):
 def test_missing_config_file_is_a_tether_error(tmp_path):
     """tether's own message (the binding reads no config itself)."""
     path = str(tmp_path / "nope.ini")
-    with pytest.raises(TetherError, match="\[tcp\] cannot start: cannot read config "
+    with pytest.raises(TetherError, match=r"\[tcp\] cannot start: cannot read config "
                        "file %s: No such file" % path):
         Service("tcp", path).setup()
 
