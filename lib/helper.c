@@ -70,8 +70,8 @@ enum tag {
 enum phase { PH_STARTING, PH_RUNNING };
 
 /* What a service's op is doing. */
-enum act { ACT_NONE, ACT_PREPARE, ACT_PROBE, ACT_HEALTH, ACT_RESET, ACT_AFTER_RESET,
-           ACT_EXITS_SOON };
+enum act { ACT_NONE, ACT_PREPARE, ACT_PROBE, ACT_ON_READY, ACT_HEALTH, ACT_RESET,
+           ACT_AFTER_RESET, ACT_EXITS_SOON };
 /* What comes once a stopping service has exited. */
 enum then { THEN_NOTHING, THEN_RESTART, THEN_RETRY_PORT };
 
@@ -362,14 +362,15 @@ static bool deps_ready(struct svc *s)
     return true;
 }
 
-static void mark_ready(struct svc *s)
+/* The driver's on_ready said r (e why): the service is READY, and its
+ * start (or restart) failed if r < 0. */
+static void mark_ready(struct svc *s, int r, const terr *re)
 {
-    terr re;
     /* e.g. PostgreSQL's password for TCP: a server that nobody can log in
      * to is no start */
-    bool failed = s->conf->driver->on_ready && s->conf->driver->on_ready(s, &re) < 0;
+    bool failed = r < 0;
     if (failed) {
-        s->err = re;
+        s->err = *re;
         fail_start(s);
     }
     s->state = SVC_READY;
@@ -404,6 +405,34 @@ static void mark_ready(struct svc *s)
             answer(s, "OK restarted");
         }
     }
+}
+
+/* Its readiness check passed: no more probes, then the driver's on_ready
+ * (an op when it talks to the server: PostgreSQL sets its TCP password
+ * through its worker), then READY.  The readiness deadline still bounds
+ * it. */
+static void became_ready(struct svc *s)
+{
+    struct run *u = RUN(s);
+    op_drop(s); /* a probe still in flight has nothing more to say */
+    s->next_probe_ns = 0;
+    if (s->ready_fd >= 0) {
+        ep_del(s->ready_fd);
+        ready_teardown(s);
+    }
+    const struct tether_driver *d = s->conf->driver;
+    terr e = {.msg = ""};
+    int r = 0;
+    if (d->on_ready) {
+        op_init(&u->op, s, "on_ready");
+        r = d->on_ready(s, &u->op, &e);
+        if (r == OP_STARTED && !u->op.deadline_ns)
+            u->op.deadline_ns = s->deadline_ns ? s->deadline_ns
+                                               : now_ns() + s->conf->timeout_ns;
+        if (op_begun(s, r, ACT_ON_READY))
+            return;
+    }
+    mark_ready(s, r, &e);
 }
 
 /* A start (or restart) failed: s->err says why. */
@@ -461,7 +490,7 @@ static int prepared(struct svc *s, int r, terr *e)
     }
     s->state = SVC_STARTING;
     if (r == 1) {
-        mark_ready(s);
+        became_ready(s);
         return 0;
     }
     s->deadline_ns = now_ns() + s->conf->timeout_ns;
@@ -469,7 +498,7 @@ static int prepared(struct svc *s, int r, terr *e)
         ep_add(s->ready_fd, EPOLLIN, EV(T_READY, s - H.in.svcs));
     save_state();
     if (s->conf->ready == READY_NONE)
-        mark_ready(s);
+        became_ready(s);
     return 0;
 }
 
@@ -647,7 +676,7 @@ static void ready_failed(struct svc *s)
 static void ready_result(struct svc *s, int r)
 {
     if (r == 0) {
-        mark_ready(s);
+        became_ready(s);
         return;
     }
     if (r == -EAGAIN)
@@ -1419,6 +1448,9 @@ static void op_finished(struct svc *s, enum act act, int r, terr *e)
             s->err = *e;
         if (s->state == SVC_STARTING)
             ready_result(s, ready_probe_done(s, r));
+        break;
+    case ACT_ON_READY:
+        mark_ready(s, r, e);
         break;
     case ACT_HEALTH:
         if (health_checked(s, svc_health_done(s, r, e), e))

@@ -27,9 +27,7 @@
  * Without a loop (gc, unit tests) op_run_blocking() drives the op.
  *
  * configure, argv and variables stay synchronous: they compute from what
- * is in memory or write a small file.  on_ready too, for now (postgresql's
- * sets its TCP password through its worker: i11-pg may make it an op).
- * cleanup too (see there). */
+ * is in memory or write a small file.  cleanup too (see there). */
 #pragma once
 #include "../config.h"
 #include "../op.h"
@@ -66,9 +64,11 @@ struct tether_driver {
      * op HEALTH_TIMEOUT_NS unless the op sets an earlier deadline.  May be
      * NULL: then a live process and (tcp/unix) a connect are the check. */
     int (*health)(struct svc *s, struct op *op, terr *e);
-    /* The service just became ready (e.g. record what gc will need).  May
-     * be NULL. */
-    int (*on_ready)(struct svc *s, terr *e);
+    /* The service just passed its readiness check (e.g. record what gc will
+     * need, set a password): 0 | OP_STARTED | < 0 (the start fails).  It is
+     * READY once this is done; the readiness deadline bounds the op unless
+     * it sets its own.  May be NULL. */
+    int (*on_ready)(struct svc *s, struct op *op, terr *e);
     /* Native reset (e.g. FLUSHALL): 0 | OP_STARTED | < 0.  The service is
      * "resetting" meanwhile (status says so; the client waits for the
      * reply, nobody else does).  The helper gives the op the service's

@@ -682,33 +682,11 @@ static int shm_from_record(int recfd, struct shm_rec *rec, terr *e)
     return 0;
 }
 
-/* The TCP password, through the worker started with the server.  on_ready
- * is synchronous (driver.h): the op is driven here, bounded by the
- * service's timeout. */
-static int set_auth(struct svc *s, struct pg *pg, terr *e)
+/* What gc will need to remove the server's System V segment after a crash
+ * of everything: a record beside the instance's state. */
+static int record_shm(struct svc *s, terr *e)
 {
-    struct op op;
-    op_init(&op, s, "setting the TCP password");
-    int r = worker_call(&pg->worker, &op, "auth", e);
-    if (r == OP_STARTED) {
-        op.deadline_ns = now_ns() + s->conf->timeout_ns;
-        r = op_run_blocking(&op, e);
-    }
-    if (r == 0)
-        pg->auth_pending = false;
-    return r;
-}
-
-static int pg_on_ready(struct svc *s, terr *e)
-{
-    if (s->external)
-        return 0;
-    /* before anyone is told where the server is: until then TCP clients
-     * are refused (a role without a password fails scram-sha-256) */
-    struct pg *pg = pg_of(s);
     int r;
-    if (pg->password && (r = set_auth(s, pg, e)) < 0)
-        return r;
     _cleanup_close_ int fd = open(s->dir, O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     struct shm_rec rec = {0};
     /* none to be read: cleanup falls back to postmaster.pid */
@@ -726,6 +704,34 @@ static int pg_on_ready(struct svc *s, terr *e)
         return terr_set(e, r, "[%s] cannot write %s/%s" RECORDS "/" SHM_RECORD ": %s",
                         s->conf->label, svc_instance_dir(s), s->conf->label, strerror(-r));
     return 0;
+}
+
+/* The worker set the TCP password: TCP clients may log in from now on. */
+static int auth_set(struct op *op, int r, const strv *out, void *ud, terr *e)
+{
+    (void)out;
+    (void)ud;
+    if (r < 0)
+        return r;
+    pg_of(op->s)->auth_pending = false;
+    return record_shm(op->s, e);
+}
+
+static int pg_on_ready(struct svc *s, struct op *op, terr *e)
+{
+    if (s->external)
+        return 0;
+    /* before anyone is told where the server is: until then TCP clients
+     * are refused (a role without a password fails scram-sha-256) */
+    struct pg *pg = pg_of(s);
+    if (!pg->password)
+        return record_shm(s, e);
+    op->what = "setting the TCP password";
+    int r = worker_call(&pg->worker, op, "auth", e);
+    if (r != OP_STARTED)
+        return r < 0 ? r : auth_set(op, r, NULL, NULL, e);
+    job_then(op, auth_set, NULL);
+    return OP_STARTED;
 }
 
 /* Remove segment id if it is the one rec means: made and owned by the
