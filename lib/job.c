@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -56,13 +57,20 @@ static void close_fds_except(const int *keep, size_t n_keep)
     DIR *d = opendir("/proc/self/fd");
     if (!d)
         return;
+    /* an fd at or above the soft limit was not opened by us: valgrind keeps
+     * its log and its own files there, and a child that closed them would
+     * end without its report */
+    struct rlimit rl;
+    long limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                     ? (long)rl.rlim_cur
+                     : -1;
     int self = dirfd(d);
     int fds[1024];
     size_t n = 0;
     struct dirent *de;
     while ((de = readdir(d)) && n < ARRAY_SIZE(fds)) {
         int fd = atoi(de->d_name);
-        bool k = fd <= 2 || fd == self || de->d_name[0] == '.';
+        bool k = fd <= 2 || fd == self || de->d_name[0] == '.' || (limit > 0 && fd >= limit);
         for (size_t i = 0; i < n_keep && !k; i++)
             k = fd == keep[i];
         if (!k)
