@@ -216,7 +216,10 @@ static void op_watch(struct svc *s)
 {
     struct run *u = RUN(s);
     if (u->op.fd >= 0) {
-        ep_add(u->op.fd, EPOLLIN, EV(T_OP, s - H.in.svcs));
+        /* op.h speaks poll's POLLIN/POLLOUT, which are epoll's values */
+        _Static_assert(POLLIN == EPOLLIN && POLLOUT == EPOLLOUT, "poll and epoll bits differ");
+        ep_add(u->op.fd, u->op.events ? (uint32_t)u->op.events : EPOLLIN,
+               EV(T_OP, s - H.in.svcs));
         u->fd_reg = u->op.fd;
     }
 }

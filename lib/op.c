@@ -9,6 +9,7 @@ static void op_done(struct op *op)
     op->step = NULL;
     op->cancel = NULL;
     op->fd = -1;
+    op->events = 0;
     op->pid = 0;
     op->data = NULL;
     op->deadline_ns = 0;
@@ -34,7 +35,7 @@ int op_run_blocking(struct op *op, terr *e)
             int ms = -1;
             if (op->deadline_ns)
                 ms = (int)((op->deadline_ns - now + 999999) / 1000000);
-            struct pollfd p = {.fd = op->fd, .events = POLLIN};
+            struct pollfd p = {.fd = op->fd, .events = op->events ? op->events : POLLIN};
             int n = poll(&p, 1, ms);
             if (n < 0 && errno == EINTR)
                 continue;

@@ -3,8 +3,9 @@
  * Anything that can take time (a readiness or health probe that talks to
  * the server, a reset, a cache build, a job in a child) is an op: the code
  * that starts it fills a struct op and returns OP_STARTED; the helper puts
- * op->fd in its epoll set and arms its timer for op->deadline_ns, and calls
- * op->step() when the fd is readable (or hung up) or the deadline passed.
+ * op->fd in its epoll set (for op->events) and arms its timer for
+ * op->deadline_ns, and calls op->step() when the fd is ready (or hung up)
+ * or the deadline passed.
  * Nothing waits inside the loop: a step does what can be done now and
  * returns.  This is s6-supervise's "a kill only changes state, the next
  * event moves it on" and Redis's serverCron noticing a finished child.
@@ -41,7 +42,9 @@ typedef void (*op_cancel_fn)(struct op *op);
 
 struct op {
     struct svc *s;        /* the service it works for (messages name it) */
-    int fd;               /* wait for it to be readable; -1: only the deadline */
+    int fd;               /* wait for it to be ready; -1: only the deadline */
+    short events;         /* for what: POLLIN (also 0) or POLLOUT (a connect
+                             in progress, a full socket); a step may change it */
     long long deadline_ns;/* now_ns() clock; 0 none.  At it, step() is called
                              with timed_out and must not return OP_PENDING */
     op_step_fn step;

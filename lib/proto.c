@@ -1,20 +1,15 @@
 /* Send/expect exchanges and HTTP GETs as ops (proto.h).
  *
- * One op holds one connection.  The op's fd is an epoll instance that
- * watches the socket for what the exchange waits for now: writable while
- * connecting or sending, readable while reading.  op.h promises to wait
- * only for readability, and an epoll fd is readable exactly when one of
- * its fds has an event, so a connect in progress or a send to a full
- * socket waits like a read does, in the helper's loop and in
- * op_run_blocking alike (one more fd and an epoll_ctl per change of
- * direction, a few microseconds an exchange). */
+ * One op holds one connection: the op's fd is the socket, and its events
+ * what the exchange waits for now: POLLOUT while connecting or sending,
+ * POLLIN while reading. */
 #include "proto.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -266,8 +261,8 @@ struct pst {
     long long budget_ns; /* proto_run's */
     char *who;   /* "[label] ready = send:PING expect:+PONG" */
     char *where; /* "/path/sock" or "127.0.0.1:6379" */
-    int sock, ep;
-    uint32_t events; /* what ep watches sock for now */
+    int sock;
+    short events; /* what the op waits on sock for now */
     bool connecting;
     long long t0;
     struct xstep *x;
@@ -282,8 +277,6 @@ static void pst_free(struct pst *st)
 {
     if (st->sock >= 0)
         close(st->sock);
-    if (st->ep >= 0)
-        close(st->ep);
     for (size_t i = 0; i < st->n; i++)
         sb_free(&st->x[i].b);
     free(st->x);
@@ -477,13 +470,9 @@ static int fail(struct pst *st, terr *e, int err, const char *fmt, ...)
     return terr_set(e, err, "%s: %s", st->who, b.s);
 }
 
-static int want(struct pst *st, uint32_t events, terr *e)
+/* Wait for sock to be ready for events (the step hands it to the op). */
+static int want(struct pst *st, short events)
 {
-    if (st->events == events)
-        return OP_PENDING;
-    struct epoll_event ev = {.events = events};
-    if (epoll_ctl(st->ep, st->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, st->sock, &ev) < 0)
-        return fail(st, e, errno, "epoll_ctl: %m");
     st->events = events;
     return OP_PENDING;
 }
@@ -604,7 +593,7 @@ static int advance(struct pst *st, terr *e)
             ssize_t n = send(st->sock, x->b.s + st->off, x->b.len - st->off,
                              MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                return want(st, EPOLLOUT, e);
+                return want(st, POLLOUT);
             if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
                 return fail(st, e, EAGAIN, "%s closed the connection before it was sent "
                                            "everything", st->where);
@@ -624,7 +613,7 @@ static int advance(struct pst *st, terr *e)
             char buf[4096];
             ssize_t n = recv(st->sock, buf, sizeof(buf), MSG_DONTWAIT);
             if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                return want(st, EPOLLIN, e);
+                return want(st, POLLIN);
             if (n < 0 && errno != ECONNRESET)
                 return fail(st, e, errno, "cannot read from %s: %m", st->where);
             if (n > 0)
@@ -673,8 +662,10 @@ static int proto_step(struct op *op, bool deadline, terr *e)
 {
     struct pst *st = op->data;
     int r = deadline ? timed_out(st, e) : advance(st, e);
-    if (r == OP_PENDING)
+    if (r == OP_PENDING) {
+        op->events = st->events;
         return r;
+    }
     if (r == -EPROTO && st->starting)
         r = -EAGAIN;
     pst_free(st);
@@ -685,7 +676,7 @@ static int proto_step(struct op *op, bool deadline, terr *e)
 int proto_start(struct op *op, const struct proto *p, const struct proto_run *run, terr *e)
 {
     struct pst *st = xcalloc(1, sizeof(*st));
-    st->sock = st->ep = -1;
+    st->sock = -1;
     st->starting = run->starting;
     st->budget_ns = run->budget_ns;
     st->t0 = now_ns();
@@ -703,8 +694,7 @@ int proto_start(struct op *op, const struct proto *p, const struct proto_run *ru
         return r;
     }
     st->sock = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    st->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (st->sock < 0 || st->ep < 0) {
+    if (st->sock < 0) {
         r = fail(st, e, errno, "cannot make a socket: %m");
         pst_free(st);
         return r;
@@ -717,12 +707,9 @@ int proto_start(struct op *op, const struct proto *p, const struct proto_run *ru
         }
         st->connecting = true;
     }
-    r = want(st, st->connecting || st->x[0].kind == X_SEND ? EPOLLOUT : EPOLLIN, e);
-    if (r < 0) {
-        pst_free(st);
-        return r;
-    }
-    op->fd = st->ep;
+    want(st, st->connecting || st->x[0].kind == X_SEND ? POLLOUT : POLLIN);
+    op->fd = st->sock;
+    op->events = st->events;
     op->deadline_ns = run->deadline_ns;
     op->step = proto_step;
     op->cancel = proto_cancel;
