@@ -30,14 +30,6 @@ size_t svc_count_same_driver(const struct svc *s)
     return n;
 }
 
-const char *svc_var_of(const struct svc *s, const char *label, const char *name)
-{
-    for (size_t i = 0; i < s->inst->n_svcs; i++)
-        if (streq(s->inst->svcs[i].conf->label, label))
-            return svc_getvar(&s->inst->svcs[i], name);
-    return NULL;
-}
-
 int svc_give_dir(struct svc *s, terr *e)
 {
     if (!s->run_as)

@@ -50,9 +50,6 @@ const char *svc_config_dir(const struct svc *s);
  * driver sets unprefixed variables (PGHOST, REDIS_URL) only when it is
  * the one. */
 size_t svc_count_same_driver(const struct svc *s);
-/* Another service's variable, by its label and short name (NULL if there
- * is no such service or variable yet). */
-const char *svc_var_of(const struct svc *s, const char *label, const char *name);
 /* For a server that runs as another user (s->run_as): let it traverse
  * (never list) the state root and the instance directory, whose names are
  * unguessable, and give it the service's own directory.  0, or -errno with
