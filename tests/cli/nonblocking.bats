@@ -141,7 +141,11 @@ assert_ms() {
     eval "$(tether stop 2>/dev/null)" || true
 }
 
-@test "SIGTERM to tether run during a 30 s redis reset removes everything within 1 s" {
+# during_redis_reset SIGNAL WHAT: `tether run` whose command pauses redis's
+# writes for 30 s and resets it (FLUSHALL waits), then SIGNAL to the run
+# (TERM), or the death of the run as the helper's owner (KILL): everything
+# goes within 1 s.
+during_redis_reset() {
     need_redis
     cfg="$(redis_config)"
     "$TETHER" -f "$cfg" run -- sh -c '
@@ -149,42 +153,37 @@ assert_ms() {
         exec "$TETHER" reset redis' >"$WORK/run.out" 2>&1 &
     runpid=$!
     wait_for 10 flushing
-    ms="$(gone_after TERM "$runpid")"
-    assert_ms 1000 "SIGTERM to run during the reset: all gone" "$ms"
+    ms="$(gone_after "$1" "$runpid")"
+    assert_ms 1000 "$2 during the reset: all gone" "$ms"
     wait "$runpid" || true
+}
+
+# during_restart SIGNAL WHAT: the same during a 30 s `reset = restart` of
+# a server that ignores SIGTERM.
+during_restart() {
+    cfg="$(restart_config)"
+    "$TETHER" -f "$cfg" run -- "$TETHER" reset web >"$WORK/run.out" 2>&1 &
+    runpid=$!
+    wait_for 10 stopping web
+    ms="$(gone_after "$1" "$runpid")"
+    assert_ms 1000 "$2 during the restart: all gone" "$ms"
+    wait "$runpid" || true
+}
+
+@test "SIGTERM to tether run during a 30 s redis reset removes everything within 1 s" {
+    during_redis_reset TERM "SIGTERM to run"
 }
 
 @test "SIGKILL of the owner (tether run) during a 30 s redis reset removes everything within 1 s" {
-    need_redis
-    cfg="$(redis_config)"
-    "$TETHER" -f "$cfg" run -- sh -c '
-        redis-cli -s "$TETHER_REDIS_SOCKET" client pause 30000 write >/dev/null &&
-        exec "$TETHER" reset redis' >"$WORK/run.out" 2>&1 &
-    runpid=$!
-    wait_for 10 flushing
-    ms="$(gone_after KILL "$runpid")"
-    assert_ms 1000 "SIGKILL of the owner during the reset: all gone" "$ms"
-    wait "$runpid" || true
+    during_redis_reset KILL "SIGKILL of the owner"
 }
 
 @test "SIGTERM to tether run during a 30 s restart reset removes everything within 1 s" {
-    cfg="$(restart_config)"
-    "$TETHER" -f "$cfg" run -- "$TETHER" reset web >"$WORK/run.out" 2>&1 &
-    runpid=$!
-    wait_for 10 stopping web
-    ms="$(gone_after TERM "$runpid")"
-    assert_ms 1000 "SIGTERM to run during the restart: all gone" "$ms"
-    wait "$runpid" || true
+    during_restart TERM "SIGTERM to run"
 }
 
 @test "SIGKILL of the owner (tether run) during a 30 s restart reset removes everything within 1 s" {
-    cfg="$(restart_config)"
-    "$TETHER" -f "$cfg" run -- "$TETHER" reset web >"$WORK/run.out" 2>&1 &
-    runpid=$!
-    wait_for 10 stopping web
-    ms="$(gone_after KILL "$runpid")"
-    assert_ms 1000 "SIGKILL of the owner during the restart: all gone" "$ms"
-    wait "$runpid" || true
+    during_restart KILL "SIGKILL of the owner"
 }
 
 @test "a redis killed during its reset: the reset's client hears it crashed, at once" {
