@@ -782,6 +782,8 @@ void list_known(const struct tctx *t, strbuf *b)
         sb_add(b, ", port");
     if (t->s->socket)
         sb_add(b, ", socket");
+    for (const char *const *n = t->s->driver ? t->s->driver->names : NULL; n && *n; n++)
+        sb_addf(b, ", %s", *n);
     for (size_t i = 0; i < t->c->n_svcs; i++) {
         if (!t->dep[i])
             continue;

@@ -391,6 +391,9 @@ static int check_var(void *ud, const char *name, terr *e)
         streq(name, "config_dir") ||
         (streq(name, "port") && s->port >= 0) || (streq(name, "socket") && s->socket))
         return 0;
+    for (const char *const *n = s->driver ? s->driver->names : NULL; n && *n; n++)
+        if (streq(name, *n))
+            return 0;
     const char *dot = strchr(name, '.');
     const char *hint = "";
     _cleanup_free_ char *hintbuf = NULL;

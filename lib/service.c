@@ -107,6 +107,12 @@ struct lookup_ctx {
 int svc_lookup(struct svc *s, const char *name, const char **value)
 {
     static char buf[32];
+    const struct tether_driver *d = s->conf ? s->conf->driver : NULL;
+    if (d && d->lookup && !strchr(name, '.')) {
+        int r = d->lookup(s, name, value);
+        if (r != -ENOENT)
+            return r;
+    }
     if (streq(name, "dir"))
         *value = s->dir;
     else if (streq(name, "config_dir") && s->inst->cfg && s->inst->cfg->dir)

@@ -13,19 +13,49 @@ static bool is_name_char(char ch)
            ch == '_' || ch == '.' || ch == '-';
 }
 
-/* p points at "${".  On success, the name is [*name, *name + *len) and *next
- * points past the closing '}'. */
-static int parse_ref(const char *p, const char **name, size_t *len, const char **next, terr *e)
+/* ${NAME|url}: the value percent-encoded for a URL's user, password or
+ * query (a password with an @, a socket path as a host: %2Ftmp%2F...);
+ * ${NAME|urlpath} keeps the '/'s, for a path (unix:///tmp/x%20y/s.sock). */
+enum filter { FILTER_NONE, FILTER_URL, FILTER_URLPATH };
+
+/* q points at the '|' after a name: read the filter and the closing '}'. */
+static int parse_filter(const char *q, int n, const char *s, enum filter *f, const char **next,
+                        terr *e)
+{
+    const char *fs = q + 1, *fq = fs;
+    while (*fq >= 'a' && *fq <= 'z')
+        fq++;
+    int fn = (int)(fq - fs);
+    if (*fq != '}')
+        return terr_set(e, EINVAL, "unterminated ${%.*s|%.*s: a filter is a lower-case word, "
+                        "then }", n, s, fn, fs);
+    if (fn == 3 && strncmp(fs, "url", 3) == 0)
+        *f = FILTER_URL;
+    else if (fn == 7 && strncmp(fs, "urlpath", 7) == 0)
+        *f = FILTER_URLPATH;
+    else
+        return terr_set(e, EINVAL, "unknown filter |%.*s in ${%.*s|%.*s}: the filters are "
+                        "|url and |urlpath (percent-encoding, the second keeping '/')",
+                        fn, fs, n, s, fn, fs);
+    *next = fq + 1;
+    return 0;
+}
+
+/* p points at "${".  On success, the name is [*name, *name + *len), *f its
+ * filter and *next points past the closing '}'. */
+static int parse_ref(const char *p, const char **name, size_t *len, enum filter *f,
+                     const char **next, terr *e)
 {
     const char *s = p + 2, *q = s;
     while (is_name_char(*q))
         q++;
     int n = (int)(q - s);
-    if (*q == '}' && n > 0) {
+    *f = FILTER_NONE;
+    if ((*q == '}' || *q == '|') && n > 0) {
         *name = s;
         *len = (size_t)n;
         *next = q + 1;
-        return 0;
+        return *q == '|' ? parse_filter(q, n, s, f, next, e) : 0;
     }
     if (*q == '}')
         return terr_set(e, EINVAL,
@@ -47,7 +77,8 @@ static int parse_ref(const char *p, const char **name, size_t *len, const char *
 /* Walk `in`, calling text() for literal runs and var() for each ${name}. */
 struct walker {
     void (*text)(void *ud, const char *s, size_t n);
-    int (*var)(void *ud, const char *name, terr *e);
+    int (*var)(void *ud, const char *name, enum filter f, terr *e);
+    int (*check)(void *ud, const char *name, terr *e); /* tmpl_foreach's fn */
     void *ud;
 };
 
@@ -70,11 +101,12 @@ static int walk(const char *in, const struct walker *w, terr *e)
         } else if (d[1] == '{') {
             const char *name = NULL, *next = NULL;
             size_t len = 0;
-            int r = parse_ref(d, &name, &len, &next, e);
+            enum filter f;
+            int r = parse_ref(d, &name, &len, &f, &next, e);
             if (r < 0)
                 return r;
             _cleanup_free_ char *nm = xstrndup(name, len);
-            r = w->var(w->ud, nm, e);
+            r = w->var ? w->var(w->ud, nm, f, e) : w->check(w->ud, nm, e);
             if (r != 0)
                 return r;
             p = next;
@@ -100,7 +132,7 @@ static void expand_text(void *ud, const char *s, size_t n)
     sb_addn(&x->out, s, n);
 }
 
-static int expand_var(void *ud, const char *name, terr *e)
+static int expand_var(void *ud, const char *name, enum filter f, terr *e)
 {
     struct expand_ctx *x = ud;
     const char *v = NULL;
@@ -110,7 +142,10 @@ static int expand_var(void *ud, const char *name, terr *e)
     if (r < 0)
         return terr_set(e, r, "cannot expand ${%s}: %s", name, strerror(-r));
     /* appended as is: a value is never expanded again */
-    sb_add(&x->out, v);
+    if (f != FILTER_NONE)
+        url_encode(&x->out, v, f == FILTER_URLPATH ? "/" : "");
+    else
+        sb_add(&x->out, v);
     return 0;
 }
 
@@ -130,7 +165,7 @@ int tmpl_expand(const char *in, tmpl_lookup_fn lookup, void *ud, char **out, ter
 int tmpl_foreach(const char *in, int (*fn)(void *ud, const char *name, terr *e), void *ud,
                  terr *e)
 {
-    struct walker w = {.var = fn, .ud = ud};
+    struct walker w = {.check = fn, .ud = ud};
     return walk(in, &w, e);
 }
 

@@ -1,5 +1,8 @@
 /* ${name} templates in config values.  `$$` is a literal `$`.  Names are
- * [A-Za-z0-9_.-]+ (e.g. ${port}, ${dir}, ${postgresql.URL}). */
+ * [A-Za-z0-9_.-]+ (e.g. ${port}, ${dir}, ${postgresql.URL}).  ${name|url}
+ * is the value percent-encoded (all but A-Z a-z 0-9 - . _ ~), for a part
+ * of a URL (a password with an @ in it); ${name|urlpath} keeps '/' too,
+ * for a path: unix://${socket|urlpath}. */
 #pragma once
 #include "util.h"
 

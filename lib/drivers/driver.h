@@ -83,6 +83,15 @@ struct tether_driver {
      * (logged as a warning: the reset itself worked).  A reset asked for
      * meanwhile waits for it.  May be NULL. */
     int (*after_reset)(struct svc *s, struct op *op, terr *e);
+    /* A name of the driver's own in the service's templates, wherever they
+     * are expanded (its files, command line, ready = send:..., exports): a
+     * recipe's options, ${program}, ${password}.  0 with *value set (valid
+     * until the service is freed), -ENOENT for a name it does not have.
+     * Names with a '.' never reach it.  May be NULL. */
+    int (*lookup)(struct svc *s, const char *name, const char **value);
+    /* The names lookup has (NULL-terminated), which the config's load time
+     * checks accept in the service's own templates. */
+    const char *const *names;
     /* Add the driver's variables with svc_setvar(). May be NULL. */
     int (*variables)(struct svc *s, terr *e);
     /* After all processes are gone: drop external state (databases, shared

@@ -61,12 +61,15 @@ struct recipe {
     size_t n_opts;
     struct rsec *secs; /* [server] first, then each [when] in file order */
     size_t n_secs;
-    strv keys, vars, globals; /* NULL-terminated arrays the driver points at */
+    strv keys, vars, globals, names; /* NULL-terminated arrays the driver points at */
 };
 
 /* A service's run-time state. */
 struct rdata {
     char program[PATH_MAX];
+    /* ${password}: made the first time a template asks, kept for the
+     * instance's life (a restart keeps the server's users and files) */
+    char password[33];
 };
 
 /* The keys every service takes that a recipe may set; they go through the
@@ -77,8 +80,8 @@ static const char *const core_keys[] = {"port",    "socket",      "ready",      
 /* The recipe's own keys in [server] and [when]. */
 static const char *const own_keys[] = {"command", "args",    "cwd",     "user",   "stop_group",
                                        "file.",   "export.", "global."};
-static const char *const builtin_names[] = {"dir", "instance", "label", "config_dir",
-                                            "port", "socket", "program"};
+static const char *const builtin_names[] = {"dir",    "instance", "label",   "config_dir",
+                                            "port",   "socket",   "program", "password"};
 
 static const struct tether_driver recipe_proto;
 
@@ -325,12 +328,19 @@ struct tcheck {
     struct rd *x;
     const char *key;
     int line;
+    bool argv; /* a command line: every local user reads it in ps */
 };
 
 static int check_name(void *ud, const char *name, terr *e)
 {
     struct tcheck *t = ud;
     const struct recipe *r = t->x->r;
+    if (t->argv && streq(name, "password")) {
+        rerr(t->x, t->line, "${password} in %s: every local user can read a command line (ps); "
+                            "write it into a file.NAME template (mode 0600) the server reads, or "
+                            "an env.NAME", t->key);
+        return terr_set(e, EINVAL, "reported");
+    }
     if (strchr(name, '.') || find_opt(r, name) || streq(name, "bin"))
         return 0; /* another service's variable: the config checks those */
     for (size_t i = 0; i < ARRAY_SIZE(builtin_names); i++)
@@ -356,7 +366,7 @@ static int check_name(void *ud, const char *name, terr *e)
 
 static void check_template(struct rd *x, const struct conf_kv *kv, bool words)
 {
-    struct tcheck t = {.x = x, .key = kv->key, .line = kv->line};
+    struct tcheck t = {.x = x, .key = kv->key, .line = kv->line, .argv = words};
     terr e;
     _cleanup_strv_ strv w = {0};
     if (!words) {
@@ -467,6 +477,10 @@ static void finish_driver(struct rd *x)
     for (size_t i = 0; i < r->n_opts; i++)
         strv_push(&r->keys, r->opts[i].name);
     strv_push(&r->keys, "bin");
+    for (size_t i = 0; i < r->keys.n; i++)
+        strv_push(&r->names, r->keys.v[i]);
+    strv_push(&r->names, "program");
+    strv_push(&r->names, "password");
     for (size_t s = 0; s < r->n_secs; s++)
         for (size_t i = 0; i < r->secs[s].n; i++) {
             const struct conf_kv *kv = &r->secs[s].kv[i];
@@ -499,6 +513,7 @@ static void finish_driver(struct rd *x)
     r->d.keys = (const char *const *)r->keys.v;
     r->d.vars = (const char *const *)r->vars.v;
     r->d.globals = (const char *const *)r->globals.v;
+    r->d.names = (const char *const *)r->names.v;
     r->d.package = r->package;
     r->d.tcp_warning = r->tcp_warning;
     static const char *const program_keys[] = {"bin", NULL};
@@ -612,6 +627,7 @@ void recipe_free(struct recipe *r)
     free(r->secs);
     strv_free(&r->keys);
     strv_free(&r->vars);
+    strv_free(&r->names);
     strv_free(&r->globals);
     free((char *)r->d.name);
     free(r->path);
@@ -829,37 +845,39 @@ static struct rdata *rdata(struct svc *s)
     return s->driver_data;
 }
 
-/* ${option}, ${program}, then what every template sees. */
-struct rlookup {
-    struct svc *s;
-    const char *unknown;
-};
-
-static int rlookup(void *ud, const char *name, const char **value)
+/* ${option}, ${program}, ${password}: the driver's lookup hook, so that
+ * every template of the service sees them (svc_lookup asks it first). */
+static int recipe_lookup(struct svc *s, const char *name, const char **value)
 {
-    struct rlookup *x = ud;
-    struct svc *s = x->s;
     const struct recipe *r = of_conf(s->conf);
+    struct rdata *d = rdata(s);
     if (streq(name, "program")) {
-        *value = rdata(s)->program;
+        *value = d->program;
         return 0;
+    }
+    if (streq(name, "password")) {
+        /* hex: 128 bits that no URL, config file or shell needs to quote */
+        int rc = d->password[0] ? 0 : random_hex(d->password, 32);
+        *value = d->password;
+        return rc;
     }
     if (find_opt(r, name) || streq(name, "bin")) {
         const char *v = svc_opt(s->conf, name);
         *value = v ? v : "";
         return 0;
     }
-    int rc = svc_lookup(s, name, value);
-    if (rc < 0 && !x->unknown)
-        x->unknown = name;
-    return rc;
+    return -ENOENT;
+}
+
+static int rlookup(void *ud, const char *name, const char **value)
+{
+    return svc_lookup(ud, name, value);
 }
 
 static int expand(struct svc *s, const struct conf_kv *kv, const char *text, char **out, terr *e)
 {
     const struct recipe *r = of_conf(s->conf);
-    struct rlookup x = {.s = s};
-    int rc = tmpl_expand(text, rlookup, &x, out, e);
+    int rc = tmpl_expand(text, rlookup, s, out, e);
     if (rc < 0)
         return terr_prefix(e, rc, "[%s] %s:%d: %s", s->conf->label, r->path, kv->line, kv->key);
     return 0;
@@ -1000,6 +1018,7 @@ static const struct tether_driver recipe_proto = {
     .configure = recipe_configure,
     .prepare = recipe_prepare,
     .argv = recipe_argv,
+    .lookup = recipe_lookup,
     .variables = recipe_variables,
     .free = recipe_free_svc,
 };

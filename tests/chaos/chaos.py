@@ -134,13 +134,33 @@ class Harness:
         self.server_env = None
         self.seen_pids = set()  # of every process started under self.work
         self.done = threading.Event()
-        self.drivers = ["command"]
-        for drv, binary in (("redis", "redis-server"), ("memcached", "memcached"),
-                            ("postgresql", None)):
-            if binary and shutil.which(binary):
-                self.drivers.append(drv)
-        if os.path.isdir("/usr/lib/postgresql") and "postgresql" not in self.drivers:
-            self.drivers.append("postgresql")
+        self.drivers = ["command"] + self.usable_drivers()
+
+    def usable_drivers(self):
+        """Every driver and recipe `tether drivers` lists whose server runs
+        here (a `tether run NAME -- true` succeeds), or those of --drivers:
+        a new recipe is in the trials without an edit here."""
+        names = self.args.drivers.split(",") if self.args.drivers else None
+        if names is None:
+            out = subprocess.run([self.tether, "drivers"], capture_output=True, text=True,
+                                 timeout=30)
+            names = [ln.split()[0] for ln in out.stdout.splitlines() if ln.split()]
+        usable = []
+        env = dict(os.environ, TETHER_DIR=os.path.join(self.work, "probe-state"))
+        for name in names:
+            if name == "command":
+                continue
+            try:
+                r = subprocess.run([self.tether, "-q", "run", name, "--", "true"], env=env,
+                                   capture_output=True, text=True, timeout=120)
+                ok = r.returncode == 0
+            except subprocess.TimeoutExpired:
+                ok = False
+            if ok:
+                usable.append(name)
+            else:
+                log(f"chaos: no {name} trials: its server does not run here")
+        return usable
 
     # ---- a long-lived server for the server = URL mode ----
 
@@ -494,6 +514,8 @@ def main():
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=170)
+    ap.add_argument("--drivers", default=None,
+                    help="comma-separated drivers to try (default: every one that runs here)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--no-gc", action="store_true",

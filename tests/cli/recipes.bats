@@ -301,3 +301,41 @@ EOF2
     [[ ${lines[0]} == unix:*/lined/lined.sock ]]
     [ "${lines[1]}" = "greeting hello" ]
 }
+
+@test "a recipe's \${password}: made per instance, the same in files, readiness and variables, never on a command line; \${NAME|url} percent-encodes" {
+    recipe "$WORK/recipes" lined
+    cat >>"$WORK/recipes/lined.ini" <<'EOF2'
+[when greeting = secret]
+file.secret = ${password}
+ready = send:AUTH-${password} expect:AUTH-${password}
+export.URL = lined://:${password}@/${socket|urlpath}?dir=${dir|url}
+EOF2
+    cfg="$(config tether.ini <<'EOF2'
+[tether]
+drivers = recipes
+[a-b]
+driver = lined
+greeting = secret
+reset = restart
+EOF2
+)"
+    eval "$(tether -f "$cfg" start)"
+    pw="$(cat "$TETHER_A_B_DIR/secret")"
+    [[ $pw =~ ^[0-9a-f]{32}$ ]]
+    [ "$(stat -c %a "$TETHER_A_B_DIR/secret")" = 600 ]
+    [ "$TETHER_A_B_URL" = "lined://:$pw@/$TETHER_A_B_SOCKET?dir=${TETHER_A_B_DIR//\//%2F}" ]
+    # a restart keeps it; another instance has its own
+    pid="$(cat "$TETHER_A_B_PIDFILE")"
+    tether reset a-b
+    [ "$(cat "$TETHER_A_B_PIDFILE")" != "$pid" ]
+    [ "$(cat "$TETHER_A_B_DIR/secret")" = "$pw" ]
+    run tether -f "$cfg" run -- sh -c 'cat "$TETHER_A_B_DIR/secret"'
+    assert_status 0
+    [[ $output =~ ^[0-9a-f]{32}$ && $output != "$pw" ]]
+    eval "$(tether stop)"
+    # on a command line, ps shows it to every local user: refused
+    printf '[driver]\nprogram = x\npackage = x\n[server]\ncommand = x --auth ${password}\n' >"$WORK/recipes/leaky.ini"
+    run tether -f "$cfg" drivers
+    assert_status 1
+    assert_output_has "$WORK/recipes/leaky.ini:5: \${password} in command: every local user can read a command line (ps)"
+}

@@ -47,6 +47,25 @@ static void expand_err(const char *in, const char *want_msg)
     assert_string_equal(e.msg, want_msg);
 }
 
+/* ${name|url} and ${name|urlpath}: the value percent-encoded, the second
+ * keeping '/'; a filter on an unknown name is still an unknown name. */
+static void test_filters(void **state)
+{
+    (void)state;
+    expand_ok("${dir|url}", "%2Ftmp%2Fx%20y");
+    expand_ok("unix://${dir|urlpath}", "unix:///tmp/x%20y");
+    expand_ok("${a-b_c.D|url}", "ok");
+    expand_ok("${db.URL|url}", "postgres%3A%2F%2Fh%2F%24%7Bport%7D");
+    expand_ok("${empty|url}", "");
+    expand_err("${dir|sh}", "unknown filter |sh in ${dir|sh}: the filters are |url and |urlpath "
+                            "(percent-encoding, the second keeping '/')");
+    expand_err("${dir|}", "unknown filter | in ${dir|}: the filters are |url and |urlpath "
+                          "(percent-encoding, the second keeping '/')");
+    expand_err("${dir|url", "unterminated ${dir|url: a filter is a lower-case word, then }");
+    expand_err("${dir|URL}", "unterminated ${dir|: a filter is a lower-case word, then }");
+    expand_err("${nope|url}", "unknown variable ${nope}");
+}
+
 static void test_expand(void **state)
 {
     (void)state;
@@ -237,6 +256,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expand),        cmocka_unit_test(test_dollar),
+        cmocka_unit_test(test_filters),
         cmocka_unit_test(test_expand_errors), cmocka_unit_test(test_foreach),
         cmocka_unit_test(test_split),         cmocka_unit_test(test_split_appends),
         cmocka_unit_test(test_split_errors),
