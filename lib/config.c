@@ -394,6 +394,8 @@ static int check_var(void *ud, const char *name, terr *e)
     for (const char *const *n = s->driver ? s->driver->names : NULL; n && *n; n++)
         if (streq(name, *n))
             return 0;
+    if (tmpl_is_port_name(name))
+        return 0;
     const char *dot = strchr(name, '.');
     const char *hint = "";
     _cleanup_free_ char *hintbuf = NULL;

@@ -33,6 +33,15 @@ struct svc {
     int port;       /* allocated port, 0 if none */
     int port_lock;  /* fd holding the port reservation */
     int port_tries;
+    /* ${port_NAME}: more ports a server needs (RabbitMQ's distribution,
+     * InfluxDB's RPC), reserved the first time a template names one and
+     * held for the service's life, a restart included */
+    struct xport {
+        char *name;
+        int port, lock;
+        char text[8];
+    } *xports;
+    size_t n_xports;
     struct var *vars; /* short names: "PORT", "URL"... */
     size_t n_vars;
     pid_t pid;

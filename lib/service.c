@@ -58,6 +58,30 @@ int svc_new_port(struct svc *s, terr *e)
     return 0;
 }
 
+static struct xport *xport_find(struct svc *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_xports; i++)
+        if (streq(s->xports[i].name, name))
+            return &s->xports[i];
+    return NULL;
+}
+
+int svc_port_named(struct svc *s, const char *name, int *port, terr *e)
+{
+    struct xport *x = xport_find(s, name);
+    if (!x) {
+        int p = 0, lock = port_reserve(0, &p, e);
+        if (lock < 0)
+            return terr_prefix(e, lock, "[%s] port_%s:", s->conf->label, name);
+        s->xports = xrealloc(s->xports, (s->n_xports + 1) * sizeof(*s->xports));
+        x = &s->xports[s->n_xports++];
+        *x = (struct xport){.name = xstrdup(name), .port = p, .lock = lock};
+        snprintf(x->text, sizeof(x->text), "%d", p);
+    }
+    *port = x->port;
+    return 0;
+}
+
 void ready_teardown(struct svc *s)
 {
     if (s->ready_fd >= 0)
@@ -75,6 +99,11 @@ void svc_free(struct svc *s)
     ready_teardown(s);
     if (s->port_lock >= 0)
         close(s->port_lock);
+    for (size_t i = 0; i < s->n_xports; i++) {
+        close(s->xports[i].lock);
+        free(s->xports[i].name);
+    }
+    free(s->xports);
     for (size_t i = 0; i < s->n_vars; i++) {
         free(s->vars[i].name);
         free(s->vars[i].value);
@@ -126,7 +155,13 @@ int svc_lookup(struct svc *s, const char *name, const char **value)
         *value = buf;
     } else if (streq(name, "socket") && s->sockpath)
         *value = s->sockpath;
-    else {
+    else if (tmpl_is_port_name(name)) {
+        int p;
+        terr e;
+        if (svc_port_named(s, name + 5, &p, &e) < 0)
+            return -EADDRINUSE;
+        *value = xport_find(s, name + 5)->text;
+    } else {
         const char *dot = strchr(name, '.');
         if (!dot)
             return -ENOENT;

@@ -34,6 +34,11 @@ int svc_run_command(struct svc *s, const char *tmpl, pid_t *pid, terr *e);
 int svc_write_files(struct svc *s, terr *e);
 /* Take another port after an "address in use" failure. */
 int svc_new_port(struct svc *s, terr *e);
+/* The service's port called name (${port_NAME}; NAME of letters, digits and
+ * '_'): reserved on 127.0.0.1 the first time it is asked for, the same
+ * afterwards, released when the service is freed.  0 with *port set, or
+ * < 0 with e filled. */
+int svc_port_named(struct svc *s, const char *name, int *port, terr *e);
 /* A line "tether: ..." in the service's log (what `tether logs` and a
  * failure's tail show) and in the helper's. */
 void svc_log(struct svc *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -169,6 +169,17 @@ int tmpl_foreach(const char *in, int (*fn)(void *ud, const char *name, terr *e),
     return walk(in, &w, e);
 }
 
+bool tmpl_is_port_name(const char *name)
+{
+    if (strncmp(name, "port_", 5) != 0 || !name[5])
+        return false;
+    for (const char *p = name + 5; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return false;
+    return true;
+}
+
 static bool is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
 
 int split_words(const char *in, strv *out, terr *e)

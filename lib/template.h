@@ -19,6 +19,10 @@ int tmpl_expand(const char *in, tmpl_lookup_fn lookup, void *ud, char **out, ter
 int tmpl_foreach(const char *in, int (*fn)(void *ud, const char *name, terr *e), void *ud,
                  terr *e);
 
+/* ${port_NAME}: one more port of the service's (NAME of letters, digits
+ * and '_'), reserved when first named (svc_port_named). */
+bool tmpl_is_port_name(const char *name);
+
 /* Split a command line into words the way sh does for quoting only:
  * 'single', "double" (with \" \\ \$ \` escapes), backslash escapes and
  * whitespace separation.  No expansion, globbing or operators: a value can

@@ -341,7 +341,7 @@ static int check_name(void *ud, const char *name, terr *e)
                             "an env.NAME", t->key);
         return terr_set(e, EINVAL, "reported");
     }
-    if (strchr(name, '.') || find_opt(r, name) || streq(name, "bin"))
+    if (strchr(name, '.') || find_opt(r, name) || streq(name, "bin") || tmpl_is_port_name(name))
         return 0; /* another service's variable: the config checks those */
     for (size_t i = 0; i < ARRAY_SIZE(builtin_names); i++)
         if (streq(name, builtin_names[i]))

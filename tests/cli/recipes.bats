@@ -309,6 +309,7 @@ EOF2
 file.secret = ${password}
 ready = send:AUTH-${password} expect:AUTH-${password}
 export.URL = lined://:${password}@/${socket|urlpath}?dir=${dir|url}
+export.RPC = ${port_rpc}
 EOF2
     cfg="$(config tether.ini <<'EOF2'
 [tether]
@@ -338,4 +339,25 @@ EOF2
     run tether -f "$cfg" drivers
     assert_status 1
     assert_output_has "$WORK/recipes/leaky.ini:5: \${password} in command: every local user can read a command line (ps)"
+}
+
+@test "\${port_NAME} gives any service more reserved ports, the same in every template, held while it runs" {
+    cfg="$(config tether.ini <<'EOF'
+[web]
+command = python3 -m http.server ${port_admin} --bind 127.0.0.1 --directory ${dir}
+ready = http:/ to:tcp:${port_admin}
+export.ADMIN = ${port_admin}
+export.OTHER = ${port_other}
+EOF
+)"
+    eval "$(tether -f "$cfg" start)"
+    [[ $TETHER_WEB_ADMIN =~ ^[0-9]+$ && $TETHER_WEB_OTHER =~ ^[0-9]+$ ]]
+    [ "$TETHER_WEB_ADMIN" != "$TETHER_WEB_OTHER" ]
+    curl -fsS "http://127.0.0.1:$TETHER_WEB_ADMIN/" >/dev/null
+    eval "$(tether stop)"
+    # a misspelt name is still a load time error
+    printf '[web]\ncommand = true ${prot_admin}\n' >"$cfg"
+    run tether -f "$cfg" run -- true
+    assert_status 125
+    assert_output_has "unknown variable \${prot_admin} in command"
 }
