@@ -32,7 +32,9 @@
 #include "../service.h"
 #include "../template.h"
 
-enum opt_type { OPT_BOOL, OPT_INT, OPT_STRING };
+/* OPT_TEMPLATE: a string with ${names} (a dependency's ${api.PORT}),
+ * checked when the config is read and expanded when the service starts */
+enum opt_type { OPT_BOOL, OPT_INT, OPT_STRING, OPT_TEMPLATE };
 
 struct ropt {
     char *name;
@@ -61,7 +63,7 @@ struct recipe {
     size_t n_opts;
     struct rsec *secs; /* [server] first, then each [when] in file order */
     size_t n_secs;
-    strv keys, vars, globals, names; /* NULL-terminated arrays the driver points at */
+    strv keys, vars, globals, names, tmpls; /* NULL-terminated arrays the driver points at */
 };
 
 /* A service's run-time state. */
@@ -70,6 +72,10 @@ struct rdata {
     /* ${password}: made the first time a template asks, kept for the
      * instance's life (a restart keeps the server's users and files) */
     char password[33];
+    /* the template options' expanded values, name then value: a
+     * dependency's variables are fixed for the instance's life */
+    strv expanded;
+    bool expanding; /* a template option that names itself */
 };
 
 /* The keys every service takes that a recipe may set; they go through the
@@ -243,6 +249,7 @@ static int opt_value(const struct ropt *o, const char *v, char **out, strbuf *wh
         *out = xasprintf("%lld", n);
         return 0;
     case OPT_STRING:
+    case OPT_TEMPLATE:
         if (o->values.n && !strv_contains(&o->values, v)) {
             sb_add(why, "use one of");
             for (size_t i = 0; i < o->values.n; i++)
@@ -285,15 +292,17 @@ static void read_option(struct rd *x, const struct ini_section *s, const char *n
         o.type = OPT_BOOL;
     else if (streq(t, "int"))
         o.type = OPT_INT;
+    else if (streq(t, "template"))
+        o.type = OPT_TEMPLATE;
     else
-        rerr(x, line, "[%s] type = %s: use bool, int or string", s->name, t);
+        rerr(x, line, "[%s] type = %s: use bool, int, string or template", s->name, t);
     const char *v;
     if ((v = kv_get(s, "min", &line)) && (o.type != OPT_INT || parse_ll(v, &o.min) < 0))
         rerr(x, line, "[%s] min = %s: only an int option has a min, a whole number", s->name, v);
     if ((v = kv_get(s, "max", &line)) && (o.type != OPT_INT || parse_ll(v, &o.max) < 0))
         rerr(x, line, "[%s] max = %s: only an int option has a max, a whole number", s->name, v);
     if ((v = kv_get(s, "values", &line))) {
-        if (o.type != OPT_STRING)
+        if (o.type != OPT_STRING && o.type != OPT_TEMPLATE)
             rerr(x, line, "[%s] values: only a string option has a list of values", s->name);
         _cleanup_strv_ strv w = {0};
         terr e;
@@ -514,6 +523,10 @@ static void finish_driver(struct rd *x)
     r->d.vars = (const char *const *)r->vars.v;
     r->d.globals = (const char *const *)r->globals.v;
     r->d.names = (const char *const *)r->names.v;
+    for (size_t i = 0; i < r->n_opts; i++)
+        if (r->opts[i].type == OPT_TEMPLATE)
+            strv_push(&r->tmpls, r->opts[i].name);
+    r->d.template_keys = (const char *const *)r->tmpls.v;
     r->d.package = r->package;
     r->d.tcp_warning = r->tcp_warning;
     static const char *const program_keys[] = {"bin", NULL};
@@ -629,6 +642,7 @@ void recipe_free(struct recipe *r)
     strv_free(&r->vars);
     strv_free(&r->names);
     strv_free(&r->globals);
+    strv_free(&r->tmpls);
     free((char *)r->d.name);
     free(r->path);
     free(r->program);
@@ -748,8 +762,11 @@ static int optx_lookup(void *ud, const char *name, const char **value)
     struct optx *x = ud;
     const char *v = find_opt(x->r, name) ? svc_opt(x->c, name) : NULL;
     _cleanup_sb_ strbuf b = {0};
-    if (!find_opt(x->r, name)) {
+    const struct ropt *o = find_opt(x->r, name);
+    if (!o) {
         sb_addf(&b, "${%s}", name);
+    } else if (o->type == OPT_TEMPLATE) { /* for the config's expansion */
+        sb_add(&b, v ? v : "");
     } else {
         for (const char *p = v ? v : ""; *p; p++)
             sb_add(&b, *p == '$' ? "$$" : (char[]){*p, 0});
@@ -845,6 +862,35 @@ static struct rdata *rdata(struct svc *s)
     return s->driver_data;
 }
 
+static int rlookup(void *ud, const char *name, const char **value)
+{
+    return svc_lookup(ud, name, value);
+}
+
+/* A template option's value, *value, expanded once: the config checked its
+ * ${names} when it was read (a dependency's needs after =). */
+static int template_opt(struct svc *s, struct rdata *d, const char *name, const char **value)
+{
+    for (size_t i = 0; i + 1 < d->expanded.n; i += 2)
+        if (streq(d->expanded.v[i], name)) {
+            *value = d->expanded.v[i + 1];
+            return 0;
+        }
+    if (d->expanding) /* docroot = ${docroot} */
+        return -ELOOP;
+    d->expanding = true;
+    char *v = NULL;
+    terr e;
+    int rc = tmpl_expand(*value, rlookup, s, &v, &e);
+    d->expanding = false;
+    if (rc < 0)
+        return rc;
+    strv_push(&d->expanded, name);
+    strv_push_own(&d->expanded, v);
+    *value = v;
+    return 0;
+}
+
 /* ${option}, ${program}, ${password}: the driver's lookup hook, so that
  * every template of the service sees them (svc_lookup asks it first). */
 static int recipe_lookup(struct svc *s, const char *name, const char **value)
@@ -861,17 +907,13 @@ static int recipe_lookup(struct svc *s, const char *name, const char **value)
         *value = d->password;
         return rc;
     }
-    if (find_opt(r, name) || streq(name, "bin")) {
+    const struct ropt *o = find_opt(r, name);
+    if (o || streq(name, "bin")) {
         const char *v = svc_opt(s->conf, name);
         *value = v ? v : "";
-        return 0;
+        return o && o->type == OPT_TEMPLATE ? template_opt(s, d, name, value) : 0;
     }
     return -ENOENT;
-}
-
-static int rlookup(void *ud, const char *name, const char **value)
-{
-    return svc_lookup(ud, name, value);
 }
 
 static int expand(struct svc *s, const struct conf_kv *kv, const char *text, char **out, terr *e)
@@ -1010,6 +1052,8 @@ static int recipe_variables(struct svc *s, terr *e)
 
 static void recipe_free_svc(struct svc *s)
 {
+    if (s->driver_data)
+        strv_free(&((struct rdata *)s->driver_data)->expanded);
     free(s->driver_data);
     s->driver_data = NULL;
 }
