@@ -113,6 +113,24 @@ if command -v redis-server >/dev/null; then
 fi
 echo "| helper RSS (postgresql instance) | | $rss KiB | |"
 
+# ---- mosquitto ----
+# its reset is a restart: the floor is the same start and SIGKILL, as a plain script
+if command -v mosquitto >/dev/null; then
+    hf mosquitto -w 3 -r "$RUNS" "bench/floor-mosquitto.sh $PROBE" "$T -q run mosquitto -- true"
+    eval "$("$T" -q start mosquitto)"
+    hf reset-mosquitto -w 3 -r 50 "bench/floor-mosquitto.sh $PROBE" "$T -q reset mosquitto"
+    eval "$("$T" stop)"
+fi
+
+# ---- nginx ----
+# nothing to reset: a reset is tether's health check (GET /.tether-health)
+if command -v nginx >/dev/null; then
+    hf nginx -w 3 -r "$RUNS" "bench/floor-nginx.sh $PROBE" "$T -q run nginx -- true"
+    eval "$("$T" -q start nginx)"
+    hf reset-nginx -w 3 -r 50 "$T --version" "$T -q reset nginx"
+    eval "$("$T" stop)"
+fi
+
 # 16 concurrent PostgreSQL instances on this machine
 start=$(date +%s.%N)
 for i in $(seq 16); do "$T" -q run postgresql -- sh -c 'psql -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" >/dev/null' & done
