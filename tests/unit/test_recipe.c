@@ -248,7 +248,7 @@ static void test_config_errors(void **state)
          ":5: [a] bin is empty: give the sh to run, or remove it to use the one on PATH"},
         {"[tether]\ndrivers = r\n[a]\ndriver = u\n",
          ":4: [a] unknown driver 'u': did you mean 't'? (the drivers are: command, "
-         "postgresql, redis, t, memcached; driver = command with command = ... runs "
+         "postgresql, redis, t, memcached, mosquitto, nginx; driver = command with command = ... runs "
          "anything else)"},
         {"[tether]\ndrivers = nosuch\n[a]\ncommand = x\n",
          NULL /* filled in below: it names the directory */},
@@ -295,7 +295,7 @@ static void test_recipe_errors(void **state)
         {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\n[server]\n",
          ":6: duplicate section [server] (first on line 4): merge the two"},
         {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = float\n[server]\ncommand = x\n",
-         ":5: [option a] type = float: use bool, int or string"},
+         ":5: [option a] type = float: use bool, int, string or template"},
         {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = int\n[server]\ncommand = x\n",
          ":4: [option a] has no default = N: an int option needs one"},
         {"[driver]\nprogram = x\npackage = p\n[option a]\ntype = int\ndefault = 1\nmin = z\n[server]\n"
