@@ -10,9 +10,10 @@ load helpers
 
 setup() {
     tether_setup
-    command -v mosquitto >/dev/null || skip "mosquitto is not installed (apt-get install mosquitto)"
+    # in /usr/sbin, not on a normal user's PATH: the recipes name the path
+    [ -x /usr/sbin/mosquitto ] || skip "mosquitto is not installed (apt-get install mosquitto)"
     command -v mosquitto_pub >/dev/null || skip "mosquitto_pub is not installed (apt-get install mosquitto-clients)"
-    command -v nginx >/dev/null || skip "nginx is not installed (apt-get install nginx-light)"
+    [ -x /usr/sbin/nginx ] || skip "nginx is not installed (apt-get install nginx-light)"
     command -v curl >/dev/null || skip "curl is not installed (apt-get install curl)"
 }
 
@@ -286,12 +287,20 @@ EOF
 }
 
 @test "a missing server names its package; a bad option is an error at its line" {
-    run env PATH=/nonexistent "$TETHER" run mosquitto -- /bin/true
+    cfg="$(config missing.ini <<'EOF'
+[mosquitto]
+bin = /nonexistent
+
+[nginx]
+bin = /nonexistent
+EOF
+)"
+    run tether -f "$cfg" run mosquitto -- true
     assert_status 125
-    assert_output_has "[mosquitto] mosquitto not found in PATH: install the Debian package mosquitto (apt-get install mosquitto)"
-    run env PATH=/nonexistent "$TETHER" run nginx -- /bin/true
+    assert_output_has "[mosquitto] /nonexistent: no such executable file: fix the path, or install the Debian package mosquitto (apt-get install mosquitto)"
+    run tether -f "$cfg" run nginx -- true
     assert_status 125
-    assert_output_has "[nginx] nginx not found in PATH: install the Debian package nginx (apt-get install nginx)"
+    assert_output_has "[nginx] /nonexistent: no such executable file: fix the path, or install the Debian package nginx (apt-get install nginx)"
     cfg="$(config bad.ini <<'EOF'
 [mosquitto]
 tcp = maybe
