@@ -711,6 +711,17 @@ static void opt_push(struct svc_conf *c, const char *key, const char *value)
     c->opts[c->n_opts++] = (struct conf_kv){.key = xstrdup(key), .value = xstrdup(value)};
 }
 
+/* tmpl_foreach's callback: a template option's value may not name one
+ * (docroot = ${proxy} with proxy = ${docroot} would never end). */
+static int names_no_template(void *ud, const char *name, terr *e)
+{
+    const struct ropt *o = find_opt(ud, name);
+    if (o && o->type == OPT_TEMPLATE)
+        return terr_set(e, EINVAL, "${%s} is a template option itself: write what it stands for",
+                        name);
+    return 0;
+}
+
 /* The section's options checked and made canonical; those it does not
  * set get their defaults (so that [when] and ${name} see every one). */
 static int configure_options(const struct recipe *r, struct svc_conf *c, const char *file,
@@ -733,6 +744,13 @@ static int configure_options(const struct recipe *r, struct svc_conf *c, const c
         if (opt_value(o, kv->value, &v, &why) < 0)
             return terr_at(e, EINVAL, file, kv->line, "[%s] %s = %s: %s", c->label, kv->key,
                                kv->value, why.s);
+        int rc = o->type == OPT_TEMPLATE
+                     ? tmpl_foreach(v, names_no_template, (void *)r, e) : 0;
+        if (rc < 0) {
+            free(v);
+            return terr_prefix(e, rc, "%s:%d: [%s] %s = %s", file, kv->line, c->label, kv->key,
+                               kv->value);
+        }
         free(kv->value);
         kv->value = v;
     }

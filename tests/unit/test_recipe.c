@@ -272,6 +272,49 @@ static void test_config_errors(void **state)
     }
 }
 
+/* type = template: the config checks its ${names} at its line (a
+ * dependency's needs after =), and it may not name a template option. */
+static void test_template_option(void **state)
+{
+    (void)state;
+    put("r/tp.ini", "[driver]\nprogram = sh\npackage = dash\n"
+                    "[option up]\ntype = template\ndefault = none\n"
+                    "[option root_dir]\ntype = template\ndefault = ${dir}\n"
+                    "[server]\ncommand = ${program}\nfile.x = ${up} ${root_dir}\n"
+                    "[when up = none]\nfile.x = static\n");
+    static const struct bad cases[] = {
+        {"[tether]\ndrivers = r\n[a]\ndriver = tp\nup = http://127.0.0.1:${b.PORT}\n",
+         ":5: [a] unknown variable ${b.PORT} in up (known: dir, instance, label, config_dir, up, "
+         "root_dir, bin, program, password)"},
+        {"[tether]\ndrivers = r\n[a]\ndriver = tp\nroot_dir = ${up}/x\n",
+         ":5: [a] root_dir = ${up}/x: ${up} is a template option itself: write what it stands "
+         "for"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct tether_config *c = NULL;
+        terr e = {{0}};
+        put("t.conf", cases[i].conf);
+        char p[PATH_MAX + 16], want[PATH_MAX * 2 + 512];
+        snprintf(p, sizeof(p), "%s/t.conf", tmp);
+        assert_int_equal(config_load(p, &c, &e), -EINVAL);
+        snprintf(want, sizeof(want), "%s/t.conf%s", tmp, cases[i].want);
+        if (!streq(e.msg, want))
+            fail_msg("case %zu:\ngot:  %s\nwant: %s", i, e.msg, want);
+    }
+    /* with after =, it loads; the value stays a template until the start */
+    struct tether_config *c = NULL;
+    terr e = {{0}};
+    put("t.conf", "[tether]\ndrivers = r\n[b]\ncommand = x\nport = auto\n"
+                  "[a]\ndriver = tp\nafter = b\nup = http://127.0.0.1:${b.PORT}\n");
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof(p), "%s/t.conf", tmp);
+    if (config_load(p, &c, &e) != 0)
+        fail_msg("loading failed: %s", e.msg);
+    assert_string_equal(svc_opt(c->svcs[1], "up"), "http://127.0.0.1:${b.PORT}");
+    assert_string_equal(svc_opt(c->svcs[1], "root_dir"), "${dir}");
+    config_free(c);
+}
+
 /* Every error of a recipe, with its line. */
 static void test_recipe_errors(void **state)
 {
@@ -469,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_every_key),
         cmocka_unit_test_setup_teardown(test_config_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_option, setup, teardown),
         cmocka_unit_test(test_recipe_errors),
         cmocka_unit_test_setup_teardown(test_search_path, setup, teardown),
     };
