@@ -140,10 +140,10 @@ nginx_procs() { echo "$1" $(pgrep -P "$1" || true); }
     grep -qx 'master_process off;' "$WORK/process.conf"
     # every path nginx writes is in the service's directory
     for t in client_body proxy fastcgi uwsgi scgi; do
-        grep -q "${t}_temp_path $TETHER_DIR/.*/nginx/${t}_temp;" "$WORK/nginx.conf"
+        grep -q "${t}_temp_path \"$TETHER_DIR/.*/nginx/${t}_temp\";" "$WORK/nginx.conf"
         grep -qx "${t}_temp" "$WORK/ls"
     done
-    grep -q "pid $TETHER_DIR/.*/nginx/nginx.pid;" "$WORK/nginx.conf"
+    grep -q "pid \"$TETHER_DIR/.*/nginx/nginx.pid\";" "$WORK/nginx.conf"
     grep -qx 'error_log stderr;' "$WORK/nginx.conf"
 }
 
@@ -206,7 +206,7 @@ after = files
 proxy = http://127.0.0.1:${files.PORT}
 EOF
 )"
-    run tether -f "$cfg" run -- sh -c '
+    run --separate-stderr tether -f "$cfg" run -- sh -c '
         curl -sf "${TETHER_FILES_URL}a.txt"
         curl -sf --unix-socket "$TETHER_WEB_SOCKET" "${TETHER_WEB_URL}x/y"
         curl -sf --unix-socket "$TETHER_FRONT_SOCKET" "${TETHER_FRONT_URL}a.txt"
@@ -215,6 +215,7 @@ EOF
     [ "${lines[0]}" = static-file ]
     [ "${lines[1]}" = "api saw /x/y host localhost" ]
     [ "${lines[2]}" = static-file ]
+    [[ $stderr == *"[files] nginx on TCP has no authentication"* ]]
     port="$(sed -n 's/^TETHER_FILES_PORT=//p' "$WORK/env")"
     grep -qx "TETHER_FILES_URL=http://127.0.0.1:$port/" "$WORK/env"
     run ! grep -q '^TETHER_FILES_SOCKET=' "$WORK/env"
