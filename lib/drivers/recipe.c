@@ -383,13 +383,26 @@ static void check_template(struct rd *x, const struct conf_kv *kv, bool words)
             rerr(x, kv->line, "%s: %s", kv->key, e.msg);
 }
 
+/* A key every service takes, as a config would have it: the recipe's
+ * reader joins continuation lines with '\n' (file.NAME keeps its lines),
+ * a config's with ' ', and a protocol check splits its words at blanks
+ * only: a ready = send:... split over lines would be one word. */
+static char *core_value(const char *v)
+{
+    char *s = xstrdup(v);
+    for (char *p = s; (p = strchr(p, '\n')); p++)
+        *p = ' ';
+    return s;
+}
+
 /* A key every service takes, tried on a scratch section: its value is
  * checked by the config's own parser, at the recipe's line. */
 static void check_core(struct rd *x, const char *sec, const struct conf_kv *kv)
 {
     struct svc_conf *c = svc_conf_new(sec, 0);
     terr e;
-    if (config_set_key(x->file, c, kv->key, kv->value, kv->line, &e) < 0)
+    _cleanup_free_ char *v = core_value(kv->value);
+    if (config_set_key(x->file, c, kv->key, v, kv->line, &e) < 0)
         strv_push(&x->errs, e.msg);
     else if (c->n_opts) /* not one the config knows (health before it had it) */
         rerr(x, kv->line, "[%s] unknown key '%s'", sec, kv->key);
@@ -812,8 +825,10 @@ static int recipe_configure(struct svc_conf *c, const char *file, terr *e)
         for (size_t i = 0; i < n && rc == 0; i++) {
             if (config_key_set(c, kv[i]->key))
                 continue;
-            _cleanup_free_ char *v = NULL;
-            rc = with_options(r, c, kv[i], &v, e);
+            _cleanup_free_ char *v = NULL, *raw = core_value(kv[i]->value);
+            struct conf_kv one = *kv[i];
+            one.value = raw;
+            rc = with_options(r, c, &one, &v, e);
             /* at the section's line: the config's later checks of it (an
              * unknown ${db.URL}) name the config's section, where the
              * fix (after =) goes; and a key with a line is one set */
