@@ -70,6 +70,8 @@ struct rdata {
     /* ${password}: made the first time a template asks, kept for the
      * instance's life (a restart keeps the server's users and files) */
     char password[33];
+    /* ${user}: the account the server runs as */
+    char user[LOGIN_NAME_MAX + 1];
 };
 
 /* The keys every service takes that a recipe may set; they go through the
@@ -81,7 +83,8 @@ static const char *const core_keys[] = {"port",    "socket",      "ready",      
 static const char *const own_keys[] = {"command", "args",    "cwd",     "user",   "stop_group",
                                        "file.",   "export.", "global."};
 static const char *const builtin_names[] = {"dir",    "instance", "label",   "config_dir",
-                                            "port",   "socket",   "program", "password"};
+                                            "port",   "socket",   "program", "password",
+                                            "user"};
 
 static const struct tether_driver recipe_proto;
 
@@ -494,6 +497,7 @@ static void finish_driver(struct rd *x)
         strv_push(&r->names, r->keys.v[i]);
     strv_push(&r->names, "program");
     strv_push(&r->names, "password");
+    strv_push(&r->names, "user");
     for (size_t s = 0; s < r->n_secs; s++)
         for (size_t i = 0; i < r->secs[s].n; i++) {
             const struct conf_kv *kv = &r->secs[s].kv[i];
@@ -860,7 +864,28 @@ static struct rdata *rdata(struct svc *s)
     return s->driver_data;
 }
 
-/* ${option}, ${program}, ${password}: the driver's lookup hook, so that
+/* ${user}: as root, the first account of user = that exists (what
+ * pick_user runs the server as), else tether's own: the role name a
+ * server keyed on its OS user (PostgreSQL's initdb) has, which a recipe
+ * cannot otherwise know (pgbouncer's auth_file, admin_users). */
+static int user_name(struct svc *s, const struct recipe *r, char *out, size_t n)
+{
+    const struct conf_kv *u = setting(r, s->conf, "user");
+    _cleanup_strv_ strv names = {0};
+    terr e;
+    struct passwd *pw = NULL;
+    if (u && geteuid() == 0 && split_words(u->value, &names, &e) == 0)
+        for (size_t i = 0; i < names.n && !pw; i++)
+            pw = getpwnam(names.v[i]);
+    if (!pw)
+        pw = getpwuid(geteuid());
+    if (!pw)
+        return -ENOENT;
+    snprintf(out, n, "%s", pw->pw_name);
+    return 0;
+}
+
+/* ${option}, ${program}, ${password}, ${user}: the driver's lookup hook, so that
  * every template of the service sees them (svc_lookup asks it first). */
 static int recipe_lookup(struct svc *s, const char *name, const char **value)
 {
@@ -874,6 +899,11 @@ static int recipe_lookup(struct svc *s, const char *name, const char **value)
         /* hex: 128 bits that no URL, config file or shell needs to quote */
         int rc = d->password[0] ? 0 : random_hex(d->password, 32);
         *value = d->password;
+        return rc;
+    }
+    if (streq(name, "user")) {
+        int rc = d->user[0] ? 0 : user_name(s, r, d->user, sizeof(d->user));
+        *value = d->user;
         return rc;
     }
     if (find_opt(r, name) || streq(name, "bin")) {

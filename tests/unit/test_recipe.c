@@ -346,7 +346,7 @@ static void test_recipe_errors(void **state)
         {"[driver]\nprogram = x\npackage = p\n[option size]\ntype = int\ndefault = 1\n[server]\n"
          "command = x ${siez}\n",
          ":8: unknown variable ${siez} in command (known: dir, instance, label, config_dir, "
-         "port, socket, program, password, bin, size, and SERVICE.NAME of a service in after =); did "
+         "port, socket, program, password, user, bin, size, and SERVICE.NAME of a service in after =); did "
          "you mean ${size}?"},
         {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\nglobal.X = URL\n",
          ":6: global.X = URL: URL is none of the recipe's export.NAME"},
