@@ -6,10 +6,15 @@
 
 load helpers
 
-setup() {
-    tether_setup
-    command -v pgbouncer >/dev/null || skip "pgbouncer is not installed (apt-get install pgbouncer)"
+setup() { tether_setup; }
+
+need_pgbouncer() {
+    # Debian's is in /usr/sbin, which the recipe names (not on a user's PATH)
+    [ -x /usr/sbin/pgbouncer ] || skip "pgbouncer is not installed (apt-get install pgbouncer)"
     command -v psql >/dev/null || skip "psql is not installed (apt-get install postgresql-client)"
+}
+
+need_influxdb() {
     command -v influxd >/dev/null || skip "influxd is not installed (apt-get install influxdb)"
     command -v influx >/dev/null || skip "influx is not installed (apt-get install influxdb-client)"
     command -v curl >/dev/null || skip "curl is not installed (apt-get install curl)"
@@ -18,6 +23,7 @@ setup() {
 teardown() { tether_teardown; }
 
 @test "influxdb with no config file: the influx CLI and curl, a private socket, the RPC port moved" {
+    need_influxdb
     run tether run influxdb -- sh -c '
         set -e
         env | sort > "$WORK/env"
@@ -46,6 +52,7 @@ teardown() { tether_teardown; }
 }
 
 @test "influxdb: reset drops and makes the database again; status; no password, no access" {
+    need_influxdb
     eval "$(tether start influxdb)"
     q() { curl -sS -u "tether:$TETHER_INFLUXDB_PASSWORD" -XPOST "$TETHER_INFLUXDB_URL/query?db=tether" \
         --data-urlencode "q=$1"; }
@@ -77,6 +84,7 @@ teardown() { tether_teardown; }
 }
 
 @test "pgbouncer with no config file: psql through it reaches the PostgreSQL service" {
+    need_pgbouncer
     run tether run postgresql pgbouncer -- sh -c '
         set -e
         env | sort > "$WORK/env"
@@ -97,6 +105,7 @@ teardown() { tether_teardown; }
 }
 
 @test "pgbouncer: a reset of PostgreSQL behind it, a reset of its own, status" {
+    need_pgbouncer
     eval "$(tether start postgresql pgbouncer)"
     psql -X -q "$TETHER_PGBOUNCER_URL" -c 'CREATE TABLE t (a int)'
     # its pool holds a server connection to the database that the reset drops
@@ -123,6 +132,7 @@ teardown() { tether_teardown; }
 }
 
 @test "pgbouncer tcp = yes: a password on TCP; native_env = yes leads PG* through it" {
+    need_pgbouncer
     cfg="$(config tether.ini <<'END'
 [db]
 driver = postgresql
@@ -153,6 +163,8 @@ END
 }
 
 @test "SIGKILL of the helper, then gc: no pgbouncer, postgres or influxd is left" {
+    need_influxdb
+    need_pgbouncer
     eval "$(tether start postgresql pgbouncer influxdb)"
     bpid="$(cat "$TETHER_PGBOUNCER_PIDFILE")"
     ppid_="$(cat "$TETHER_POSTGRESQL_PIDFILE")"
@@ -172,6 +184,8 @@ END
 }
 
 @test "a missing server names its package; a bad option its line" {
+    need_influxdb
+    need_pgbouncer
     run env PATH=/nonexistent "$TETHER" run influxdb -- /bin/true
     assert_status 125
     assert_output_has "[influxdb] influxd not found in PATH: install the Debian package influxdb (apt-get install influxdb)"
