@@ -881,7 +881,10 @@ static int user_name(struct svc *s, const struct recipe *r, char *out, size_t n)
         pw = getpwuid(geteuid());
     if (!pw)
         return -ENOENT;
-    snprintf(out, n, "%s", pw->pw_name);
+    size_t len = strlen(pw->pw_name);
+    if (len >= n)
+        return -ENAMETOOLONG;
+    memcpy(out, pw->pw_name, len + 1);
     return 0;
 }
 
