@@ -71,7 +71,7 @@ struct rdata {
      * instance's life (a restart keeps the server's users and files) */
     char password[33];
     /* ${user}: the account the server runs as */
-    char user[LOGIN_NAME_MAX + 1];
+    char *user;
 };
 
 /* The keys every service takes that a recipe may set; they go through the
@@ -868,7 +868,7 @@ static struct rdata *rdata(struct svc *s)
  * pick_user runs the server as), else tether's own: the role name a
  * server keyed on its OS user (PostgreSQL's initdb) has, which a recipe
  * cannot otherwise know (pgbouncer's auth_file, admin_users). */
-static int user_name(struct svc *s, const struct recipe *r, char *out, size_t n)
+static int user_name(struct svc *s, const struct recipe *r, char **out)
 {
     const struct conf_kv *u = setting(r, s->conf, "user");
     _cleanup_strv_ strv names = {0};
@@ -881,10 +881,7 @@ static int user_name(struct svc *s, const struct recipe *r, char *out, size_t n)
         pw = getpwuid(geteuid());
     if (!pw)
         return -ENOENT;
-    size_t len = strlen(pw->pw_name);
-    if (len >= n)
-        return -ENAMETOOLONG;
-    memcpy(out, pw->pw_name, len + 1);
+    *out = xstrdup(pw->pw_name);
     return 0;
 }
 
@@ -905,7 +902,7 @@ static int recipe_lookup(struct svc *s, const char *name, const char **value)
         return rc;
     }
     if (streq(name, "user")) {
-        int rc = d->user[0] ? 0 : user_name(s, r, d->user, sizeof(d->user));
+        int rc = d->user ? 0 : user_name(s, r, &d->user);
         *value = d->user;
         return rc;
     }
@@ -1058,6 +1055,9 @@ static int recipe_variables(struct svc *s, terr *e)
 
 static void recipe_free_svc(struct svc *s)
 {
+    struct rdata *d = s->driver_data;
+    if (d)
+        free(d->user);
     free(s->driver_data);
     s->driver_data = NULL;
 }
