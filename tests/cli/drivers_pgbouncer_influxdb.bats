@@ -22,6 +22,8 @@ need_influxdb() {
 
 teardown() { tether_teardown; }
 
+state_empty() { [ -z "$(ls -A "$TETHER_DIR")" ]; }
+
 @test "influxdb with no config file: the influx CLI and curl, a private socket, the RPC port moved" {
     need_influxdb
     run tether run influxdb -- sh -c '
@@ -181,6 +183,22 @@ END
     wait_gone "$ipid"
     [ -z "$(ls -A "$TETHER_DIR")" ]
     eval "$(tether stop 2>/dev/null)" || true
+}
+
+@test "SIGKILL of the owner (tether run): pgbouncer, postgres and influxd go with it" {
+    need_influxdb
+    need_pgbouncer
+    "$TETHER" run postgresql pgbouncer influxdb -- sh -c \
+        'echo "$TETHER_PGBOUNCER_PIDFILE $TETHER_POSTGRESQL_PIDFILE $TETHER_INFLUXDB_PIDFILE" >"$WORK/pf.tmp"
+         mv "$WORK/pf.tmp" "$WORK/pf"; exec sleep 100' 3>&- &
+    run_pid=$!
+    wait_file "$WORK/pf" 60
+    pids=()
+    for f in $(cat "$WORK/pf"); do pids+=("$(cat "$f")"); done
+    kill -KILL "$run_pid"
+    for p in "${pids[@]}"; do wait_gone "$p"; done
+    wait_for 10 state_empty
+    wait "$run_pid" || true
 }
 
 @test "a missing server names its package; a bad option its line" {
