@@ -36,6 +36,9 @@ auth_file = $dir/pgb/users.txt
 admin_users = $user
 pool_mode = session
 server_check_delay = 0
+log_connections = 0
+log_disconnections = 0
+log_stats = 0
 logfile =
 pidfile =
 INI
