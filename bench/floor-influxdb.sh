@@ -2,11 +2,11 @@
 # Floor for `tether run influxdb -- true`: influxd on the recipe's config
 # (HTTP on a port and a unix socket, RPC moved, auth on) in a fresh
 # directory; ready when the bootstrap query (the admin user and the
-# database) has answered in full, over bash's /dev/tcp (no process per
-# try); SIGKILL, wait.  influxd answers the status line before it runs
+# database) has answered in full, over bash's /dev/tcp, once the probe
+# (every 0.2 ms) finds it listening; SIGKILL, wait.  influxd answers the status line before it runs
 # the statements, so the whole answer is read, as tether's check does.
 set -e
-port=$1 rpc=$2
+probe=$1 port=$2 rpc=$3
 dir=$(mktemp -d /dev/shm/floor-influx.XXXXXX)
 pid=
 trap 'if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; wait 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
@@ -35,7 +35,8 @@ INI
 influxd run -config "$dir/influxdb.conf" >/dev/null 2>&1 &
 pid=$!
 q="u=tether&p=$pw&q=CREATE+USER+tether+WITH+PASSWORD+%27$pw%27+WITH+ALL+PRIVILEGES%3BCREATE+DATABASE+%22tether%22"
-until exec 3<>"/dev/tcp/127.0.0.1/$port"; do :; done 2>/dev/null
+"$probe" tcp "$port"
+exec 3<>"/dev/tcp/127.0.0.1/$port"
 printf 'POST /query?%s HTTP/1.0\r\n\r\n' "$q" >&3
 body=; while IFS= read -r line <&3; do body=$line; done
 exec 3<&-

@@ -131,7 +131,7 @@ fi
 
 # ---- influxdb ----
 if command -v influxd >/dev/null; then
-    hf influxdb -w 2 -r "$RUNS" "bench/floor-influxdb.sh $((28000 + RANDOM % 1000)) $((29000 + RANDOM % 1000))" \
+    hf influxdb -w 2 -r "$RUNS" "bench/floor-influxdb.sh $PROBE $((28000 + RANDOM % 1000)) $((29000 + RANDOM % 1000))" \
         "$T -q run influxdb -- true"
     eval "$("$T" -q start influxdb)"
     # floor: one process start (bash) and the same DROP+CREATE exchange
