@@ -190,7 +190,7 @@ END
     need_pgbouncer
     "$TETHER" run postgresql pgbouncer influxdb -- sh -c \
         'echo "$TETHER_PGBOUNCER_PIDFILE $TETHER_POSTGRESQL_PIDFILE $TETHER_INFLUXDB_PIDFILE" >"$WORK/pf.tmp"
-         mv "$WORK/pf.tmp" "$WORK/pf"; exec sleep 100' 3>&- &
+         echo $$ >"$WORK/cmd"; mv "$WORK/pf.tmp" "$WORK/pf"; exec sleep 100' 3>&- &
     run_pid=$!
     wait_file "$WORK/pf" 60
     pids=()
@@ -199,6 +199,8 @@ END
     for p in "${pids[@]}"; do wait_gone "$p"; done
     wait_for 10 state_empty
     wait "$run_pid" || true
+    # the command is the test's own (run's child, orphaned by the kill)
+    kill "$(cat "$WORK/cmd")" 2>/dev/null || true
 }
 
 @test "a missing server names its package; a bad option its line" {
