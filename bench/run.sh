@@ -128,6 +128,30 @@ if command -v nginx >/dev/null; then
     hf nginx -w 3 -r "$RUNS" "bench/floor-nginx.sh $PROBE" "$T -q run nginx -- true"
     eval "$("$T" -q start nginx)"
     hf reset-nginx -w 3 -r 50 "$T --version" "$T -q reset nginx"
+# ---- pgbouncer ----
+# in front of PostgreSQL: both start at once, as tether starts them; the
+# floor copies tether's cached cluster (made by the pg-warm row above)
+if [ -x /usr/sbin/pgbouncer ]; then
+    cached=$(ls -d "$TETHER_CACHE_DIR"/pg-*/data | head -1)
+    hf pgbouncer -w 2 -r "$RUNS" "bench/floor-pgbouncer.sh $cached $PROBE" \
+        "$T -q run postgresql pgbouncer -- true"
+    eval "$("$T" -q start postgresql pgbouncer)"
+    # floor: RECONNECT over the admin console by psql, the process the
+    # recipe's reset runs (a psql start is most of it)
+    hf reset-pgbouncer -w 3 -r 30 \
+        "psql -X -q -h $TETHER_PGBOUNCER_SOCKET_DIR -p $TETHER_PGBOUNCER_PORT -U $TETHER_PGBOUNCER_USER -c RECONNECT pgbouncer" \
+        "$T -q reset pgbouncer"
+    eval "$("$T" stop)"
+fi
+
+# ---- influxdb ----
+if command -v influxd >/dev/null; then
+    hf influxdb -w 2 -r "$RUNS" "bench/floor-influxdb.sh $PROBE $((28000 + RANDOM % 1000)) $((29000 + RANDOM % 1000))" \
+        "$T -q run influxdb -- true"
+    eval "$("$T" -q start influxdb)"
+    # floor: one process start (bash) and the same DROP+CREATE exchange
+    hf reset-influxdb -w 3 -r 50 "bench/floor-influxdb-reset.sh $TETHER_INFLUXDB_PORT" \
+        "$T -q reset influxdb"
     eval "$("$T" stop)"
 fi
 

@@ -76,6 +76,8 @@ struct rdata {
      * dependency's variables are fixed for the instance's life */
     strv expanded;
     bool expanding; /* a template option that names itself */
+    /* ${user}: the account the server runs as */
+    char *user;
 };
 
 /* The keys every service takes that a recipe may set; they go through the
@@ -87,7 +89,8 @@ static const char *const core_keys[] = {"port",    "socket",      "ready",      
 static const char *const own_keys[] = {"command", "args",    "cwd",     "user",   "stop_group",
                                        "file.",   "export.", "global."};
 static const char *const builtin_names[] = {"dir",    "instance", "label",   "config_dir",
-                                            "port",   "socket",   "program", "password"};
+                                            "port",   "socket",   "program", "password",
+                                            "user"};
 
 static const struct tether_driver recipe_proto;
 
@@ -392,13 +395,26 @@ static void check_template(struct rd *x, const struct conf_kv *kv, bool words)
             rerr(x, kv->line, "%s: %s", kv->key, e.msg);
 }
 
+/* A key every service takes, as a config would have it: the recipe's
+ * reader joins continuation lines with '\n' (file.NAME keeps its lines),
+ * a config's with ' ', and a protocol check splits its words at blanks
+ * only: a ready = send:... split over lines would be one word. */
+static char *core_value(const char *v)
+{
+    char *s = xstrdup(v);
+    for (char *p = s; (p = strchr(p, '\n')); p++)
+        *p = ' ';
+    return s;
+}
+
 /* A key every service takes, tried on a scratch section: its value is
  * checked by the config's own parser, at the recipe's line. */
 static void check_core(struct rd *x, const char *sec, const struct conf_kv *kv)
 {
     struct svc_conf *c = svc_conf_new(sec, 0);
     terr e;
-    if (config_set_key(x->file, c, kv->key, kv->value, kv->line, &e) < 0)
+    _cleanup_free_ char *v = core_value(kv->value);
+    if (config_set_key(x->file, c, kv->key, v, kv->line, &e) < 0)
         strv_push(&x->errs, e.msg);
     else if (c->n_opts) /* not one the config knows (health before it had it) */
         rerr(x, kv->line, "[%s] unknown key '%s'", sec, kv->key);
@@ -490,6 +506,7 @@ static void finish_driver(struct rd *x)
         strv_push(&r->names, r->keys.v[i]);
     strv_push(&r->names, "program");
     strv_push(&r->names, "password");
+    strv_push(&r->names, "user");
     for (size_t s = 0; s < r->n_secs; s++)
         for (size_t i = 0; i < r->secs[s].n; i++) {
             const struct conf_kv *kv = &r->secs[s].kv[i];
@@ -847,8 +864,10 @@ static int recipe_configure(struct svc_conf *c, const char *file, terr *e)
         for (size_t i = 0; i < n && rc == 0; i++) {
             if (config_key_set(c, kv[i]->key))
                 continue;
-            _cleanup_free_ char *v = NULL;
-            rc = with_options(r, c, kv[i], &v, e);
+            _cleanup_free_ char *v = NULL, *raw = core_value(kv[i]->value);
+            struct conf_kv one = *kv[i];
+            one.value = raw;
+            rc = with_options(r, c, &one, &v, e);
             /* at the section's line: the config's later checks of it (an
              * unknown ${db.URL}) name the config's section, where the
              * fix (after =) goes; and a key with a line is one set */
@@ -909,7 +928,28 @@ static int template_opt(struct svc *s, struct rdata *d, const char *name, const 
     return 0;
 }
 
-/* ${option}, ${program}, ${password}: the driver's lookup hook, so that
+/* ${user}: as root, the first account of user = that exists (what
+ * pick_user runs the server as), else tether's own: the role name a
+ * server keyed on its OS user (PostgreSQL's initdb) has, which a recipe
+ * cannot otherwise know (pgbouncer's auth_file, admin_users). */
+static int user_name(struct svc *s, const struct recipe *r, char **out)
+{
+    const struct conf_kv *u = setting(r, s->conf, "user");
+    _cleanup_strv_ strv names = {0};
+    terr e;
+    struct passwd *pw = NULL;
+    if (u && geteuid() == 0 && split_words(u->value, &names, &e) == 0)
+        for (size_t i = 0; i < names.n && !pw; i++)
+            pw = getpwnam(names.v[i]);
+    if (!pw)
+        pw = getpwuid(geteuid());
+    if (!pw)
+        return -ENOENT;
+    *out = xstrdup(pw->pw_name);
+    return 0;
+}
+
+/* ${option}, ${program}, ${password}, ${user}: the driver's lookup hook, so that
  * every template of the service sees them (svc_lookup asks it first). */
 static int recipe_lookup(struct svc *s, const char *name, const char **value)
 {
@@ -923,6 +963,11 @@ static int recipe_lookup(struct svc *s, const char *name, const char **value)
         /* hex: 128 bits that no URL, config file or shell needs to quote */
         int rc = d->password[0] ? 0 : random_hex(d->password, 32);
         *value = d->password;
+        return rc;
+    }
+    if (streq(name, "user")) {
+        int rc = d->user ? 0 : user_name(s, r, &d->user);
+        *value = d->user;
         return rc;
     }
     const struct ropt *o = find_opt(r, name);
@@ -1070,8 +1115,11 @@ static int recipe_variables(struct svc *s, terr *e)
 
 static void recipe_free_svc(struct svc *s)
 {
-    if (s->driver_data)
-        strv_free(&((struct rdata *)s->driver_data)->expanded);
+    struct rdata *d = s->driver_data;
+    if (d) {
+        strv_free(&d->expanded);
+        free(d->user);
+    }
     free(s->driver_data);
     s->driver_data = NULL;
 }

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "drivers/driver.h"
 #include "drivers/recipe.h"
+#include "proto.h"
 
 static char tmp[PATH_MAX];
 
@@ -225,6 +226,27 @@ static void test_config_options(void **state)
     config_free(c);
 }
 
+/* A protocol check over continuation lines: its words, split as a
+ * config's would be (the reader joins a recipe's lines with '\n', which
+ * is no blank to a protocol check). */
+static void test_continued_check(void **state)
+{
+    (void)state;
+    put("r/u.ini", "[driver]\nprogram = sh\npackage = dash\n[server]\ncommand = ${program}\n"
+                   "socket = u.sock\nready = \"send:A B\"\n  send:C\n  expect:D\n");
+    put("t.conf", "[tether]\ndrivers = r\n[u]\n");
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof(p), "%s/t.conf", tmp);
+    struct tether_config *c = NULL;
+    terr e = {{0}};
+    if (config_load(p, &c, &e) != 0)
+        fail_msg("loading failed: %s", e.msg);
+    const struct svc_conf *s = c->svcs[0];
+    assert_non_null(s->ready_proto);
+    assert_int_equal(s->ready_proto->n_steps, 3);
+    config_free(c);
+}
+
 struct bad {
     const char *conf;
     const char *want; /* after "DIR/t.conf" */
@@ -389,7 +411,7 @@ static void test_recipe_errors(void **state)
         {"[driver]\nprogram = x\npackage = p\n[option size]\ntype = int\ndefault = 1\n[server]\n"
          "command = x ${siez}\n",
          ":8: unknown variable ${siez} in command (known: dir, instance, label, config_dir, "
-         "port, socket, program, password, bin, size, and SERVICE.NAME of a service in after =); did "
+         "port, socket, program, password, user, bin, size, and SERVICE.NAME of a service in after =); did "
          "you mean ${size}?"},
         {"[driver]\nprogram = x\npackage = p\n[server]\ncommand = x\nglobal.X = URL\n",
          ":6: global.X = URL: URL is none of the recipe's export.NAME"},
@@ -513,6 +535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_option, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_continued_check, setup, teardown),
         cmocka_unit_test(test_recipe_errors),
         cmocka_unit_test_setup_teardown(test_search_path, setup, teardown),
     };
