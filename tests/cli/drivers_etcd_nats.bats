@@ -85,7 +85,19 @@ EOF
     [ -z "${TETHER_ETCD_URL:-}" ]
 }
 
-@test "etcd stopped (SIGSTOP): status and reset say it is unhealthy" {
+@test "etcd: python-etcd3 (gRPC) reaches the unix socket from TETHER_ETCD_URL" {
+    "$PY" -c 'import etcd3' 2>/dev/null || skip "python3-etcd3 is not installed (apt-get install python3-etcd3)"
+    run tether run etcd -- "$PY" -c '
+import os, etcd3
+host, port = os.environ["TETHER_ETCD_URL"].rsplit(":", 1)
+c = etcd3.client(host=host, port=int(port))
+c.put("k", "from python")
+print(c.get("k")[0].decode())'
+    assert_status 0
+    [ "${lines[-1]}" = "from python" ]
+}
+
+@test "etcd stopped (SIGSTOP): status says it is unhealthy" {
     eval "$(tether start etcd)"
     pid="$(cat "$TETHER_ETCD_PIDFILE")"
     kill -STOP "$pid"
