@@ -9,7 +9,7 @@ dir=$(mktemp -d /dev/shm/floor-nats.XXXXXX)
 token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 (umask 077; printf 'listen: "127.0.0.1:%s"\nauthorization { token: "%s" }\nmax_payload: 1048576\nserver_name: "floor"\n' \
     "$port" "$token" >"$dir/nats.conf")
-nats-server -c "$dir/nats.conf" >/dev/null 2>&1 &
+/usr/sbin/nats-server -c "$dir/nats.conf" >/dev/null 2>&1 &
 pid=$!
 trap 'if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; wait 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 "$probe" tcp "$port" 'PING\r\n' 'INFO'

@@ -124,7 +124,7 @@ if command -v etcd >/dev/null; then
     eval "$("$T" stop)"
 fi
 # ---- nats ----
-if command -v nats-server >/dev/null; then
+if [ -x /usr/sbin/nats-server ]; then
     port=$((28000 + RANDOM % 2000))
     hf nats -w 2 -r "$RUNS" "bench/floor-nats.sh $PROBE $port" "$T -q run nats -- true"
     eval "$("$T" -q start nats)"

@@ -8,11 +8,16 @@
 
 load helpers
 
-setup() {
-    tether_setup
+setup() { tether_setup; }
+
+need_etcd() {
     command -v etcd >/dev/null || skip "etcd is not installed (apt-get install etcd-server)"
     command -v etcdctl >/dev/null || skip "etcdctl is not installed (apt-get install etcd-client)"
-    command -v nats-server >/dev/null || skip "nats-server is not installed (apt-get install nats-server)"
+}
+
+# Debian's nats-server is in /usr/sbin, not on a normal user's PATH
+need_nats() {
+    [ -x /usr/sbin/nats-server ] || skip "nats-server is not installed (apt-get install nats-server)"
 }
 
 teardown() { tether_teardown; }
@@ -43,6 +48,7 @@ EOF
 }
 
 @test "etcd with no config: etcdctl reads ETCDCTL_ENDPOINTS, the private unix socket" {
+    need_etcd
     run tether run etcd -- sh -c '
         etcdctl put greeting hello && etcdctl get --print-value-only greeting
         env | sort > "$WORK/env"
@@ -65,6 +71,7 @@ EOF
 }
 
 @test "etcd: reset deletes every key, status is healthy, stop unsets the variables" {
+    need_etcd
     eval "$(tether start etcd)"
     [ -n "$ETCDCTL_ENDPOINTS" ]
     etcdctl put a 1 >/dev/null
@@ -86,6 +93,7 @@ EOF
 }
 
 @test "etcd: python-etcd3 (gRPC) reaches the unix socket from TETHER_ETCD_URL" {
+    need_etcd
     "$PY" -c 'import etcd3' 2>/dev/null || skip "python3-etcd3 is not installed (apt-get install python3-etcd3)"
     run tether run etcd -- "$PY" -c '
 import os, etcd3
@@ -98,6 +106,7 @@ print(c.get("k")[0].decode())'
 }
 
 @test "etcd stopped (SIGSTOP): status says it is unhealthy" {
+    need_etcd
     eval "$(tether start etcd)"
     pid="$(cat "$TETHER_ETCD_PIDFILE")"
     kill -STOP "$pid"
@@ -110,6 +119,7 @@ print(c.get("k")[0].decode())'
 }
 
 @test "nats with no config: a client gets its message back with the token of NATS_URL" {
+    need_nats
     run tether run nats -- sh -c '
         '"$(declare -f nats_client)"'
         nats_client "$NATS_URL"
@@ -137,6 +147,7 @@ print(c.get("k")[0].decode())'
 }
 
 @test "nats: a client without the token, or with another, is refused" {
+    need_nats
     eval "$(tether start nats)"
     run nats_client "nats://127.0.0.1:$TETHER_NATS_PORT"
     [ "$output" = "-ERR 'Authorization Violation'" ]
@@ -155,6 +166,8 @@ print(c.get("k")[0].decode())'
 }
 
 @test "etcd and nats in one run; SIGKILL of the helper leaves no server" {
+    need_etcd
+    need_nats
     eval "$(tether start etcd nats)"
     epid="$(cat "$TETHER_ETCD_PIDFILE")"
     npid="$(cat "$TETHER_NATS_PIDFILE")"
@@ -173,6 +186,8 @@ print(c.get("k")[0].decode())'
 }
 
 @test "SIGKILL of the owner (tether run) leaves no etcd or nats-server" {
+    need_etcd
+    need_nats
     "$TETHER" run etcd nats -- sh -c '
         cat "$TETHER_ETCD_PIDFILE" "$TETHER_NATS_PIDFILE" > "$WORK/pids.tmp"
         mv "$WORK/pids.tmp" "$WORK/pids"
@@ -218,6 +233,8 @@ EOF
 }
 
 @test "options reach the servers: election timeout and max_payload" {
+    need_etcd
+    need_nats
     cfg="$(config opts.ini <<'EOF'
 [etcd]
 heartbeat_interval = 20
