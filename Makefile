@@ -34,7 +34,8 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 # The servers of issue 12's drivers and recipes, and their clients.
 SERVERS = /usr/sbin/mariadbd:mariadb-server /usr/bin/mariadb:mariadb-client \
 	/usr/lib/rabbitmq/bin/rabbitmq-server:rabbitmq-server $(PYLIB)/pika:python3-pika \
-	/usr/bin/etcd:etcd-server /usr/bin/etcdctl:etcd-client /usr/sbin/nats-server:nats-server \
+	/usr/bin/etcd:etcd-server /usr/bin/etcdctl:etcd-client $(PYLIB)/etcd3:python3-etcd3 \
+	/usr/sbin/nats-server:nats-server \
 	/usr/sbin/mosquitto:mosquitto /usr/bin/mosquitto_pub:mosquitto-clients \
 	/usr/sbin/slapd:slapd /usr/bin/ldapsearch:ldap-utils /usr/sbin/nginx:nginx-light \
 	/usr/sbin/pgbouncer:pgbouncer /usr/share/java/zookeeper.jar:zookeeper \

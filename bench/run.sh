@@ -152,6 +152,23 @@ if command -v influxd >/dev/null; then
     # floor: one process start (bash) and the same DROP+CREATE exchange
     hf reset-influxdb -w 3 -r 50 "bench/floor-influxdb-reset.sh $TETHER_INFLUXDB_PORT" \
         "$T -q reset influxdb"
+# ---- etcd ----
+if command -v etcd >/dev/null; then
+    hf etcd -w 2 -r "$RUNS" "bench/floor-etcd.sh $PROBE" "$T -q run etcd -- true"
+    eval "$("$T" -q start etcd)"
+    # reset: one DeleteRange through the JSON gateway vs a process start;
+    # and vs etcdctl del --prefix "", what a test suite would run itself
+    hf reset-etcd -w 3 -r 50 "$T --version" "$T -q reset etcd"
+    hf reset-etcd-vs-etcdctl -w 3 -r 20 "etcdctl del --prefix ''" "$T -q reset etcd"
+    eval "$("$T" stop)"
+fi
+# ---- nats ----
+if [ -x /usr/sbin/nats-server ]; then
+    port=$((28000 + RANDOM % 2000))
+    hf nats -w 2 -r "$RUNS" "bench/floor-nats.sh $PROBE $port" "$T -q run nats -- true"
+    eval "$("$T" -q start nats)"
+    # core NATS has no state: the reset is the health check (CONNECT, PING)
+    hf reset-nats -w 3 -r 50 "$T --version" "$T -q reset nats"
     eval "$("$T" stop)"
 fi
 
