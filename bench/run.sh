@@ -113,6 +113,20 @@ if command -v redis-server >/dev/null; then
 fi
 echo "| helper RSS (postgresql instance) | | $rss KiB | |"
 
+# ---- zookeeper ----
+# Both floors are a JVM's start (0.2-0.4 s): ZooKeeper's reset is a
+# restart on an emptied data dir, since no command deletes every znode
+if command -v java >/dev/null && [ -r /usr/share/java/zookeeper.jar ]; then
+    zport=$((28000 + RANDOM % 4000))
+    hf zookeeper -w 2 -r 10 "bench/floor-zookeeper.sh $PROBE $zport run" "$T -q run zookeeper -- true"
+    mkdir -p "$work/zk-floor"
+    eval "$("$T" -q start zookeeper 2>/dev/null)"
+    hf reset-zookeeper -w 2 -r 10 "bench/floor-zookeeper.sh $PROBE $zport reset $work/zk-floor" \
+        "$T -q reset zookeeper"
+    eval "$("$T" stop)"
+    bench/floor-zookeeper.sh "$PROBE" "$zport" stop "$work/zk-floor"
+fi
+
 # 16 concurrent PostgreSQL instances on this machine
 start=$(date +%s.%N)
 for i in $(seq 16); do "$T" -q run postgresql -- sh -c 'psql -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" >/dev/null' & done
