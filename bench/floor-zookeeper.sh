@@ -3,11 +3,11 @@
 #   floor-zookeeper.sh PROBE PORT run
 #     for `tether run zookeeper -- true`: java ... ZooKeeperServerMain on
 #     127.0.0.1:PORT with a fresh data dir, as the recipe runs it (same
-#     flags, no sh in front), `ruok` until `imok`, SIGKILL, wait, remove.
+#     flags, no sh in front), `srvr` until `Zookeeper version:`, SIGKILL, wait, remove.
 #   floor-zookeeper.sh PROBE PORT reset DIR
 #     for `tether reset zookeeper` (a restart on an emptied data dir): SIGKILL
 #     the JVM DIR/pid names, wait for it, empty DIR/data, start a new JVM
-#     (left running, its pid in DIR/pid), `ruok` until `imok`.
+#     (left running, its pid in DIR/pid), `srvr` until `Zookeeper version:`.
 #   floor-zookeeper.sh PROBE PORT stop DIR: kill what reset left.
 set -e
 probe=$1 port=$2 mode=$3
@@ -41,7 +41,7 @@ run)
     pid=
     trap 'if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; wait 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
     start "$dir"
-    "$probe" tcp "$port" ruok imok
+    "$probe" tcp "$port" srvr "Zookeeper version:"
     kill -KILL "$pid"
     wait "$pid" 2>/dev/null || true
     pid=
@@ -52,7 +52,7 @@ reset)
     rm -rf -- "$dir/data"
     start "$dir"
     echo "$pid" >"$dir/pid"
-    "$probe" tcp "$port" ruok imok
+    "$probe" tcp "$port" srvr "Zookeeper version:"
     ;;
 stop)
     kill_old "$4"

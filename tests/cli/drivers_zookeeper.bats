@@ -54,9 +54,28 @@ zk() {
     grep "pid=$pid," "$WORK/listen" | grep -q "127.0.0.1\]*:$port "
 }
 
-@test "zookeeper: the JVM writes nothing to /tmp (no hsperfdata), its data stays in its dir" {
+# zk_session PORT: open a ZooKeeper session by the wire protocol's
+# ConnectRequest, at once (no retry, as zkCli and kazoo would); print its id
+zk_session() {
+    "$PY" - "$1" <<'EOF'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+req = struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + bytes(16) + b"\0"
+s.sendall(struct.pack(">i", len(req)) + req)
+resp = s.recv(64)
+assert len(resp) >= 20, "the server refused the session: %r" % resp
+print(hex(struct.unpack(">iiiq", resp[:20])[3]))
+EOF
+}
+
+@test "zookeeper: ready means serving; the JVM writes nothing to /tmp (no hsperfdata)" {
     touch "$WORK/marker"
     eval "$(tether -q start zookeeper)"
+    # ready means serving: a session is accepted at once (after ruok's
+    # imok it could still be refused)
+    run zk_session "$TETHER_ZOOKEEPER_PORT"
+    assert_status 0
+    [[ $output == 0x* ]]
     pid="$(cat "$TETHER_ZOOKEEPER_PIDFILE")"
     [ "$(cat /proc/$pid/comm)" = java ]
     # the file a JVM without -XX:-UsePerfData keeps while it runs
@@ -94,7 +113,7 @@ zk() {
     run tether status
     kill -CONT "$pid"
     assert_status 1
-    assert_output_has "[zookeeper] is unhealthy: health = raw:ruok expect:imok: no answer within"
+    assert_output_has "[zookeeper] is unhealthy: health = raw:srvr \"expect:Zookeeper version:\": no answer within"
     run tether status
     assert_status 0
     kill -KILL "$pid"
