@@ -135,12 +135,17 @@ EOF
     [ -z "$(ls -A "$TETHER_DIR")" ]
 
     # the owner (tether run) killed while its command runs
-    "$TETHER" -q run zookeeper -- sh -c 'cat "$TETHER_ZOOKEEPER_PIDFILE" > "$WORK/pid"; exec sleep 60' &
+    "$TETHER" -q run zookeeper -- sh -c '
+        echo "$TETHER_ZOOKEEPER_CONTROL_PID" > "$WORK/helper"
+        cat "$TETHER_ZOOKEEPER_PIDFILE" > "$WORK/pid"
+        exec sleep 60' &
     owner=$!
     wait_file "$WORK/pid" 30
     pid="$(cat "$WORK/pid")"
     kill -KILL "$owner"
     wait_gone "$pid"
+    # the helper, which removes the instance's directory as it goes
+    wait_gone "$(cat "$WORK/helper")"
     wait "$owner" || true
     run tether gc
     assert_status 0
