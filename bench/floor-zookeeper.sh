@@ -1,5 +1,5 @@
 #!/bin/bash
-# Floors for ZooKeeper, whose cost is a JVM's start (0.2-0.4 s here):
+# Floors for ZooKeeper, whose cost is a JVM's start to serving (0.5-0.9 s here):
 #   floor-zookeeper.sh PROBE PORT run
 #     for `tether run zookeeper -- true`: java ... ZooKeeperServerMain on
 #     127.0.0.1:PORT with a fresh data dir, as the recipe runs it (same

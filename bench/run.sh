@@ -114,7 +114,7 @@ fi
 echo "| helper RSS (postgresql instance) | | $rss KiB | |"
 
 # ---- zookeeper ----
-# Both floors are a JVM's start (0.2-0.4 s): ZooKeeper's reset is a
+# Both floors are a JVM's start to serving (0.5-0.9 s): ZooKeeper's reset is a
 # restart on an emptied data dir, since no command deletes every znode
 if command -v java >/dev/null && [ -r /usr/share/java/zookeeper.jar ]; then
     zport=$((28000 + RANDOM % 4000))
