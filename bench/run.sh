@@ -170,6 +170,18 @@ if [ -x /usr/sbin/nats-server ]; then
     # core NATS has no state: the reset is the health check (CONNECT, PING)
     hf reset-nats -w 3 -r 50 "$T --version" "$T -q reset nats"
     eval "$("$T" stop)"
+# ---- zookeeper ----
+# Both floors are a JVM's start to serving (0.5-0.9 s): ZooKeeper's reset is a
+# restart on an emptied data dir, since no command deletes every znode
+if command -v java >/dev/null && [ -r /usr/share/java/zookeeper.jar ]; then
+    zport=$((28000 + RANDOM % 4000))
+    hf zookeeper -w 2 -r 10 "bench/floor-zookeeper.sh $PROBE $zport run" "$T -q run zookeeper -- true"
+    mkdir -p "$work/zk-floor"
+    eval "$("$T" -q start zookeeper 2>/dev/null)"
+    hf reset-zookeeper -w 2 -r 10 "bench/floor-zookeeper.sh $PROBE $zport reset $work/zk-floor" \
+        "$T -q reset zookeeper"
+    eval "$("$T" stop)"
+    bench/floor-zookeeper.sh "$PROBE" "$zport" stop "$work/zk-floor"
 fi
 
 # 16 concurrent PostgreSQL instances on this machine
