@@ -15,7 +15,8 @@ CONFIG   ?= examples/tether.ini
 # Debian packages, by the command or file that shows they are there.
 DEPS_BUILD = meson:meson ninja:ninja-build pkg-config:pkg-config gcc:gcc \
 	/usr/include/ini.h:libinih-dev /usr/include/cmocka.h:libcmocka-dev \
-	/usr/include/hiredis/hiredis.h:libhiredis-dev /usr/include/postgresql/libpq-fe.h:libpq-dev
+	/usr/include/hiredis/hiredis.h:libhiredis-dev /usr/include/postgresql/libpq-fe.h:libpq-dev \
+	/usr/include/mariadb/mysql.h:libmariadb-dev
 DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	/usr/bin/curl:curl /usr/bin/redis-server:redis-server /usr/bin/redis-cli:redis-tools \
 	/usr/bin/memcached:memcached /usr/lib/postgresql:postgresql /usr/bin/psql:postgresql-client \

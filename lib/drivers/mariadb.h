@@ -1,0 +1,38 @@
+/* The mariadb driver's pieces, in layers (no file uses one above it):
+ *   mariadb.c        the driver: hooks, the worker (health, reset), variables
+ *   mariadb_cache.c  the data-directory cache (mariadb-install-db, init_sql)
+ *                    and the server's command line, which both share */
+#pragma once
+#include <limits.h>
+#include <stdbool.h>
+#include "../job.h"
+#include "datacache.h"
+
+#define MDB_SOCKET "mysqld.sock" /* in the service's (or the build's) directory */
+
+struct mdb {
+    char bin[PATH_MAX];   /* mariadbd */
+    char *os_user;        /* runs the server: the owner, or (as root) mysql */
+    char *db_user;        /* the account handed out: the owner's login name */
+    char *password;       /* tcp = yes: the account's over TCP, made per instance */
+    char *init_path;      /* init_sql = (absolute), NULL without */
+    char *init_text;      /* its text: loaded into the cache, replayed by reset */
+    size_t init_len;
+    struct datacache_use cache;
+    struct worker worker; /* health and reset (libmariadb, job.h) */
+};
+
+/* database = (default "tether") */
+const char *mdb_dbname(const struct svc_conf *c);
+/* The settings every server of ours runs with, for the data directory
+ * DIR/data, socket DIR/mysqld.sock, pid file and tmpdir in DIR. */
+void mdb_server_args(const char *bin, const char *dir, strv *argv);
+/* ` quoted identifier, ' quoted string (malloc'd) */
+char *mdb_quote_ident(const char *name);
+char *mdb_quote_str(const char *s);
+/* init_sql = into m (its path and text), once. */
+int mdb_read_init_sql(struct svc *s, struct mdb *m, terr *e);
+/* s->dir/data: a copy of the cache's install-db'd (and init_sql-loaded)
+ * directory for this configuration, built first in a job (OP_STARTED)
+ * if there is none.  0 | OP_STARTED | < 0, as driver.h's prepare. */
+int mdb_cache_install(struct svc *s, struct mdb *m, struct op *op, terr *e);
