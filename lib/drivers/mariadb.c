@@ -26,8 +26,8 @@
 
 #define CONNECT_TIMEOUT_S 2
 
-static const char *const known_keys[] = {"tcp", "database", "init_sql", "user", "native_env",
-                                         "setting.", NULL};
+static const char *const known_keys[] = {"tcp",        "database", "init_sql", "user",
+                                         "native_env", "bin",      "setting.", NULL};
 
 static bool yes(const char *v)
 {
@@ -82,6 +82,9 @@ static int mdb_configure(struct svc_conf *c, const char *file, terr *e)
         else if (streq(kv->key, "database") && !plain_name(kv->value, 64))
             r = terr_at(e, EINVAL, file, kv->line, "[%s] database = %s: 1 to 64 letters, "
                         "digits, '_', '-' or '.'", c->label, kv->value);
+        else if (streq(kv->key, "bin") && !*kv->value)
+            r = terr_at(e, EINVAL, file, kv->line, "[%s] bin is empty: give the mariadbd to "
+                        "run, or remove it to use the one on PATH", c->label);
         else if (strncmp(kv->key, "setting.", 8) == 0)
             r = check_setting(c, kv, file, e);
         if (r < 0)
@@ -146,20 +149,22 @@ static int pick_users(struct svc *s, struct mdb *m, terr *e)
     return 0;
 }
 
-/* mariadbd in PATH, else /usr/sbin's (a user's PATH often lacks it). */
+/* bin =, else mariadbd in PATH, else /usr/sbin's (a user's PATH often
+ * lacks /usr/sbin). */
 static int find_server(struct svc *s, struct mdb *m, terr *e)
 {
+    const char *bin = svc_opt(s->conf, "bin");
     if (m->bin[0])
         return 0;
-    if (program_find(s->conf->label, "mariadbd", "mariadb-server", m->bin, sizeof(m->bin),
-                     e) == 0)
-        return 0;
-    if (access("/usr/sbin/mariadbd", X_OK) == 0) {
-        snprintf(m->bin, sizeof(m->bin), "/usr/sbin/mariadbd");
-        return 0;
-    }
-    m->bin[0] = '\0';
-    return -ENOENT; /* program_find's message names the package */
+    if (!bin && access("/usr/sbin/mariadbd", X_OK) == 0 &&
+        program_find(s->conf->label, "mariadbd", "mariadb-server", m->bin, sizeof(m->bin),
+                     NULL) < 0)
+        bin = "/usr/sbin/mariadbd";
+    int r = program_find(s->conf->label, bin ? bin : "mariadbd", "mariadb-server", m->bin,
+                         sizeof(m->bin), e);
+    if (r < 0)
+        m->bin[0] = '\0';
+    return r;
 }
 
 /* tcp = yes: the account's password over TCP, set by the server itself
@@ -281,7 +286,7 @@ static int mdb_variables(struct svc *s, terr *e)
     _cleanup_free_ char *sock = xasprintf("%s/" MDB_SOCKET, s->dir);
     const char *db = mdb_dbname(s->conf);
     const char *user = m->db_user ? m->db_user : "";
-    char port[16] = "";
+    char port[16];
     strbuf u = {0};
     sb_add(&u, "mysql://");
     url_encode(&u, user, "");
@@ -299,7 +304,8 @@ static int mdb_variables(struct svc *s, terr *e)
     sb_free(&u);
     svc_setvar(s, "SOCKET", sock);
     svc_setvar(s, "HOST", s->port ? "127.0.0.1" : "localhost");
-    svc_setvar(s, "PORT", port); /* empty on the socket alone */
+    if (s->port)
+        svc_setvar(s, "PORT", port);
     svc_setvar(s, "USER", user);
     svc_setvar(s, "PASSWORD", m->password && s->port ? m->password : "");
     svc_setvar(s, "DATABASE", db);
@@ -607,4 +613,5 @@ const struct tether_driver driver_mariadb = {
     .vars = mdb_vars,
     .globals = mdb_globals,
     .keys = known_keys,
+    .program_keys = (const char *const[]){"bin", NULL},
 };

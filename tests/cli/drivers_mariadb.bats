@@ -1,0 +1,211 @@
+#!/usr/bin/env bats
+# The mariadb driver: no config needed, the mariadb client connects with no
+# options, init_sql is loaded once and a reset brings it back, tcp = yes
+# with a per-instance password that nobody else has, status, gc after a
+# SIGKILLed helper, and the failures a user can cause.
+
+load helpers
+
+setup() {
+    tether_setup
+    [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null ||
+        skip "mariadbd is not installed (apt-get install mariadb-server)"
+    command -v mariadb >/dev/null || skip "the mariadb client is not installed (apt-get install mariadb-client)"
+}
+
+teardown() { tether_teardown; }
+
+schema() {
+    config schema.sql <<'EOF'
+/*!40101 SET NAMES utf8mb4 */;
+CREATE TABLE t1 (id int auto_increment primary key, v text);
+INSERT INTO t1 (v) VALUES ('init-a'), ('init-b');
+DELIMITER ;;
+CREATE PROCEDURE two() BEGIN SELECT 2; END ;;
+DELIMITER ;
+CREATE VIEW v1 AS SELECT v FROM t1;
+EOF
+}
+
+@test "mariadb with no config file: the mariadb client needs no options, over the private socket" {
+    run tether -q run mariadb -- sh -c '
+        mariadb -N -e "SELECT CONCAT(CURRENT_USER(), \" \", DATABASE(), \" \", @@skip_networking, \" \", @@character_set_server)" "$TETHER_MARIADB_DATABASE"
+        env | sort > "$WORK/env"
+        stat -c %a "$TETHER_MARIADB_DIR" > "$WORK/mode"
+        stat -c %U "/proc/$(cat "$TETHER_MARIADB_PIDFILE")" > "$WORK/owner"'
+    assert_status 0
+    [ "$output" = "$(id -un)@localhost tether ON utf8mb4" ]
+    sock="$(sed -n 's/^TETHER_MARIADB_SOCKET=//p' "$WORK/env")"
+    [[ $sock == "$TETHER_DIR"/*/mariadb/mysqld.sock ]]
+    grep -qx "TETHER_MARIADB_URL=mysql://$(id -un)@localhost/tether?unix_socket=$sock" "$WORK/env"
+    grep -qx "MYSQL_UNIX_PORT=$sock" "$WORK/env"
+    grep -qx "TETHER_MARIADB_USER=$(id -un)" "$WORK/env"
+    grep -qx "TETHER_MARIADB_HOST=localhost" "$WORK/env"
+    grep -qx "TETHER_MARIADB_DATABASE=tether" "$WORK/env"
+    grep -qx "TETHER_MARIADB_PASSWORD=" "$WORK/env"
+    grep -q "^MYSQL_HOME=$TETHER_DIR/.*/mariadb.client$" "$WORK/env"
+    run ! grep -q '^TETHER_MARIADB_PORT=' "$WORK/env"
+    run ! grep -q '^MYSQL_PWD=' "$WORK/env"
+    [ "$(cat "$WORK/mode")" = 700 ]
+    # as root it runs as mysql: a test's SELECT ... INTO OUTFILE must not write as root
+    if [ "$(id -u)" = 0 ]; then [ "$(cat "$WORK/owner")" = mysql ]; else [ "$(cat "$WORK/owner")" = "$(id -un)" ]; fi
+}
+
+@test "init_sql is loaded once; reset drops what a test made and brings the init state back" {
+    cfg="$(config m.ini <<EOF
+[mariadb]
+init_sql = $(schema)
+EOF
+)"
+    eval "$(tether -q -f "$cfg" start)"
+    mariadb tether -e "INSERT INTO t1 (v) VALUES ('test'); CREATE TABLE t2 (x int); CREATE DATABASE mine"
+    [ "$(mariadb -N tether -e 'SELECT COUNT(*) FROM t1')" = 3 ]
+    # a session left in a transaction, holding a lock, ends with the reset
+    mariadb tether -e "BEGIN; INSERT INTO t1 (v) VALUES ('held'); SELECT SLEEP(600)" >/dev/null 2>&1 &
+    held=$!
+    wait_for 10 sh -c '[ "$(mariadb -N -e "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE \"SELECT SLEEP%\"")" = 1 ]'
+    run tether reset mariadb
+    assert_status 0
+    wait_gone "$held"
+    [ "$(mariadb -N tether -e 'SELECT GROUP_CONCAT(v ORDER BY id) FROM t1')" = "init-a,init-b" ]
+    [ "$(mariadb -N tether -e 'SHOW TABLES' | tr '\n' ' ')" = "t1 v1 " ]
+    [ "$(mariadb -N tether -e 'CALL two()')" = 2 ]
+    [ "$(mariadb -N tether -e 'SELECT COUNT(*) FROM v1')" = 2 ]
+    run mariadb -N -e "SHOW DATABASES LIKE 'mine'"
+    [ -z "$output" ]
+    # auto_increment starts again
+    mariadb tether -e "INSERT INTO t1 (v) VALUES ('next')"
+    [ "$(mariadb -N tether -e "SELECT id FROM t1 WHERE v = 'next'")" = 3 ]
+    run tether status
+    assert_status 0
+    eval "$(tether stop)"
+}
+
+@test "tcp = yes: the URL's password works, nothing else gets in, and it is on no command line" {
+    cfg="$(config tcp.ini <<'EOF'
+[mariadb]
+tcp = yes
+EOF
+)"
+    eval "$(tether -q -f "$cfg" start)"
+    port=$TETHER_MARIADB_PORT pw=$TETHER_MARIADB_PASSWORD user=$TETHER_MARIADB_USER
+    [ ${#pw} = 32 ]
+    [ "$TETHER_MARIADB_URL" = "mysql://$user:$pw@127.0.0.1:$port/tether" ]
+    [ "$MYSQL_HOST" = 127.0.0.1 ] && [ "$MYSQL_TCP_PORT" = "$port" ] && [ "$MYSQL_PWD" = "$pw" ]
+    # the client with no options, over TCP
+    [ "$(mariadb -N -e 'SELECT CURRENT_USER()')" = "$user@127.0.0.1" ]
+    [ "$(env -u MYSQL_PWD -u MYSQL_HOME mariadb --no-defaults -h 127.0.0.1 -P "$port" -u "$user" -p"$pw" -N -e 'SELECT 1')" = 1 ]
+    # no password, a wrong one, another account (install-db's root@127.0.0.1): refused
+    run env -u MYSQL_PWD -u MYSQL_HOME mariadb --no-defaults -h 127.0.0.1 -P "$port" -u "$user" -e 'SELECT 1'
+    assert_status 1
+    assert_output_has "Access denied"
+    run env -u MYSQL_PWD -u MYSQL_HOME mariadb --no-defaults -h 127.0.0.1 -P "$port" -u "$user" -pwrong -e 'SELECT 1'
+    assert_status 1
+    run env -u MYSQL_PWD -u MYSQL_HOME mariadb --no-defaults -h 127.0.0.1 -P "$port" -u nobody -e 'SELECT 1'
+    assert_status 1
+    [ "$(mariadb -N -e "SELECT COUNT(*) FROM mysql.user WHERE user NOT IN ('$user', 'mariadb.sys')")" = 0 ]
+    pid="$(cat "$TETHER_MARIADB_PIDFILE")"
+    ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$pw"
+    [ "$(stat -c %a "$TETHER_MARIADB_DIR/init.sql")" = 600 ]
+    [ "$(stat -c %a "$MYSQL_HOME/my.cnf")" = 600 ]
+    run tether reset mariadb
+    assert_status 0
+    [ "$(mariadb -N -e 'SELECT 1')" = 1 ]
+    eval "$(tether stop)"
+}
+
+@test "SIGKILL of the helper, then gc: no mariadbd is left" {
+    eval "$(tether -q start mariadb)"
+    pid="$(cat "$TETHER_MARIADB_PIDFILE")"
+    helper="$TETHER_MARIADB_CONTROL_PID"
+    [ "$(cat /proc/$pid/comm)" = mariadbd ]
+    run tether status
+    assert_status 0
+    kill -KILL "$helper"
+    wait_gone "$helper"
+    run tether gc
+    assert_status 0
+    wait_gone "$pid"
+    [ -z "$(ls -A "$TETHER_DIR")" ]
+    eval "$(tether stop 2>/dev/null)" || true
+    [ -z "${MYSQL_UNIX_PORT:-}" ] && [ -z "${MYSQL_HOME:-}" ]
+}
+
+@test "status says what is wrong when the server is gone; an SQL error in init_sql names the file" {
+    eval "$(tether -q start mariadb)"
+    pid="$(cat "$TETHER_MARIADB_PIDFILE")"
+    kill -STOP "$pid"
+    run tether status
+    kill -CONT "$pid"
+    assert_status 1
+    eval "$(tether stop)"
+    bad="$(config bad.sql <<'EOF'
+CREATE TABLE ok (x int);
+CREATE TABLE broken (x nonsense);
+EOF
+)"
+    cfg="$(config bad.ini <<EOF
+[mariadb]
+init_sql = $bad
+EOF
+)"
+    run tether -f "$cfg" run -- true
+    assert_status 125
+    assert_output_has "loading init_sql = $bad with the mariadb client failed"
+    assert_output_has "at line 2: Unknown data type: 'nonsense'"
+}
+
+@test "bad options are FILE:LINE errors; a missing server names its package" {
+    cfg="$(config opts.ini <<'EOF'
+[mariadb]
+tcp = maybe
+EOF
+)"
+    run tether -f "$cfg" run -- true
+    assert_status 125
+    assert_output_has "opts.ini:2: [mariadb] tcp = maybe"
+    cfg="$(config opts2.ini <<'EOF'
+[mariadb]
+setting.datadir = /elsewhere
+EOF
+)"
+    run tether -f "$cfg" run -- true
+    assert_status 125
+    assert_output_has "opts2.ini:2: [mariadb] setting.datadir is set by tether"
+    cfg="$(config opts3.ini <<'EOF'
+[mariadb]
+database = no way
+EOF
+)"
+    run tether -f "$cfg" run -- true
+    assert_status 125
+    assert_output_has "opts3.ini:2: [mariadb] database = no way"
+    cfg="$(config missing.ini <<'EOF'
+[mariadb]
+bin = /nonexistent
+EOF
+)"
+    run tether -f "$cfg" run -- true
+    assert_status 125
+    assert_output_has "install the Debian package mariadb-server (apt-get install mariadb-server)"
+}
+
+@test "setting.NAME reaches mariadbd; two mariadb services get no native variables" {
+    cfg="$(config two.ini <<'EOF'
+[a]
+driver = mariadb
+setting.max_connections = 17
+
+[b]
+driver = mariadb
+database = other
+EOF
+)"
+    run tether -q -f "$cfg" run -- sh -c '
+        mariadb -S "$TETHER_A_SOCKET" -N -e "SELECT @@max_connections"
+        mariadb -S "$TETHER_B_SOCKET" -N -e "SELECT DATABASE()" "$TETHER_B_DATABASE"
+        env > "$WORK/env"'
+    assert_status 0
+    [ "$output" = "$(printf '17\nother')" ] || { echo "$output"; false; }
+    run ! grep -q '^MYSQL_UNIX_PORT=' "$WORK/env"
+}
