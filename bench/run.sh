@@ -113,6 +113,28 @@ if command -v redis-server >/dev/null; then
 fi
 echo "| helper RSS (postgresql instance) | | $rss KiB | |"
 
+# ---- mariadb ----
+if [ -x /usr/sbin/mariadbd ] && command -v mariadb >/dev/null; then
+    "$T" -q run mariadb -- true # builds the cache entry the floor copies
+    cached=$(ls -d "$TETHER_CACHE_DIR"/mariadb-*/data | head -1)
+    hf mariadb -w 2 -r "$RUNS" "bench/floor-mariadb.sh run $cached $PROBE" "$T -q run mariadb -- true"
+    # reset with the 20-table schema: the floor is the same DROP + CREATE +
+    # replay over one open connection, plus one process start ($T --version)
+    printf '[mariadb]\ninit_sql = %s\n' "$work/schema.sql" > "$work/my.ini"
+    eval "$("$T" -q -f "$work/my.ini" start mariadb)"
+    hyperfine -N --style none -w 3 -r 30 --export-json "$work/myver.json" "$T --version" >/dev/null 2>&1
+    floor=$(bench/floor-mariadb.sh reset "$TETHER_MARIADB_SOCKET" "$work/schema.sql" 30)
+    hyperfine -N --style none -w 3 -r 30 --export-json "$work/myreset.json" "$T -q reset mariadb" >/dev/null 2>&1
+    python3 - "$work/myver.json" "$work/myreset.json" "$floor" <<'PY'
+import json, sys
+ver = json.load(open(sys.argv[1]))["results"][0]["median"] * 1000
+ours = json.load(open(sys.argv[2]))["results"][0]["median"] * 1000
+f = float(sys.argv[3]) + ver
+print(f"| reset mariadb, 20 tables (DROP + CREATE + replay) | {f:.1f} ms | {ours:.1f} ms | {ours/f:.2f}x |")
+PY
+    eval "$("$T" stop)"
+fi
+
 # 16 concurrent PostgreSQL instances on this machine
 start=$(date +%s.%N)
 for i in $(seq 16); do "$T" -q run postgresql -- sh -c 'psql -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" >/dev/null' & done

@@ -319,13 +319,8 @@ static int mdb_variables(struct svc *s, terr *e)
 
 struct conn {
     MYSQL *c;
+    struct mdb_init_state *init; /* what the fast reset compares with */
 };
-
-static int my_err(struct svc *s, MYSQL *c, const char *what, terr *e)
-{
-    return terr_set(e, EIO, "[%s] %s: %s (error %u)", s->conf->label, what, mysql_error(c),
-                    mysql_errno(c));
-}
 
 /* Over the socket, as the instance's account (which needs no password
  * there, even with tcp = yes). */
@@ -362,25 +357,6 @@ static void disconnect(struct conn *cn)
     cn->c = NULL;
 }
 
-/* Run sql (one or several statements) and drop its results: 0, or the
- * first error (the rest of a batch is not run). */
-static int exec_sql(struct svc *s, MYSQL *c, const char *sql, size_t len, const char *what,
-                    terr *e)
-{
-    if (mysql_real_query(c, sql, len) != 0)
-        return my_err(s, c, what, e);
-    for (;;) {
-        MYSQL_RES *res = mysql_store_result(c);
-        if (res)
-            mysql_free_result(res);
-        int n = mysql_next_result(c);
-        if (n == -1)
-            return 0;
-        if (n > 0)
-            return my_err(s, c, what, e);
-    }
-}
-
 static int ping(struct svc *s, struct conn *cn, terr *e)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -399,133 +375,11 @@ static int ping(struct svc *s, struct conn *cn, terr *e)
     return -EIO;
 }
 
-/* The other sessions ('k', id) and the databases ('d', name) that a reset
- * ends: every one but the system's. */
-#define SURVEY                                                                                 \
-    "SELECT 'k', ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "         \
-    "AND USER <> 'system user' AND COMMAND NOT IN ('Daemon', 'Killed') "                       \
-    "UNION ALL SELECT 'd', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME "    \
-    "NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')"
-
-/* Kill the other sessions (their locks would hold up DROP DATABASE, as
- * PostgreSQL's DROP DATABASE ... WITH (FORCE) ends them), then drop every
- * database a test could have touched and create ours again, empty. */
-static int drop_all(struct svc *s, MYSQL *c, terr *e)
-{
-    if (mysql_real_query(c, SURVEY, strlen(SURVEY)) != 0)
-        return my_err(s, c, "reset: listing sessions and databases", e);
-    MYSQL_RES *res = mysql_store_result(c);
-    if (!res)
-        return my_err(s, c, "reset: listing sessions and databases", e);
-    strbuf sql = {0};
-    MYSQL_ROW row;
-    while ((row = mysql_fetch_row(res))) {
-        if (row[0][0] == 'k') { /* one by one: a session may be gone already */
-            _cleanup_free_ char *kill = xasprintf("KILL CONNECTION %s", row[1]);
-            (void)mysql_real_query(c, kill, strlen(kill));
-        } else {
-            _cleanup_free_ char *q = mdb_quote_ident(row[1]);
-            sb_addf(&sql, "DROP DATABASE %s;\n", q);
-        }
-    }
-    mysql_free_result(res);
-    _cleanup_free_ char *q = mdb_quote_ident(mdb_dbname(s->conf));
-    sb_addf(&sql, "CREATE DATABASE %s;\nUSE %s", q, q);
-    int r = exec_sql(s, c, sql.s, sql.len, "reset", e);
-    sb_free(&sql);
-    return r;
-}
-
-/* Does line (len bytes) say "DELIMITER x"?  Then x into *delim. */
-static bool delimiter_line(const char *line, size_t len, char **delim)
-{
-    while (len && (*line == ' ' || *line == '\t')) {
-        line++;
-        len--;
-    }
-    if (len < 10 || strncasecmp(line, "delimiter", 9) != 0 || (line[9] != ' ' && line[9] != '\t'))
-        return false;
-    const char *v = line + 10;
-    size_t n = len - 10;
-    while (n && (*v == ' ' || *v == '\t')) {
-        v++;
-        n--;
-    }
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r'))
-        n--;
-    free(*delim);
-    *delim = xstrndup(v, n);
-    return true;
-}
-
-/* Whether b (trimmed) ends with delim: then it is cut off. */
-static bool ends_with_delim(strbuf *b, const char *delim)
-{
-    size_t n = b->len, dl = strlen(delim);
-    while (n && strchr(" \t\r\n", b->s[n - 1]))
-        n--;
-    if (!dl || n < dl || memcmp(b->s + n - dl, delim, dl) != 0)
-        return false;
-    b->len = n - dl;
-    b->s[b->len] = '\0';
-    return true;
-}
-
-/* init_sql again, over this connection: what the client does with it.
- * Runs of ';'-ended statements go as one multi-statement batch (the
- * server parses them: strings and comments are its business); a
- * DELIMITER the client would read (mariadb-dump's triggers and routines)
- * is read here, and each statement it ends goes alone. */
-static int replay(struct svc *s, struct mdb *m, MYSQL *c, terr *e)
-{
-    strbuf batch = {0};
-    char *delim = xstrdup(";");
-    int r = 0;
-    const char *p = m->init_text, *end = m->init_text + m->init_len;
-    _cleanup_free_ char *what = xasprintf("reset: replaying init_sql = %s", m->init_path);
-    while (p < end && r == 0) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        char *nd = NULL;
-        if (delimiter_line(p, len, &nd)) {
-            if (batch.len)
-                r = exec_sql(s, c, batch.s, batch.len, what, e);
-            batch.len = 0;
-            free(delim);
-            delim = nd;
-        } else {
-            sb_addn(&batch, p, len);
-            sb_addc(&batch, '\n');
-            if (!streq(delim, ";") && ends_with_delim(&batch, delim)) {
-                r = exec_sql(s, c, batch.s, batch.len, what, e);
-                batch.len = 0;
-            }
-        }
-        p += len + 1;
-    }
-    ends_with_delim(&batch, ";"); /* an empty statement at the end is an error */
-    bool blank = strspn(batch.s ? batch.s : "", " \t\r\n") == batch.len;
-    if (r == 0 && batch.len && !blank)
-        r = exec_sql(s, c, batch.s, batch.len, what, e);
-    sb_free(&batch);
-    free(delim);
-    return r;
-}
-
 static int reset(struct svc *s, struct conn *cn, terr *e)
 {
-    struct mdb *m = s->driver_data;
     int r = ping(s, cn, e); /* a connection the server dropped is remade */
-    if (r < 0)
-        return r;
-    /* DROP DATABASE waits for a killed session's rollback: within timeout = */
-    unsigned lw = (unsigned)(s->conf->timeout_ns / 1000000000LL);
-    _cleanup_free_ char *set = xasprintf("SET SESSION lock_wait_timeout = %u", lw < 1 ? 1 : lw);
-    r = exec_sql(s, cn->c, set, strlen(set), "reset", e);
     if (r == 0)
-        r = drop_all(s, cn->c, e);
-    if (r == 0 && m->init_text)
-        r = replay(s, m, cn->c, e);
+        r = mdb_reset_db(s, s->driver_data, cn->c, &cn->init, e);
     if (r < 0)
         disconnect(cn); /* its session may be half-way through a batch */
     return r;

@@ -1,11 +1,13 @@
 /* The mariadb driver's pieces, in layers (no file uses one above it):
  *   mariadb.c        the driver: hooks, the worker (health, reset), variables
+ *   mariadb_reset.c  the reset, in the worker: full, or fast when it can tell
  *   mariadb_cache.c  the data-directory cache (mariadb-install-db, init_sql)
  *                    and the server's command line, which both share */
 #pragma once
 #include <limits.h>
 #include <stdbool.h>
 #include "../job.h"
+#include "dynlib.h"
 #include "datacache.h"
 
 #define MDB_SOCKET "mysqld.sock" /* in the service's (or the build's) directory */
@@ -36,3 +38,16 @@ int mdb_read_init_sql(struct svc *s, struct mdb *m, terr *e);
  * directory for this configuration, built first in a job (OP_STARTED)
  * if there is none.  0 | OP_STARTED | < 0, as driver.h's prepare. */
 int mdb_cache_install(struct svc *s, struct mdb *m, struct op *op, terr *e);
+
+/* mariadb_reset.c, in the worker */
+struct mdb_init_state;
+void mdb_init_state_free(struct mdb_init_state *st);
+/* Bring the instance back to its init state over c: the fast reset when
+ * *st (what the last full one recorded) shows a test only wrote rows to
+ * init-empty tables, else the full one (and *st recorded anew). */
+int mdb_reset_db(struct svc *s, struct mdb *m, MYSQL *c, struct mdb_init_state **st, terr *e);
+/* mysql_error() as e, naming the service and what was done */
+int mdb_err(struct svc *s, MYSQL *c, const char *what, terr *e);
+/* Run sql (one or several statements), dropping its results: 0, or the
+ * first error (the rest of a batch is not run). */
+int mdb_exec(struct svc *s, MYSQL *c, const char *sql, size_t len, const char *what, terr *e);

@@ -81,6 +81,74 @@ EOF
     eval "$(tether stop)"
 }
 
+@test "reset after reset: rows, AUTO_INCREMENT, init rows, schema, routines and triggers all come back" {
+    cfg="$(config m.ini <<EOF
+[mariadb]
+init_sql = $(schema)
+EOF
+)"
+    eval "$(tether -q -f "$cfg" start)"
+    q() { mariadb -N tether -e "$1"; }
+    q "CREATE TABLE e1 (id int auto_increment primary key)"
+    tether -q reset mariadb # a full reset, which records the init state
+    [ "$(q 'SHOW TABLES' | tr '\n' ' ')" = "t1 v1 " ]
+    # init rows changed, deleted, added to and taken back
+    q "UPDATE t1 SET v = 'changed' WHERE id = 1"
+    tether -q reset mariadb
+    [ "$(q 'SELECT GROUP_CONCAT(v ORDER BY id) FROM t1')" = "init-a,init-b" ]
+    q "DELETE FROM t1"
+    tether -q reset mariadb
+    [ "$(q 'SELECT GROUP_CONCAT(v ORDER BY id) FROM t1')" = "init-a,init-b" ]
+    q "INSERT INTO t1 (v) VALUES ('x'); DELETE FROM t1 WHERE v = 'x'"
+    tether -q reset mariadb
+    q "INSERT INTO t1 (v) VALUES ('next')"
+    [ "$(q "SELECT id FROM t1 WHERE v = 'next'")" = 3 ]
+    tether -q reset mariadb
+    # schema, triggers, routines, views
+    q "ALTER TABLE t1 ADD COLUMN w int"
+    tether -q reset mariadb
+    [ "$(q "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'tether' AND TABLE_NAME = 't1'")" = 2 ]
+    q "CREATE TRIGGER tr BEFORE INSERT ON t1 FOR EACH ROW SET NEW.v = 'trig'"
+    tether -q reset mariadb
+    [ "$(q "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'tether'")" = 0 ]
+    q "DROP PROCEDURE two; CREATE PROCEDURE two() SELECT 3"
+    tether -q reset mariadb
+    [ "$(q 'CALL two()')" = 2 ]
+    q "CREATE OR REPLACE VIEW v1 AS SELECT 1"
+    tether -q reset mariadb
+    [ "$(q 'SELECT COUNT(*) FROM v1')" = 2 ]
+    eval "$(tether stop)"
+}
+
+@test "reset after reset: rows in init-empty tables go, AUTO_INCREMENT starts again, foreign keys or not" {
+    cfg="$(config e.ini <<EOF
+[mariadb]
+init_sql = $(config empty.sql <<'SQL'
+CREATE TABLE parent (id int auto_increment primary key);
+CREATE TABLE child (id int auto_increment primary key, p int, FOREIGN KEY (p) REFERENCES parent (id));
+CREATE TABLE other (id int auto_increment primary key);
+CREATE TABLE seeded (v text);
+INSERT INTO seeded VALUES ('s');
+SQL
+)
+EOF
+)"
+    eval "$(tether -q -f "$cfg" start)"
+    q() { mariadb -N tether -e "$1"; }
+    tether -q reset mariadb
+    for round in 1 2 3; do
+        q "INSERT INTO parent VALUES (); INSERT INTO child (p) VALUES (1); INSERT INTO other VALUES (), ()"
+        tether -q reset mariadb
+        [ "$(q 'SELECT (SELECT COUNT(*) FROM parent) + (SELECT COUNT(*) FROM child) + (SELECT COUNT(*) FROM other)')" = 0 ]
+        [ "$(q 'SELECT GROUP_CONCAT(v) FROM seeded')" = s ]
+    done
+    q "INSERT INTO other VALUES (); DELETE FROM other"
+    tether -q reset mariadb
+    q "INSERT INTO other VALUES ()"
+    [ "$(q 'SELECT id FROM other')" = 1 ]
+    eval "$(tether stop)"
+}
+
 @test "tcp = yes: the URL's password works, nothing else gets in, and it is on no command line" {
     cfg="$(config tcp.ini <<'EOF'
 [mariadb]
