@@ -34,6 +34,7 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	$(SERVERS)
 # The servers of issue 12's drivers and recipes, and their clients.
 SERVERS = /usr/sbin/mariadbd:mariadb-server /usr/bin/mariadb:mariadb-client \
+	$(PYLIB)/pymysql:python3-pymysql $(PYLIB)/MySQLdb:python3-mysqldb \
 	/usr/lib/rabbitmq/bin/rabbitmq-server:rabbitmq-server $(PYLIB)/pika:python3-pika \
 	/usr/bin/etcd:etcd-server /usr/bin/etcdctl:etcd-client /usr/sbin/nats-server:nats-server \
 	/usr/sbin/mosquitto:mosquitto /usr/bin/mosquitto_pub:mosquitto-clients \

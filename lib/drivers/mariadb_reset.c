@@ -420,7 +420,7 @@ static bool truncate_dirty(struct svc *s, MYSQL *c, const struct mdb_init_state 
 static bool fast_reset(struct svc *s, MYSQL *c, struct mdb_init_state *st)
 {
     terr e;
-    unsigned long long files;
+    unsigned long long files = 0;
     if (files_print(s, &files, &e) < 0 || files != st->files)
         return false;
     _cleanup_free_ char *qdb = mdb_quote_str(mdb_dbname(s->conf));
@@ -429,7 +429,7 @@ static bool fast_reset(struct svc *s, MYSQL *c, struct mdb_init_state *st)
     _cleanup_strv_ strv rows = {0};
     _cleanup_strv_ strv sums = {0};
     _cleanup_strv_ strv dirty = {0};
-    if (routines_print(s, c, qdb, &routines, &e) < 0 || !streq(routines, st->routines) ||
+    if (routines_print(s, c, qdb, &routines, &e) < 0 || !routines || !streq(routines, st->routines) ||
         tables_of(s, c, qdb, &t, &e) < 0 || with_rows(s, c, &t, &rows, &e) < 0 ||
         checksums(s, c, st, &sums, &e) < 0 || !tables_match(st, &t, &rows, &sums, &dirty))
         return false;

@@ -277,3 +277,27 @@ EOF
     [ "$output" = "$(printf '17\nother')" ] || { echo "$output"; false; }
     run ! grep -q '^MYSQL_UNIX_PORT=' "$WORK/env"
 }
+
+@test "_URL works as it is with SQLAlchemy (mysqlclient, PyMySQL), on the socket and over TCP" {
+    "$PY" -c 'import sqlalchemy, MySQLdb, pymysql' 2>/dev/null ||
+        skip "no SQLAlchemy, mysqlclient or PyMySQL (apt-get install python3-sqlalchemy python3-mysqldb python3-pymysql)"
+    script="$(config sa.py <<'EOF'
+import os, sqlalchemy
+u = os.environ["TETHER_MARIADB_URL"]
+for url in (u, u.replace("mysql://", "mysql+pymysql://", 1)):
+    with sqlalchemy.create_engine(url).connect() as c:
+        print(c.execute(sqlalchemy.text("SELECT DATABASE()")).scalar())
+EOF
+)"
+    run tether -q run mariadb -- "$PY" "$script"
+    assert_status 0
+    [ "$output" = "$(printf 'tether\ntether')" ]
+    cfg="$(config tcp.ini <<'EOF'
+[mariadb]
+tcp = yes
+EOF
+)"
+    run tether -q -f "$cfg" run -- "$PY" "$script"
+    assert_status 0
+    [ "$output" = "$(printf 'tether\ntether')" ]
+}
