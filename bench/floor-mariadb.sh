@@ -6,24 +6,22 @@
 #     settings, wait until its socket takes a connection (the moment it
 #     sends READY=1), SIGKILL, wait, remove.  As root it runs as mysql, as
 #     tether does.
-#   floor-mariadb.sh reset SOCKET SCHEMA N
-#     the reset's work over ONE open connection, N times (the mariadb
-#     client, which also starts once): DROP DATABASE, CREATE DATABASE,
-#     replay the schema.  Prints the mean per reset, in ms.
+#   floor-mariadb.sh sql SOCKET N RESET_SQL [DIRTY_SQL]
+#     a reset's own SQL over ONE open connection (the mariadb client), N
+#     times, each after DIRTY_SQL (a test's writes, not counted: timed
+#     alone and subtracted).  Prints the mean per reset, in ms.
 set -e
 mode=$1
-if [ "$mode" = reset ]; then
-    sock=$2 schema=$3 n=$4
-    script=$(mktemp /dev/shm/floor-my.XXXXXX)
-    trap 'rm -f "$script"' EXIT
-    for i in $(seq "$n"); do
-        printf 'DROP DATABASE tether; CREATE DATABASE tether; USE tether;\n'
-        cat "$schema"
-    done >"$script"
+if [ "$mode" = sql ]; then
+    sock=$2 n=$3 reset=$4 dirty=${5:-}
+    with=$(mktemp /dev/shm/floor-my.XXXXXX) without=$(mktemp /dev/shm/floor-my.XXXXXX)
+    trap 'rm -f "$with" "$without"' EXIT
+    for i in $(seq "$n"); do printf '%s\n%s\n' "$dirty" "$reset"; done >"$with"
+    for i in $(seq "$n"); do printf '%s\n' "$dirty"; done >"$without"
     t0=$(date +%s%N)
-    mariadb --no-defaults -S "$sock" tether <"$script" >/dev/null
+    mariadb --no-defaults -S "$sock" tether <"$with" >/dev/null
     t1=$(date +%s%N)
-    mariadb --no-defaults -S "$sock" tether -e 'SELECT 1' >/dev/null # start + connect alone
+    mariadb --no-defaults -S "$sock" tether <"$without" >/dev/null
     t2=$(date +%s%N)
     python3 -c "import sys; a,b,c,n=map(int,sys.argv[1:]); print(f'{((b-a)-(c-b))/n/1e6:.2f}')" "$t0" "$t1" "$t2" "$n"
     exit 0

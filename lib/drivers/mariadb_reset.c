@@ -57,29 +57,6 @@ int mdb_exec(struct svc *s, MYSQL *c, const char *sql, size_t len, const char *w
     "UNION ALL SELECT 'd', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME "    \
     "NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')"
 
-/* Kill the other sessions (their locks would hold up DROP DATABASE and
- * TRUNCATE, as PostgreSQL's DROP DATABASE ... WITH (FORCE) ends them),
- * and list the databases in *dbs. */
-static int survey(struct svc *s, MYSQL *c, strv *dbs, terr *e)
-{
-    if (mysql_real_query(c, SURVEY, strlen(SURVEY)) != 0)
-        return mdb_err(s, c, "reset: listing sessions and databases", e);
-    MYSQL_RES *res = mysql_store_result(c);
-    if (!res)
-        return mdb_err(s, c, "reset: listing sessions and databases", e);
-    MYSQL_ROW row;
-    while ((row = mysql_fetch_row(res))) {
-        if (row[0][0] == 'k') { /* one by one: a session may be gone already */
-            _cleanup_free_ char *kill = xasprintf("KILL CONNECTION %s", row[1]);
-            (void)mysql_real_query(c, kill, strlen(kill));
-        } else {
-            strv_push(dbs, row[1]);
-        }
-    }
-    mysql_free_result(res);
-    return 0;
-}
-
 /* Drop every database a test could have touched and create ours again,
  * empty. */
 static int drop_all(struct svc *s, MYSQL *c, const strv *dbs, terr *e)
@@ -274,10 +251,40 @@ static int files_print(struct svc *s, unsigned long long *out, terr *e)
     return 0;
 }
 
-/* The routines' and events' definitions, as one string. */
-static int routines_print(struct svc *s, MYSQL *c, const char *qdb, char **out, terr *e)
+/* One statement per query, their results in out[i] (ncols[i] cells a
+ * row; 0 for a statement without a result).  How many statements
+ * completed: n when all did, fewer with e set at the first error. */
+static size_t results(struct svc *s, MYSQL *c, const char *sql, strv *out, const unsigned *ncols,
+                      size_t n, terr *e)
 {
-    _cleanup_free_ char *sql = xasprintf(
+    if (mysql_real_query(c, sql, strlen(sql)) != 0) {
+        mdb_err(s, c, "reset", e);
+        return 0;
+    }
+    size_t i = 0;
+    for (;;) {
+        MYSQL_RES *res = mysql_store_result(c);
+        MYSQL_ROW row;
+        while (res && i < n && (row = mysql_fetch_row(res)))
+            for (unsigned k = 0; k < ncols[i]; k++)
+                strv_push(&out[i], row[k] ? row[k] : "");
+        if (res)
+            mysql_free_result(res);
+        i++;
+        int more = mysql_next_result(c);
+        if (more == -1)
+            return i;
+        if (more > 0) {
+            mdb_err(s, c, "reset", e);
+            return i;
+        }
+    }
+}
+
+/* The routines' and events' definitions, as one string. */
+static char *routines_sql(const char *qdb)
+{
+    return xasprintf(
         "SELECT CONCAT((SELECT CONCAT(COUNT(*), ':', IFNULL(MD5(GROUP_CONCAT(CONCAT_WS(0x1f, "
         "type, name, param_list, returns, body, sql_mode, security_type, definer, comment) "
         "ORDER BY type, name SEPARATOR 0x1e)), '')) FROM mysql.proc WHERE db = %s), ' ', "
@@ -285,43 +292,37 @@ static int routines_print(struct svc *s, MYSQL *c, const char *qdb, char **out, 
         "status, interval_value, interval_field, execute_at, starts, ends, on_completion) "
         "ORDER BY name SEPARATOR 0x1e)), '')) FROM mysql.event WHERE db = %s))",
         qdb, qdb);
-    _cleanup_strv_ strv v = {0};
-    int r = rows_of(s, c, sql, &v, 1, e);
-    if (r == 0)
-        *out = xstrdup(v.n ? v.v[0] : "");
-    return r;
 }
 
 /* name, type, AUTO_INCREMENT of every table and view */
-static int tables_of(struct svc *s, MYSQL *c, const char *qdb, strv *out, terr *e)
+static char *tables_sql(const char *qdb)
 {
-    _cleanup_free_ char *sql = xasprintf("SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM "
-                                         "information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                                         "ORDER BY TABLE_NAME", qdb);
-    return rows_of(s, c, sql, out, 3, e);
+    return xasprintf("SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM "
+                     "information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME",
+                     qdb);
 }
 
 static bool has_rows_type(const char *type) { return !streq(type, "VIEW"); }
 
-/* The names of the tables in t (names at stride 3) that have a row. */
-static int with_rows(struct svc *s, MYSQL *c, const strv *t, strv *out, terr *e)
+/* The names of the tables (names and types in t, at stride `stride`)
+ * that have a row; "SELECT NULL LIMIT 0" when there are none to ask. */
+static char *rows_sql(char *const *t, size_t n, size_t stride)
 {
     strbuf sql = {0};
-    for (size_t i = 0; i + 2 < t->n; i += 3) {
-        if (!has_rows_type(t->v[i + 1]))
+    for (size_t i = 0; i + 1 < n; i += stride) {
+        if (!has_rows_type(t[i + 1]))
             continue;
-        _cleanup_free_ char *qs = mdb_quote_str(t->v[i]);
-        _cleanup_free_ char *qi = mdb_quote_ident(t->v[i]);
+        _cleanup_free_ char *qs = mdb_quote_str(t[i]);
+        _cleanup_free_ char *qi = mdb_quote_ident(t[i]);
         sb_addf(&sql, "%s(SELECT %s FROM %s LIMIT 1)", sql.len ? " UNION ALL " : "", qs, qi);
     }
-    int r = sql.len ? rows_of(s, c, sql.s, out, 1, e) : 0;
-    sb_free(&sql);
-    return r;
+    if (!sql.len)
+        sb_add(&sql, "SELECT NULL LIMIT 0");
+    return sb_steal(&sql);
 }
 
 /* CHECKSUM TABLE of the seeded tables: "db.name", checksum pairs. */
-static int checksums(struct svc *s, MYSQL *c, const struct mdb_init_state *st, strv *out,
-                     terr *e)
+static char *checksums_sql(const struct mdb_init_state *st)
 {
     strbuf sql = {0};
     for (size_t i = 0; i < st->n; i++) {
@@ -330,39 +331,50 @@ static int checksums(struct svc *s, MYSQL *c, const struct mdb_init_state *st, s
         _cleanup_free_ char *qi = mdb_quote_ident(st->t[i].name);
         sb_addf(&sql, "%s%s", sql.len ? ", " : "CHECKSUM TABLE ", qi);
     }
-    int r = sql.len ? rows_of(s, c, sql.s, out, 2, e) : 0;
-    sb_free(&sql);
-    return r;
+    if (!sql.len)
+        sb_add(&sql, "SELECT NULL, NULL LIMIT 0");
+    return sb_steal(&sql);
 }
 
-static const char *checksum_of(const strv *sums, size_t i) { return i * 2 + 1 < sums->n ? sums->v[i * 2 + 1] : ""; }
+static const char *checksum_of(const strv *sums, size_t i)
+{
+    return i * 2 + 1 < sums->n ? sums->v[i * 2 + 1] : "";
+}
 
-/* What a full reset left: the state the fast one compares with. */
+/* What a full reset left: the state the fast one compares with.  Three
+ * round trips, on the full reset's path only. */
 static int record(struct svc *s, MYSQL *c, struct mdb_init_state **out, terr *e)
 {
     struct mdb_init_state *st = xcalloc(1, sizeof(*st));
     _cleanup_free_ char *qdb = mdb_quote_str(mdb_dbname(s->conf));
-    _cleanup_strv_ strv t = {0};
+    _cleanup_free_ char *rsql = routines_sql(qdb);
+    _cleanup_free_ char *tsql = tables_sql(qdb);
+    _cleanup_free_ char *sql = xasprintf("%s; %s", rsql, tsql);
+    strv v[2] = {{0}, {0}};
     _cleanup_strv_ strv rows = {0};
     _cleanup_strv_ strv sums = {0};
+    static const unsigned ncols[] = {1, 3};
     int r = files_print(s, &st->files, e);
+    if (r == 0 && results(s, c, sql, v, ncols, 2, e) < 2)
+        r = -EIO;
+    _cleanup_free_ char *wsql = rows_sql(v[1].v, v[1].n, 3);
     if (r == 0)
-        r = routines_print(s, c, qdb, &st->routines, e);
+        r = rows_of(s, c, wsql, &rows, 1, e);
+    st->routines = xstrdup(v[0].n ? v[0].v[0] : "");
+    st->t = xcalloc(v[1].n / 3 + 1, sizeof(*st->t));
+    for (size_t i = 0; r == 0 && i + 2 < v[1].n; i += 3)
+        st->t[st->n++] = (struct init_table){.name = xstrdup(v[1].v[i]),
+                                             .type = xstrdup(v[1].v[i + 1]),
+                                             .autoinc = xstrdup(v[1].v[i + 2]),
+                                             .seeded = strv_contains(&rows, v[1].v[i])};
+    _cleanup_free_ char *csql = checksums_sql(st);
     if (r == 0)
-        r = tables_of(s, c, qdb, &t, e);
-    if (r == 0)
-        r = with_rows(s, c, &t, &rows, e);
-    st->t = xcalloc(t.n / 3 + 1, sizeof(*st->t));
-    for (size_t i = 0; r == 0 && i + 2 < t.n; i += 3)
-        st->t[st->n++] = (struct init_table){.name = xstrdup(t.v[i]),
-                                             .type = xstrdup(t.v[i + 1]),
-                                             .autoinc = xstrdup(t.v[i + 2]),
-                                             .seeded = strv_contains(&rows, t.v[i])};
-    if (r == 0)
-        r = checksums(s, c, st, &sums, e);
+        r = rows_of(s, c, csql, &sums, 2, e);
     for (size_t i = 0, k = 0; r == 0 && i < st->n; i++)
         if (st->t[i].seeded)
             st->t[i].checksum = xstrdup(checksum_of(&sums, k++));
+    strv_free(&v[0]);
+    strv_free(&v[1]);
     if (r < 0) {
         mdb_init_state_free(st);
         return r;
@@ -393,68 +405,134 @@ static bool tables_match(const struct mdb_init_state *st, const strv *t, const s
     return true;
 }
 
+/* Whether TRUNCATE brings this table's AUTO_INCREMENT back by itself: to
+ * 1 it does; one that init_sql set (AUTO_INCREMENT = N) is checked. */
+static bool autoinc_is_plain(const struct mdb_init_state *st, const char *name)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (streq(st->t[i].name, name))
+            return !*st->t[i].autoinc || streq(st->t[i].autoinc, "1");
+    return false;
+}
+
 /* TRUNCATE the dirty tables (foreign keys off: they are emptied together)
- * and check that the AUTO_INCREMENTs are back. */
+ * in one round trip, with the check of AUTO_INCREMENT where needed. */
 static bool truncate_dirty(struct svc *s, MYSQL *c, const struct mdb_init_state *st,
                            const strv *dirty, const char *qdb)
 {
     strbuf sql = {0};
+    bool check = false;
     sb_add(&sql, "SET SESSION foreign_key_checks = 0");
     for (size_t i = 0; i < dirty->n; i++) {
         _cleanup_free_ char *qi = mdb_quote_ident(dirty->v[i]);
         sb_addf(&sql, "; TRUNCATE TABLE %s", qi);
+        check = check || !autoinc_is_plain(st, dirty->v[i]);
     }
     sb_add(&sql, "; SET SESSION foreign_key_checks = 1");
+    _cleanup_free_ char *tsql = tables_sql(qdb);
+    if (check)
+        sb_addf(&sql, "; %s", tsql);
+    size_t n = dirty->n + 2 + check;
+    strv *out = xcalloc(n, sizeof(strv));
+    unsigned *ncols = xcalloc(n, sizeof(unsigned));
+    ncols[n - 1] = check ? 3 : 0;
     terr e;
-    int r = mdb_exec(s, c, sql.s, sql.len, "reset", &e);
-    sb_free(&sql);
-    _cleanup_strv_ strv t = {0};
+    bool ok = results(s, c, sql.s, out, ncols, n, &e) == n;
     _cleanup_strv_ strv none = {0};
     _cleanup_strv_ strv again = {0};
-    return r == 0 && tables_of(s, c, qdb, &t, &e) == 0 &&
-           tables_match(st, &t, &none, NULL, &again) && again.n == 0;
+    if (ok && check)
+        ok = tables_match(st, &out[n - 1], &none, NULL, &again) && again.n == 0;
+    for (size_t i = 0; i < n; i++)
+        strv_free(&out[i]);
+    free(out);
+    free(ncols);
+    sb_free(&sql);
+    return ok;
 }
 
+/* The checks of the fast reset, after the survey's statement in one round
+ * trip: routines, tables, rows of the init state's tables, checksums. */
+#define CHECKS 4
+
 /* The fast reset, if it can be done: true when the database is back to
- * st (whose fingerprint is then brought up to date). */
-static bool fast_reset(struct svc *s, MYSQL *c, struct mdb_init_state *st)
+ * st (whose fingerprint is then brought up to date).  v: the checks'
+ * results. */
+static bool fast_reset(struct svc *s, MYSQL *c, struct mdb_init_state *st, const strv *v)
 {
     terr e;
     unsigned long long files = 0;
-    if (files_print(s, &files, &e) < 0 || files != st->files)
+    if (files_print(s, &files, &e) < 0 || files != st->files || v[0].n != 1 ||
+        !streq(v[0].v[0], st->routines))
         return false;
-    _cleanup_free_ char *qdb = mdb_quote_str(mdb_dbname(s->conf));
-    _cleanup_free_ char *routines = NULL;
-    _cleanup_strv_ strv t = {0};
-    _cleanup_strv_ strv rows = {0};
-    _cleanup_strv_ strv sums = {0};
     _cleanup_strv_ strv dirty = {0};
-    if (routines_print(s, c, qdb, &routines, &e) < 0 || !routines || !streq(routines, st->routines) ||
-        tables_of(s, c, qdb, &t, &e) < 0 || with_rows(s, c, &t, &rows, &e) < 0 ||
-        checksums(s, c, st, &sums, &e) < 0 || !tables_match(st, &t, &rows, &sums, &dirty))
+    if (!tables_match(st, &v[1], &v[2], &v[3], &dirty))
         return false;
     if (dirty.n == 0)
         return true;
+    _cleanup_free_ char *qdb = mdb_quote_str(mdb_dbname(s->conf));
     /* TRUNCATE makes new data files: the new fingerprint is the init state's */
     return truncate_dirty(s, c, st, &dirty, qdb) && files_print(s, &st->files, &e) == 0;
 }
 
+/* One round trip: the session's settings, the survey, and (with st) the
+ * fast reset's checks.  DROP DATABASE and TRUNCATE wait for a killed
+ * session's rollback: within timeout =; routines may be long. */
+static char *first_sql(struct svc *s, const struct mdb_init_state *st)
+{
+    unsigned lw = (unsigned)(s->conf->timeout_ns / 1000000000LL);
+    strbuf b = {0};
+    sb_addf(&b, "SET SESSION lock_wait_timeout = %u, group_concat_max_len = 4294967295; "
+                SURVEY, lw < 1 ? 1 : lw);
+    if (!st)
+        return sb_steal(&b);
+    _cleanup_free_ char *qdb = mdb_quote_str(mdb_dbname(s->conf));
+    _cleanup_free_ char *r = routines_sql(qdb);
+    _cleanup_free_ char *t = tables_sql(qdb);
+    _cleanup_strv_ strv names = {0};
+    for (size_t i = 0; i < st->n; i++) {
+        strv_push(&names, st->t[i].name);
+        strv_push(&names, st->t[i].type);
+    }
+    _cleanup_free_ char *w = rows_sql(names.v, names.n, 2);
+    _cleanup_free_ char *k = checksums_sql(st);
+    sb_addf(&b, "; %s; %s; %s; %s", r, t, w, k);
+    return sb_steal(&b);
+}
+
+/* Kill the other sessions (their locks would hold up DROP DATABASE and
+ * TRUNCATE, as PostgreSQL's DROP DATABASE ... WITH (FORCE) ends them),
+ * one by one: a session may be gone already; the databases into dbs. */
+static void end_sessions(MYSQL *c, const strv *sv, strv *dbs)
+{
+    for (size_t i = 0; i + 1 < sv->n; i += 2) {
+        if (sv->v[i][0] == 'k') {
+            _cleanup_free_ char *kill = xasprintf("KILL CONNECTION %s", sv->v[i + 1]);
+            (void)mysql_real_query(c, kill, strlen(kill));
+        } else {
+            strv_push(dbs, sv->v[i + 1]);
+        }
+    }
+}
+
 int mdb_reset_db(struct svc *s, struct mdb *m, MYSQL *c, struct mdb_init_state **st, terr *e)
 {
-    /* DROP DATABASE and TRUNCATE wait for a killed session's rollback:
-     * within timeout =; the routines' definitions may be long */
-    unsigned lw = (unsigned)(s->conf->timeout_ns / 1000000000LL);
-    _cleanup_free_ char *set = xasprintf("SET SESSION lock_wait_timeout = %u, "
-                                         "group_concat_max_len = 4294967295", lw < 1 ? 1 : lw);
+    _cleanup_free_ char *sql = first_sql(s, *st);
+    strv v[2 + CHECKS] = {{0}};
+    static const unsigned ncols[] = {0, 2, 1, 3, 1, 2};
+    size_t want = *st ? 2 + CHECKS : 2;
+    terr why;
+    size_t done = results(s, c, sql, v, ncols, want, &why);
+    int r = 0;
+    if (done < 2) /* the survey failed: no reset */
+        r = terr_set(e, EIO, "%s", why.msg);
     _cleanup_strv_ strv dbs = {0};
-    int r = mdb_exec(s, c, set, strlen(set), "reset", e);
-    if (r == 0)
-        r = survey(s, c, &dbs, e);
-    if (r < 0)
-        return r;
+    end_sessions(c, &v[1], &dbs);
     bool only_ours = dbs.n == 1 && streq(dbs.v[0], mdb_dbname(s->conf));
-    if (*st && only_ours && fast_reset(s, c, *st))
-        return 0;
+    bool fast = r == 0 && *st && done == want && only_ours && fast_reset(s, c, *st, v + 2);
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+        strv_free(&v[i]);
+    if (r < 0 || fast)
+        return r;
     mdb_init_state_free(take_ptr(st));
     r = drop_all(s, c, &dbs, e);
     if (r == 0 && m->init_text)
