@@ -375,14 +375,25 @@ static int ping(struct svc *s, struct conn *cn, terr *e)
     return -EIO;
 }
 
-static int reset(struct svc *s, struct conn *cn, terr *e)
+/* The reset; the record that the fast reset compares with goes back to
+ * the helper, for the next worker (this one leaves when idle). */
+static int reset(struct job *j, struct conn *cn, terr *e)
 {
+    struct svc *s = j->s;
+    struct mdb *m = s->driver_data;
+    if (!cn->init && m->init_record)
+        cn->init = mdb_init_state_load(m->init_record);
     int r = ping(s, cn, e); /* a connection the server dropped is remade */
     if (r == 0)
-        r = mdb_reset_db(s, s->driver_data, cn->c, &cn->init, e);
-    if (r < 0)
+        r = mdb_reset_db(s, m, cn->c, &cn->init, e);
+    if (r < 0) {
         disconnect(cn); /* its session may be half-way through a batch */
-    return r;
+        return r;
+    }
+    _cleanup_free_ char *rec = cn->init ? mdb_init_state_save(cn->init) : NULL;
+    strv_push(&j->out, "init");
+    strv_push(&j->out, rec ? rec : "");
+    return 0;
 }
 
 /* The worker's requests: "health" and "reset"; NULL, its warm-up, loads
@@ -401,7 +412,7 @@ static int serve(struct job *j, const char *req, terr *e)
     if (streq(req, "health"))
         return ping(s, *st, e);
     if (streq(req, "reset"))
-        return reset(s, *st, e);
+        return reset(j, *st, e);
     return terr_set(e, EINVAL, "[%s] unknown request '%s' to the mariadb worker", s->conf->label,
                     req);
 }
@@ -412,12 +423,28 @@ static int mdb_health(struct svc *s, struct op *op, terr *e)
     return worker_call(&mdb_of(s)->worker, op, "health", e);
 }
 
+/* The worker's record of the init state, kept here. */
+static int reset_done(struct op *op, int r, const strv *out, void *ud, terr *e)
+{
+    (void)ud;
+    (void)e;
+    struct mdb *m = mdb_of(op->s);
+    for (size_t i = 0; r == 0 && i + 1 < out->n; i += 2)
+        if (streq(out->v[i], "init")) {
+            free(m->init_record);
+            m->init_record = *out->v[i + 1] ? xstrdup(out->v[i + 1]) : NULL;
+        }
+    return r;
+}
+
 static int mdb_reset(struct svc *s, struct op *op, terr *e)
 {
     op->what = "reset";
     int r = worker_call(&mdb_of(s)->worker, op, "reset", e);
-    if (r == OP_STARTED)
+    if (r == OP_STARTED) {
         op->deadline_ns = now_ns() + s->conf->timeout_ns;
+        job_then(op, reset_done, NULL);
+    }
     return r;
 }
 
@@ -442,6 +469,7 @@ static void mdb_free(struct svc *s)
     free(m->password);
     free(m->init_path);
     free(m->init_text);
+    free(m->init_record);
     free(m);
     s->driver_data = NULL;
 }

@@ -22,6 +22,7 @@ struct mdb {
     size_t init_len;
     struct datacache_use cache;
     struct worker worker; /* health and reset (libmariadb, job.h) */
+    char *init_record;    /* what the last full reset recorded (mdb_init_state_save) */
 };
 
 /* database = (default "tether") */
@@ -42,6 +43,10 @@ int mdb_cache_install(struct svc *s, struct mdb *m, struct op *op, terr *e);
 /* mariadb_reset.c, in the worker */
 struct mdb_init_state;
 void mdb_init_state_free(struct mdb_init_state *st);
+/* st as text, for the helper to keep (a worker leaves when idle: the next
+ * one starts from it); NULL when it does not fit a reply.  And back. */
+char *mdb_init_state_save(const struct mdb_init_state *st);
+struct mdb_init_state *mdb_init_state_load(const char *text);
 /* Bring the instance back to its init state over c: the fast reset when
  * *st (what the last full one recorded) shows a test only wrote rows to
  * init-empty tables, else the full one (and *st recorded anew). */

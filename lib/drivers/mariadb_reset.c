@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -451,8 +452,8 @@ static bool truncate_dirty(struct svc *s, MYSQL *c, const struct mdb_init_state 
 }
 
 /* The checks of the fast reset, after the survey's statement in one round
- * trip: routines, tables, rows of the init state's tables, checksums. */
-#define CHECKS 4
+ * trip: USE, routines, tables, rows of the init state's tables, checksums. */
+#define CHECKS 5
 
 /* The fast reset, if it can be done: true when the database is back to
  * st (whose fingerprint is then brought up to date).  v: the checks'
@@ -495,7 +496,9 @@ static char *first_sql(struct svc *s, const struct mdb_init_state *st)
     }
     _cleanup_free_ char *w = rows_sql(names.v, names.n, 2);
     _cleanup_free_ char *k = checksums_sql(st);
-    sb_addf(&b, "; %s; %s; %s; %s", r, t, w, k);
+    _cleanup_free_ char *db = mdb_quote_ident(mdb_dbname(s->conf));
+    /* a new worker's connection has no database yet: the names are ours */
+    sb_addf(&b, "; USE %s; %s; %s; %s; %s", db, r, t, w, k);
     return sb_steal(&b);
 }
 
@@ -518,7 +521,7 @@ int mdb_reset_db(struct svc *s, struct mdb *m, MYSQL *c, struct mdb_init_state *
 {
     _cleanup_free_ char *sql = first_sql(s, *st);
     strv v[2 + CHECKS] = {{0}};
-    static const unsigned ncols[] = {0, 2, 1, 3, 1, 2};
+    static const unsigned ncols[] = {0, 2, 0, 1, 3, 1, 2};
     size_t want = *st ? 2 + CHECKS : 2;
     terr why;
     size_t done = results(s, c, sql, v, ncols, want, &why);
@@ -528,7 +531,7 @@ int mdb_reset_db(struct svc *s, struct mdb *m, MYSQL *c, struct mdb_init_state *
     _cleanup_strv_ strv dbs = {0};
     end_sessions(c, &v[1], &dbs);
     bool only_ours = dbs.n == 1 && streq(dbs.v[0], mdb_dbname(s->conf));
-    bool fast = r == 0 && *st && done == want && only_ours && fast_reset(s, c, *st, v + 2);
+    bool fast = r == 0 && *st && done == want && only_ours && fast_reset(s, c, *st, v + 3);
     for (size_t i = 0; i < ARRAY_SIZE(v); i++)
         strv_free(&v[i]);
     if (r < 0 || fast)
@@ -540,4 +543,64 @@ int mdb_reset_db(struct svc *s, struct mdb *m, MYSQL *c, struct mdb_init_state *
     if (r == 0) /* not a reason to fail the reset: the next one is a full one */
         (void)record(s, c, st, NULL);
     return r;
+}
+
+/* ---- the record, kept by the helper across workers ---- */
+
+#define RECORD_MAX 32768 /* a reply is at most 64 KiB (job.c) */
+
+char *mdb_init_state_save(const struct mdb_init_state *st)
+{
+    strbuf b = {0};
+    sb_addf(&b, "%llx\n%s\n", st->files, st->routines);
+    for (size_t i = 0; i < st->n; i++) {
+        const struct init_table *t = &st->t[i];
+        if (strpbrk(t->name, "\t\n")) { /* a name this format cannot hold */
+            sb_free(&b);
+            return NULL;
+        }
+        sb_addf(&b, "%s\t%s\t%s\t%d\t%s\n", t->name, t->type, t->autoinc, t->seeded,
+                t->checksum ? t->checksum : "");
+    }
+    if (b.len > RECORD_MAX) {
+        sb_free(&b);
+        return NULL;
+    }
+    return sb_steal(&b);
+}
+
+/* The next tab-ended (or line-ended) field of *p, advancing past it. */
+static char *field(char **p, char end)
+{
+    char *f = *p, *q = strchr(f, end);
+    if (!q)
+        return NULL;
+    *q = '\0';
+    *p = q + 1;
+    return f;
+}
+
+struct mdb_init_state *mdb_init_state_load(const char *text)
+{
+    _cleanup_free_ char *copy = xstrdup(text);
+    char *p = copy, *files = field(&p, '\n'), *routines = files ? field(&p, '\n') : NULL;
+    if (!routines)
+        return NULL;
+    struct mdb_init_state *st = xcalloc(1, sizeof(*st));
+    st->files = strtoull(files, NULL, 16);
+    st->routines = xstrdup(routines);
+    while (*p) {
+        char *f[5];
+        for (int k = 0; k < 5; k++)
+            f[k] = field(&p, k < 4 ? '\t' : '\n');
+        if (!f[4]) {
+            mdb_init_state_free(st);
+            return NULL;
+        }
+        st->t = xrealloc(st->t, (st->n + 1) * sizeof(*st->t));
+        st->t[st->n++] = (struct init_table){.name = xstrdup(f[0]), .type = xstrdup(f[1]),
+                                             .autoinc = xstrdup(f[2]), .seeded = *f[3] == '1',
+                                             .checksum = *f[3] == '1' ? xstrdup(f[4]) : NULL};
+    }
+    return st;
 }
