@@ -314,3 +314,46 @@ EOF
     assert_status 0
     [ "$output" = "$(printf 'tether\ntether')" ]
 }
+
+@test "SIGKILL of the owner of tether run: the helper takes mariadbd with it" {
+    "$TETHER" -q run mariadb -- sh -c 'cat "$TETHER_MARIADB_PIDFILE" > "$WORK/pid"; echo "$TETHER_MARIADB_CONTROL_PID" > "$WORK/helper"; sleep 600' 3>&- &
+    owner=$!
+    wait_file "$WORK/helper" 60
+    pid=$(cat "$WORK/pid") helper=$(cat "$WORK/helper")
+    kill -KILL "$owner"
+    wait_gone "$helper" 20
+    wait_gone "$pid" 20
+}
+
+@test "SIGKILL of the helper while it builds the cache: nothing is left, and the next start builds it" {
+    export TETHER_CACHE_DIR="$WORK/cache"
+    chmod 0711 "$WORK" # as root, mariadbd's user builds there
+    "$TETHER" -q start mariadb >"$WORK/start.out" 2>&1 3>&- &
+    # the helper: the tether-helper of this cache whose parent is not one
+    # (its build job is a tether-helper too, a level down)
+    find_helper() {
+        local p env parent
+        for p in $(pgrep -x tether-helper); do
+            env=$(cat "/proc/$p/environ" 2>/dev/null | tr '\0' '\n') || true
+            grep -qx "TETHER_CACHE_DIR=$WORK/cache" <<<"$env" || continue
+            parent=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ') || true
+            if [ -n "$parent" ] && [ "$(ps -o comm= -p "$parent" 2>/dev/null)" != tether-helper ]; then
+                echo "$p"
+                return 0
+            fi
+        done
+        return 0
+    }
+    wait_for 60 pgrep -f -- "--datadir=$WORK/cache/" >/dev/null
+    helper=$(find_helper)
+    [ -n "$helper" ] || { cat "$WORK/start.out" >&2; false; }
+    kill -KILL "$helper"
+    wait_gone "$helper"
+    no_build() { ! pgrep -f -- "[-]-datadir=$WORK/cache/" >/dev/null; }
+    wait_for 20 no_build
+    run tether gc
+    assert_status 0
+    run tether -q run mariadb -- mariadb -N -e 'SELECT 1'
+    assert_status 0
+    [ "$output" = 1 ]
+}
