@@ -5,7 +5,7 @@
  * of which DROP DATABASE is half.  The fast reset, when it can tell that a
  * test only wrote rows to tables that are empty in the init state: TRUNCATE
  * those (about 1 ms each), nothing else.  It can tell by comparing with
- * what the last full reset left (recorded then, in the worker's memory):
+ * what the last full reset left (recorded then, and kept by the helper):
  * the database directory's files (names, inodes; the definitions' times:
  * any CREATE, ALTER, DROP, trigger or view changes them), the routines and
  * events, each table's AUTO_INCREMENT, which init-empty tables have a row,
