@@ -316,13 +316,16 @@ EOF
 }
 
 @test "SIGKILL of the owner of tether run: the helper takes mariadbd with it" {
-    "$TETHER" -q run mariadb -- sh -c 'cat "$TETHER_MARIADB_PIDFILE" > "$WORK/pid"; echo "$TETHER_MARIADB_CONTROL_PID" > "$WORK/helper"; sleep 600' 3>&- &
+    "$TETHER" -q run mariadb -- sh -c 'cat "$TETHER_MARIADB_PIDFILE" > "$WORK/pid"; echo $$ > "$WORK/cmd"; echo "$TETHER_MARIADB_CONTROL_PID" > "$WORK/helper"; exec sleep 600' 3>&- &
     owner=$!
     wait_file "$WORK/helper" 60
     pid=$(cat "$WORK/pid") helper=$(cat "$WORK/helper")
     kill -KILL "$owner"
     wait_gone "$helper" 20
     wait_gone "$pid" 20
+    # the command itself is the owner's child, not tether's: ours to end
+    kill -KILL "$(cat "$WORK/cmd")"
+    wait_gone "$(cat "$WORK/cmd")"
 }
 
 @test "SIGKILL of the helper while it builds the cache: nothing is left, and the next start builds it" {
