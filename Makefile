@@ -15,7 +15,8 @@ CONFIG   ?= examples/tether.ini
 # Debian packages, by the command or file that shows they are there.
 DEPS_BUILD = meson:meson ninja:ninja-build pkg-config:pkg-config gcc:gcc \
 	/usr/include/ini.h:libinih-dev /usr/include/cmocka.h:libcmocka-dev \
-	/usr/include/hiredis/hiredis.h:libhiredis-dev /usr/include/postgresql/libpq-fe.h:libpq-dev
+	/usr/include/hiredis/hiredis.h:libhiredis-dev /usr/include/postgresql/libpq-fe.h:libpq-dev \
+	/usr/include/mariadb/mysql.h:libmariadb-dev
 DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	/usr/bin/curl:curl /usr/bin/redis-server:redis-server /usr/bin/redis-cli:redis-tools \
 	/usr/bin/memcached:memcached /usr/lib/postgresql:postgresql /usr/bin/psql:postgresql-client \
@@ -33,6 +34,7 @@ DEPS_CHECK = bats:bats tcsh:tcsh dash:dash bash:bash /usr/bin/python3:python3 \
 	$(SERVERS)
 # The servers of issue 12's drivers and recipes, and their clients.
 SERVERS = /usr/sbin/mariadbd:mariadb-server /usr/bin/mariadb:mariadb-client \
+	$(PYLIB)/pymysql:python3-pymysql $(PYLIB)/MySQLdb:python3-mysqldb \
 	/usr/lib/rabbitmq/bin/rabbitmq-server:rabbitmq-server $(PYLIB)/pika:python3-pika \
 	/usr/bin/etcd:etcd-server /usr/bin/etcdctl:etcd-client $(PYLIB)/etcd3:python3-etcd3 \
 	/usr/sbin/nats-server:nats-server \

@@ -184,6 +184,40 @@ if command -v java >/dev/null && [ -r /usr/share/java/zookeeper.jar ]; then
     bench/floor-zookeeper.sh "$PROBE" "$zport" stop "$work/zk-floor"
 fi
 
+# ---- mariadb ----
+if [ -x /usr/sbin/mariadbd ] && command -v mariadb >/dev/null; then
+    "$T" -q run mariadb -- true # builds the cache entry the floor copies
+    cached=$(ls -d "$TETHER_CACHE_DIR"/mariadb-*/data | head -1)
+    hf mariadb -w 2 -r "$RUNS" "bench/floor-mariadb.sh run $cached $PROBE" "$T -q run mariadb -- true"
+    # resets with the 20-table schema.  Each floor: the same reset's SQL
+    # over one open connection, plus one process start ($T --version)
+    printf '[mariadb]\ninit_sql = %s\n' "$work/schema.sql" > "$work/my.ini"
+    eval "$("$T" -q -f "$work/my.ini" start mariadb)"
+    my="mariadb --no-defaults -S $TETHER_MARIADB_SOCKET tether"
+    hyperfine -N --style none -w 3 -r 30 --export-json "$work/myver.json" "$T --version" >/dev/null 2>&1
+    myrow() { # title, the floor's reset SQL, the test's SQL before each reset
+        local floor
+        floor=$(bench/floor-mariadb.sh sql "$TETHER_MARIADB_SOCKET" 30 "$2" "$3")
+        hyperfine -N --style none -w 3 -r 30 --prepare "$my -e \"$3\"" \
+            --export-json "$work/myreset.json" "$T -q reset mariadb" >/dev/null 2>&1
+        python3 - "$work/myver.json" "$work/myreset.json" "$floor" "$1" <<'PY'
+import json, sys
+ver = json.load(open(sys.argv[1]))["results"][0]["median"] * 1000
+ours = json.load(open(sys.argv[2]))["results"][0]["median"] * 1000
+f = float(sys.argv[3]) + ver
+print(f"| {sys.argv[4]} | {f:.1f} ms | {ours:.1f} ms | {ours/f:.2f}x |")
+PY
+    }
+    # a test wrote rows to 2 of the tables: TRUNCATE those
+    myrow "reset mariadb, 20 tables, a test wrote to 2 (floor: TRUNCATE the 2)" \
+        "TRUNCATE t7; TRUNCATE t8;" "INSERT INTO t7 (v) VALUES ('x'); INSERT INTO t8 (v) VALUES ('y');"
+    # a test made a table: the full reset
+    myrow "reset mariadb, 20 tables, a test made a table (floor: DROP + CREATE DATABASE + replay)" \
+        "DROP DATABASE tether; CREATE DATABASE tether; USE tether; $(tr '\n' ' ' < "$work/schema.sql")" \
+        "CREATE OR REPLACE TABLE extra (i int);"
+    eval "$("$T" stop)"
+fi
+
 # 16 concurrent PostgreSQL instances on this machine
 start=$(date +%s.%N)
 for i in $(seq 16); do "$T" -q run postgresql -- sh -c 'psql -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" >/dev/null' & done

@@ -6,6 +6,7 @@
 
 struct pq_api pq_api;
 struct redis_api redis_api;
+struct my_api my_api;
 
 static int load(void **handle, const char *const *sonames, const char *package,
                 const char *const *names, void **slots, size_t n, terr *e)
@@ -47,4 +48,12 @@ int redis_load(terr *e)
     static const char *const names[] = {REDIS_FUNCS(DYN_NAME)};
     return load(&handle, sonames, "libhiredis0.14", names, (void **)&redis_api,
                 ARRAY_SIZE(names), e);
+}
+
+int my_load(terr *e)
+{
+    static void *handle;
+    static const char *const sonames[] = {"libmariadb.so.3", "libmariadb.so", NULL};
+    static const char *const names[] = {MY_FUNCS(DYN_NAME)};
+    return load(&handle, sonames, "libmariadb3", names, (void **)&my_api, ARRAY_SIZE(names), e);
 }

@@ -1,4 +1,4 @@
-/* libpq and hiredis, loaded on first use with dlopen().
+/* libpq, hiredis and libmariadb, loaded on first use with dlopen().
  *
  * Linking them would make every tether process (every `tether reset`, every
  * helper) map some 25 shared libraries (libpq alone brings OpenSSL,
@@ -11,6 +11,7 @@
 #pragma once
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
+#include <mysql.h>
 #include "../util.h"
 
 #define PQ_FUNCS(X)                                                                             \
@@ -29,17 +30,25 @@
     X(freeReplyObject) X(redisCommand) X(redisConnectUnixWithTimeout)                             \
     X(redisConnectWithTimeout) X(redisFree) X(redisSetTimeout) X(redisCommandArgv)
 
+#define MY_FUNCS(X)                                                                             \
+    X(mysql_init) X(mysql_options) X(mysql_real_connect) X(mysql_close) X(mysql_error)         \
+    X(mysql_errno) X(mysql_real_query) X(mysql_next_result) X(mysql_store_result)               \
+    X(mysql_free_result) X(mysql_fetch_row) X(mysql_ping) X(mysql_get_socket)
+
 #define DYN_FIELD(f) __typeof__(f) *f;
 struct pq_api { PQ_FUNCS(DYN_FIELD) };
 struct redis_api { REDIS_FUNCS(DYN_FIELD) };
+struct my_api { MY_FUNCS(DYN_FIELD) };
 #undef DYN_FIELD
 
 extern struct pq_api pq_api;
 extern struct redis_api redis_api;
+extern struct my_api my_api;
 
 /* Load the library (once); -ENOENT with the package to install in e. */
 int pq_load(terr *e);
 int redis_load(terr *e);
+int my_load(terr *e);
 
 #ifndef DYNLIB_IMPL
 #define PQclear pq_api.PQclear
@@ -82,4 +91,17 @@ int redis_load(terr *e);
 #define redisConnectWithTimeout redis_api.redisConnectWithTimeout
 #define redisFree redis_api.redisFree
 #define redisSetTimeout redis_api.redisSetTimeout
+#define mysql_init my_api.mysql_init
+#define mysql_options my_api.mysql_options
+#define mysql_real_connect my_api.mysql_real_connect
+#define mysql_close my_api.mysql_close
+#define mysql_error my_api.mysql_error
+#define mysql_errno my_api.mysql_errno
+#define mysql_real_query my_api.mysql_real_query
+#define mysql_next_result my_api.mysql_next_result
+#define mysql_store_result my_api.mysql_store_result
+#define mysql_free_result my_api.mysql_free_result
+#define mysql_fetch_row my_api.mysql_fetch_row
+#define mysql_ping my_api.mysql_ping
+#define mysql_get_socket my_api.mysql_get_socket
 #endif
