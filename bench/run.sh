@@ -113,6 +113,16 @@ if command -v redis-server >/dev/null; then
 fi
 echo "| helper RSS (postgresql instance) | | $rss KiB | |"
 
+# ---- rabbitmq ----
+# The floors are a BEAM start each: the broker's boot for run, a
+# rabbitmqctl (CLI VM) for reset; seconds, so fewer runs.
+if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    hf rabbitmq -w 1 -r 5 "bench/floor-rabbitmq.sh start" "$T -q run rabbitmq -- true"
+    eval "$("$T" -q start rabbitmq)"
+    hf reset-rabbitmq -w 2 -r 10 "bench/floor-rabbitmq.sh reset $TETHER_RABBITMQ_PIDFILE" "$T -q reset rabbitmq"
+    eval "$("$T" stop)"
+fi
+
 # 16 concurrent PostgreSQL instances on this machine
 start=$(date +%s.%N)
 for i in $(seq 16); do "$T" -q run postgresql -- sh -c 'psql -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" >/dev/null' & done
