@@ -1,29 +1,13 @@
 #!/bin/bash
-# Floors for the rabbitmq recipe.  What they are made of: a BEAM start.
-#   floor-rabbitmq.sh start: start RabbitMQ as the recipe does (a private
+# Floor for `tether run rabbitmq -- true`; what it is made of: a BEAM start.
+#   floor-rabbitmq.sh: start RabbitMQ as the recipe does (a private
 #     epmd tied to it by PDEATHSIG, every RABBITMQ_*/ERL_* path private,
 #     the same rabbitmq.conf), wait for its sd_notify READY=1, SIGKILL it.
 #     The broker's boot (~3-6 s here, mostly the VM and Mnesia) is it.
-#   floor-rabbitmq.sh reset PIDFILE: the recipe's reset, one `rabbitmqctl
-#     eval` (a CLI BEAM start, ~0.5 s) against the running service whose
-#     server's pid is in PIDFILE, with that server's environment.
+# The reset's floor is in run.sh: bench/probe sending the same RESET line to
+# the broker's tether_ctl listener (one process start, the same exchange).
 set -e
 bin=/usr/lib/rabbitmq/bin
-code='[ok = rabbit_vhost:delete(V, <<"tether">>) || V <- rabbit_vhost:list_names()],
- [ok = rabbit_auth_backend_internal:delete_user(element(2, U), <<"tether">>)
-  || U <- rabbit_auth_backend_internal:all_users(), element(2, U) =/= <<"tether">>],
- ok = rabbit_vhost:add(<<"/">>, <<"tether">>),
- ok = rabbit_auth_backend_internal:set_permissions(<<"tether">>, <<"/">>,
-   <<".*">>, <<".*">>, <<".*">>, <<"tether">>).'
-
-if [ "$1" = reset ]; then
-    pid=$(cat "$2")
-    while IFS= read -r -d '' kv; do
-        case $kv in HOME=* | ERL_* | RABBITMQ_*) export "${kv?}" ;; esac
-    done <"/proc/$pid/environ"
-    exec "$bin/rabbitmqctl" --quiet eval "$code" >/dev/null
-fi
-
 dir=$(mktemp -d /dev/shm/floor-rmq.XXXXXX)
 port=$((20000 + RANDOM % 10000))
 pid=

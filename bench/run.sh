@@ -114,12 +114,14 @@ fi
 echo "| helper RSS (postgresql instance) | | $rss KiB | |"
 
 # ---- rabbitmq ----
-# The floors are a BEAM start each: the broker's boot for run, a
-# rabbitmqctl (CLI VM) for reset; seconds, so fewer runs.
+# The run floor is the broker's boot (a BEAM start and Mnesia: seconds,
+# so fewer runs); the reset floor is bench/probe sending the RESET line
+# to the broker's tether_ctl listener (one process start, same exchange).
 if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     hf rabbitmq -w 1 -r 5 "bench/floor-rabbitmq.sh start" "$T -q run rabbitmq -- true"
     eval "$("$T" -q start rabbitmq)"
-    hf reset-rabbitmq -w 2 -r 10 "bench/floor-rabbitmq.sh reset $TETHER_RABBITMQ_PIDFILE" "$T -q reset rabbitmq"
+    ctl=$(sed -n 's/.*gen_tcp:listen(\([0-9]*\),.*/\1/p' "$TETHER_RABBITMQ_DIR/tether_ctl.erl")
+    hf reset-rabbitmq -w 3 -r 20 "$PROBE tcp $ctl 'RESET $TETHER_RABBITMQ_PASSWORD\r\n' OK" "$T -q reset rabbitmq"
     eval "$("$T" stop)"
 fi
 

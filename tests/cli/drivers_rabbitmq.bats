@@ -80,6 +80,14 @@ tree_pids() { pstree -p "$1" | grep -o '([0-9]*)' | tr -d '()'; }
     run env ERL_EPMD_PORT="$(tr '\0' '\n' <"/proc/$epmd/environ" | sed -n 's/^ERL_EPMD_PORT=//p')" epmd -names
     assert_status 0
     [[ $output == *"name rabbit at port"* ]]
+    # the reset listener inside the broker: loopback, and the password or nothing
+    ctl="$(sed -n 's/.*gen_tcp:listen(\([0-9]*\),.*/\1/p' "$TETHER_RABBITMQ_DIR/tether_ctl.erl")"
+    [ "$(stat -c %a "$TETHER_RABBITMQ_DIR/tether_ctl.erl")" = 600 ]
+    run "$PY" -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"RESET guess\r\n"); print(s.recv(100).decode().strip())' "$ctl"
+    [ "$output" = "ERR not the password" ]
+    amqp has work
     run tether reset rabbitmq
     assert_status 0
     run amqp has work
