@@ -116,7 +116,7 @@ s.sendall(b"RESET guess\r\n"); print(s.recv(100).decode().strip())' "$ctl"
     eval "$(tether stop 2>/dev/null)" || true
 }
 
-@test "tether run rabbitmq -- CMD: SIGKILL of the owner leaves no epmd or beam" {
+@test "tether run rabbitmq -- CMD: SIGKILL of the server takes its epmd; of the owner, the rest" {
     # "$TETHER", not the tether function: $! must be tether itself
     "$TETHER" run rabbitmq -- sh -c 'echo $$ >"$WORK/cmd"; env >"$WORK/env.tmp"; mv "$WORK/env.tmp" "$WORK/env"; exec sleep 600' 3>&- &
     owner=$!
@@ -124,7 +124,12 @@ s.sendall(b"RESET guess\r\n"); print(s.recv(100).decode().strip())' "$ctl"
     grep -q '^AMQP_URL=amqp://tether:' "$WORK/env"
     helper="$(sed -n 's/^TETHER_RABBITMQ_CONTROL_PID=//p' "$WORK/env")"
     pids="$(tree_pids "$helper")"
-    pstree "$helper" | grep -q epmd
+    server="$(pgrep -P "$helper" -x beam.smp)"
+    epmd="$(pgrep -P "$server" -x epmd)"
+    [ -n "$epmd" ]
+    # the server SIGKILLed: its epmd goes with it (its parent death signal)
+    kill -KILL "$server"
+    wait_gone "$epmd"
     kill -KILL "$owner"
     wait_gone "$helper" 30
     for p in $pids; do wait_gone "$p"; done
