@@ -215,6 +215,15 @@ PY
     myrow "reset mariadb, 20 tables, a test made a table (floor: DROP + CREATE DATABASE + replay)" \
         "DROP DATABASE tether; CREATE DATABASE tether; USE tether; $(tr '\n' ' ' < "$work/schema.sql")" \
         "CREATE OR REPLACE TABLE extra (i int);"
+# ---- rabbitmq ----
+# The run floor is the broker's boot (a BEAM start and Mnesia: seconds,
+# so fewer runs); the reset floor is bench/probe sending the RESET line
+# to the broker's tether_ctl listener (one process start, same exchange).
+if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    hf rabbitmq -w 1 -r 5 "bench/floor-rabbitmq.sh start" "$T -q run rabbitmq -- true"
+    eval "$("$T" -q start rabbitmq)"
+    ctl=$(sed -n 's/.*gen_tcp:listen(\([0-9]*\),.*/\1/p' "$TETHER_RABBITMQ_DIR/tether_ctl.erl")
+    hf reset-rabbitmq -w 3 -r 20 "$PROBE tcp $ctl 'RESET $TETHER_RABBITMQ_PASSWORD\r\n' OK" "$T -q reset rabbitmq"
     eval "$("$T" stop)"
 fi
 
