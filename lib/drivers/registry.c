@@ -31,6 +31,7 @@ static const struct tether_driver *const drivers[] = {
     &driver_command,
     &driver_postgresql,
     &driver_redis,
+    &driver_container,
 };
 
 /* The recipes loaded so far, by file (or "built-in:NAME"): loaded once per
