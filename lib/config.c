@@ -286,6 +286,10 @@ static int svc_section(const char *file, struct tether_config *c, const struct i
             flags |= SVC_BAD | (names_key(sec->kv[i].key) ? SVC_NAMES_UNSURE : 0);
         no_driver |= r < 0 && streq(sec->kv[i].key, "driver");
     }
+    /* image = NAME makes a container service (drivers/container.c),
+     * whatever the section is called: [redis] image = redis:7 */
+    if (!s->driver && !no_driver && svc_opt(s, "image"))
+        s->driver = &driver_container;
     if (!s->driver && !no_driver) {
         terr e = {0};
         const struct tether_driver *d = driver_lookup(c->drivers_dir, s->label, &e);
