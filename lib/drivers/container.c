@@ -425,11 +425,19 @@ static int container_argv(struct svc *s, strv *argv, strv *env, terr *e)
 
 /* ---- stop, gc ---- */
 
-static int rm_container(const char *runtime, const char *name)
+/* rm -f NAME: 0, or the runtime's exit status with its words in out. */
+static int rm_container(const char *runtime, const char *name, strbuf *out)
 {
-    char *argv[] = {(char *)runtime, "rm", "-f", (char *)name, NULL};
-    _cleanup_sb_ strbuf out = {0};
-    return run_capture(argv, &out);
+    char *argv[] = {(char *)runtime, "rm", "-f", "--ignore", (char *)name, NULL};
+    int r = -EIO;
+    /* a paused container, unfrozen by the rm, ends by its lease and its
+     * runtime's own --rm cleanup races ours: "container state improper:
+     * stopped" (measured); the next rm finds it stopped and removes it */
+    for (int i = 0; i < 3 && r != 0; i++) {
+        sb_free(out);
+        r = run_capture(argv, out);
+    }
+    return r;
 }
 
 struct rm_arg {
@@ -439,9 +447,11 @@ struct rm_arg {
 static int job_rm(struct job *j, terr *e)
 {
     const struct rm_arg *a = j->arg;
-    int r = rm_container(a->runtime, a->name);
+    _cleanup_sb_ strbuf out = {0};
+    int r = rm_container(a->runtime, a->name, &out);
     if (r != 0)
-        return terr_set(e, EIO, "%s rm -f %s failed (%d)", a->runtime, a->name, r);
+        return terr_set(e, EIO, "%s rm -f %s failed (exit %d): %.300s", a->runtime, a->name, r,
+                        out.s ? out.s : "");
     return 0;
 }
 
@@ -475,9 +485,11 @@ static int reap(int svcdir_fd, const char *svcdir, terr *e)
     *nl = 0;
     char *name = nl + 1;
     name[strcspn(name, "\n")] = 0;
-    int r = rm_container(rec, name);
+    _cleanup_sb_ strbuf out = {0};
+    int r = rm_container(rec, name, &out);
     if (r != 0)
-        return terr_set(e, EIO, "%s: %s rm -f %s failed (exit %d)", svcdir, rec, name, r);
+        return terr_set(e, EIO, "%s: %s rm -f %s failed (exit %d): %.300s", svcdir, rec, name, r,
+                        out.s ? out.s : "");
     return 0;
 }
 

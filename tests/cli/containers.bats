@@ -1,0 +1,190 @@
+#!/usr/bin/env bats
+# Container services (image =): a locally imported busybox image (no
+# registry), used through curl; reset inside the container; status; stop,
+# SIGKILL of the helper and of the owner leave no container (without gc);
+# gc of a stale labelled container; a missing image; a recipe's image
+# fallback.  Runs with podman (rootful, or rootless where the user has
+# /etc/subuid entries).
+
+load helpers
+
+RT=podman
+
+setup_file() {
+    command -v podman >/dev/null || return 0
+    local d
+    d="$(mktemp -d "${TMPDIR:-/tmp}/tether-img.XXXXXX")"
+    mkdir -p "$d/root/bin" "$d/root/www"
+    cp /usr/bin/busybox "$d/root/bin/busybox"
+    echo hello >"$d/root/www/index.html"
+    export IMG="localhost/tether-test-bb:$$"
+    # an image with a command of its own (CMD), and none at all for the rest
+    tar -C "$d/root" -c . | podman import \
+        --change 'CMD ["/bin/busybox","httpd","-f","-v","-h","/www","-p","8080"]' \
+        - "$IMG" >/dev/null 2>&1 || true
+    rm -rf "$d"
+}
+
+teardown_file() {
+    [ -n "${IMG:-}" ] && podman rmi -f "$IMG" >/dev/null 2>&1 || true
+}
+
+setup() {
+    tether_setup
+    command -v podman >/dev/null || skip "podman is not installed (apt-get install podman runc)"
+    podman image exists "$IMG" 2>/dev/null ||
+        skip "podman cannot import an image here ($(podman info 2>&1 | tail -1)): rootless podman needs /etc/subuid and /etc/subgid entries for $(id -un)"
+    _CT_BEFORE="$(containers)"
+    _NET_BEFORE="$(podman network ls -q | sort | tr '\n' ' ')"
+    _VOL_BEFORE="$(podman volume ls -q | sort | tr '\n' ' ')"
+}
+
+# this user's tether containers (any state), one name a line
+containers() { podman ps -a --filter label=tether.instance --format '{{.Names}}' | sort; }
+no_new_containers() { [ "$(containers)" = "$_CT_BEFORE" ]; }
+
+teardown() {
+    local left=""
+    if [ -n "${_CT_BEFORE+x}" ]; then
+        wait_for 10 no_new_containers || left="containers: $(containers | tr '\n' ' ')"
+        [ "$(podman network ls -q | sort | tr '\n' ' ')" = "$_NET_BEFORE" ] || left+=" networks"
+        [ "$(podman volume ls -q | sort | tr '\n' ' ')" = "$_VOL_BEFORE" ] || left+=" volumes"
+        for n in $(containers); do
+            case " $_CT_BEFORE " in *" $n "*) ;; *) podman rm -f "$n" >/dev/null 2>&1 ;; esac
+        done
+    fi
+    tether_teardown
+    [ -z "$left" ] || { echo "LEFT BEHIND: $left" >&2; return 1; }
+}
+
+web_config() {
+    config tether.ini <<EOF
+[web]
+image = $IMG
+command = /bin/busybox httpd -f -v -h /www -p 127.0.0.1:\${port}
+port = auto
+ready = http:/index.html
+reset = exec:/bin/busybox rm -f /www/new.html
+export.URL = http://127.0.0.1:\${port}/
+EOF
+}
+
+@test "a container service: started from a local image, used with curl, reset inside it, status, stop" {
+    cd "$WORK"
+    web_config >/dev/null
+    eval "$(tether start)"
+    [ "$(curl -s "$TETHER_WEB_URL")" = hello ]
+    name="$(containers | grep -v -x -F "$_CT_BEFORE" | head -1)"
+    [ -n "$name" ]
+    # labels name the instance and the cookie
+    run podman inspect --format '{{index .Config.Labels "tether.instance"}} {{index .Config.Labels "tether.cookie"}}' "$name"
+    assert_status 0
+    [[ "$output" = "${name#tether-}"* ]] || [[ "$name" = "tether-${output%% *}-web" ]]
+    [[ "$output" = *" ${output%% *}-"* ]]
+    # reset = exec: runs inside the container
+    podman exec "$name" /bin/busybox sh -c 'echo new >/www/new.html'
+    [ "$(curl -s "${TETHER_WEB_URL}new.html")" = new ]
+    run tether reset web
+    assert_status 0
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "${TETHER_WEB_URL}new.html")" = 404 ]
+    run tether status
+    assert_status 0
+    assert_output_has "[web] ready"
+    # the container's output is the service's log
+    grep -q "response:200" "$TETHER_WEB_DIR/../web.log"
+    eval "$(tether stop)"
+    no_new_containers
+}
+
+@test "tether run: the image's own command, env.X and volume.PATH, published on 127.0.0.1 (container_port)" {
+    cd "$WORK"
+    config tether.ini >/dev/null <<EOF
+[web]
+image = $IMG
+port = auto
+container_port = 8080
+env.GREETING = hi
+volume./data = \${dir}/data
+EOF
+    run tether run web -- sh -c 'curl -s "http://127.0.0.1:$TETHER_WEB_PORT/" && podman exec tether-$(basename "$(dirname "$TETHER_WEB_DIR")")-web /bin/busybox sh -c "echo \$GREETING >/data/x" && cat "$TETHER_WEB_DIR/data/x" && podman port tether-$(basename "$(dirname "$TETHER_WEB_DIR")")-web'
+    assert_status 0
+    assert_output_has hello
+    assert_output_has hi
+    assert_output_has "8080/tcp -> 127.0.0.1:"
+}
+
+@test "SIGKILL of the helper: the container is gone within 2 s, without gc, and no conmon is left" {
+    cd "$WORK"
+    web_config >/dev/null
+    eval "$(tether start)"
+    name="tether-$(basename "$(dirname "$TETHER_WEB_DIR")")-web"
+    podman container exists "$name"
+    conmon="$(pgrep -f "conmon .*--name $name" || true)"
+    kill -KILL "$TETHER_WEB_CONTROL_PID"
+    wait_gone "$TETHER_WEB_CONTROL_PID" 5
+    wait_for 2 no_new_containers
+    for p in $conmon; do wait_gone "$p" 2; done
+    ! curl -s -m 1 "$TETHER_WEB_URL" >/dev/null
+    tether gc >/dev/null 2>&1
+}
+
+@test "SIGKILL of the owner: tether run's process killed, the container goes" {
+    cd "$WORK"
+    web_config >/dev/null
+    "$TETHER" run web -- sh -c "echo \$TETHER_WEB_CONTROL_PID >'$WORK/helper'; exec sleep 300" &
+    owner=$!
+    wait_file "$WORK/helper"
+    helper="$(cat "$WORK/helper")"
+    kill -KILL "$owner"
+    wait_gone "$helper" 10
+    wait_for 5 no_new_containers
+    pkill -KILL -f "sleep 300" -P "$helper" 2>/dev/null || true
+}
+
+@test "gc removes a stale instance's labelled container (one its lease could not end: paused)" {
+    cd "$WORK"
+    web_config >/dev/null
+    eval "$(tether start)"
+    name="tether-$(basename "$(dirname "$TETHER_WEB_DIR")")-web"
+    podman pause "$name" >/dev/null
+    kill -KILL "$TETHER_WEB_CONTROL_PID"
+    wait_gone "$TETHER_WEB_CONTROL_PID" 5
+    podman container exists "$name"
+    run tether gc
+    assert_status 0
+    ! podman container exists "$name"
+}
+
+@test "a missing image: an error that says how to pull it" {
+    cd "$WORK"
+    config tether.ini >/dev/null <<EOF
+[web]
+image = localhost/tether-no-such-image:1
+port = auto
+EOF
+    run tether run web -- true
+    [ "$status" -ne 0 ]
+    assert_output_has "localhost/tether-no-such-image:1 is not on this machine"
+    assert_output_has "podman pull localhost/tether-no-such-image:1"
+}
+
+@test "bad keys: FILE:LINE errors" {
+    cd "$WORK"
+    config tether.ini >/dev/null <<EOF
+[web]
+image = $IMG
+container_port = 99999
+port = auto
+EOF
+    run tether run web -- true
+    [ "$status" -ne 0 ]
+    assert_output_has "tether.ini:1: [web] container_port = 99999"
+    config tether.ini >/dev/null <<EOF
+[web]
+image = $IMG
+runtime = lxc
+EOF
+    run tether run web -- true
+    [ "$status" -ne 0 ]
+    assert_output_has "runtime = lxc: use podman or docker"
+}
