@@ -19,21 +19,30 @@ setup_file() {
     echo hello >"$d/root/www/index.html"
     export IMG="localhost/tether-test-bb:$$"
     # an image with a command of its own (CMD), and none at all for the rest
-    tar -C "$d/root" -c . | podman import \
+    tar -C "$d/root" -cf "$d/root.tar" .
+    IMPORT_ERR="$(podman import \
         --change 'CMD ["/bin/busybox","httpd","-f","-v","-h","/www","-p","8080"]' \
-        - "$IMG" >/dev/null 2>&1 || true
+        "$d/root.tar" "$IMG" 2>&1 >/dev/null | tail -1)" || true
+    export IMPORT_ERR
     rm -rf "$d"
 }
 
 teardown_file() {
     [ -n "${IMG:-}" ] && podman rmi -f "$IMG" >/dev/null 2>&1 || true
+    # rootless podman keeps a pause process (catatonit -P) holding its user
+    # namespace for the next command, forever: not ours, but not to be left
+    local pause
+    [ "$EUID" -eq 0 ] || for pause in "${XDG_RUNTIME_DIR:-/nonexistent}" "/tmp/podman-run-$EUID" "/tmp/containers-user-$EUID"; do
+        [ -s "$pause/libpod/tmp/pause.pid" ] && kill -KILL "$(cat "$pause/libpod/tmp/pause.pid")" 2>/dev/null
+    done
+    return 0
 }
 
 setup() {
     tether_setup
     command -v podman >/dev/null || skip "podman is not installed (apt-get install podman runc)"
     podman image exists "$IMG" 2>/dev/null ||
-        skip "podman cannot import an image here ($(podman info 2>&1 | tail -1)): rootless podman needs /etc/subuid and /etc/subgid entries for $(id -un)"
+        skip "podman cannot import an image here (${IMPORT_ERR:-?}): rootless podman needs /etc/subuid and /etc/subgid entries for $(id -un)"
     _CT_BEFORE="$(containers)"
     _NET_BEFORE="$(podman network ls -q | sort | tr '\n' ' ')"
     _VOL_BEFORE="$(podman volume ls -q | sort | tr '\n' ' ')"
@@ -187,4 +196,45 @@ EOF
     run tether run web -- true
     [ "$status" -ne 0 ]
     assert_output_has "runtime = lxc: use podman or docker"
+}
+
+# bbweb_recipe PROGRAM: a recipe for busybox httpd, with the test image as
+# its fallback
+bbweb_recipe() {
+    mkdir -p "$WORK/recipes"
+    cat >"$WORK/recipes/bbweb.ini" <<EOF
+[driver]
+program = $1
+package = busybox
+image = $IMG
+container_port = 8080
+
+[server]
+command = \${program} httpd -f -h $WORK/www -p 127.0.0.1:\${port}
+port = auto
+ready = http:/index.html
+EOF
+}
+
+@test "a recipe with an image fallback: the program when installed, else the image" {
+    cd "$WORK"
+    mkdir -p www && echo native >www/index.html
+    config tether.ini >/dev/null <<EOF
+[tether]
+drivers = recipes
+[bbweb]
+EOF
+    probe='curl -s "http://127.0.0.1:$TETHER_BBWEB_PORT/"; podman ps -q --filter label=tether.service=bbweb | wc -l'
+    # installed: the program runs, no container
+    bbweb_recipe busybox
+    run tether run bbweb -- sh -c "$probe"
+    assert_status 0
+    [ "${lines[0]}" = native ]
+    [ "${lines[1]}" = 0 ]
+    # not installed: the image, with its own command, published on the port
+    bbweb_recipe tether-no-such-httpd
+    run tether run bbweb -- sh -c "$probe"
+    assert_status 0
+    [ "${lines[0]}" = hello ]
+    [ "${lines[1]}" = 1 ]
 }
