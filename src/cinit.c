@@ -41,7 +41,7 @@ static int lease_connect(const char *path)
         fprintf(stderr, "tether-cinit: lease path too long: %s\n", path);
         return -1;
     }
-    strcpy(a.sun_path, path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         /* ECONNREFUSED: the helper is already gone; nothing may run */
