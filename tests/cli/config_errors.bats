@@ -205,7 +205,7 @@ EOF
     [ "${#stderr_lines[@]}" -eq 3 ] || { echo "want 3 lines, got: $stderr" >&2; return 1; }
     [ "${stderr_lines[0]}" = "$cfg:2: [web] unknown key 'comand': did you mean 'command'?" ]
     [[ ${stderr_lines[1]} == "$cfg:3: [web] port = 99999: use auto"* ]]
-    [[ ${stderr_lines[2]} == "$cfg:6: [db] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: command, postgresql, redis, memcached;"* ]]
+    [[ ${stderr_lines[2]} == "$cfg:6: [db] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: command, postgresql, redis, container, memcached;"* ]]
     [ ! -e "$WORK/started" ] && [ ! -e "$WORK/ran" ]
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }

@@ -166,11 +166,11 @@ static const struct {
      ": no services defined: add a [name] section, e.g. [web] with command = ..."},
     /* service keys */
     {"[a]\ndriver = nosuch\ncommand = x\n",
-     ":2: [a] unknown driver 'nosuch': (the drivers are: command, postgresql, redis, memcached; "
+     ":2: [a] unknown driver 'nosuch': (the drivers are: command, postgresql, redis, container, memcached; "
      "driver = command with command = ... runs anything else)"},
     {"[a]\ndriver = postgress\n",
      ":2: [a] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: command, "
-     "postgresql, redis, memcached; driver = command with command = ... runs anything else)"},
+     "postgresql, redis, container, memcached; driver = command with command = ... runs anything else)"},
     {"[a]\ncommand = sh -c 'x\n",
      ":2: [a] command: unterminated ' quote in: sh -c 'x: add the closing ' (write '\\'' for a "
      "quote inside quotes)"},
@@ -342,7 +342,7 @@ static void test_every_error(void **state)
              "%s:5: [web] port = 99999: use auto (a free port is picked) or a number from 1 to "
              "65535\n"
              "%s:8: [db] unknown driver 'postgress': did you mean 'postgresql'? (the drivers "
-             "are: command, postgresql, redis, memcached; driver = command with command = ... "
+             "are: command, postgresql, redis, container, memcached; driver = command with command = ... "
              "runs anything else)",
              f, f, f);
     assert_string_equal(e.msg, want);
@@ -863,7 +863,7 @@ static void test_explicit_defaults(void **state)
     size_t differ = 0;
     const struct tether_driver *d;
     for (size_t i = 0; (d = driver_at(i)); i++) {
-        if (d == &driver_command)
+        if (d == &driver_command || d == &driver_container) /* needs its own keys */
             continue;
         _cleanup_free_ char *bare = xasprintf("[s]\ndriver = %s\n", d->name);
         if (config_parse("d.ini", bare, strlen(bare), &c, &e) != 0)
