@@ -428,7 +428,9 @@ static int container_argv(struct svc *s, strv *argv, strv *env, terr *e)
 /* rm -f NAME: 0, or the runtime's exit status with its words in out. */
 static int rm_container(const char *runtime, const char *name, strbuf *out)
 {
-    char *argv[] = {(char *)runtime, "rm", "-f", "--ignore", (char *)name, NULL};
+    /* docker's rm has no --ignore: its "No such container" is success */
+    bool docker = is_docker(runtime);
+    char *argv[] = {(char *)runtime, "rm", "-f", (char *)name, docker ? NULL : "--ignore", NULL};
     int r = -EIO;
     /* a paused container, unfrozen by the rm, ends by its lease and its
      * runtime's own --rm cleanup races ours: "container state improper:
@@ -436,6 +438,8 @@ static int rm_container(const char *runtime, const char *name, strbuf *out)
     for (int i = 0; i < 3 && r != 0; i++) {
         sb_free(out);
         r = run_capture(argv, out);
+        if (r != 0 && docker && out->s && strstr(out->s, "No such container"))
+            r = 0;
     }
     return r;
 }

@@ -58,6 +58,7 @@ no_new_containers() { [ "$(containers)" = "$_CT_BEFORE" ]; }
 
 teardown() {
     local left=""
+    stop_dockerd
     if [ -n "${_CT_BEFORE+x}" ]; then
         wait_for 10 no_new_containers || left="containers: $(containers | tr '\n' ' ')"
         [ "$(podman network ls -q | sort | tr '\n' ' ')" = "$_NET_BEFORE" ] || left+=" networks"
@@ -251,4 +252,65 @@ EOF
     assert_status 0
     [ "${lines[0]}" = hello ]
     [ "${lines[1]}" = 1 ]
+}
+
+# A private dockerd for one test (no bridge, no iptables: nothing of the
+# machine's network changes), its own data-root, exec-root, pidfile and
+# socket under $WORK/d; stop_dockerd removes it all.
+start_dockerd() {
+    [ "$EUID" -eq 0 ] || skip "a private dockerd needs root"
+    command -v dockerd >/dev/null && command -v docker >/dev/null ||
+        skip "docker is not installed (apt-get install docker.io): the docker runtime is not tested"
+    DD="$(mktemp -d /tmp/tdd.XXXXXX)" # short: containerd's socket path must fit a sun_path
+    dockerd --bridge=none --iptables=false --ip6tables=false --data-root "$DD/data" \
+        --exec-root "$DD/x" --pidfile "$DD/pid" -H "unix://$DD/sock" >"$DD/log" 2>&1 &
+    DD_PID=$!
+    export DOCKER_HOST="unix://$DD/sock"
+    wait_for 20 docker version >/dev/null 2>&1
+}
+
+stop_dockerd() {
+    [ -n "${DD_PID:-}" ] || return 0
+    kill -TERM "$DD_PID" 2>/dev/null
+    wait_gone "$DD_PID" 20 || kill -KILL "$DD_PID"
+    umount "$DD/x/netns/default" 2>/dev/null || true
+    rm -rf "$DD"
+    DD_PID=""
+}
+
+@test "docker: a private daemon; reset inside, status, SIGKILL of the helper -> no container within 2 s, stop" {
+    start_dockerd
+    d="$(mktemp -d "$WORK/img.XXXXXX")"
+    mkdir -p "$d/bin" && cp /usr/bin/busybox "$d/bin/"
+    tar -C "$d" -c . | docker import - localhost/tether-test-bb:1 >/dev/null
+    cd "$WORK"
+    # no port: with the host's network the server is containerd-shim's, not
+    # in the helper's process tree, and tether's port ownership check
+    # refuses a listener it cannot find there (see docs/containers.md)
+    config tether.ini >/dev/null <<EOF
+[job]
+image = localhost/tether-test-bb:1
+runtime = docker
+command = /bin/busybox sh -c "echo started; exec /bin/busybox sleep 1000"
+ready = log:started
+reset = exec:/bin/busybox touch /reset-ran
+EOF
+    eval "$(tether start)"
+    name="$(docker ps --format '{{.Names}}')"
+    [ "$name" = "tether-$(basename "$(dirname "$TETHER_JOB_DIR")")-job" ]
+    run tether reset job
+    assert_status 0
+    docker exec "$name" /bin/busybox test -e /reset-ran
+    run tether status
+    assert_status 0
+    kill -KILL "$TETHER_JOB_CONTROL_PID"
+    wait_gone "$TETHER_JOB_CONTROL_PID" 5
+    docker_empty() { [ -z "$(docker ps -aq)" ]; }
+    wait_for 2 docker_empty
+    tether gc >/dev/null 2>&1
+    eval "$(tether start)"
+    [ -n "$(docker ps -q)" ]
+    eval "$(tether stop)"
+    docker_empty
+    stop_dockerd
 }
