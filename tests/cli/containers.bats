@@ -152,14 +152,17 @@ EOF
 @test "SIGKILL of the owner: tether run's process killed, the container goes" {
     cd "$WORK"
     web_config >/dev/null
-    "$TETHER" run web -- sh -c "echo \$TETHER_WEB_CONTROL_PID >'$WORK/helper'; exec sleep 300" &
+    # its output elsewhere: bats waits for whoever holds its fds
+    "$TETHER" run web -- sh -c "echo \$\$ >'$WORK/cmd'; echo \$TETHER_WEB_CONTROL_PID >'$WORK/helper'; exec sleep 300" \
+        >/dev/null 2>&1 3>&- &
     owner=$!
     wait_file "$WORK/helper"
     helper="$(cat "$WORK/helper")"
     kill -KILL "$owner"
     wait_gone "$helper" 10
     wait_for 5 no_new_containers
-    pkill -KILL -f "sleep 300" -P "$helper" 2>/dev/null || true
+    # the test command, orphaned by an owner killed outright, is the caller's
+    kill -KILL "$(cat "$WORK/cmd")" 2>/dev/null || true
 }
 
 @test "gc removes a stale instance's labelled container (one its lease could not end: paused)" {
