@@ -43,7 +43,7 @@ SERVERS = /usr/sbin/mariadbd:mariadb-server /usr/bin/mariadb:mariadb-client \
 	/usr/sbin/pgbouncer:pgbouncer /usr/share/java/zookeeper.jar:zookeeper \
 	/usr/bin/influxd:influxdb /usr/bin/influx:influxdb-client \
 	/usr/bin/podman:podman /usr/sbin/runc:runc /usr/bin/catatonit:catatonit \
-	/bin/busybox:busybox-static
+	/bin/busybox:busybox-static /usr/sbin/dockerd:docker.io
 PYLIB      = /usr/lib/python3/dist-packages
 # tests/packaging: make deb's tools, the shells whose completions it tries
 DEPS_PACKAGES = dpkg-buildpackage:dpkg-dev /usr/bin/dh:debhelper zsh:zsh fish:fish \

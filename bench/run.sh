@@ -225,6 +225,26 @@ if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     ctl=$(sed -n 's/.*gen_tcp:listen(\([0-9]*\),.*/\1/p' "$TETHER_RABBITMQ_DIR/tether_ctl.erl")
     hf reset-rabbitmq -w 3 -r 20 "$PROBE tcp $ctl 'RESET $TETHER_RABBITMQ_PASSWORD\r\n' OK" "$T -q reset rabbitmq"
     eval "$("$T" stop)"
+# ---- container ----
+# An image service (docs/containers.md) vs a plain `podman run --rm` of the
+# same image waiting for the same GET; reset = exec: vs the `podman exec`
+# it runs.  The image: busybox-static imported locally (no registry).
+if command -v podman >/dev/null && [ -x /usr/bin/busybox ] && [ "$(id -u)" = 0 ]; then
+    img=localhost/tether-bench-bb:1
+    mkdir -p "$work/img/bin" "$work/img/www"
+    cp /usr/bin/busybox "$work/img/bin/" && echo hello >"$work/img/www/index.html"
+    tar -C "$work/img" -c . | podman import - "$img" >/dev/null
+    printf '%s\n' '[web]' "image = $img" \
+        'command = /bin/busybox httpd -f -h /www -p 127.0.0.1:${port}' 'port = auto' \
+        'ready = http:/index.html' 'reset = exec:/bin/busybox true' >"$work/container.ini"
+    hf container -w 2 -r "$RUNS" "bench/floor-container.sh $PROBE $img" \
+        "env TETHER_CONFIG=$work/container.ini $T -q run web -- true"
+    eval "$(TETHER_CONFIG="$work/container.ini" "$T" -q start web)"
+    cname="tether-$(basename "$(dirname "$TETHER_WEB_DIR")")-web"
+    hf reset-container -w 2 -r 10 "podman exec $cname /bin/busybox true" \
+        "env TETHER_CONFIG=$work/container.ini $T -q reset web"
+    eval "$("$T" stop)"
+    podman rmi -f "$img" >/dev/null
 fi
 
 # 16 concurrent PostgreSQL instances on this machine

@@ -286,6 +286,10 @@ static int svc_section(const char *file, struct tether_config *c, const struct i
             flags |= SVC_BAD | (names_key(sec->kv[i].key) ? SVC_NAMES_UNSURE : 0);
         no_driver |= r < 0 && streq(sec->kv[i].key, "driver");
     }
+    /* image = NAME makes a container service (drivers/container.c),
+     * whatever the section is called: [redis] image = redis:7 */
+    if (!s->driver && !no_driver && svc_opt(s, "image"))
+        s->driver = &driver_container;
     if (!s->driver && !no_driver) {
         terr e = {0};
         const struct tether_driver *d = driver_lookup(c->drivers_dir, s->label, &e);
@@ -908,7 +912,8 @@ static int builtin_in(const char *ddir, const char *const *names, size_t n,
             r = terr_set(e, EINVAL, "%s", de.msg);
             break;
         }
-        if (!d || d == &driver_command) {
+        /* command and container run only what a config says */
+        if (!d || d == &driver_command || d == &driver_container) {
             r = config_unknown_name(NULL, names[i], e);
             break;
         }
@@ -949,14 +954,17 @@ int config_unknown_name(const struct tether_config *c, const char *name, terr *e
     }
     driver_names(ddir, &builtin, true);
     for (size_t k = 0; k < nd; k++)
-        cands[n + k] = streq(drv[k].name, "command") || !drv[k].driver ? NULL : drv[k].name;
+        cands[n + k] = streq(drv[k].name, "command") || streq(drv[k].name, "container") ||
+                               !drv[k].driver
+                           ? NULL
+                           : drv[k].name;
     _cleanup_free_ char *hint = NULL;
     const char *near = closest_word(name, cands, n + nd);
     if (near)
         hint = xasprintf(": did you mean '%s'?", near);
     driver_list_free(drv, nd);
     const struct tether_driver *d = valid_label(name) ? driver_lookup(ddir, name, NULL) : NULL;
-    if (c && c->path && d && d != &driver_command)
+    if (c && c->path && d && d != &driver_command && d != &driver_container)
         return terr_set(e, EINVAL,
                         "no service '%s' in %s (it has: %s): to start the built-in %s driver "
                         "with them, add a [%s] section; on its own: tether run %s",
@@ -980,7 +988,7 @@ int config_use_builtins(struct tether_config **cfg, const char *const *names, si
     for (size_t i = 0; i < n; i++) {
         const struct tether_driver *d =
             valid_label(names[i]) ? driver_lookup(ddir, names[i], NULL) : NULL;
-        if (config_find(*cfg, names[i]) || !d || d == &driver_command)
+        if (config_find(*cfg, names[i]) || !d || d == &driver_command || d == &driver_container)
             return 0;
     }
     struct tether_config *b = NULL;

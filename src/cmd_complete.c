@@ -14,7 +14,7 @@ static void builtins(const struct tether_config *cfg)
     struct driver_entry *v;
     size_t n = driver_list(cfg ? cfg->drivers_dir : NULL, &v);
     for (size_t i = 0; i < n; i++) {
-        bool shadowed = streq(v[i].name, "command") || !v[i].driver;
+        bool shadowed = streq(v[i].name, "command") || streq(v[i].name, "container") || !v[i].driver;
         for (size_t j = 0; cfg && j < cfg->n_svcs && !shadowed; j++)
             shadowed = streq(cfg->svcs[j]->label, v[i].name);
         if (!shadowed)

@@ -166,3 +166,4 @@ extern const struct tether_driver driver_command;
 extern const struct tether_driver driver_postgresql;
 extern const struct tether_driver driver_redis;
 extern const struct tether_driver driver_mariadb;
+extern const struct tether_driver driver_container;

@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "driver.h"
 #include "../kit.h"
 #include "../service.h"
 #include "../template.h"
@@ -59,6 +60,7 @@ struct recipe {
     struct tether_driver d; /* first: recipe_of() */
     char *path;
     char *program, *package, *description, *tcp_warning;
+    char *image, *container_port; /* [driver] image =: the fallback (containers.md) */
     struct ropt *opts;
     size_t n_opts;
     struct rsec *secs; /* [server] first, then each [when] in file order */
@@ -188,7 +190,8 @@ static void only_keys(struct rd *x, const struct ini_section *s, const char *con
 
 static void read_driver(struct rd *x, const struct ini_section *s)
 {
-    static const char *const known[] = {"program", "package", "description", "tcp_warning"};
+    static const char *const known[] = {"program",     "package", "description",
+                                        "tcp_warning", "image",   "container_port"};
     only_keys(x, s, known, ARRAY_SIZE(known));
     const char *v;
     if ((v = kv_get(s, "program", NULL)))
@@ -199,6 +202,10 @@ static void read_driver(struct rd *x, const struct ini_section *s)
         x->r->description = xstrdup(v);
     if ((v = kv_get(s, "tcp_warning", NULL)))
         x->r->tcp_warning = xstrdup(v);
+    if ((v = kv_get(s, "image", NULL)))
+        x->r->image = xstrdup(v);
+    if ((v = kv_get(s, "container_port", NULL)))
+        x->r->container_port = xstrdup(v);
     if (!x->r->program)
         rerr(x, s->line, "[driver] has no program = NAME: say which server to run (a name "
                          "looked up in PATH, or an absolute path)");
@@ -666,6 +673,8 @@ void recipe_free(struct recipe *r)
     free(r->package);
     free(r->description);
     free(r->tcp_warning);
+    free(r->image);
+    free(r->container_port);
     free(r);
 }
 
@@ -848,6 +857,36 @@ static int with_options(const struct recipe *r, const struct svc_conf *c,
     return rc;
 }
 
+static bool is_exe(const char *path) { return access(path, X_OK) == 0; }
+
+static void add_opt(struct svc_conf *c, const char *key, const char *value)
+{
+    c->opts = xrealloc(c->opts, (c->n_opts + 1) * sizeof(*c->opts));
+    c->opts[c->n_opts++] = (struct conf_kv){xstrdup(key), xstrdup(value), c->line};
+}
+
+/* "Run this program if installed, else this image": a recipe with
+ * [driver] image = whose program is not here makes the section a
+ * container service (drivers/container.c), keeping the keys every
+ * service takes (port, ready, health, reset, timeouts) that the recipe
+ * set; its command, files and ${names} are the program's, not the
+ * image's.  1 when it did. */
+static int image_fallback(const struct recipe *r, struct svc_conf *c, const char *file, terr *e)
+{
+    char path[PATH_MAX];
+    if (!r->image || svc_opt(c, "bin"))
+        return 0;
+    if (strchr(r->program, '/') ? is_exe(r->program)
+                                : path_search(r->program, is_exe, path, sizeof(path)) == 0)
+        return 0;
+    add_opt(c, "image", r->image);
+    if (r->container_port)
+        add_opt(c, "container_port", r->container_port);
+    c->driver = &driver_container;
+    int rc = driver_container.configure(c, file, e);
+    return rc < 0 ? rc : 1;
+}
+
 static int recipe_configure(struct svc_conf *c, const char *file, terr *e)
 {
     const struct recipe *r = of_conf(c);
@@ -889,7 +928,8 @@ static int recipe_configure(struct svc_conf *c, const char *file, terr *e)
     if (g)
         parse_bool(g->value, &group);
     c->stop_pid_only = !group;
-    return 0;
+    rc = image_fallback(r, c, file, e);
+    return rc < 0 ? rc : 0;
 }
 
 static struct rdata *rdata(struct svc *s)

@@ -32,6 +32,7 @@ static const struct tether_driver *const drivers[] = {
     &driver_postgresql,
     &driver_redis,
     &driver_mariadb,
+    &driver_container,
 };
 
 /* The recipes loaded so far, by file (or "built-in:NAME"): loaded once per
@@ -265,7 +266,7 @@ void driver_names(const char *config_dir, strbuf *b, bool builtin_only)
     size_t n = driver_list(config_dir, &v);
     const char *sep = "";
     for (size_t i = 0; i < n; i++) {
-        if ((builtin_only && streq(v[i].name, "command")) || !v[i].driver)
+        if ((builtin_only && (streq(v[i].name, "command") || streq(v[i].name, "container"))) || !v[i].driver)
             continue;
         sb_addf(b, "%s%s", sep, v[i].name);
         sep = ", ";
@@ -279,7 +280,7 @@ const char *driver_closest(const char *config_dir, const char *name, bool builti
     size_t n = driver_list(config_dir, &v);
     const char **names = xcalloc(n + 1, sizeof(*names));
     for (size_t i = 0; i < n; i++)
-        names[i] = (builtin_only && streq(v[i].name, "command")) || !v[i].driver ? NULL
+        names[i] = (builtin_only && (streq(v[i].name, "command") || streq(v[i].name, "container"))) || !v[i].driver ? NULL
                                                                                  : v[i].name;
     const char *near = closest_word(name, names, n);
     /* the name outlives the list: the driver's own */

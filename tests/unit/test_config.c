@@ -863,7 +863,7 @@ static void test_explicit_defaults(void **state)
     size_t differ = 0;
     const struct tether_driver *d;
     for (size_t i = 0; (d = driver_at(i)); i++) {
-        if (d == &driver_command)
+        if (d == &driver_command || d == &driver_container) /* needs its own keys */
             continue;
         _cleanup_free_ char *bare = xasprintf("[s]\ndriver = %s\n", d->name);
         if (config_parse("d.ini", bare, strlen(bare), &c, &e) != 0)
