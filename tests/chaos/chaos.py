@@ -150,6 +150,10 @@ class Harness:
         for name in names:
             if name == "command":
                 continue
+            if name == "container":  # needs an image: one of our own
+                if self.make_image():
+                    usable.append(name)
+                continue
             try:
                 r = subprocess.run([self.tether, "-q", "run", name, "--", "true"], env=env,
                                    capture_output=True, text=True, timeout=120)
@@ -161,6 +165,45 @@ class Harness:
             else:
                 log(f"chaos: no {name} trials: its server does not run here")
         return usable
+
+    # ---- container trials: a local busybox image, no registry ----
+
+    def make_image(self):
+        """Imports busybox-static as an image (podman, as root: CI's round)."""
+        self.image = None
+        if not shutil.which("podman") or not os.path.exists("/bin/busybox") or os.geteuid():
+            log("chaos: no container trials: they need podman, busybox-static and root")
+            return False
+        root = os.path.join(self.work, "image")
+        os.makedirs(os.path.join(root, "bin"))
+        os.makedirs(os.path.join(root, "www"))
+        shutil.copy("/bin/busybox", os.path.join(root, "bin", "busybox"))
+        with open(os.path.join(root, "www", "index.html"), "w") as f:
+            f.write("hello\n")
+        tar = os.path.join(self.work, "image.tar")
+        subprocess.run(["tar", "-C", root, "-cf", tar, "."], check=True)
+        image = f"localhost/tether-chaos-bb:{os.getpid()}"
+        r = subprocess.run(["podman", "import", tar, image], capture_output=True, text=True,
+                           timeout=120)
+        shutil.rmtree(root, ignore_errors=True)
+        os.unlink(tar)
+        if r.returncode != 0:
+            log("chaos: no container trials: podman import failed:", r.stderr.strip())
+            return False
+        self.image = image
+        return True
+
+    def drop_image(self):
+        if getattr(self, "image", None):
+            subprocess.run(["podman", "rmi", "-f", self.image], capture_output=True, timeout=120)
+
+    def containers(self):
+        """tether's containers on the machine (any state), by id."""
+        if not getattr(self, "image", None):
+            return set()
+        r = subprocess.run(["podman", "ps", "-a", "-q", "--filter", "label=tether.instance"],
+                           capture_output=True, text=True, timeout=60)
+        return set(r.stdout.split())
 
     # ---- a long-lived server for the server = URL mode ----
 
@@ -217,6 +260,11 @@ class Harness:
         elif driver == "server":
             lines += ["[svc]", "driver = postgresql", f"server = {self.server_url}",
                       "dbname = chaos"]
+        elif driver == "container":
+            lines += ["[svc]", f"image = {self.image}",
+                      "command = /bin/busybox httpd -f -h /www -p 127.0.0.1:${port}",
+                      "port = auto", "ready = http:/index.html",
+                      "reset = exec:/bin/busybox true", "timeout = 20"]
         else:
             lines += ["[svc]", f"driver = {driver}", "timeout = 20"]
         path = os.path.join(tdir, "tether.ini")
@@ -263,6 +311,7 @@ class Harness:
             taken.listen()
             self.taken_port = taken.getsockname()[1]
         cfg = self.config(tdir, driver, misbehave)
+        containers_before = self.containers() if driver == "container" else set()
         ready_file = os.path.join(tdir, "ready")
         helper_killed = False
         delay = rng.uniform(0, 0.05)
@@ -343,11 +392,23 @@ class Harness:
         finally:
             if taken:
                 taken.close()
+        # a container dies with its helper by the lease, with no gc: 2 s
+        if driver == "container" and helper_killed and sig == signal.SIGKILL:
+            left = lambda: self.containers() - containers_before
+            if not wait_until(lambda: not left(), 2):
+                self.leaks.append((n, f"containers 2 s after the helper's SIGKILL, "
+                                      f"before gc: {sorted(left())}"))
         # the contract: after a SIGKILLed helper, one gc reaps the rest
         if not self.args.no_gc:
             subprocess.run([self.tether, "-q", "gc"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=60)
         self.check(n, state, tdir)
+        if driver == "container":
+            left = self.containers() - containers_before
+            if left and not wait_until(lambda: not (self.containers() - containers_before), 5):
+                self.leaks.append((n, f"containers: {sorted(left)}"))
+                for c in left:
+                    subprocess.run(["podman", "rm", "-f", c], capture_output=True, timeout=60)
         shutil.rmtree(tdir, ignore_errors=True)
 
     def children_of(self, pid):
@@ -485,6 +546,7 @@ class Harness:
                     subprocess.run([self.tether, "stop", "--all"], capture_output=True,
                                    env=dict(os.environ, TETHER_DIR=state), timeout=60)
             self.stop_pg_server()
+            self.drop_image()
             self.done.set()
             shutil.rmtree(self.work, ignore_errors=True)
         elapsed = time.monotonic() - start
