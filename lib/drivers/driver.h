@@ -165,3 +165,4 @@ const char *driver_closest(const char *config_dir, const char *name, bool builti
 extern const struct tether_driver driver_command;
 extern const struct tether_driver driver_postgresql;
 extern const struct tether_driver driver_redis;
+extern const struct tether_driver driver_slapd;

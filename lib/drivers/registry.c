@@ -5,7 +5,7 @@
  *   1. the config's [tether] drivers = DIR (relative to the config file)
  *   2. $TETHER_DRIVERS (a directory, or several separated by ':')
  *   3. $XDG_DATA_HOME/tether/drivers (default ~/.local/share/tether/drivers)
- *   4. the C built-ins (command, postgresql, redis)
+ *   4. the C built-ins (command, postgresql, redis, slapd)
  *   5. the recipes compiled into the binary (data/drivers, NAME.ini): "built-in"
  *   6. <datadir>/tether/drivers: the installed copies of those, and the
  *      recipes another package adds there (new names)
@@ -31,6 +31,7 @@ static const struct tether_driver *const drivers[] = {
     &driver_command,
     &driver_postgresql,
     &driver_redis,
+    &driver_slapd,
 };
 
 /* The recipes loaded so far, by file (or "built-in:NAME"): loaded once per
