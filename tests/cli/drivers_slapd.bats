@@ -204,8 +204,10 @@ EOF
 }
 
 @test "SIGKILL of the owner (tether run) leaves no slapd" {
-    "$TETHER" run slapd -- sh -c 'cat "$TETHER_SLAPD_PIDFILE" > "$WORK/pid"; exec sleep 600' \
-        >"$WORK/run.out" 2>&1 &
+    # the command is the test's (tether leaves it to its caller): its pid
+    # is kept to end it, and bats' fd 3 closed, or bats waits for it
+    "$TETHER" run slapd -- sh -c 'echo $$ > "$WORK/cmd"; cat "$TETHER_SLAPD_PIDFILE" > "$WORK/pid"; exec sleep 600' \
+        >"$WORK/run.out" 2>&1 3>&- &
     owner=$!
     wait_file "$WORK/pid"
     pid="$(cat "$WORK/pid")"
@@ -214,6 +216,7 @@ EOF
     wait_gone "$pid"
     wait_for 10 sh -c '[ -z "$(ls -A "$TETHER_DIR")" ]'
     for p in $(cookie_pids); do wait_gone "$p"; done
+    kill -KILL "$(cat "$WORK/cmd")"
 }
 
 @test "failures: a missing slapd names its package; bad options name FILE:LINE" {
