@@ -248,7 +248,7 @@ static void test_config_errors(void **state)
          ":5: [a] bin is empty: give the sh to run, or remove it to use the one on PATH"},
         {"[tether]\ndrivers = r\n[a]\ndriver = u\n",
          ":4: [a] unknown driver 'u': did you mean 't'? (the drivers are: command, "
-         "postgresql, redis, t, memcached; driver = command with command = ... runs "
+         "postgresql, redis, slapd, t, memcached; driver = command with command = ... runs "
          "anything else)"},
         {"[tether]\ndrivers = nosuch\n[a]\ncommand = x\n",
          NULL /* filled in below: it names the directory */},
