@@ -3,6 +3,8 @@
  *   probe tcp PORT [REQUEST EXPECT]
  *   probe unix PATH [REQUEST EXPECT]
  *   probe pg HOST PORT USER DBNAME        (connects, like a test would)
+ *   probe ldapi PATH                      (an anonymous LDAP bind, as tether's
+ *                                          slapd driver checks readiness)
  * REQUEST may use \r\n escapes. */
 #include <libpq-fe.h>
 #include <netinet/in.h>
@@ -29,6 +31,28 @@ static void unescape(char *s)
         }
     }
     *o = '\0';
+}
+
+/* An anonymous simple bind, and the start of its success answer: binary,
+ * so lengths instead of strlen. */
+static const char ldap_bind[] = "\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00";
+static const char ldap_ok[] = "\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00";
+
+static int try_ldapi(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    char buf[64];
+    ssize_t n = -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        write(fd, ldap_bind, sizeof(ldap_bind) - 1) == (ssize_t)sizeof(ldap_bind) - 1)
+        n = read(fd, buf, sizeof(buf));
+    close(fd);
+    return n >= (ssize_t)sizeof(ldap_ok) - 1 && memcmp(buf, ldap_ok, sizeof(ldap_ok) - 1) == 0
+               ? 0 : -1;
 }
 
 static int try_once(int unix_, const char *where, const char *req, const char *expect)
@@ -71,6 +95,14 @@ int main(int argc, char **argv)
         }
         return 1;
     }
+    if (argc == 3 && strcmp(argv[1], "ldapi") == 0) {
+        for (int i = 0; i < 100000; i++) {
+            if (try_ldapi(argv[2]) == 0)
+                return 0;
+            nanosleep(&tiny, NULL);
+        }
+        return 1;
+    }
     if (argc == 6 && strcmp(argv[1], "pg") == 0) {
         const char *keys[] = {"host", "port", "user", "dbname", NULL};
         const char *vals[] = {argv[2], argv[3], argv[4], argv[5], NULL};
@@ -84,6 +116,6 @@ int main(int argc, char **argv)
         }
         return 1;
     }
-    fprintf(stderr, "usage: probe tcp PORT [REQ EXPECT] | unix PATH [REQ EXPECT] | pg HOST PORT USER DB\n");
+    fprintf(stderr, "usage: probe tcp PORT [REQ EXPECT] | unix PATH [REQ EXPECT] | pg HOST PORT USER DB | ldapi PATH\n");
     return 2;
 }

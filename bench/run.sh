@@ -247,6 +247,19 @@ if command -v podman >/dev/null && [ -x /usr/bin/busybox ] && [ "$(id -u)" = 0 ]
     podman rmi -f "$img" >/dev/null
 fi
 
+# ---- slapd ----
+if [ -x /usr/sbin/slapd ]; then
+    # warm cache: the floor copies tether's own cached database
+    "$T" -q run slapd -- true
+    cached=$(ls -d "$TETHER_CACHE_DIR"/slapd-*/data | head -1)
+    hf slapd -w 2 -r "$RUNS" "bench/floor-slapd.sh $cached $PROBE" "$T -q run slapd -- true"
+    # reset = a restart from the cached copy: the floor is that same kill,
+    # copy, start and bind, in one process
+    eval "$("$T" -q start slapd)"
+    hf reset-slapd -w 2 -r "$RUNS" "bench/floor-slapd.sh $cached $PROBE" "$T -q reset slapd"
+    eval "$("$T" stop)"
+fi
+
 # 16 concurrent PostgreSQL instances on this machine
 start=$(date +%s.%N)
 for i in $(seq 16); do "$T" -q run postgresql -- sh -c 'psql -qAt -c "select 1" "$TETHER_POSTGRESQL_URL" >/dev/null' & done

@@ -166,4 +166,5 @@ extern const struct tether_driver driver_command;
 extern const struct tether_driver driver_postgresql;
 extern const struct tether_driver driver_redis;
 extern const struct tether_driver driver_mariadb;
+extern const struct tether_driver driver_slapd;
 extern const struct tether_driver driver_container;

@@ -5,7 +5,7 @@
  *   1. the config's [tether] drivers = DIR (relative to the config file)
  *   2. $TETHER_DRIVERS (a directory, or several separated by ':')
  *   3. $XDG_DATA_HOME/tether/drivers (default ~/.local/share/tether/drivers)
- *   4. the C built-ins (command, postgresql, redis, mariadb)
+ *   4. the C built-ins (command, postgresql, redis, mariadb, slapd, container)
  *   5. the recipes compiled into the binary (data/drivers, NAME.ini): "built-in"
  *   6. <datadir>/tether/drivers: the installed copies of those, and the
  *      recipes another package adds there (new names)
@@ -32,6 +32,7 @@ static const struct tether_driver *const drivers[] = {
     &driver_postgresql,
     &driver_redis,
     &driver_mariadb,
+    &driver_slapd,
     &driver_container,
 };
 
