@@ -7,7 +7,7 @@ load helpers
     cd "$WORK"
     run --separate-stderr tether _services
     [ "$status" -eq 0 ]
-    [ "$output" = "$(printf 'postgresql\nredis\nmemcached\nzookeeper')" ]
+    [ "$output" = "$(printf '%s\n' $SHIPPED_RUNNABLE)" ]
     [ -z "$stderr" ]
 }
 
@@ -16,11 +16,11 @@ load helpers
     printf '[tether]\nprefix = X\n[web]\ncommand = true\n[Worker-1]\ncommand = true\n' >tether.ini
     printf '[other]\ncommand = true\n[redis]\n' >other.ini
     run tether _services
-    [ "$output" = "$(printf 'web\nWorker-1\npostgresql\nredis\nmemcached\nzookeeper')" ]
+    [ "$output" = "$(printf '%s\n' web Worker-1 $SHIPPED_RUNNABLE)" ]
     run env TETHER_CONFIG=other.ini "$TETHER" _services
-    [ "$output" = "$(printf 'other\nredis\npostgresql\nmemcached\nzookeeper')" ]
+    [ "$output" = "$(printf '%s\n' other redis ${SHIPPED_RUNNABLE/redis /})" ]
     run tether -f other.ini _services
-    [ "$output" = "$(printf 'other\nredis\npostgresql\nmemcached\nzookeeper')" ]
+    [ "$output" = "$(printf '%s\n' other redis ${SHIPPED_RUNNABLE/redis /})" ]
 }
 
 @test "_services: a broken config says where on stderr, exit 2, nothing on stdout" {

@@ -205,7 +205,7 @@ EOF
     [ "${#stderr_lines[@]}" -eq 3 ] || { echo "want 3 lines, got: $stderr" >&2; return 1; }
     [ "${stderr_lines[0]}" = "$cfg:2: [web] unknown key 'comand': did you mean 'command'?" ]
     [[ ${stderr_lines[1]} == "$cfg:3: [web] port = 99999: use auto"* ]]
-    [[ ${stderr_lines[2]} == "$cfg:6: [db] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: command, postgresql, redis, memcached, zookeeper;"* ]]
+    [[ ${stderr_lines[2]} == "$cfg:6: [db] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: $(joined ', ' $SHIPPED_C $SHIPPED_RECIPES);"* ]]
     [ ! -e "$WORK/started" ] && [ ! -e "$WORK/ran" ]
     [ -z "$(ls -A "$TETHER_DIR")" ]
 }
@@ -226,12 +226,12 @@ EOF
 )"
     run --separate-stderr tether -f "$cfg" run fils -- true
     assert_status 125
-    [ "$stderr" = "tether: no service 'fils' in $cfg: did you mean 'files'? (it has: files; the built-in drivers are: postgresql, redis, memcached, zookeeper)" ]
+    [ "$stderr" = "tether: no service 'fils' in $cfg: did you mean 'files'? (it has: files; the built-in drivers are: $(joined ', ' $SHIPPED_RUNNABLE))" ]
     # without a config file: the built-ins
     cd "$WORK"
     run --separate-stderr tether run redsi -- true
     assert_status 125
-    [ "$stderr" = "tether: unknown service 'redsi': did you mean 'redis'? (the built-in drivers are: postgresql, redis, memcached, zookeeper; anything else needs a config file: -f FILE, \$TETHER_CONFIG or ./tether.ini)" ]
+    [ "$stderr" = "tether: unknown service 'redsi': did you mean 'redis'? (the built-in drivers are: $(joined ', ' $SHIPPED_RUNNABLE); anything else needs a config file: -f FILE, \$TETHER_CONFIG or ./tether.ini)" ]
 }
 
 @test "run NAME: a built-in that ./tether.ini does not define starts on its own" {

@@ -24,6 +24,22 @@ ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
 TETHER_BUILD="${TETHER_BUILD:-$ROOT/build}"
 TETHER="$TETHER_BUILD/tether"
 TSERVER="$TETHER_BUILD/tests/servers/tserver"
+
+# The drivers tether ships, as its lists name them: the C built-ins in
+# registry order, then the compiled-in recipes by name.  The one place a
+# test's expected list changes when a driver is added.
+SHIPPED_C="command postgresql redis mariadb slapd container"
+SHIPPED_RECIPES="etcd influxdb memcached mosquitto nats nginx pgbouncer rabbitmq zookeeper"
+# those that run without a config: all but command and container
+SHIPPED_RUNNABLE="postgresql redis mariadb slapd $SHIPPED_RECIPES"
+# joined SEP WORD...: the words joined by SEP
+joined() {
+    local sep=$1 out=${2:-}
+    shift 2 || return 0
+    local w
+    for w; do out+="$sep$w"; done
+    printf '%s' "$out"
+}
 export TETHER TSERVER TETHER_BUILD
 
 # python3 on PATH may be a slow pyenv shim

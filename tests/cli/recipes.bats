@@ -160,20 +160,29 @@ EOF
     cd "$WORK"
     run --separate-stderr tether drivers
     assert_status 0
-    [ "$output" = "$(printf '%s\n' \
-        'command      built-in (C)' \
-        'postgresql   built-in (C)' \
-        'redis        built-in (C)' \
-        'memcached    built-in  memcached, the memory cache')" ]
+    # the C built-ins in registry order, then the recipes by name, each
+    # compiled-in one with its description
+    local i=0 d
+    for d in $SHIPPED_C; do
+        [ "${lines[i]}" = "$(printf '%-12s built-in (C)' "$d")" ]
+        i=$((i + 1))
+    done
+    for d in $SHIPPED_RECIPES; do
+        [[ ${lines[i]} == "$(printf '%-12s built-in  ' "$d")"?* ]]
+        i=$((i + 1))
+    done
+    [ "${#lines[@]}" -eq "$i" ]
+    assert_output_has "memcached    built-in  memcached, the memory cache"
     [ -z "$stderr" ]
     recipe "$WORK/r" lined
     printf '[driver]\nprogram = x\npackage = x\n[server]\ncommand = x\nready = bogus\n' >"$WORK/r/broken.ini"
     printf '[tether]\ndrivers = r\n[x]\ncommand = true\n' >tether.ini
     run --separate-stderr tether drivers
     assert_status 1
-    [ "${lines[3]}" = "broken       $WORK/r/broken.ini  broken: see the error" ]
-    [ "${lines[4]}" = "lined        $WORK/r/lined.ini  lined, a made-up line server" ]
-    [ "${lines[5]}" = "memcached    built-in  memcached, the memory cache" ]
+    # a user's recipes after the C built-ins, by name, then the shipped ones
+    [ "$(printf '%s\n' "${lines[@]}" | awk '{print $1}' | tr '\n' ' ')" = "$(joined ' ' $SHIPPED_C broken lined $SHIPPED_RECIPES) " ]
+    assert_output_has "broken       $WORK/r/broken.ini  broken: see the error"
+    assert_output_has "lined        $WORK/r/lined.ini  lined, a made-up line server"
     [[ $stderr == "tether: $WORK/r/broken.ini:6: [server] unknown ready = bogus: "* ]]
     # a service of it: the config's error names both files
     printf '[tether]\ndrivers = r\n[x]\ndriver = broken\n' >tether.ini
@@ -183,7 +192,7 @@ EOF
     # the completions offer the recipes
     printf '[tether]\ndrivers = r\n[x]\ncommand = true\n' >tether.ini
     run tether _services
-    [ "$output" = "$(printf 'x\npostgresql\nredis\nlined\nmemcached')" ]
+    [ "$output" = "$(printf '%s\n' x postgresql redis mariadb slapd lined $SHIPPED_RECIPES)" ]
 }
 
 @test "a recipe's options: an unknown one and a bad value are FILE:LINE errors, with a did-you-mean" {

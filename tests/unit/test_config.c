@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "shipped.h"
 #include "drivers/driver.h"
 
 #define SEC 1000000000LL
@@ -166,11 +167,10 @@ static const struct {
      ": no services defined: add a [name] section, e.g. [web] with command = ..."},
     /* service keys */
     {"[a]\ndriver = nosuch\ncommand = x\n",
-     ":2: [a] unknown driver 'nosuch': (the drivers are: command, postgresql, redis, memcached, mosquitto, nginx; "
+     ":2: [a] unknown driver 'nosuch': (the drivers are: " SHIPPED_ALL "; "
      "driver = command with command = ... runs anything else)"},
     {"[a]\ndriver = postgress\n",
-     ":2: [a] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: command, "
-     "postgresql, redis, memcached, mosquitto, nginx; driver = command with command = ... runs anything else)"},
+     ":2: [a] unknown driver 'postgress': did you mean 'postgresql'? (the drivers are: " SHIPPED_ALL "; driver = command with command = ... runs anything else)"},
     {"[a]\ncommand = sh -c 'x\n",
      ":2: [a] command: unterminated ' quote in: sh -c 'x: add the closing ' (write '\\'' for a "
      "quote inside quotes)"},
@@ -342,7 +342,7 @@ static void test_every_error(void **state)
              "%s:5: [web] port = 99999: use auto (a free port is picked) or a number from 1 to "
              "65535\n"
              "%s:8: [db] unknown driver 'postgress': did you mean 'postgresql'? (the drivers "
-             "are: command, postgresql, redis, memcached, mosquitto, nginx; driver = command with command = ... "
+             "are: " SHIPPED_ALL "; driver = command with command = ... "
              "runs anything else)",
              f, f, f);
     assert_string_equal(e.msg, want);
@@ -783,7 +783,7 @@ static void test_select(void **state)
     char want[PATH_MAX + 128];
     snprintf(want, sizeof(want),
              "no service 'nope' in %s (it has: app, other, db, cache, base; the built-in "
-             "drivers are: postgresql, redis, memcached, mosquitto, nginx)",
+             "drivers are: " SHIPPED_RUNNABLE ")",
              c->path);
     assert_string_equal(e.msg, want);
     /* a typo of one of its services or of a built-in */
@@ -791,7 +791,7 @@ static void test_select(void **state)
     assert_int_equal(config_select(c, typo, 1, &sel, &nsel, &e), -EINVAL);
     snprintf(want, sizeof(want),
              "no service 'cahce' in %s: did you mean 'cache'? (it has: app, other, db, cache, "
-             "base; the built-in drivers are: postgresql, redis, memcached, mosquitto, nginx)",
+             "base; the built-in drivers are: " SHIPPED_RUNNABLE ")",
              c->path);
     assert_string_equal(e.msg, want);
     config_free(c);
@@ -817,13 +817,12 @@ static void test_builtin(void **state)
     const char *cmd[] = {"command"};
     assert_int_equal(config_builtin(cmd, 1, &c, &e), -EINVAL);
     assert_null(c);
-    assert_string_equal(e.msg, "unknown service 'command' (the built-in drivers are: "
-                               "postgresql, redis, memcached, mosquitto, nginx; anything else needs a config "
+    assert_string_equal(e.msg, "unknown service 'command' (the built-in drivers are: " SHIPPED_RUNNABLE "; anything else needs a config "
                                "file: -f FILE, $TETHER_CONFIG or ./tether.ini)");
     const char *nope[] = {"redsi"};
     assert_int_equal(config_builtin(nope, 1, &c, &e), -EINVAL);
     assert_string_equal(e.msg, "unknown service 'redsi': did you mean 'redis'? (the built-in "
-                               "drivers are: postgresql, redis, memcached, mosquitto, nginx; anything else needs "
+                               "drivers are: " SHIPPED_RUNNABLE "; anything else needs "
                                "a config file: -f FILE, $TETHER_CONFIG or ./tether.ini)");
     assert_int_equal(config_builtin(NULL, 0, &c, &e), -EINVAL);
     assert_null(c);

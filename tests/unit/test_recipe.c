@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "shipped.h"
 #include "drivers/driver.h"
 #include "drivers/recipe.h"
 #include "proto.h"
@@ -269,8 +270,7 @@ static void test_config_errors(void **state)
         {"[tether]\ndrivers = r\n[a]\ndriver = t\nbin =\n",
          ":5: [a] bin is empty: give the sh to run, or remove it to use the one on PATH"},
         {"[tether]\ndrivers = r\n[a]\ndriver = u\n",
-         ":4: [a] unknown driver 'u': did you mean 't'? (the drivers are: command, "
-         "postgresql, redis, t, memcached, mosquitto, nginx; driver = command with command = ... runs "
+         ":4: [a] unknown driver 'u': did you mean 't'? (the drivers are: " SHIPPED_C ", t, " SHIPPED_RECIPES "; driver = command with command = ... runs "
          "anything else)"},
         {"[tether]\ndrivers = nosuch\n[a]\ncommand = x\n",
          NULL /* filled in below: it names the directory */},
@@ -307,7 +307,7 @@ static void test_template_option(void **state)
     static const struct bad cases[] = {
         {"[tether]\ndrivers = r\n[a]\ndriver = tp\nup = http://127.0.0.1:${b.PORT}\n",
          ":5: [a] unknown variable ${b.PORT} in up (known: dir, instance, label, config_dir, up, "
-         "root_dir, bin, program, password)"},
+         "root_dir, bin, program, password, user)"},
         {"[tether]\ndrivers = r\n[a]\ndriver = tp\nroot_dir = ${up}/x\n",
          ":5: [a] root_dir = ${up}/x: ${up} is a template option itself: write what it stands "
          "for"},
