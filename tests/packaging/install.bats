@@ -77,19 +77,22 @@ bash_complete() {
         printf "%s\n" "${COMPREPLY[@]}" | sort -u | tr "\n" " "' bash tether "$@"
 }
 
+# WORD... sorted as the completion helpers sort, space-terminated
+sorted() { printf '%s\n' "$@" | sort -u | tr '\n' ' '; }
+
 @test "bash completes commands, options and the config's services" {
     [ "$(bash_complete st)" = "start status stop " ]
     [ "$(bash_complete run --kee)" = "--keep-failed " ]
     # no config: the built-in drivers
     cd "$WORK"
-    [ "$(bash_complete run '')" = "memcached postgresql redis " ]
+    [ "$(bash_complete run '')" = "$(sorted $SHIPPED_RUNNABLE)" ]
     # ./tether.ini's sections, and -f FILE's, then the built-ins a file lacks
     printf '[tether]\nprefix = X\n[web]\ncommand = true\n[worker-1]\ncommand = true\n' >tether.ini
     printf '[other]\ncommand = true\n' >other.ini
     [ "$(bash_complete run w)" = "web worker-1 " ]
-    [ "$(bash_complete -f other.ini run '')" = "memcached other postgresql redis " ]
-    [ "$(bash_complete run -f other.ini '')" = "memcached other postgresql redis " ]
-    [ "$(bash_complete logs '')" = "memcached postgresql redis web worker-1 " ]
+    [ "$(bash_complete -f other.ini run '')" = "$(sorted other $SHIPPED_RUNNABLE)" ]
+    [ "$(bash_complete run -f other.ini '')" = "$(sorted other $SHIPPED_RUNNABLE)" ]
+    [ "$(bash_complete logs '')" = "$(sorted web worker-1 $SHIPPED_RUNNABLE)" ]
     # after --: the command to run
     [[ "$(bash_complete run web -- redis-cl)" == "redis-cli "* ]]
     # a broken config: nothing, and no error on the terminal
@@ -113,7 +116,7 @@ zsh_complete() {
     printf '[web]\ncommand = true\n[worker-1]\ncommand = true\n' >tether.ini
     [ "$(zsh_complete "tether st")" = "start status stop " ]
     [ "$(zsh_complete "tether run --kee")" = "--keep-failed " ]
-    [ "$(zsh_complete "tether run ")" = "memcached postgresql redis web worker-1 " ]
+    [ "$(zsh_complete "tether run ")" = "$(sorted web worker-1 $SHIPPED_RUNNABLE)" ]
     [ "$(zsh_complete "tether -f /dev/null run ")" = "" ]
 }
 
@@ -129,5 +132,5 @@ zsh_complete() {
     }
     [ "$(fish_complete "tether st")" = "start status stop " ]
     [ "$(fish_complete "tether run --kee")" = "--keep-failed " ]
-    [ "$(fish_complete "tether run ")" = "memcached postgresql redis web worker-1 " ]
+    [ "$(fish_complete "tether run ")" = "$(sorted web worker-1 $SHIPPED_RUNNABLE)" ]
 }
