@@ -10,8 +10,18 @@ load helpers
 
 RT=podman
 
+# rootless podman's run-time files (no XDG_RUNTIME_DIR, as in CI's user
+# round): those it made for this file go at the end
+PODMAN_RUNTIME_FILES="/tmp/podman-run-$EUID /tmp/containers-user-$EUID /dev/shm/libpod_rootless_lock_$EUID"
+
 setup_file() {
     command -v podman >/dev/null || return 0
+    local f
+    PODMAN_NEW_FILES=""
+    [ "$EUID" -eq 0 ] || for f in $PODMAN_RUNTIME_FILES; do
+        [ -e "$f" ] || PODMAN_NEW_FILES+=" $f"
+    done
+    export PODMAN_NEW_FILES
     # rootless podman keeps its images under XDG_DATA_HOME, which each
     # test's setup points elsewhere: setup links it back
     export PODMAN_DATA="${XDG_DATA_HOME:-$HOME/.local/share}/containers"
@@ -38,6 +48,8 @@ teardown_file() {
     [ "$EUID" -eq 0 ] || for pause in "${XDG_RUNTIME_DIR:-/nonexistent}" "/tmp/podman-run-$EUID" "/tmp/containers-user-$EUID"; do
         [ -s "$pause/libpod/tmp/pause.pid" ] && kill -KILL "$(cat "$pause/libpod/tmp/pause.pid")" 2>/dev/null
     done
+    # shellcheck disable=SC2086 # a list of paths without spaces
+    [ -z "${PODMAN_NEW_FILES:-}" ] || rm -rf -- $PODMAN_NEW_FILES
     return 0
 }
 
