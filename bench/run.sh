@@ -128,6 +128,9 @@ if command -v nginx >/dev/null; then
     hf nginx -w 3 -r "$RUNS" "bench/floor-nginx.sh $PROBE" "$T -q run nginx -- true"
     eval "$("$T" -q start nginx)"
     hf reset-nginx -w 3 -r 50 "$T --version" "$T -q reset nginx"
+    eval "$("$T" stop)"
+fi
+
 # ---- pgbouncer ----
 # in front of PostgreSQL: both start at once, as tether starts them; the
 # floor copies tether's cached cluster (made by the pg-warm row above)
@@ -152,6 +155,9 @@ if command -v influxd >/dev/null; then
     # floor: one process start (bash) and the same DROP+CREATE exchange
     hf reset-influxdb -w 3 -r 50 "bench/floor-influxdb-reset.sh $TETHER_INFLUXDB_PORT" \
         "$T -q reset influxdb"
+    eval "$("$T" stop)"
+fi
+
 # ---- etcd ----
 if command -v etcd >/dev/null; then
     hf etcd -w 2 -r "$RUNS" "bench/floor-etcd.sh $PROBE" "$T -q run etcd -- true"
@@ -170,6 +176,8 @@ if [ -x /usr/sbin/nats-server ]; then
     # core NATS has no state: the reset is the health check (CONNECT, PING)
     hf reset-nats -w 3 -r 50 "$T --version" "$T -q reset nats"
     eval "$("$T" stop)"
+fi
+
 # ---- zookeeper ----
 # Both floors are a JVM's start to serving (0.5-0.9 s): ZooKeeper's reset is a
 # restart on an emptied data dir, since no command deletes every znode
@@ -215,6 +223,9 @@ PY
     myrow "reset mariadb, 20 tables, a test made a table (floor: DROP + CREATE DATABASE + replay)" \
         "DROP DATABASE tether; CREATE DATABASE tether; USE tether; $(tr '\n' ' ' < "$work/schema.sql")" \
         "CREATE OR REPLACE TABLE extra (i int);"
+    eval "$("$T" stop)"
+fi
+
 # ---- rabbitmq ----
 # The run floor is the broker's boot (a BEAM start and Mnesia: seconds,
 # so fewer runs); the reset floor is bench/probe sending the RESET line
@@ -225,6 +236,8 @@ if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     ctl=$(sed -n 's/.*gen_tcp:listen(\([0-9]*\),.*/\1/p' "$TETHER_RABBITMQ_DIR/tether_ctl.erl")
     hf reset-rabbitmq -w 3 -r 20 "$PROBE tcp $ctl 'RESET $TETHER_RABBITMQ_PASSWORD\r\n' OK" "$T -q reset rabbitmq"
     eval "$("$T" stop)"
+fi
+
 # ---- container ----
 # An image service (docs/containers.md) vs a plain `podman run --rm` of the
 # same image waiting for the same GET; reset = exec: vs the `podman exec`
