@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 /* Deep enough for any real tree; each level holds an fd and a DIR. */
@@ -438,4 +439,39 @@ int mkdir_p(const char *path, int mode)
         p[i] = saved;
     }
     return 0;
+}
+
+int memfd_with(const char *name, const char *data, size_t len, terr *e)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+        return terr_set(e, errno, "memfd_create: %m");
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int r = terr_set(e, n < 0 ? errno : EIO, "writing %s to a memfd: %m", name);
+            close(fd);
+            return r;
+        }
+        off += (size_t)n;
+    }
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+char *memfd_take(int fd, const char *logpath)
+{
+    strbuf b = {0};
+    char buf[8192];
+    ssize_t n;
+    lseek(fd, 0, SEEK_SET);
+    while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
+            sb_addn(&b, buf, (size_t)n);
+    _cleanup_close_ int log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log >= 0 && b.len)
+        (void)!write(log, b.s, b.len);
+    return sb_steal(&b);
 }

@@ -54,3 +54,11 @@ int mkdir_p(const char *path, int mode);
  * are copied as links; other special files are skipped. */
 int copy_tree(int srcfd, int dstparent, const char *dstname, bool chown_to, uid_t uid, gid_t gid,
               terr *e);
+
+/* An anonymous file (memfd_create, name for /proc) holding data, at
+ * offset 0: a child's stdin, or with len 0 a place for its output.  The
+ * fd, or -errno with e filled. */
+int memfd_with(const char *name, const char *data, size_t len, terr *e);
+/* All that fd (a memfd a child wrote) holds, read from offset 0, and also
+ * appended to the log file logpath (a service's log): malloc'd. */
+char *memfd_take(int fd, const char *logpath);

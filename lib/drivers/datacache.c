@@ -101,6 +101,16 @@ static void remove_stale(const struct datacache_build *b, int root)
     }
 }
 
+void datacache_key_add(unsigned long long *h, const void *data, size_t n)
+{
+    *h = fnv1a(fnv1a(*h, data, n), "\xff", 1);
+}
+
+void datacache_key_str(unsigned long long *h, const char *s)
+{
+    datacache_key_add(h, s ? s : "", s ? strlen(s) : 0);
+}
+
 char *datacache_tmp_name(const char *key)
 {
     char rnd[17];

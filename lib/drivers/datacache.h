@@ -44,6 +44,12 @@ struct datacache_build {
     const char *tmp;
 };
 
+/* A cache key is FNV-1a over its fields (from FNV1A_INIT), each followed
+ * by a separator byte so that "ab"+"c" is not "a"+"bc": add one field, or
+ * a string (NULL counts as ""). */
+void datacache_key_add(unsigned long long *h, const void *data, size_t n);
+void datacache_key_str(unsigned long long *h, const char *s);
+
 /* A fresh build directory name for key: "KEY.tmp-RANDOM" (malloc'd). */
 char *datacache_tmp_name(const char *key);
 /* Remove an abandoned build's directory (root/tmp, if it is there): its

@@ -26,6 +26,7 @@
 #include "../proc.h"
 #include "../service.h"
 #include "../spawn.h"
+#include "datacache.h"
 #include "mariadb.h"
 
 #define CACHE_FORMAT "tether-mariadb-cache-1"
@@ -105,71 +106,35 @@ int mdb_read_init_sql(struct svc *s, struct mdb *m, terr *e)
     return r;
 }
 
-static void fnv(unsigned long long *h, const void *data, size_t n)
-{
-    *h = fnv1a(fnv1a(*h, data, n), "\xff", 1); /* "ab"+"c" is not "a"+"bc" */
-}
-
-static void fnv_str(unsigned long long *h, const char *s) { fnv(h, s ? s : "", s ? strlen(s) : 0); }
-
 static void cache_key(struct svc *s, struct mdb *m, char out[32])
 {
     unsigned long long h = FNV1A_INIT;
-    fnv_str(&h, CACHE_FORMAT);
-    fnv_str(&h, m->bin);
+    datacache_key_str(&h, CACHE_FORMAT);
+    datacache_key_str(&h, m->bin);
     struct stat st;
     if (stat(m->bin, &st) == 0) { /* a server upgrade changes the binary */
-        fnv(&h, &st.st_size, sizeof(st.st_size));
-        fnv(&h, &st.st_mtim, sizeof(st.st_mtim));
+        datacache_key_add(&h, &st.st_size, sizeof(st.st_size));
+        datacache_key_add(&h, &st.st_mtim, sizeof(st.st_mtim));
     }
-    fnv_str(&h, m->os_user);
-    fnv(&h, &s->uid, sizeof(s->uid));
-    fnv_str(&h, m->db_user);
-    fnv_str(&h, mdb_dbname(s->conf));
-    fnv(&h, m->init_text ? m->init_text : "", m->init_len);
+    datacache_key_str(&h, m->os_user);
+    datacache_key_add(&h, &s->uid, sizeof(s->uid));
+    datacache_key_str(&h, m->db_user);
+    datacache_key_str(&h, mdb_dbname(s->conf));
+    datacache_key_add(&h, m->init_text ? m->init_text : "", m->init_len);
     snprintf(out, 32, "mariadb-%016llx", h);
-}
-
-/* An anonymous file holding data, at offset 0: a client's stdin. */
-static int memfd_with(const char *data, size_t len, terr *e)
-{
-    int fd = memfd_create("tether-sql", MFD_CLOEXEC);
-    if (fd < 0)
-        return terr_set(e, errno, "memfd_create: %m");
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int r = terr_set(e, n < 0 ? errno : EIO, "writing the SQL to load: %m");
-            close(fd);
-            return r;
-        }
-        off += (size_t)n;
-    }
-    lseek(fd, 0, SEEK_SET);
-    return fd;
 }
 
 /* What a step wrote (out, a memfd), also appended to the service's log. */
 static char *take_output(int fd, const char *logpath)
 {
-    strbuf b = {0};
-    char buf[8192];
-    ssize_t n;
-    lseek(fd, 0, SEEK_SET);
-    while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0)
-            sb_addn(&b, buf, (size_t)n);
-    _cleanup_close_ int log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (log >= 0 && b.len)
-        (void)!write(log, b.s, b.len);
-    if (b.len > CLIENT_SHOWN) {
-        char *tail = xstrdup(b.s + b.len - CLIENT_SHOWN);
-        sb_free(&b);
+    char *all = memfd_take(fd, logpath);
+    size_t len = strlen(all);
+    if (len > CLIENT_SHOWN) { /* the end: where the error is */
+        char *tail = xstrdup(all + len - CLIENT_SHOWN);
+        free(all);
         return tail;
     }
-    return sb_steal(&b);
+    return all;
 }
 
 /* Run argv (as the server's user) with stdin from in (-1: /dev/null) to
@@ -297,7 +262,7 @@ static int client(struct svc *s, const char *dir, const char *db, const char *sq
     int r = program_find(s->conf->label, "mariadb", "mariadb-client", prog, sizeof(prog), e);
     if (r < 0)
         return r;
-    _cleanup_close_ int in = memfd_with(sql, len, e);
+    _cleanup_close_ int in = memfd_with("tether-sql", sql, len, e);
     if (in < 0)
         return terr_prefix(e, in, "[%s]", s->conf->label);
     _cleanup_strv_ strv argv = {0};

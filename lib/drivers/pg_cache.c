@@ -94,14 +94,6 @@ int pg_find_bindir(const struct svc_conf *c, char **bindir, terr *e)
                     "set bin_dir =", c->label);
 }
 
-static void fnv(unsigned long long *h, const void *data, size_t n)
-{
-    /* then a separator, so "ab"+"c" differs from "a"+"bc" */
-    *h = fnv1a(fnv1a(*h, data, n), "\xff", 1);
-}
-
-static void fnv_str(unsigned long long *h, const char *s) { fnv(h, s ? s : "", s ? strlen(s) : 0); }
-
 /* init_sql is relative to the config file's directory. */
 static char *init_sql_path(const struct svc *s)
 {
@@ -117,20 +109,20 @@ struct init_sql {
 static int cache_key(struct svc *s, struct pg *pg, char out[32], struct init_sql *is, terr *e)
 {
     unsigned long long h = FNV1A_INIT;
-    fnv_str(&h, CACHE_FORMAT);
-    fnv_str(&h, pg->bindir);
+    datacache_key_str(&h, CACHE_FORMAT);
+    datacache_key_str(&h, pg->bindir);
     struct stat st;
     _cleanup_free_ char *bin = xasprintf("%s/postgres", pg->bindir);
     if (stat(bin, &st) == 0) { /* a server upgrade changes the binary */
-        fnv(&h, &st.st_size, sizeof(st.st_size));
-        fnv(&h, &st.st_mtim, sizeof(st.st_mtim));
+        datacache_key_add(&h, &st.st_size, sizeof(st.st_size));
+        datacache_key_add(&h, &st.st_mtim, sizeof(st.st_mtim));
     }
-    fnv_str(&h, pg->os_user);
-    fnv(&h, &s->uid, sizeof(s->uid));
-    fnv_str(&h, pg_dbname(s->conf));
-    fnv_str(&h, svc_opt(s->conf, "init"));
+    datacache_key_str(&h, pg->os_user);
+    datacache_key_add(&h, &s->uid, sizeof(s->uid));
+    datacache_key_str(&h, pg_dbname(s->conf));
+    datacache_key_str(&h, svc_opt(s->conf, "init"));
     if (svc_opt(s->conf, "init") && svc_config_dir(s)) /* one project's ./bin/load is not another's */
-        fnv_str(&h, svc_config_dir(s));
+        datacache_key_str(&h, svc_config_dir(s));
     is->path = init_sql_path(s);
     is->text = NULL;
     if (is->path) {
@@ -141,7 +133,7 @@ static int cache_key(struct svc *s, struct pg *pg, char out[32], struct init_sql
         if (r < 0)
             return terr_prefix(e, r, "[%s] cannot read init_sql = %s", s->conf->label,
                                is->path);
-        fnv(&h, is->text, len);
+        datacache_key_add(&h, is->text, len);
     }
     snprintf(out, 32, "pg-%016llx", h);
     return 0;
@@ -188,43 +180,6 @@ static char *find_psql(const char *bindir)
                    *found == '/'
                ? xstrdup(found)
                : NULL;
-}
-
-/* An anonymous file holding data, at offset 0. */
-static int memfd_with(const char *name, const char *data, size_t len, terr *e)
-{
-    int fd = memfd_create(name, MFD_CLOEXEC);
-    if (fd < 0)
-        return terr_set(e, errno, "memfd_create: %m");
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int r = terr_set(e, n < 0 ? errno : EIO, "writing the init_sql copy: %m");
-            close(fd);
-            return r;
-        }
-        off += (size_t)n;
-    }
-    lseek(fd, 0, SEEK_SET);
-    return fd;
-}
-
-/* What psql wrote (fd, a memfd), which also goes to the service's log. */
-static char *take_output(int fd, const char *logpath)
-{
-    strbuf b = {0};
-    char buf[8192];
-    ssize_t n;
-    lseek(fd, 0, SEEK_SET);
-    while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0)
-            sb_addn(&b, buf, (size_t)n);
-    _cleanup_close_ int log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (log >= 0 && b.len)
-        (void)!write(log, b.s, b.len);
-    return sb_steal(&b);
 }
 
 #define PSQL_SHOWN 2048 /* of psql's messages in ours: the first error and its context */
@@ -298,7 +253,7 @@ static int load_sql(struct svc *s, struct pg *pg, const char *dir, const char *t
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    _cleanup_free_ char *said = take_output(out, s->logpath);
+    _cleanup_free_ char *said = memfd_take(out, s->logpath);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     _cleanup_free_ char *err = psql_error(said, path);

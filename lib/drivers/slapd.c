@@ -239,18 +239,13 @@ static int schema_paths(struct svc *s, strv *out, terr *e)
     return r;
 }
 
-static void fnv(unsigned long long *h, const void *data, size_t n)
-{
-    *h = fnv1a(fnv1a(*h, data, n), "\xff", 1); /* "ab"+"c" is not "a"+"bc" */
-}
-
 static void fnv_file(unsigned long long *h, const char *path)
 {
     struct stat st;
-    fnv(h, path, strlen(path));
+    datacache_key_add(h, path, strlen(path));
     if (stat(path, &st) == 0) { /* an upgrade changes it */
-        fnv(h, &st.st_size, sizeof(st.st_size));
-        fnv(h, &st.st_mtim, sizeof(st.st_mtim));
+        datacache_key_add(h, &st.st_size, sizeof(st.st_size));
+        datacache_key_add(h, &st.st_mtim, sizeof(st.st_mtim));
     }
 }
 
@@ -283,13 +278,13 @@ static int read_init_ldif(struct svc *s, struct build_args *a, terr *e)
 static void cache_key(const struct build_args *a, char out[40])
 {
     unsigned long long h = FNV1A_INIT;
-    fnv(&h, CACHE_FORMAT, strlen(CACHE_FORMAT));
+    datacache_key_add(&h, CACHE_FORMAT, strlen(CACHE_FORMAT));
     fnv_file(&h, a->bin);
-    fnv(&h, a->suffix, strlen(a->suffix));
+    datacache_key_add(&h, a->suffix, strlen(a->suffix));
     for (size_t i = 0; i < a->schemas->n; i++)
         fnv_file(&h, a->schemas->v[i]);
     if (a->ldif)
-        fnv(&h, a->ldif, strlen(a->ldif));
+        datacache_key_add(&h, a->ldif, strlen(a->ldif));
     snprintf(out, 40, "slapd-%016llx", h);
 }
 
