@@ -968,6 +968,17 @@ static int template_opt(struct svc *s, struct rdata *d, const char *name, const 
     return 0;
 }
 
+/* The first account of user = (a list of names) that exists: *pw, left
+ * NULL when none does. */
+static int first_user(const char *list, struct passwd **pw, terr *e)
+{
+    _cleanup_strv_ strv names = {0};
+    int rc = split_words(list, &names, e);
+    for (size_t i = 0; rc == 0 && i < names.n && !*pw; i++)
+        *pw = getpwnam(names.v[i]);
+    return rc;
+}
+
 /* ${user}: as root, the first account of user = that exists (what
  * pick_user runs the server as), else tether's own: the role name a
  * server keyed on its OS user (PostgreSQL's initdb) has, which a recipe
@@ -975,12 +986,10 @@ static int template_opt(struct svc *s, struct rdata *d, const char *name, const 
 static int user_name(struct svc *s, const struct recipe *r, char **out)
 {
     const struct conf_kv *u = setting(r, s->conf, "user");
-    _cleanup_strv_ strv names = {0};
-    terr e;
     struct passwd *pw = NULL;
-    if (u && geteuid() == 0 && split_words(u->value, &names, &e) == 0)
-        for (size_t i = 0; i < names.n && !pw; i++)
-            pw = getpwnam(names.v[i]);
+    terr e;
+    if (u && geteuid() == 0)
+        (void)first_user(u->value, &pw, &e); /* none: tether's own, as pick_user says */
     if (!pw)
         pw = getpwuid(geteuid());
     if (!pw)
@@ -1048,13 +1057,10 @@ static int pick_user(struct svc *s, const struct recipe *r, terr *e)
     const struct conf_kv *u = setting(r, s->conf, "user");
     if (!u || geteuid() != 0)
         return 0;
-    _cleanup_strv_ strv names = {0};
-    int rc = split_words(u->value, &names, e);
+    struct passwd *pw = NULL;
+    int rc = first_user(u->value, &pw, e);
     if (rc < 0)
         return rc;
-    struct passwd *pw = NULL;
-    for (size_t i = 0; i < names.n && !pw; i++)
-        pw = getpwnam(names.v[i]);
     if (!pw)
         return terr_set(e, ENOENT, "[%s] none of the users %s exists to run %s as (user = in %s): "
                         "create one", s->conf->label, u->value, r->program, r->path);
