@@ -248,7 +248,8 @@ EOF
     assert_output_has "bad.ini:3: [front] unknown variable \${api.PORT} in proxy"
 }
 
-@test "nginx workers = 2: after SIGKILL of the helper and of the master, gc reaps the workers" {
+# start nginx with workers = 2: its master in $master, all three in $procs
+start_workers() {
     cfg="$(config w.ini <<'EOF'
 [nginx]
 workers = 2
@@ -258,6 +259,10 @@ EOF
     master="$(cat "$TETHER_NGINX_PIDFILE")"
     procs="$(nginx_procs "$master")"
     [ "$(echo $procs | wc -w)" = 3 ]
+}
+
+@test "nginx workers = 2: after SIGKILL of the helper and of the master, gc reaps the workers" {
+    start_workers
     [ "$(curl -sf --unix-socket "$TETHER_NGINX_SOCKET" "${TETHER_NGINX_URL}.tether-health")" = ok ]
     kill -KILL "$master" "$TETHER_NGINX_CONTROL_PID"
     wait_gone "$TETHER_NGINX_CONTROL_PID"
@@ -270,15 +275,7 @@ EOF
 }
 
 @test "nginx workers = 2: SIGKILL of the master alone, then stop: no worker is left" {
-    cfg="$(config w.ini <<'EOF'
-[nginx]
-workers = 2
-EOF
-)"
-    eval "$(tether -q -f "$cfg" start)"
-    master="$(cat "$TETHER_NGINX_PIDFILE")"
-    procs="$(nginx_procs "$master")"
-    [ "$(echo $procs | wc -w)" = 3 ]
+    start_workers
     kill -KILL "$master"
     wait_gone "$master"
     run tether status
