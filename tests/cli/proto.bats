@@ -71,7 +71,7 @@ EOF
 [web]
 command = $PY -m http.server --bind 127.0.0.1 \${port}
 port = auto
-timeout = 2
+timeout = 5
 ready = http:/no-such-page
 EOF
 )"
